@@ -1,0 +1,46 @@
+"""The `agri` command: one entry point for every part of the platform."""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+from agri.cli import stack
+
+app = typer.Typer(
+    name="agri",
+    help="Sky-air-ground integrated agricultural IoT platform (天空地一体化农业物联网管理平台).",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.command()(stack.up)
+app.command()(stack.down)
+app.command()(stack.status)
+app.command()(stack.demo)
+app.add_typer(stack.db_app, name="db")
+
+# Subsystems register their commands in their own module: `register(app)`.
+_SUBCOMMAND_MODULES = (
+    "agri.cli.services",
+    "agri.cli.node",
+    "agri.cli.anomaly",
+    "agri.cli.bench",
+)
+for _mod in _SUBCOMMAND_MODULES:
+    try:
+        module = importlib.import_module(_mod)
+    except ModuleNotFoundError as exc:
+        if exc.name != _mod:
+            raise
+        continue
+    module.register(app)
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    main()

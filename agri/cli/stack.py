@@ -1,0 +1,105 @@
+"""`agri up`, `agri down`, `agri status`, `agri demo`, `agri db ...`."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import TYPE_CHECKING, Annotated
+
+import typer
+from rich.table import Table
+
+from agri.cli.common import console, fail, settings
+from agri.stack.proc import StackError
+
+if TYPE_CHECKING:
+    from agri.stack.manager import Stack
+
+
+def _stack() -> Stack:
+    from agri.stack.manager import Stack
+
+    return Stack(settings())
+
+
+def up(
+    service: Annotated[
+        list[str] | None, typer.Option("--service", "-s", help="Start only these services")
+    ] = None,
+) -> None:
+    """Start the database, the broker and the services (embedded unless AGRI_*_URL are set)."""
+    from ingest.db.migrate import MigrationError
+
+    st = _stack()
+    try:
+        st.up(services=service, log=lambda m: console.print(f"[green]✓[/] {m}", highlight=False))
+    except (StackError, MigrationError) as exc:
+        fail(str(exc))
+    console.print(f"data: {st.home}   status: agri status   stop: agri down", highlight=False)
+
+
+def down() -> None:
+    """Stop every service and the embedded database and broker."""
+    try:
+        _stack().down(log=lambda m: console.print(f"[yellow]■[/] {m}", highlight=False))
+    except StackError as exc:
+        fail(str(exc))
+
+
+def status(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False) -> None:
+    """Health of each component; exit code 0 only if all are running."""
+    st = _stack().status()
+    if as_json:
+        print(json.dumps(st, ensure_ascii=False, default=str))
+    else:
+        table = Table("component", "state", "address", "details")
+        for name, comp in st.items():
+            state = comp["state"]
+            color = {"running": "green", "stopped": "yellow"}.get(state, "red")
+            extra = {k: v for k, v in comp.items() if k not in ("state", "address") and v is not None}
+            table.add_row(
+                name,
+                f"[{color}]{state}[/]",
+                comp.get("address") or "",
+                ", ".join(f"{k}={v}" for k, v in extra.items()),
+            )
+        console.print(table)
+    raise typer.Exit(0 if all(c["state"] == "running" for c in st.values()) else 1)
+
+
+def demo() -> None:
+    """Start the whole stack (plus simulated farms when available) in the foreground; Ctrl-C stops it."""
+    from ingest.db.migrate import MigrationError
+
+    st = _stack()
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    try:
+        st.up(log=lambda m: console.print(f"[green]✓[/] {m}", highlight=False))
+        from agri.stack import demo as demo_mod
+
+        demo_mod.run(st, stop, console)
+    except (StackError, MigrationError) as exc:
+        fail(str(exc))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        console.print("stopping…")
+        st.down(log=lambda m: console.print(f"[yellow]■[/] {m}", highlight=False))
+
+
+db_app = typer.Typer(help="Database schema", no_args_is_help=True)
+
+
+@db_app.command("migrate")
+def db_migrate() -> None:
+    """Apply pending schema migrations (idempotent)."""
+    from ingest.db.migrate import MigrationError, migrate
+
+    st = _stack()
+    try:
+        applied = migrate(st.database_url())
+    except MigrationError as exc:
+        fail(str(exc))
+    console.print(f"applied: {applied}" if applied else "schema is up to date")

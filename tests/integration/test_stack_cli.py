@@ -1,0 +1,109 @@
+"""`agri up` / `status` / `down` as a user runs them, in a private AGRI_HOME on free ports."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from agri.stack.proc import free_port, pid_alive
+from tests.fixtures.pg import make_tmp_root
+
+pytestmark = pytest.mark.integration
+
+
+def _agri(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "agri.cli.main", *args],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture
+def stack_env() -> dict[str, str]:
+    home = make_tmp_root("agri-test-home-")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")}
+    env |= {
+        "AGRI_HOME": str(home),
+        "AGRI_PG_PORT": str(free_port()),
+        "AGRI_MQTT_PORT": str(free_port()),
+        "AGRI_API_PORT": str(free_port()),
+        "AGRI_DASHBOARD_PORT": str(free_port()),
+    }
+    yield env
+    _agri(env, "down")
+
+
+def _stack_pids(home: str) -> list[int]:
+    out = subprocess.run(["ps", "-eo", "pid,args"], capture_output=True, text=True).stdout
+    return [int(line.split()[0]) for line in out.splitlines()[1:] if home in line]
+
+
+def test_up_status_down_lifecycle(stack_env: dict[str, str]) -> None:
+    up = _agri(stack_env, "up")
+    assert up.returncode == 0, up.stderr
+    again = _agri(stack_env, "up")  # twice is harmless
+    assert again.returncode == 0, again.stderr
+    assert "already running" in again.stdout
+
+    st = _agri(stack_env, "status", "--json")
+    assert st.returncode == 0, st.stdout + st.stderr
+    status = json.loads(st.stdout)
+    db = status["database"]
+    assert db["state"] == "running"
+    assert db["timescaledb"] == "2.19.3"
+    assert db["address"] == f"postgresql://agri@127.0.0.1:{stack_env['AGRI_PG_PORT']}/agri"
+    assert db["schema_version"] >= 1
+    br = status["broker"]
+    assert br["state"] == "running"
+    assert br["address"].endswith(f"127.0.0.1:{stack_env['AGRI_MQTT_PORT']}")
+    assert br["anonymous"].startswith("refused")
+    assert ":" not in br["address"].split("//")[1].split("@")[0]  # no password in the address
+    for name, comp in status.items():
+        assert comp["state"] == "running", (name, comp)
+
+    human = _agri(stack_env, "status")
+    assert human.returncode == 0 and "2.19.3" in human.stdout
+
+    pids = _stack_pids(stack_env["AGRI_HOME"])
+    assert pids, "expected postgres and mosquitto processes under AGRI_HOME"
+    down = _agri(stack_env, "down")
+    assert down.returncode == 0, down.stderr
+    assert not [p for p in pids if pid_alive(p)]
+    assert _stack_pids(stack_env["AGRI_HOME"]) == []
+
+    after = _agri(stack_env, "status", "--json")
+    assert after.returncode == 1
+    assert {c["state"] for c in json.loads(after.stdout).values()} == {"stopped"}
+
+
+def test_port_in_use_is_a_clear_error(stack_env: dict[str, str]) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", int(stack_env["AGRI_MQTT_PORT"])))
+        s.listen()
+        res = _agri(stack_env, "up")
+    assert res.returncode == 1
+    assert f"port {stack_env['AGRI_MQTT_PORT']}" in res.stderr and "AGRI_MQTT_PORT" in res.stderr
+
+
+def test_external_urls_start_nothing(stack_env: dict[str, str], db_url: str, mqtt_admin_url: str) -> None:
+    env = stack_env | {"AGRI_DATABASE_URL": db_url, "AGRI_MQTT_URL": mqtt_admin_url}
+    res = _agri(env, "up")
+    assert res.returncode == 0, res.stderr
+    assert "database:" not in res.stdout and "broker:" not in res.stdout
+    assert _stack_pids(env["AGRI_HOME"]) == []
+    st = json.loads(_agri(env, "status", "--json").stdout)
+    assert st["database"]["state"] == "running" and st["database"]["embedded"] is False
+    assert st["broker"]["state"] == "running" and st["broker"]["embedded"] is False
+
+
+def test_bad_setting_is_one_line_exit_2(stack_env: dict[str, str]) -> None:
+    res = _agri(stack_env | {"AGRI_PG_PORT": "lots"}, "status")
+    assert res.returncode == 2
+    assert res.stderr.strip().count("\n") == 0 and "AGRI_PG_PORT" in res.stderr
