@@ -23,10 +23,14 @@ app.add_typer(stack.db_app, name="db")
 
 # Subsystems register their commands in their own module: `register(app)`.
 _SUBCOMMAND_MODULES = (
-    "agri.cli.services",
-    "agri.cli.node",
-    "agri.cli.anomaly",
-    "agri.cli.bench",
+    "agri.cli.ingest",  # agri ingest
+    "agri.cli.gateway",  # agri gateway
+    "agri.cli.api",  # agri api
+    "agri.cli.dashboard",  # agri dashboard
+    "agri.cli.node",  # agri node add | emulate
+    "agri.cli.flash",  # agri flash
+    "agri.cli.anomaly",  # agri anomaly score
+    "agri.cli.bench",  # agri bench ingest | anomaly
 )
 for _mod in _SUBCOMMAND_MODULES:
     try:

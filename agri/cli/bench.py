@@ -1,0 +1,28 @@
+"""`agri bench ...`: benchmarks that print numbers and ratios against a baseline run alongside.
+
+Each benchmark lives in its own module exposing ``register(bench_app)``.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import typer
+
+bench_app = typer.Typer(
+    help="Benchmarks (numbers + ratios to a baseline measured in the same run)", no_args_is_help=True
+)
+
+_BENCH_MODULES = ("agri.cli.bench_ingest", "agri.cli.bench_anomaly")
+
+
+def register(app: typer.Typer) -> None:
+    for name in _BENCH_MODULES:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(bench_app)
+    app.add_typer(bench_app, name="bench")
