@@ -1,125 +1,64 @@
 # Analog sensors on an ADC: capacitive soil moisture, leaf wetness, NH3 transmitter, dissolved
-# oxygen, pH and battery voltage. The driver takes an ADC with read_u16() (0..65535 over 0..vref).
-# Calibration is per node (config "cal"), so a probe swap needs no code change.
-
-
+# oxygen, pH and battery voltage. The driver takes an ADC with read_u16() (0..65535 over 0..vref)
+# and converts linearly through two calibration points (v1 -> x1, v2 -> x2), per node (config
+# "cal"), so a probe swap needs no code change:
+#   soil     {"dry": V in air-dry soil, "wet": V saturated, "sat": VWC % at saturation}
+#   leaf     {"dry": V, "wet": V}  -> 0..100 %
+#   nh3      {"v1", "x1", "v2", "x2"} ppm; default 0.4 V = 0 ppm, 2.0 V = 100 ppm (live zero)
+#   do       {"v1", "x1", "v2", "x2"} mg/L; default zero solution 0 V, air-saturated 1.6 V = 8.26
+#   ph       {"v1", "x1", "v2", "x2"}; default buffers pH 7 = 1.50 V, pH 4 = 2.03 V
+#   battery  {"div": (R1 + R2) / R2 of the divider}
 from agrinode.drivers import SensorError
 
+# kind: (v1, x1, v2, x2 defaults, lowest plausible fraction of vref, output range lo, hi).
+# Below the lower rail the sensor is open or its loop broken; the NH3 transmitter's live zero
+# raises it, and 0 V is a real (anoxic) dissolved-oxygen reading, so there it is off.
+KINDS = {
+    "soil": ((2.6, 0.0, 1.2, 100.0), 0.01, 0, 100),
+    "leaf": ((0.5, 0.0, 2.5, 100.0), 0.01, 0, 100),
+    "nh3": ((0.4, 0.0, 2.0, 100.0), 0.06, 0, 500),
+    "do": ((0.0, 0.0, 1.6, 8.26), -1, 0, 25),
+    "ph": ((1.5, 7.0, 2.03, 4.0), 0.01, 0, 14),
+    "battery": ((0.0, 0.0, 1.0, 2.0), 0.01, 0, 15),
+}
 
-def clamp(x, lo, hi):
-    return lo if x < lo else hi if x > hi else x
+
+def calibrate(kind, cal):
+    # Per-node calibration -> (v1, x1, v2, x2); ValueError if unusable.
+    v1, x1, v2, x2 = KINDS[kind][0]
+    g = cal.get
+    if kind == "battery":
+        x2 = g("div", 2.0)
+        if x2 < 1:
+            raise ValueError("cal.div must be >= 1")
+    elif kind in ("soil", "leaf"):
+        v1, v2, x2 = g("dry", v1), g("wet", v2), g("sat", x2)
+    else:
+        v1, x1, v2, x2 = g("v1", v1), g("x1", x1), g("v2", v2), g("x2", x2)
+    if v1 == v2:
+        raise ValueError("calibration points must have different voltages")
+    return v1, x1, v2, x2
 
 
 class Analog:
-    # Readings outside [lo_rail, hi_rail] * vref mean an open or shorted sensor.
-    lo_rail = 0.01
-    hi_rail = 0.99
-
-    def __init__(self, adc, cal=None, vref=3.3, n=8):
+    def __init__(self, adc, kind, cal=None, vref=3.3, n=8):
         self.adc = adc
         self.vref = vref
         self.n = n
-        self.cal = self.check(cal or {})
-
-    def check(self, cal):
-        return cal
+        k = KINDS[kind]
+        self.rail, self.lo, self.hi = k[1], k[2], k[3]
+        self.cal = calibrate(kind, cal or {})
 
     def volts(self):
         s = 0
         for _ in range(self.n):
             s += self.adc.read_u16()
         v = s / self.n * self.vref / 65535
-        if v < self.lo_rail * self.vref or v > self.hi_rail * self.vref:
+        if v < self.rail * self.vref or v > 0.99 * self.vref:
             raise SensorError("adc at rail (%.3f V): sensor open or shorted" % v)
         return v
 
     def measure(self):
-        return (self.convert(self.volts()),)
-
-    def convert(self, v):
-        return v
-
-
-def _two_point(cal, v1, x1, v2, x2):
-    out = {"v1": v1, "x1": x1, "v2": v2, "x2": x2}
-    out.update(cal)
-    for k in ("v1", "x1", "v2", "x2"):
-        if not isinstance(out[k], (int, float)):
-            raise ValueError("cal.%s must be a number" % k)
-    if out["v1"] == out["v2"]:
-        raise ValueError("cal.v1 and cal.v2 must differ")
-    return out
-
-
-class TwoPoint(Analog):
-    # Linear through two calibration points (v1 -> x1, v2 -> x2), clamped to [lo, hi].
-    default = (0.0, 0.0, 3.0, 100.0)
-    lo = 0.0
-    hi = 100.0
-
-    def check(self, cal):
-        return _two_point(cal, *self.default)
-
-    def convert(self, v):
-        c = self.cal
-        x = c["x1"] + (v - c["v1"]) * (c["x2"] - c["x1"]) / (c["v2"] - c["v1"])
-        return clamp(x, self.lo, self.hi)
-
-
-class Soil(TwoPoint):
-    # Capacitive probe: voltage falls as the soil gets wetter. dry/wet are the probe's voltages
-    # in air-dry and saturated soil; sat is the volumetric water content (%) at saturation.
-    def check(self, cal):
-        out = {"dry": 2.6, "wet": 1.2, "sat": 100.0}
-        out.update(cal)
-        if out["dry"] == out["wet"]:
-            raise ValueError("cal.dry and cal.wet must differ")
-        return _two_point({}, out["dry"], 0.0, out["wet"], out["sat"])
-
-
-class Leaf(Soil):
-    # Resistive/capacitive grid: 0 % dry, 100 % fully wet.
-    def check(self, cal):
-        out = {"dry": 0.5, "wet": 2.5}
-        out.update(cal)
-        if out["dry"] == out["wet"]:
-            raise ValueError("cal.dry and cal.wet must differ")
-        return _two_point({}, out["dry"], 0.0, out["wet"], 100.0)
-
-
-class NH3(TwoPoint):
-    # Electrochemical NH3 transmitter with a live zero (0.4 V = 0 ppm, 2.0 V = 100 ppm by
-    # default): below the live zero the loop is broken, so the lower rail is raised.
-    default = (0.4, 0.0, 2.0, 100.0)
-    lo_rail = 0.06
-    hi = 500.0
-
-
-class DO(TwoPoint):
-    # Galvanic dissolved-oxygen probe: zero solution and air-saturated water (mg/L at the
-    # calibration temperature). 0 V is a legitimate anoxic reading, so no lower rail.
-    default = (0.0, 0.0, 1.6, 8.26)
-    lo_rail = -1.0
-    hi = 25.0
-
-
-class PH(TwoPoint):
-    # pH electrode amplifier, two buffers (pH 7 and pH 4 by default).
-    default = (1.5, 7.0, 2.03, 4.0)
-    hi = 14.0
-
-
-class Battery(Analog):
-    # Battery through a resistor divider (div = (R1 + R2) / R2).
-    def check(self, cal):
-        out = {"div": 2.0}
-        out.update(cal)
-        if not isinstance(out["div"], (int, float)) or out["div"] < 1:
-            raise ValueError("cal.div must be a number >= 1")
-        return out
-
-    def convert(self, v):
-        return v * self.cal["div"]
-
-
-CLASSES = {"soil": Soil, "leaf": Leaf, "nh3": NH3, "do": DO, "ph": PH, "battery": Battery}
+        v1, x1, v2, x2 = self.cal
+        x = x1 + (self.volts() - v1) * (x2 - x1) / (v2 - v1)
+        return (self.lo if x < self.lo else self.hi if x > self.hi else x,)

@@ -12,15 +12,6 @@ _CONVERT_T = const(0x44)
 _READ_SCRATCHPAD = const(0xBE)
 _CONVERT_MS = const(750)  # 12-bit resolution
 _POWER_ON_RAW = const(0x0550)  # 85.0 degC: the scratchpad's reset value, not a measurement
-_FAMILY = const(0x28)
-
-
-def parse_rom(text):
-    # "28ff4c6a…" (16 hex digits) -> 8 bytes, checked (family code and CRC); ValueError if bad.
-    rom = bytes(int(text[i : i + 2], 16) for i in range(0, 16, 2)) if len(text) == 16 else b""
-    if len(rom) != 8 or rom[0] != _FAMILY or crc8_maxim(rom) != 0:
-        raise ValueError("rom must be 16 hex digits of a DS18B20 (family 28) with a valid CRC")
-    return rom
 
 
 class DS18B20:

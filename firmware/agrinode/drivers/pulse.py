@@ -1,5 +1,7 @@
-# Pulse counters on a GPIO interrupt: drinking-water flow meter (litres) and tipping-bucket rain
-# gauge (mm). measure() returns the amount since the previous measure().
+# Pulse counters on a GPIO interrupt: drinking-water flow meter (litres; a YF-S201 gives about
+# 450 pulses per litre) and tipping-bucket rain gauge (mm, 0.2 mm per tip; its reed contacts
+# bounce, so edges within debounce_ms count once). measure() returns the amount since the
+# previous measure().
 import time
 
 
@@ -30,13 +32,3 @@ class PulseCounter:
         n = c - self._taken
         self._taken = c
         return (n * self.per_pulse,)
-
-
-def flow(pin, cal):
-    # Hall-effect flow sensor; YF-S201 gives about 450 pulses per litre.
-    return PulseCounter(pin, 1 / cal.get("pulses_per_l", 450))
-
-
-def rain(pin, cal):
-    # Reed-switch tipping bucket; contacts bounce, so edges within 50 ms count once.
-    return PulseCounter(pin, cal.get("mm_per_tip", 0.2), debounce_ms=cal.get("debounce_ms", 50))

@@ -101,14 +101,16 @@ def test_ds18b20_faults():
 
 
 def test_ds18b20_rom_select():
-    from agrinode.drivers.ds18b20 import DS18B20, parse_rom
+    from agrinode.config import parse_rom
+    from agrinode.drivers.ds18b20 import DS18B20
 
     rom = bytearray(b"\x28\xff\x4c\x6a\x01\x16\x04\x00")
     rom[7] = crc8_maxim(rom, 0, 7)
     text = "".join("%02x" % b for b in rom)
     assert parse_rom(text) == bytes(rom)
-    raises(ValueError, parse_rom, text[:-2] + "00" if text[-2:] != "00" else text[:-2] + "01")
-    raises(ValueError, parse_rom, "02" + text[2:])
+    assert parse_rom(text[:-2] + ("%02x" % (rom[7] ^ 1))) is None  # bad CRC
+    assert parse_rom("02" + text[2:]) is None  # not a DS18B20
+    assert parse_rom("28zz") is None
     ow = FakeOneWire(b"\x91\x01\x4b\x46\x7f\xff\x0c\x10\x70")
     DS18B20(ow, rom=parse_rom(text), delay=no_delay).measure()
     assert ow.log[1] == ("rom", bytes(rom))
@@ -119,43 +121,44 @@ def u16(v, vref=3.3):
 
 
 def test_soil_calibration():
-    from agrinode.drivers.analog import Soil
+    from agrinode.drivers.analog import Analog
 
     cal = {"dry": 2.6, "wet": 1.2, "sat": 45.0}
-    approx(Soil(FakeADC(u16(2.6)), cal).measure()[0], 0.0, 0.01)
-    approx(Soil(FakeADC(u16(1.2)), cal).measure()[0], 45.0, 0.01)
-    approx(Soil(FakeADC(u16(1.9)), cal).measure()[0], 22.5, 0.01)
-    assert Soil(FakeADC(u16(3.0)), cal).measure()[0] == 0.0  # drier than the dry point: clamped
+    approx(Analog(FakeADC(u16(2.6)), "soil", cal).measure()[0], 0.0, 0.01)
+    approx(Analog(FakeADC(u16(1.2)), "soil", cal).measure()[0], 45.0, 0.01)
+    approx(Analog(FakeADC(u16(1.9)), "soil", cal).measure()[0], 22.5, 0.01)
+    assert Analog(FakeADC(u16(3.0)), "soil", cal).measure()[0] == 0.0  # drier than dry: clamped
     # Averaging: n reads per measurement.
-    approx(Soil(FakeADC(u16(1.8), u16(2.0)), cal).measure()[0], 22.5, 0.01)
-    exc = raises(SensorError, Soil(FakeADC(0), cal).measure)
+    approx(Analog(FakeADC(u16(1.8), u16(2.0)), "soil", cal).measure()[0], 22.5, 0.01)
+    exc = raises(SensorError, Analog(FakeADC(0), "soil", cal).measure)
     assert "rail" in str(exc)
-    raises(ValueError, Soil, FakeADC(0), {"dry": 1.0, "wet": 1.0})
+    raises(SensorError, Analog(FakeADC(65535), "soil", cal).measure)
+    raises(ValueError, Analog, FakeADC(0), "soil", {"dry": 1.0, "wet": 1.0})
 
 
 def test_two_point_probes():
-    from agrinode.drivers.analog import DO, NH3, PH, Battery, Leaf
+    from agrinode.drivers.analog import Analog
 
     ph = {"v1": 1.5, "x1": 7.0, "v2": 2.03, "x2": 4.0}
-    approx(PH(FakeADC(u16(1.5)), ph).measure()[0], 7.0, 0.01)
-    approx(PH(FakeADC(u16(2.03)), ph).measure()[0], 4.0, 0.01)
-    approx(PH(FakeADC(u16(1.765)), ph).measure()[0], 5.5, 0.01)
+    approx(Analog(FakeADC(u16(1.5)), "ph", ph).measure()[0], 7.0, 0.01)
+    approx(Analog(FakeADC(u16(2.03)), "ph", ph).measure()[0], 4.0, 0.01)
+    approx(Analog(FakeADC(u16(1.765)), "ph", ph).measure()[0], 5.5, 0.01)
     do = {"v1": 0.0, "x1": 0.0, "v2": 1.6, "x2": 8.26}
-    assert DO(FakeADC(0), do).measure()[0] == 0.0  # anoxic water is a reading, not a fault
-    approx(DO(FakeADC(u16(0.8)), do).measure()[0], 4.13, 0.01)
-    approx(NH3(FakeADC(u16(1.2))).measure()[0], 50.0, 0.05)
-    raises(SensorError, NH3(FakeADC(u16(0.1))).measure)  # below the live zero: broken loop
-    approx(Leaf(FakeADC(u16(1.5))).measure()[0], 50.0, 0.05)
-    approx(Battery(FakeADC(u16(1.95)), {"div": 2.0}).measure()[0], 3.9, 0.001)
-    raises(ValueError, PH, FakeADC(0), {"v1": 1.0, "v2": 1.0})
-    raises(ValueError, Battery, FakeADC(0), {"div": 0.5})
+    assert Analog(FakeADC(0), "do", do).measure()[0] == 0.0  # anoxic water is a reading, not a fault
+    approx(Analog(FakeADC(u16(0.8)), "do", do).measure()[0], 4.13, 0.01)
+    approx(Analog(FakeADC(u16(1.2)), "nh3").measure()[0], 50.0, 0.05)
+    raises(SensorError, Analog(FakeADC(u16(0.1)), "nh3").measure)  # below the live zero: broken loop
+    approx(Analog(FakeADC(u16(1.5)), "leaf").measure()[0], 50.0, 0.05)
+    approx(Analog(FakeADC(u16(1.95)), "battery", {"div": 2.0}).measure()[0], 3.9, 0.001)
+    raises(ValueError, Analog, FakeADC(0), "ph", {"v1": 1.0, "v2": 1.0})
+    raises(ValueError, Analog, FakeADC(0), "battery", {"div": 0.5})
 
 
 def test_flow_meter_counts_litres():
-    from agrinode.drivers.pulse import flow
+    from agrinode.drivers.pulse import PulseCounter
 
     pin = FakePin()
-    drv = flow(pin, {"pulses_per_l": 450})
+    drv = PulseCounter(pin, 1 / 450)
     assert pin.trigger == FakePin.IRQ_FALLING
     pin.pulse(450)
     approx(drv.measure()[0], 1.0)

