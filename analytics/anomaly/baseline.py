@@ -1,0 +1,130 @@
+"""Predictors of the next value and their running errors (vectorised over series).
+
+Six predictors compete per series: persistence (last value), a slow mean, a daily profile plus a
+slow offset, a daily+weekly profile plus a slow offset, and persistence corrected by the daily or
+weekly profile's change since the last point (seasonal differencing). Each keeps a running mean
+absolute error; the series is judged against the predictor with the smallest error, so a
+sine-like diurnal temperature, a random-walk soil moisture and a flat pond pH each get a fitting
+baseline without per-series tuning. The profiles are piecewise constant over time-of-day /
+time-of-week bins; a series gets as many bins as its sampling interval can fill (at most
+``daily_bins`` / ``weekly_bins``), fixed after its first few points.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from analytics.anomaly.config import DAY_S, WEEK_S, DetectorConfig
+from analytics.anomaly.state import PREDICTORS, AnomalyState
+
+_F32 = np.float32
+#: predictors that extrapolate from the last value (their error grows across a gap)
+FAST = np.array([name.startswith("persist") for name in PREDICTORS])
+#: predictors that describe where the series usually is (used for the level feature)
+SLOW = np.array([name in ("mean", "daily", "weekly") for name in PREDICTORS])
+
+
+def rate(k: np.ndarray, per_interval: float) -> np.ndarray:
+    """EWMA weight after ``k`` elapsed intervals at ``per_interval``: 1 - (1-rate)**k."""
+    out: np.ndarray = (-np.expm1(k * np.log1p(-per_interval))).astype(_F32)
+    return out
+
+
+@dataclass
+class Forecast:
+    """Everything :func:`learn` needs from :func:`forecast` for the same point."""
+
+    preds: np.ndarray  # (N, P) predictions
+    ready: np.ndarray  # (N, P) predictor defined at this point (error is tracked)
+    usable: np.ndarray  # (N, P) predictor trusted enough to be chosen
+    idx_d: np.ndarray
+    idx_w: np.ndarray
+    pd: np.ndarray
+    pw: np.ndarray
+    learning: np.ndarray
+    ready_d: np.ndarray
+    ready_w: np.ndarray
+
+
+def _bin_index(t: np.ndarray, period: float, bins: np.ndarray, width: int) -> np.ndarray:
+    """Flat index of the profile bin holding phase ``t mod period`` (``bins`` bins per series)."""
+    b = np.floor(np.mod(t, period) * (bins / period)).astype(np.intp)
+    b = np.clip(b, 0, width - 1)
+    out: np.ndarray = np.arange(len(t), dtype=np.intp) * width + b
+    return out
+
+
+def forecast(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> Forecast:
+    """Predictions of every predictor for the points at ``t`` (state before those points)."""
+    cfg = st.cfg
+    fix = (st.n == cfg.bins_after_points) & (st.dt_typ > 0)
+    if fix.any():
+        st.season_t0 = np.where(fix, t, st.season_t0)
+        dt = np.maximum(st.dt_typ, _F32(1e-3))
+        st.bins_d = np.where(fix, np.clip(np.floor(DAY_S / dt), 1, cfg.daily_bins), st.bins_d).astype(_F32)
+        st.bins_w = np.where(fix, np.clip(np.floor(WEEK_S / dt), 1, cfg.weekly_bins), st.bins_w).astype(_F32)
+    learning = st.bins_d > 0
+    since = np.where(learning, t - st.season_t0, -1.0)
+
+    idx_d = _bin_index(t, DAY_S, st.bins_d, cfg.daily_bins)
+    idx_w = _bin_index(t, WEEK_S, st.bins_w, cfg.weekly_bins)
+    pd = st.daily.reshape(-1)[idx_d]
+    pw = pd + st.weekly.reshape(-1)[idx_w]
+    preds = np.stack(
+        [
+            st.x_last,
+            st.mean,
+            pd + st.off_d,
+            pw + st.off_w,
+            st.x_last + (pd - st.prev_d),
+            st.x_last + (pw - st.prev_w),
+        ],
+        axis=1,
+    )
+    ready_d = since >= DAY_S
+    ready_w = since >= WEEK_S
+    ready = np.stack([has_prev, has_prev, ready_d, ready_w, ready_d, ready_w], axis=1)
+    # a seasonal predictor competes once its error has been tracked over a whole cycle
+    trusted_d = since >= 2 * DAY_S
+    trusted_w = since >= 2 * WEEK_S
+    trusted = np.stack([has_prev, has_prev, trusted_d, trusted_w, trusted_d, trusted_w], axis=1)
+    usable = trusted & (st.err_n >= _F32(cfg.min_error_points))
+    return Forecast(preds, ready, usable, idx_d, idx_w, pd, pw, learning, ready_d, ready_w)
+
+
+def learn(st: AnomalyState, f: Forecast, xr: np.ndarray, abs_err: np.ndarray, k: np.ndarray) -> None:
+    """Update error trackers, level, offsets and profiles with the points ``xr``."""
+    cfg = st.cfg
+    st.err_n = np.where(f.ready, st.err_n + _F32(1.0), st.err_n).astype(_F32)
+    a_err = np.maximum(_F32(cfg.error_rate), _F32(1.0) / np.maximum(st.err_n, _F32(1.0)))
+    st.err = np.where(f.ready, st.err + a_err * (abs_err - st.err), st.err).astype(_F32)
+
+    a_lvl = np.maximum(rate(k, cfg.level_rate), _F32(1.0) / (st.n + _F32(1.0))).astype(_F32)
+    st.mean = (st.mean + a_lvl * (xr - st.mean)).astype(_F32)
+    st.off_d = np.where(f.ready_d, st.off_d + a_lvl * ((xr - f.pd) - st.off_d), _F32(0.0)).astype(_F32)
+    st.off_w = np.where(f.ready_w, st.off_w + a_lvl * ((xr - f.pw) - st.off_w), _F32(0.0)).astype(_F32)
+    st.prev_d = f.pd
+    st.prev_w = f.pw
+    _learn_profile(st.daily, xr - f.pd, f.idx_d, f.learning, f.ready_d, st.bins_d, DAY_S, st.dt_typ, cfg)
+    _learn_profile(st.weekly, xr - f.pw, f.idx_w, f.learning, f.ready_w, st.bins_w, WEEK_S, st.dt_typ, cfg)
+
+
+def _learn_profile(
+    table: np.ndarray,
+    err: np.ndarray,
+    idx: np.ndarray,
+    learning: np.ndarray,
+    ready: np.ndarray,
+    bins: np.ndarray,
+    period: float,
+    dt_typ: np.ndarray,
+    cfg: DetectorConfig,
+) -> None:
+    """Move this phase's bin towards the value (the whole way during the first cycle)."""
+    per_bin = np.maximum((period / np.maximum(bins, _F32(1.0))) / np.maximum(dt_typ, _F32(1e-3)), _F32(1.0))
+    a = np.where(ready, _F32(cfg.season_rate) / per_bin.astype(_F32), _F32(1.0))
+    a = np.where(learning, a, _F32(0.0)).astype(_F32)
+    flat = table.reshape(-1)
+    flat[idx] += a * err

@@ -1,0 +1,68 @@
+"""Every threshold and constant of the streaming anomaly detector, in one place.
+
+Time constants are given in *typical sampling intervals* (the detector estimates each series'
+own interval) or in *cycles* for the seasonal profiles, so the same configuration serves a
+1-minute soil probe and an hourly weather feed. One configuration serves every series: nothing
+here is chosen per series.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+#: Version byte written at the head of every serialised state; bump when the layout changes.
+STATE_VERSION = 1
+
+DAY_S = 86_400.0
+WEEK_S = 7 * DAY_S
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """Constants of the detector (see docs/analytics.md, "Streaming anomaly detection")."""
+
+    # --- sampling interval ---------------------------------------------------------------
+    #: adaptation rate of the typical sampling interval (log domain, clipped steps)
+    interval_rate: float = 0.05
+    #: a gap counts as at most this many missed intervals (bounds the decay after outages)
+    max_gap_steps: float = 1_000.0
+
+    # --- baselines -------------------------------------------------------------------------
+    #: bins per daily / weekly seasonal profile (fewer when the series is sampled more coarsely)
+    daily_bins: int = 288
+    weekly_bins: int = 168
+    #: points after which a series' bin count is fixed from its sampling interval
+    bins_after_points: int = 8
+    #: fraction of a profile bin replaced per cycle once a full cycle has been seen
+    season_rate: float = 0.15
+    #: slow level and seasonal-offset EWMA (per interval)
+    level_rate: float = 0.002
+    #: mean-absolute-error trackers of the predictors (per point)
+    error_rate: float = 1.0 / 128.0
+    #: an error tracker needs this many points before its predictor can be chosen
+    min_error_points: int = 16
+
+    # --- tail probabilities (decayed survival histogram per feature) ----------------------
+    #: log2 of the lowest edge, edge spacing (log2 units) and number of edges
+    tail_lo: float = -4.0
+    tail_step: float = 0.5
+    tail_bins: int = 24
+    #: memory of the histograms in observations (decay 1 - 1/memory per observation)
+    tail_memory: float = 5000.0
+    #: log10 probability lost per edge step beyond the largest value on record
+    tail_beyond_log10: float = 0.5
+    #: the same for the length of a run of repeated values (0: a run longer than any on record
+    #: is as surprising as the first repeat of a series that never repeats, and no more)
+    stuck_beyond_log10: float = 0.0
+
+    # --- output ------------------------------------------------------------------------
+    #: -log10(p) (after the Bonferroni factor) that maps to score 1.0
+    score_log10_full: float = 12.0
+    #: per-point decay of the running maximum of past surprise: a point scores only when its
+    #: surprise exceeds that maximum, so an event is reported at its onset and while it grows
+    onset_decay: float = 0.99
+    #: points before a series is scored (score 0 while it learns)
+    warmup_points: int = 100
+
+
+DEFAULT_CONFIG = DetectorConfig()

@@ -1,0 +1,156 @@
+"""The causal streaming detector: one time step for many series at once, and loops over it.
+
+Every series advances by one observation per step; a step touches only that series' state and
+its new value, so the score of a point depends only on it and earlier points, and feeding a
+series in batches of any size gives the same scores as feeding it all at once (the loop is the
+same code either way). See docs/analytics.md, "Streaming anomaly detection", for the method.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analytics.anomaly.baseline import FAST, SLOW, forecast, learn
+from analytics.anomaly.config import DEFAULT_CONFIG, DetectorConfig
+from analytics.anomaly.state import AnomalyState
+from analytics.anomaly.tails import edges, exceedance_log10, update_tails
+
+_F32 = np.float32
+#: E|e| = sigma * sqrt(2/pi) for a normal error: converts a mean absolute error to a sigma
+_MAE_TO_SIGMA = _F32(np.sqrt(np.pi / 2.0))
+_TINY = _F32(1e-6)
+_N_FEATURES = 3  # point, level, stuck: the Bonferroni factor of the combination
+_RUN_EDGES = edges(DEFAULT_CONFIG, 0.0)
+
+
+def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
+    """Advance every series of ``st`` by one observation; returns their scores (float32).
+
+    ``t`` (float64 Unix seconds) and ``x`` (float64) must be finite for every series;
+    :func:`update` takes care of missing values.
+    """
+    cfg = st.cfg
+    n = len(x)
+    first = st.n == 0
+    has_prev = ~first
+    if first.any():
+        st.x_ref = np.where(first, x, st.x_ref)
+        st.t_first = np.where(first, t, st.t_first)
+    xr = (x - st.x_ref).astype(_F32)
+
+    # sampling interval, and how many nominal intervals passed since the previous point
+    dt = np.where(has_prev, t - st.t_last, 0.0)
+    known = st.dt_typ > 0
+    moving = has_prev & (dt > 0)
+    safe_typ = np.where(known, st.dt_typ, _F32(1.0))
+    ratio = np.where(known & moving, dt / safe_typ, 1.0)
+    grown = st.dt_typ * np.exp(cfg.interval_rate * np.clip(np.log(ratio), -1.0, 1.0))
+    st.dt_typ = np.where(moving, np.where(known, grown, dt), st.dt_typ).astype(_F32)
+    k = np.clip(dt / np.where(st.dt_typ > 0, st.dt_typ, _F32(1.0)), 1.0, cfg.max_gap_steps).astype(_F32)
+
+    # residuals against the best predictor (point) and the best slow baseline (level)
+    fc = forecast(st, t, has_prev)
+    resid = xr[:, None] - fc.preds
+    abs_err = np.abs(resid)
+    rows = np.arange(n)
+    best = np.argmin(np.where(fc.usable, st.err, np.inf), axis=1)
+    best_slow = np.argmin(np.where(fc.usable & SLOW, st.err, np.inf), axis=1)
+    eps = (_F32(1e-7) * (np.abs(st.x_ref) + np.abs(st.mean)) + _F32(1e-30)).astype(_F32)
+    gap = np.where(FAST[best], np.sqrt(np.minimum(k, _F32(100.0))), _F32(1.0))
+    z = abs_err[rows, best] / (st.err[rows, best] * _MAE_TO_SIGMA * gap + eps)
+    lvl = abs_err[rows, best_slow] / (st.err[rows, best_slow] * _MAE_TO_SIGMA + eps)
+    feats = np.log2(np.stack([z, lvl], axis=1) + _TINY)
+
+    surv = st.tail_surv.reshape(n, 2, cfg.tail_bins)
+    hist_log10p = exceedance_log10(feats, surv, st.tail_total, cfg, cfg.tail_lo, cfg.tail_beyond_log10)
+    tracked = fc.usable[rows, best]
+    surv, st.tail_total = update_tails(feats, surv, st.tail_total, tracked, cfg, edges(cfg, cfg.tail_lo))
+    st.tail_surv = surv.reshape(n, -1)
+
+    same = has_prev & (np.abs(xr - st.x_last) <= eps)
+    stuck_log10 = _stuck_log10(st, same, has_prev, cfg)
+
+    # Bonferroni over the features, -log10 p to [0, 1]; report only what exceeds recent surprise
+    log10p = np.minimum(np.minimum(hist_log10p[:, 0], hist_log10p[:, 1]), stuck_log10)
+    raw = np.clip(-(log10p + _F32(np.log10(_N_FEATURES))) / _F32(cfg.score_log10_full), 0.0, 1.0)
+    raw = np.where((st.n >= cfg.warmup_points) & tracked, raw, _F32(0.0)).astype(_F32)
+    score = np.where(raw > st.peak, raw, _F32(0.0))
+    st.peak = np.maximum(st.peak * _F32(cfg.onset_decay), raw)
+
+    learn(st, fc, xr, abs_err, k)
+    st.x_last = xr
+    st.t_last = t
+    st.n = st.n + _F32(1.0)
+    return np.clip(score, 0.0, 1.0).astype(_F32)
+
+
+def _stuck_log10(st: AnomalyState, same: np.ndarray, has_prev: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
+    """log10 P(a run of repeated values at least this long), from the series' finished runs.
+
+    Every change of value ends a run (a series that never repeats ends a run of length 0 at each
+    point). A sensor that routinely holds its value (quantised, idle) is not flagged, one that
+    never repeats is flagged after a few identical readings, and a series constant since it
+    started has no finished run to compare with, so it is never flagged.
+    """
+    run = np.where(same, st.run + _F32(1.0), _F32(0.0)).astype(_F32)
+    surv = st.run_surv[:, None, :]
+    cur = np.log2(run + _F32(1.0))[:, None]
+    log10p = exceedance_log10(cur, surv, st.run_total[:, None], cfg, 0.0, cfg.stuck_beyond_log10)[:, 0]
+    ended = has_prev & ~same
+    done = np.log2(st.run + _F32(1.0))[:, None]
+    new_surv, new_total = update_tails(done, surv, st.run_total[:, None], ended, cfg, _RUN_EDGES)
+    st.run_surv = new_surv[:, 0, :]
+    st.run_total = new_total[:, 0]
+    st.run = run
+    return np.where(same, log10p, _F32(0.0)).astype(_F32)
+
+
+def update(st: AnomalyState, times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Feed ``T`` new points to each of the ``N`` series of ``st``; returns ``(N, T)`` scores.
+
+    ``times`` (Unix seconds) and ``values`` are ``(N, T)`` arrays, or ``(N,)`` for one point
+    each (then the result is ``(N,)``). A NaN value is a missing point: it is skipped (state
+    unchanged) and scored NaN. Timestamps of a series must not decrease.
+    """
+    t2 = np.asarray(times, dtype=np.float64)
+    x2 = np.asarray(values, dtype=np.float64)
+    one = t2.ndim == 1
+    if one:
+        t2, x2 = t2[:, None], x2[:, None]
+    if t2.shape != x2.shape or t2.ndim != 2 or t2.shape[0] != st.n_series:
+        raise ValueError(
+            f"times {np.shape(times)} and values {np.shape(values)} must both be "
+            f"({st.n_series}, T) or ({st.n_series},)"
+        )
+    tt = np.ascontiguousarray(t2.T)
+    xt = np.ascontiguousarray(x2.T)
+    out = np.full(xt.shape, np.nan, dtype=_F32)
+    for j in range(xt.shape[0]):
+        ok = np.isfinite(xt[j]) & np.isfinite(tt[j])
+        if ok.all():
+            out[j] = step(st, tt[j], xt[j])
+        elif ok.any():
+            idx = np.nonzero(ok)[0]
+            sub = st.select(idx)
+            out[j, idx] = step(sub, tt[j, idx], xt[j, idx])
+            st.assign(idx, sub)
+    res = out.T
+    return res[:, 0].copy() if one else np.ascontiguousarray(res)
+
+
+def score_series(
+    timestamps: np.ndarray, values: np.ndarray, cfg: DetectorConfig = DEFAULT_CONFIG
+) -> np.ndarray:
+    """Anomaly score in [0, 1] of every point of one series (NaN where the value is missing).
+
+    ``timestamps``: Unix seconds (numbers) or ``datetime64``, non-decreasing; ``values``: numbers.
+    """
+    t = np.asarray(timestamps)
+    if np.issubdtype(t.dtype, np.datetime64):
+        t = t.astype("datetime64[ns]").astype(np.int64) / 1e9
+    t = np.asarray(t, dtype=np.float64)
+    x = np.asarray(values, dtype=np.float64)
+    if t.ndim != 1 or t.shape != x.shape:
+        raise ValueError(f"timestamps {t.shape} and values {x.shape} must be 1-D of equal length")
+    out: np.ndarray = update(AnomalyState.new(1, cfg), t[None, :], x[None, :])[0]
+    return out

@@ -1,0 +1,64 @@
+"""Tail probabilities of features against their own history: decayed survival histograms.
+
+Each feature of each series keeps, on a fixed grid of ``log2`` edges, exponentially decayed
+counts of how many past values reached each edge. The tail probability of a new value is its
+empirical exceedance frequency among past values, (count >= f + 1/2) / (total + 1), log-linearly
+interpolated between edges; beyond the largest value on record it keeps falling geometrically.
+This is a streaming, bounded-memory empirical p-value (a conformal p-value with forgetting), so
+calibration assumes no distribution: large values that are routine for a series (daily spikes,
+quantised sensors) are not surprising when they recur.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from analytics.anomaly.config import DetectorConfig
+
+_F32 = np.float32
+_HALF = _F32(0.5)
+
+
+def edges(cfg: DetectorConfig, lo_edge: float) -> np.ndarray:
+    """log2 edges of a survival histogram starting at ``lo_edge``."""
+    return (lo_edge + cfg.tail_step * np.arange(cfg.tail_bins)).astype(_F32)
+
+
+def exceedance_log10(
+    logf: np.ndarray,
+    surv: np.ndarray,
+    total: np.ndarray,
+    cfg: DetectorConfig,
+    lo_edge: float,
+    beyond_log10: float,
+) -> np.ndarray:
+    """log10 of the empirical P(F >= f): ``logf`` (N, F) log2 values, ``surv`` (N, F, bins)."""
+    k = cfg.tail_bins
+    pos = (logf - _F32(lo_edge)) / _F32(cfg.tail_step)
+    lo = np.clip(np.floor(pos), 0, k - 1).astype(np.intp)
+    hi = np.minimum(lo + 1, k - 1)
+    frac = np.clip(pos - lo, _F32(0.0), _F32(1.0)).astype(_F32)
+    l_lo = np.log10(np.take_along_axis(surv, lo[..., None], axis=2)[..., 0] + _HALF)
+    l_hi = np.log10(np.take_along_axis(surv, hi[..., None], axis=2)[..., 0] + _HALF)
+    record = np.count_nonzero(surv >= _HALF, axis=2) - 1
+    beyond = np.maximum(pos - np.maximum(record, 0), _F32(0.0)) * _F32(beyond_log10)
+    num = np.where(pos < 0, np.log10(total + _HALF), l_lo + frac * (l_hi - l_lo) - beyond)
+    out: np.ndarray = np.minimum(num - np.log10(total + _F32(1.0)), _F32(0.0)).astype(_F32)
+    return out
+
+
+def update_tails(
+    logf: np.ndarray,
+    surv: np.ndarray,
+    total: np.ndarray,
+    active: np.ndarray,
+    cfg: DetectorConfig,
+    grid: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Decay the counts and add this value; rows where ``active`` is False keep their counts."""
+    g = _F32(1.0 - 1.0 / cfg.tail_memory)
+    act = active[:, None]
+    add = (logf[..., None] >= grid) & act[..., None]
+    new_surv = np.where(act[..., None], surv * g, surv) + add
+    new_total = np.where(act, total * g + _F32(1.0), total)
+    return new_surv.astype(_F32), new_total.astype(_F32)

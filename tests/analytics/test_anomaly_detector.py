@@ -1,0 +1,172 @@
+"""Streaming anomaly detector: causality, incremental == batch, state, vectorisation, edge cases."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+import analytics
+from analytics.anomaly import AnomalyState, DetectorConfig, score_series, update
+
+T0 = 1_717_200_000.0
+
+
+def _series(rng: np.random.Generator, n: int, dt: float = 300.0) -> tuple[np.ndarray, np.ndarray]:
+    t = T0 + dt * np.arange(n)
+    h = np.mod(t, 86_400) / 3600
+    x = 20 + 5 * np.sin(2 * np.pi * h / 24) + np.cumsum(rng.normal(0, 0.05, n)) + rng.normal(0, 0.3, n)
+    return t, x
+
+
+def _loop_reference(times: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """The slow reference: each series alone, one point at a time."""
+    out = np.empty(values.shape, dtype=np.float32)
+    for i in range(values.shape[0]):
+        st = AnomalyState.new(1)
+        for j in range(values.shape[1]):
+            out[i, j] = update(st, times[i, j : j + 1], values[i, j : j + 1])[0]
+    return out
+
+
+def test_exported_from_analytics() -> None:
+    assert analytics.score_series is score_series
+
+
+def test_scores_in_unit_interval_and_spike_scores_high() -> None:
+    rng = np.random.default_rng(1)
+    t, x = _series(rng, 3000)
+    x[2500] += 15.0
+    s = score_series(t, x)
+    assert s.shape == x.shape
+    assert np.all((s >= 0) & (s <= 1))
+    assert s[2500] == s.max() and s[2500] > 0.2
+
+
+def test_causal_future_changes_never_change_past_scores() -> None:
+    rng = np.random.default_rng(2)
+    t, x = _series(rng, 1500)
+    base = score_series(t, x)
+    for cut in (200, 777, 1400):
+        y = x.copy()
+        y[cut:] = rng.normal(0, 100, len(y) - cut)
+        changed = score_series(t, y)
+        np.testing.assert_array_equal(changed[:cut], base[:cut])
+        assert not np.array_equal(changed[cut:], base[cut:])
+
+
+def test_incremental_batches_equal_one_batch() -> None:
+    rng = np.random.default_rng(3)
+    n_series, n = 7, 1200
+    times = np.empty((n_series, n))
+    values = np.empty((n_series, n))
+    for i in range(n_series):
+        times[i], values[i] = _series(rng, n, dt=60.0 * (i + 1))
+    values[2, 500:520] = np.nan
+    batch = update(AnomalyState.new(n_series), times, values)
+    st = AnomalyState.new(n_series)
+    parts = []
+    cuts = [0, 1, 2, 50, 333, 334, 900, n]
+    for a, b in itertools.pairwise(cuts):
+        parts.append(update(st, times[:, a:b], values[:, a:b]))
+    np.testing.assert_array_equal(np.concatenate(parts, axis=1), batch)
+
+
+def test_incremental_through_serialised_state_equals_batch() -> None:
+    rng = np.random.default_rng(4)
+    t, x = _series(rng, 2000)
+    batch = score_series(t, x)
+    blobs = AnomalyState.new(1).to_bytes()
+    out = []
+    for a in range(0, 2000, 97):
+        st = AnomalyState.from_bytes(blobs)
+        out.append(update(st, t[None, a : a + 97], x[None, a : a + 97])[0])
+        blobs = st.to_bytes()
+    np.testing.assert_array_equal(np.concatenate(out), batch)
+
+
+def test_state_round_trip_is_exact_and_small() -> None:
+    rng = np.random.default_rng(5)
+    times = np.stack([_series(rng, 600)[0] for _ in range(3)])
+    values = np.stack([_series(rng, 600)[1] for _ in range(3)])
+    st = AnomalyState.new(3)
+    update(st, times, values)
+    blobs = st.to_bytes()
+    assert len(blobs) == 3 and len({len(b) for b in blobs}) == 1
+    assert len(blobs[0]) == st.nbytes_per_series() < 4096
+    back = AnomalyState.from_bytes(blobs)
+    for name, arr in st.arrays().items():
+        np.testing.assert_array_equal(getattr(back, name), arr, err_msg=name)
+    # one series' state alone, and re-ordered
+    one = AnomalyState.from_bytes([blobs[2]])
+    np.testing.assert_array_equal(one.daily, st.daily[2:3])
+
+
+def test_foreign_state_blob_is_rejected() -> None:
+    blob = AnomalyState.new(1).to_bytes()[0]
+    with pytest.raises(ValueError, match="state blob 0"):
+        AnomalyState.from_bytes([blob[:-1]])
+    with pytest.raises(ValueError, match="state blob 1"):
+        AnomalyState.from_bytes([blob, b"\x09" + blob[1:]])
+    with pytest.raises(ValueError):
+        AnomalyState.from_bytes([blob], DetectorConfig(daily_bins=48))
+
+
+@pytest.mark.parametrize("seed", [10, 11, 12])
+def test_vectorised_equals_per_series_loop(seed: int) -> None:
+    """Random series of different lengths, rates, scales, gaps and NaNs: batch == slow loop."""
+    rng = np.random.default_rng(seed)
+    n_series, n = 5, 400
+    times = np.empty((n_series, n))
+    values = np.empty((n_series, n))
+    for i in range(n_series):
+        steps = rng.choice([30.0, 60.0, 600.0, 3600.0]) * rng.uniform(0.5, 1.5, n)
+        steps[rng.integers(0, n, 3)] *= 50  # gaps
+        times[i] = T0 + np.cumsum(steps)
+        values[i] = rng.normal(0, 10.0 ** rng.uniform(-3, 6), n) + 10.0 ** rng.uniform(-2, 8)
+        values[i, rng.random(n) < 0.05] = np.nan
+        if i == 0:
+            values[i, 100:160] = values[i, 100]  # a stuck stretch
+    vec = update(AnomalyState.new(n_series), times, values)
+    ref = _loop_reference(times, values)
+    np.testing.assert_allclose(vec, ref, rtol=0, atol=1e-5)
+    assert np.array_equal(np.isnan(vec), np.isnan(values))
+    finite = vec[~np.isnan(vec)]
+    assert np.all((finite >= 0) & (finite <= 1))
+
+
+def test_missing_values_are_skipped_not_learnt() -> None:
+    rng = np.random.default_rng(6)
+    t, x = _series(rng, 800)
+    y = x.copy()
+    y[300:310] = np.nan
+    s = score_series(t, y)
+    assert np.all(np.isnan(s[300:310]))
+    # the same as scoring the series with those rows removed
+    keep = ~np.isnan(y)
+    np.testing.assert_array_equal(s[keep], score_series(t[keep], y[keep]))
+
+
+def test_irregular_sampling_and_long_gap_do_not_alarm() -> None:
+    rng = np.random.default_rng(7)
+    steps = rng.uniform(100, 500, 3000)
+    steps[2000] = 6 * 3600.0  # a six-hour outage
+    t = T0 + np.cumsum(steps)
+    h = np.mod(t, 86_400) / 3600
+    x = 15 + 6 * np.sin(2 * np.pi * (h - 9) / 24) + rng.normal(0, 0.2, len(t))
+    s = score_series(t, x)
+    assert np.nanmax(s[1500:]) < 0.5
+
+
+def test_constant_series_never_alarms_and_datetime64_accepted() -> None:
+    t = (np.datetime64("2024-06-01T00:00") + np.arange(2000) * np.timedelta64(5, "m")).astype("datetime64[s]")
+    s = score_series(t, np.full(2000, 45.0))
+    assert np.all(s == 0)
+
+
+def test_bad_shapes_raise() -> None:
+    with pytest.raises(ValueError):
+        score_series(np.arange(5.0), np.arange(4.0))
+    with pytest.raises(ValueError):
+        update(AnomalyState.new(2), np.zeros((3, 4)), np.zeros((3, 4)))
