@@ -135,19 +135,45 @@ else
 fi
 
 # --- 4. MicroPython ---------------------------------------------------------------------------
+# Our port patches (deploy/micropython/*.patch, applied with -p1 in the source tree). A copy of
+# each applied patch is kept in $MP_DIR/.agri-patches, so a patch that changed or was removed is
+# reverted with the exact text that was applied before the current set is applied.
+# Sets MP_DIRTY_PORTS to the ports whose sources changed.
+MP_DIRTY_PORTS=""
+patch_ports() { grep -o '^+++ b/ports/[A-Za-z0-9_-]*' "$1" | cut -d/ -f3 | sort -u | tr '\n' ' '; }
+apply_mp_patches() {
+  local saved="$MP_DIR/.agri-patches" p name
+  mkdir -p "$saved"
+  for p in "$saved"/*.patch; do
+    [ -e "$p" ] || continue
+    name=$(basename "$p")
+    if ! cmp -s "$p" "$ROOT/deploy/micropython/$name"; then
+      patch -p1 -R -s <"$p"
+      MP_DIRTY_PORTS="$MP_DIRTY_PORTS $(patch_ports "$p")"
+      rm -f "$p"
+    fi
+  done
+  for p in "$ROOT"/deploy/micropython/*.patch; do
+    [ -e "$p" ] || continue
+    name=$(basename "$p")
+    [ -e "$saved/$name" ] && continue
+    # Applied by an older install.sh (no saved copy): keep it, just record it.
+    if ! patch -p1 -R --dry-run -s <"$p" >/dev/null 2>&1; then
+      patch -p1 -N -s <"$p"
+      MP_DIRTY_PORTS="$MP_DIRTY_PORTS $(patch_ports "$p")"
+    fi
+    cp "$p" "$saved/$name"
+  done
+}
+
 build_mp() {
   [ -d "$MP_DIR/ports/unix" ] || fetch_source micropython "$MP_DIR"
   cd "$MP_DIR"
   # The Debian tarball strips the micropython-lib submodule; the build only checks it exists.
   mkdir -p lib/micropython-lib && touch lib/micropython-lib/README.md
-  # Re-apply our port patches from a pristine tree state when they changed.
-  if [ -d "$ROOT/deploy/micropython" ]; then
-    for p in "$ROOT"/deploy/micropython/*.patch; do
-      [ -e "$p" ] || continue
-      if patch -p1 -R --dry-run -s <"$p" >/dev/null 2>&1; then continue; fi
-      patch -p1 -N -s <"$p"
-    done
-  fi
+  apply_mp_patches
+  # Make does not track CFLAGS set in board .mk files: rebuild a port whose patches changed.
+  for port in $MP_DIRTY_PORTS; do rm -rf "ports/$port"/build-*; done
   echo 'include("$(MPY_DIR)/extmod/asyncio")' >"$CACHE/mp-unix-manifest.py"
   make -j"$(nproc)" -C mpy-cross
   make -j"$(nproc)" -C ports/unix MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 MICROPY_SSL_AXTLS=0 \
