@@ -1,0 +1,1 @@
+VERSION = "fixture-1"
