@@ -20,7 +20,6 @@ _F32 = np.float32
 _MAE_TO_SIGMA = _F32(np.sqrt(np.pi / 2.0))
 _TINY = _F32(1e-6)
 _N_FEATURES = 3  # point, level, stuck: the Bonferroni factor of the combination
-_RUN_EDGES = edges(DEFAULT_CONFIG, 0.0)
 
 
 def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -98,7 +97,7 @@ def _stuck_log10(st: AnomalyState, same: np.ndarray, has_prev: np.ndarray, cfg: 
     log10p = exceedance_log10(cur, surv, st.run_total[:, None], cfg, 0.0, cfg.stuck_beyond_log10)[:, 0]
     ended = has_prev & ~same
     done = np.log2(st.run + _F32(1.0))[:, None]
-    new_surv, new_total = update_tails(done, surv, st.run_total[:, None], ended, cfg, _RUN_EDGES)
+    new_surv, new_total = update_tails(done, surv, st.run_total[:, None], ended, cfg, edges(cfg, 0.0))
     st.run_surv = new_surv[:, 0, :]
     st.run_total = new_total[:, 0]
     st.run = run

@@ -38,8 +38,10 @@ def exceedance_log10(
     lo = np.clip(np.floor(pos), 0, k - 1).astype(np.intp)
     hi = np.minimum(lo + 1, k - 1)
     frac = np.clip(pos - lo, _F32(0.0), _F32(1.0)).astype(_F32)
-    l_lo = np.log10(np.take_along_axis(surv, lo[..., None], axis=2)[..., 0] + _HALF)
-    l_hi = np.log10(np.take_along_axis(surv, hi[..., None], axis=2)[..., 0] + _HALF)
+    flat = surv.reshape(-1)
+    base = np.arange(lo.size, dtype=np.intp).reshape(lo.shape) * k
+    l_lo = np.log10(flat[base + lo] + _HALF)
+    l_hi = np.log10(flat[base + hi] + _HALF)
     record = np.count_nonzero(surv >= _HALF, axis=2) - 1
     beyond = np.maximum(pos - np.maximum(record, 0), _F32(0.0)) * _F32(beyond_log10)
     num = np.where(pos < 0, np.log10(total + _HALF), l_lo + frac * (l_hi - l_lo) - beyond)
@@ -57,8 +59,13 @@ def update_tails(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Decay the counts and add this value; rows where ``active`` is False keep their counts."""
     g = _F32(1.0 - 1.0 / cfg.tail_memory)
-    act = active[:, None]
-    add = (logf[..., None] >= grid) & act[..., None]
-    new_surv = np.where(act[..., None], surv * g, surv) + add
-    new_total = np.where(act, total * g + _F32(1.0), total)
-    return new_surv.astype(_F32), new_total.astype(_F32)
+    if active.all():
+        new_surv = surv * g
+        new_surv += logf[..., None] >= grid
+        new_total = total * g + _F32(1.0)
+    else:
+        act = active[:, None]
+        add = (logf[..., None] >= grid) & act[..., None]
+        new_surv = np.where(act[..., None], surv * g, surv) + add
+        new_total = np.where(act, total * g + _F32(1.0), total)
+    return new_surv.astype(_F32, copy=False), new_total.astype(_F32, copy=False)
