@@ -56,13 +56,17 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     best_slow = np.argmin(np.where(fc.usable & SLOW, st.err, np.inf), axis=1)
     eps = (_F32(1e-7) * (np.abs(st.x_ref) + np.abs(st.mean)) + _F32(1e-30)).astype(_F32)
     gap = np.where(FAST[best], np.sqrt(np.minimum(k, _F32(100.0))), _F32(1.0))
-    z = abs_err[rows, best] / (st.err[rows, best] * _MAE_TO_SIGMA * gap + eps)
-    lvl = abs_err[rows, best_slow] / (st.err[rows, best_slow] * _MAE_TO_SIGMA + eps)
+    npred = abs_err.shape[1]
+    i_best = rows * npred + best
+    i_slow = rows * npred + best_slow
+    flat_abs, flat_err = abs_err.reshape(-1), st.err.reshape(-1)
+    z = flat_abs[i_best] / (flat_err[i_best] * _MAE_TO_SIGMA * gap + eps)
+    lvl = flat_abs[i_slow] / (flat_err[i_slow] * _MAE_TO_SIGMA + eps)
     feats = np.log2(np.stack([z, lvl], axis=1) + _TINY)
 
     surv = st.tail_surv.reshape(n, 2, cfg.tail_bins)
     hist_log10p = exceedance_log10(feats, surv, st.tail_total, cfg, cfg.tail_lo, cfg.tail_beyond_log10)
-    tracked = fc.usable[rows, best]
+    tracked = fc.usable.reshape(-1)[i_best]
     surv, st.tail_total = update_tails(feats, surv, st.tail_total, tracked, cfg, edges(cfg, cfg.tail_lo))
     st.tail_surv = surv.reshape(n, -1)
 
@@ -93,8 +97,11 @@ def _stuck_log10(st: AnomalyState, same: np.ndarray, has_prev: np.ndarray, cfg: 
     """
     run = np.where(same, st.run + _F32(1.0), _F32(0.0)).astype(_F32)
     surv = st.run_surv[:, None, :]
-    cur = np.log2(run + _F32(1.0))[:, None]
-    log10p = exceedance_log10(cur, surv, st.run_total[:, None], cfg, 0.0, cfg.stuck_beyond_log10)[:, 0]
+    if same.any():
+        cur = np.log2(run + _F32(1.0))[:, None]
+        log10p = exceedance_log10(cur, surv, st.run_total[:, None], cfg, 0.0, cfg.stuck_beyond_log10)[:, 0]
+    else:
+        log10p = np.zeros(len(run), dtype=_F32)
     ended = has_prev & ~same
     done = np.log2(st.run + _F32(1.0))[:, None]
     new_surv, new_total = update_tails(done, surv, st.run_total[:, None], ended, cfg, edges(cfg, 0.0))

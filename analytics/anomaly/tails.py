@@ -41,10 +41,17 @@ def exceedance_log10(
     flat = surv.reshape(-1)
     base = np.arange(lo.size, dtype=np.intp).reshape(lo.shape) * k
     l_lo = np.log10(flat[base + lo] + _HALF)
-    l_hi = np.log10(flat[base + hi] + _HALF)
-    record = np.count_nonzero(surv >= _HALF, axis=2) - 1
-    beyond = np.maximum(pos - np.maximum(record, 0), _F32(0.0)) * _F32(beyond_log10)
-    num = np.where(pos < 0, np.log10(total + _HALF), l_lo + frac * (l_hi - l_lo) - beyond)
+    s_hi = flat[base + hi]
+    l_hi = np.log10(s_hi + _HALF)
+    num = l_lo + frac * (l_hi - l_lo)
+    # beyond the record (the last edge any past value reached) the tail keeps falling; only a
+    # value whose upper edge has no counts can be past it, so the record is found for those only
+    past = (s_hi < _HALF) | (pos > k - 1)
+    if past.any():
+        sel = np.nonzero(past)
+        record = np.count_nonzero(surv[sel] >= _HALF, axis=-1) - 1
+        num[sel] -= np.maximum(pos[sel] - np.maximum(record, 0), _F32(0.0)) * _F32(beyond_log10)
+    num = np.where(pos < 0, np.log10(total + _HALF), num)
     out: np.ndarray = np.minimum(num - np.log10(total + _F32(1.0)), _F32(0.0)).astype(_F32)
     return out
 
