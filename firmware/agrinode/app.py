@@ -94,7 +94,8 @@ class Node:
                 self.up.cfg = self.cfg
             self.sampler = Sampler(self.hal, self.cfg["sensors"], log)
             log("config_applied", interval=self.cfg["interval"], sensors=len(self.cfg["sensors"]))
-        t = self.clock.now()
+        # Stamps strictly increase: two samples never share a (series, time) key downstream.
+        t = max(self.clock.now(), self.spool.t_last + 1)
         self.spool.t_last = t
         self.hal.before_sample(t, self.cycle)
         rec, bat = self.sampler.read(t)
@@ -143,8 +144,9 @@ class Node:
 
     def stop(self):
         if self.up:
+            self.up.flush()  # PUBACKs read first: closing on unread data resets the connection
             self.up.close(True)
-        log("stopped", seq=self.spool.seq, spooled=self.spool.count, pending=len(self.spool.pending))
+        log("stopped", cycles=self.cycle, seq=self.spool.seq, spooled=self.spool.count, pending=len(self.spool.pending))
 
 
 def main():

@@ -270,6 +270,9 @@ def _read_json(path, rep, what):
         rep.bad("(file)", "%s is %d bytes, limit %d" % (what, len(raw), MAX_FILE))
         return None, raw
     try:
+        # MicroPython's parser accepts a truncated object (a half-written file), hence the check.
+        if raw.strip()[-1:] != b"}":
+            raise ValueError
         return json.loads(raw), raw
     except ValueError:
         rep.bad("(file)", "%s is not valid JSON" % what)
@@ -303,6 +306,8 @@ def apply_remote(cfg, raw, log=None):
     # Apply a retained config message (bytes). Returns True if it could be parsed.
     rep = Report(log, "config message")
     try:
+        if raw.strip()[-1:] != b"}":
+            raise ValueError
         obj = json.loads(raw)
     except ValueError:
         rep.bad("(message)", "not valid JSON")

@@ -96,7 +96,9 @@ def test_ds18b20_faults():
     raises(SensorError, DS18B20(FakeOneWire(b"\x91\x01\x4b\x46\x7f\xff\x0c\x10\x71"), delay=no_delay).measure)
     exc = raises(SensorError, DS18B20(FakeOneWire(b"\x00" * 9), delay=no_delay).measure)
     assert "stuck" in str(exc)
-    exc = raises(SensorError, DS18B20(FakeOneWire(b"\x50\x05\x4b\x46\x7f\xff\x0c\x10\x1c"), delay=no_delay).measure)
+    exc = raises(
+        SensorError, DS18B20(FakeOneWire(b"\x50\x05\x4b\x46\x7f\xff\x0c\x10\x1c"), delay=no_delay).measure
+    )
     assert "85.0" in str(exc)
 
 

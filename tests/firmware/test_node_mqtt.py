@@ -1,0 +1,193 @@
+"""The real firmware under the MicroPython unix port (64K heap) against a real Mosquitto."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from agri.node.config import profile
+from agri.node.emulate import NodeProcess
+from agri.protocol import config_topic, status_topic  # noqa: F401
+from tests.firmware.conftest import Delivery, Subscriber, node_config
+from tests.fixtures.mqtt import BrokerHandle
+
+pytestmark = [pytest.mark.firmware, pytest.mark.integration]
+
+StartNode = Callable[..., NodeProcess]
+Subscribe = Callable[[BrokerHandle, list[str]], Subscriber]
+
+
+def _enough(n: int) -> Callable[[list[tuple[str, bytes, bool]]], bool]:
+    return lambda msgs: sum(t.endswith("/up") for t, _, _ in msgs) >= n
+
+
+@pytest.mark.parametrize("kind", ["orchard", "pig_farm", "tea_garden", "pond"])
+def test_readings_arrive_in_contract_format(
+    kind: str, mqtt_broker: BrokerHandle, start_node: StartNode, subscribe: Subscribe
+) -> None:
+    farm, node = f"fw-{kind.replace('_', '-')}", "n-0001"
+    sub = subscribe(mqtt_broker, [f"agri/v1/{farm}/{node}/#"])
+    n = start_node(node_config(mqtt_broker.node_account(farm, node), farm, node, kind))
+    sub.wait(_enough(3), 30)
+    assert n.stop() == 0
+    d = Delivery(farm, node, sub.ups())
+    d.assert_complete()
+    _, sensors = profile(kind)
+    expected = {m for s in sensors for m in s.outputs()} | {"rssi_dbm"}
+    got = {r.metric for m in d.decoded.values() for r in m.readings}
+    assert got == expected  # every profile sensor read through its real driver, bat_v in the envelope
+    first = d.decoded[0]
+    assert first.boot == 1 and first.dropped == 0
+    statuses = [(p, r) for t, p, r in sub.messages if t == status_topic(farm, node)]
+    assert statuses[0][0] == b"online" and statuses[-1][0] == b"offline"
+
+
+def test_last_will_says_offline_when_the_node_dies(
+    mqtt_broker: BrokerHandle, start_node: StartNode, subscribe: Subscribe
+) -> None:
+    farm, node = "fw-will", "n-1"
+    sub = subscribe(mqtt_broker, [status_topic(farm, node)])
+    n = start_node(node_config(mqtt_broker.node_account(farm, node), farm, node))
+    sub.wait(lambda m: [p for _, p, _ in m] == [b"online"], 20)
+    n.kill()  # no DISCONNECT: the broker publishes the Last Will
+    sub.wait(lambda m: [p for _, p, _ in m][-1:] == [b"offline"], 20)
+    # Retained: a client subscribing later sees the node is offline.
+    late = subscribe(mqtt_broker, [status_topic(farm, node)])
+    late.wait(lambda m: len(m) >= 1, 10)
+    assert late.messages[0][1:] == (b"offline", True)
+
+
+@pytest.mark.slow
+def test_broker_outage_loses_nothing_and_duplicates_nothing(
+    own_broker: BrokerHandle, start_node: StartNode, subscribe: Subscribe
+) -> None:
+    farm, node = "fw-outage", "n-1"
+    sub = subscribe(own_broker, [f"agri/v1/{farm}/{node}/up"])
+    n = start_node(node_config(own_broker.node_account(farm, node), farm, node, "tea_garden"))
+    sub.wait(_enough(3), 30)
+    own_broker.broker.stop()
+    n.wait_event("disconnected", 10)
+    time.sleep(20)  # an outage of tens of seconds: ~20 samples go to the spool
+    own_broker.broker.start()
+    n.wait_event("connected", 30, count=2)
+    # Let it drain the backlog and publish a few fresh samples.
+    time.sleep(4)
+    assert n.stop() == 0
+    stopped = next(n.events("stopped"))
+    assert stopped["spooled"] == "0" and stopped["pending"] == "0", stopped
+    sub.wait(lambda _m: len(Delivery(farm, node, sub.ups()).by_seq) == int(stopped["seq"]), 20)
+    d = Delivery(farm, node, sub.ups())
+    d.assert_complete()
+    # Every sampling cycle's reading arrived exactly once.
+    assert len(d.sample_times()) == int(stopped["cycles"])
+    assert d.dropped() == 0
+    spooled = max(len(json.loads(p)["s"]) for p in d.by_seq.values())
+    assert spooled > 1  # the backlog really was spooled and sent in batches
+
+
+def test_killed_mid_backlog_then_restarted_delivers_the_spool(
+    own_broker: BrokerHandle, start_node: StartNode, subscribe: Subscribe, tmp_path: Path
+) -> None:
+    farm, node = "fw-kill", "n-1"
+    url = own_broker.node_account(farm, node)
+    sub = subscribe(own_broker, [f"agri/v1/{farm}/{node}/up"])
+    root = tmp_path / "fs"
+    # Fast simulated clock, broker down: 300 samples go to the spool in a second.
+    own_broker.broker.stop()
+    cfg = node_config(url, farm, node, "pond", interval=60, batch=2, inflight=1, drain=0)
+    n = start_node(cfg, sim={"clock": "fast", "cycles": 300}, root=root)
+    assert n.wait(60) == 0
+    assert next(n.events("stopped"))["spooled"] == "300"
+    # Broker back; the node drains one small message at a time: kill it in the middle.
+    own_broker.broker.start()
+    n = start_node(cfg, sim={"clock": "fast", "cycles": 0}, root=root)
+    sub.wait(_enough(5), 30)
+    n.kill()
+    got_before_kill = len(sub.ups())
+    # Restart: the rest arrives, nothing twice under different seqs.
+    n = start_node(cfg, sim={"clock": "real"}, root=root)
+    n.wait_event("connected", 20)
+    sub.wait(lambda _m: len(Delivery(farm, node, sub.ups()).sample_times()) >= 302, 60)
+    assert n.stop() == 0
+    d = Delivery(farm, node, sub.ups())
+    d.assert_complete()
+    assert got_before_kill < 150  # it really was killed mid-backlog
+    assert len(d.sample_times()) >= 302  # 300 spooled + one fresh per (re)start at least
+    assert d.dropped() == 0
+    boots = {m.boot for m in d.decoded.values()}
+    assert boots >= {2, 3}
+
+
+def test_full_spool_drops_oldest_and_reports_the_count(
+    own_broker: BrokerHandle, start_node: StartNode, subscribe: Subscribe, tmp_path: Path
+) -> None:
+    farm, node = "fw-full", "n-1"
+    url = own_broker.node_account(farm, node)
+    root = tmp_path / "fs"
+    own_broker.broker.stop()
+    cfg = node_config(url, farm, node, "orchard", interval=60, spool={"max_samples": 10}, batch=50)
+    t_start = time.time()  # the fast clock runs 25 cycles of 60 s ending about now
+    n = start_node(cfg, sim={"clock": "fast", "cycles": 25}, root=root)
+    assert n.wait(60) == 0
+    assert next(n.events("stopped"))["spooled"] == "10"
+    own_broker.broker.start()
+    sub = subscribe(own_broker, [f"agri/v1/{farm}/{node}/up"])
+    n = start_node(cfg, sim={"clock": "fast", "cycles": 1}, root=root)
+    assert n.wait(60) == 0
+    sub.wait(_enough(1), 20)
+    d = Delivery(farm, node, sub.ups())
+    assert d.dropped() == 15  # 25 sampled into a ring of 10
+    times = d.sample_times()
+    assert len(times) == 11  # the 10 newest spooled + the fresh one
+    kept = times[:10]
+    assert [b - a for a, b in zip(kept, kept[1:], strict=False)] == [60] * 9
+    # The oldest 15 were dropped: the first kept is cycle 15 of 25 (cycle 0 at t_start - 25 min).
+    assert abs(kept[0] - (t_start - 10 * 60)) < 30
+
+
+def test_bad_config_gives_an_error_line_and_a_safe_default(
+    mqtt_broker: BrokerHandle, start_node: StartNode, subscribe: Subscribe, tmp_path: Path
+) -> None:
+    farm, node = "fw-badcfg", "n-1"
+    good = node_config(mqtt_broker.node_account(farm, node), farm, node, "tea_garden")
+    sim = {"clock": "fast", "cycles": 2}
+    # Broken JSON on flash and no earlier good config: an error line, then sampling to the spool
+    # with defaults; the loop keeps running (no crash, no reset loop).
+    n = start_node('{"farm": "fw-badcfg", "node": ', sim=sim, root=tmp_path / "a")
+    assert n.wait(30) == 0
+    err = next(n.events("config_invalid"))
+    assert err["file"] == "node.json" and "not valid JSON" in err["reason"]
+    assert next(n.events("config_fallback"))["using"].startswith("defaults")
+    assert next(n.events("offline_mode"))
+    assert "crash" not in n.output and "Traceback" not in n.output
+    assert next(n.events("stopped"))["cycles"] == "2"
+
+    # After one good boot the node keeps a copy; a later broken file falls back to it.
+    sub = subscribe(mqtt_broker, [f"agri/v1/{farm}/{node}/up"])
+    root = tmp_path / "b"
+    assert start_node(good, sim=sim, root=root).wait(30) == 0
+    n = start_node("{ not json", sim=sim, root=root)
+    assert n.wait(30) == 0
+    assert next(n.events("config_fallback"))["using"] == "node.good.json"
+    sub.wait(_enough(4), 20)
+    Delivery(farm, node, sub.ups()).assert_complete()
+
+    # Field errors: each is reported with its field; that field gets its default, the rest works.
+    raw = json.loads(good.to_json())
+    raw["interval"] = "abc"
+    raw["sensors"].insert(0, {"type": "bogus"})
+    raw["sensors"].append({"type": "soil"})  # no pin
+    n = start_node(json.dumps(raw), sim=sim, root=tmp_path / "c")
+    assert n.wait(30) == 0
+    fields = {e["field"]: e for e in n.events("config_invalid")}
+    assert set(fields) == {"interval", "sensors[0].type", "sensors[5].pin"}
+    assert fields["interval"]["using"] == "300"
+    assert next(n.events("boot"))["config_errors"] == "3"
+    sub.wait(_enough(6), 20)
+    last = [json.loads(p) for p in sub.ups()[-2:]]
+    assert last[1]["s"][0]["t"] - last[0]["s"][0]["t"] == 300  # the default interval
+    assert set(last[1]["s"][0]["m"]) == {"air_t", "air_rh", "soil_vwc", "leaf_wet"}
