@@ -42,8 +42,9 @@ def test_readings_arrive_in_contract_format(
     assert got == expected  # every profile sensor read through its real driver, bat_v in the envelope
     first = d.decoded[0]
     assert first.boot == 1 and first.dropped == 0
-    statuses = [(p, r) for t, p, r in sub.messages if t == status_topic(farm, node)]
-    assert statuses[0][0] == b"online" and statuses[-1][0] == b"offline"
+    st = status_topic(farm, node)
+    sub.wait(lambda m: [p for t, p, _ in m if t == st][-1:] == [b"offline"], 10)  # said on a clean stop
+    assert [p for t, p, _ in sub.messages if t == st][0] == b"online"
 
 
 def test_last_will_says_offline_when_the_node_dies(
