@@ -185,3 +185,18 @@ def test_verification_failure_is_reported(
         run_flash(plan, FlashOptions(port=board.pty, reset="none"))
     assert ei.value.step == "verify"
     assert "/lib/agrinode/sub/calc.mpy: sha256 on the device" in ei.value.detail
+
+
+def test_port_held_by_another_program(board: QemuBoard, firmware: Path, node_config: Path) -> None:
+    import serial
+
+    other = serial.Serial(board.pty, 115200, exclusive=True)  # e.g. a serial monitor left open
+    try:
+        r = flash(board, firmware, node_config)
+    finally:
+        other.close()
+    assert r.returncode == 1
+    err = " ".join(r.stderr.split())
+    assert f"flash failed at step connect, file {board.pty}: cannot open serial port:" in err
+    assert "Could not exclusively lock" in err
+    assert "hint: another program (a serial monitor, mpremote, an IDE) has the port open: close it" in err
