@@ -74,7 +74,7 @@ def build(dest_root: Path | None = None) -> Build:
     """Compile and stage the firmware (cached); raise RuntimeMissing if tools are missing."""
     fw = firmware_dir()
     tag = source_hash(fw)
-    base = dest_root or cache_dir() / "firmware-build"
+    base = dest_root or cache_dir() / "emulator-build"  # (agri flash prunes its own firmware-build/)
     out = Build(base / tag)
     if out.romfs.exists():
         return out

@@ -60,6 +60,7 @@ class SimHal:
         self.rain = 0
         self.pins = []
         self.buses = {}
+        self.probes = {}
 
     # --- world ----------------------------------------------------------------------------------
 
@@ -211,8 +212,10 @@ class SimBus:
         if self.kind == "adc":
             from agrinode.drivers.analog import calibrate
 
+            # The probe's true response is fixed when it is first wired up; a later calibration
+            # change in the config changes what the driver computes, as it would on a board.
             self.vref = s.get("vref", 3.3)
-            self.cal = calibrate(s["type"], c)
+            self.cal = hal.probes.setdefault(s["pin"], calibrate(s["type"], c))
         elif self.kind == "pulse":
             self.per_unit = c.get("pulses_per_l", 450) if s["type"] == "flow" else 1 / c.get("mm_per_tip", 0.2)
 

@@ -111,9 +111,14 @@ class Client:
     def publish(self, topic, msg, qos=1, retain=False):
         self.pid = self.pid % 65535 + 1 if qos else 0
         hdr = _str(topic) + (struct.pack("!H", self.pid) if qos else b"")
-        # Header and body written separately: a long backlog message is not copied again.
-        self._write(_pkt(0x30 | qos << 1 | retain, hdr, len(msg)))
-        self._write(msg)
+        hdr = _pkt(0x30 | qos << 1 | retain, hdr, len(msg))
+        if len(msg) <= 4096:
+            # One write, one TCP segment: a separate small header would be held back by Nagle's
+            # algorithm until the broker's delayed ACK (~40 ms a message), and costs a packet header.
+            self._write(hdr + msg)
+        else:  # a long backlog message is not copied again
+            self._write(hdr)
+            self._write(msg)
         return self.pid
 
     def subscribe(self, topic):
