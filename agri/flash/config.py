@@ -1,9 +1,10 @@
 """Host-side check of the node config (``/node.json`` on the device) before it is flashed.
 
 The firmware validates the file itself and falls back to safe defaults, but a technician should
-learn about a wrong file on the laptop, not from a node that never reports. This checks what the
-node cannot work without (farm and node ids, the broker) and the shape of the rest; the
-firmware's ``agrinode/config.py`` stays the authority on every field's range.
+learn about a wrong file on the laptop, not from a node that never reports. The fields a node
+cannot work without (farm and node ids, the broker) get a plain-words message here; then the whole
+file goes through the platform's node config schema (:mod:`agri.node.config`, the one
+``agri node add`` writes with), which checks every field's range.
 """
 
 from __future__ import annotations
@@ -75,6 +76,12 @@ def parse_node_config(raw: bytes, path: Path) -> NodeConfig:
     sensors = obj.get("sensors", [])
     if not isinstance(sensors, list) or not all(isinstance(s, dict) and "type" in s for s in sensors):
         raise _bad(path, "field sensors must be a list of objects with a type")
+    from agri.node.config import ConfigError, parse
+
+    try:
+        parse(obj, str(path))
+    except ConfigError as exc:
+        raise _bad(path, str(exc).removeprefix(f"{path}: ")) from None
     return NodeConfig(ids["farm"], ids["node"], host, port, raw)
 
 

@@ -119,6 +119,12 @@ def test_port_without_a_repl(firmware: Path, node_config: Path, silent_pty: str)
         ('{"farm": "f", "node": "n", "broker": {"port": 1883}}', "field broker.host must be a host name"),
         ('{"farm": "f", "node": "n", "broker": {"host": "b", "port": 0}}', "field broker.port must be"),
         ('{"v": 2, "farm": "f", "node": "n"}', "field v: unsupported config version 2"),
+        # Everything else: the platform's node config schema (agri.node.config).
+        ('{"farm": "f", "node": "n", "broker": {"host": "b"}, "interval": 0}', "interval: Input should be"),
+        (
+            '{"farm": "f", "node": "n", "broker": {"host": "b"}, "sensors": [{"type": "lidar"}]}',
+            "sensors.0.type",
+        ),
     ],
 )
 def test_bad_config_is_refused_before_anything_happens(
