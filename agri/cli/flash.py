@@ -143,6 +143,9 @@ def flash(
     connect_timeout: Annotated[
         float, typer.Option(help="Seconds to wait for the board's REPL", min=1)
     ] = 10.0,
+    boot_output: Annotated[
+        float, typer.Option(help="Seconds to show the board's output after the reset (0: none)", min=0)
+    ] = 2.0,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the plan as JSON")] = False,
 ) -> None:
     """Build the firmware (mpy-cross), copy it and the node config to the board, verify, reset."""
@@ -208,7 +211,9 @@ def flash(
             waiter = FirstMessageWaiter(_mqtt_url(mqtt_url), node.farm, node.node)
             console.print(f"[cyan]•[/] subscribed to {waiter.topic}", highlight=False)
 
-    opts = FlashOptions(port=port, reset=reset.value, force=force, connect_timeout=connect_timeout)
+    opts = FlashOptions(
+        port=port, reset=reset.value, force=force, connect_timeout=connect_timeout, settle_s=boot_output
+    )
     console.print(
         f"[cyan]•[/] node {node.farm}/{node.node}: {len(plan.files)} files, {plan.total_bytes} bytes "
         f"(build {build.key}, {'cached' if build.cached else 'compiled'})",

@@ -266,10 +266,12 @@ class Device:
         return self._collect(settle_s)
 
     def _collect(self, seconds: float) -> bytes:
+        """The board's output for up to ``seconds``; stops early at the REPL prompt (main.py
+        ended). A board whose USB port goes away on reset just yields nothing."""
         out = b""
         end = time.monotonic() + seconds
         with contextlib.suppress(OSError):
-            while time.monotonic() < end:
+            while time.monotonic() < end and not out.endswith(b"\n>>> "):
                 n = self.t.serial.in_waiting
                 if n:
                     out += self.t.serial.read(n)

@@ -59,8 +59,18 @@ def dry_run_plan(firmware: Path, config: Path) -> dict[str, Any]:
 
 
 def flash(board: QemuBoard, firmware: Path, config: Path, *extra: str) -> Any:
+    # The test firmware's main.py ends at once; waiting for its output stops at the REPL prompt.
     return run_agri(
-        "flash", "--port", board.pty, "--config", str(config), "--firmware", str(firmware), *extra
+        "flash",
+        "--port",
+        board.pty,
+        "--config",
+        str(config),
+        "--firmware",
+        str(firmware),
+        "--boot-output",
+        "15",
+        *extra,
     )
 
 

@@ -45,7 +45,17 @@ walk('/lib/agrinode', 'agrinode')
 def test_platform_firmware_flashes_boots_and_its_modules_load(board: QemuBoard, node_config: Path) -> None:
     fw = default_firmware_dir()
     r = run_agri(
-        "flash", "--port", board.pty, "--config", str(node_config), "--firmware", str(fw), "--reset", "soft"
+        "flash",
+        "--port",
+        board.pty,
+        "--config",
+        str(node_config),
+        "--firmware",
+        str(fw),
+        "--reset",
+        "soft",
+        "--boot-output",
+        "5",
     )
     assert r.returncode == 0, r.stdout + r.stderr
     assert "verified" in r.stdout
