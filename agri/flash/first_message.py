@@ -47,7 +47,11 @@ class FirstMessageWaiter:
         try:
             self.client.connect(**kwargs)
         except OSError as exc:
-            raise FlashError("wait", f"cannot reach the broker at {self._public}: {exc}") from None
+            raise FlashError(
+                "wait",
+                f"cannot reach the broker at {self._public}: {exc}",
+                hint="is the platform running (agri status)? or give the broker with --mqtt-url",
+            ) from None
         self.client.loop_start()
         if not self._ready.wait(connect_timeout) or self._error:
             self.close()
