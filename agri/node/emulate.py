@@ -111,6 +111,9 @@ class Emulator:
             stderr=subprocess.STDOUT,
             text=True,
             bufsize=1,
+            # Own process group: a terminal's Ctrl-C reaches only us, and we forward one SIGINT
+            # (a second one would interrupt the firmware's clean shutdown).
+            start_new_session=True,
         )
 
 

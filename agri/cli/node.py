@@ -1,0 +1,183 @@
+"""`agri node add` (provision a node) and `agri node emulate` (run the firmware without a board)."""
+
+from __future__ import annotations
+
+import enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.markup import escape
+
+from agri.cli.common import console, err_console, fail, settings
+
+node_app = typer.Typer(help="Sensor nodes: provision, emulate", no_args_is_help=True)
+
+
+class FarmKind(enum.StrEnum):
+    orchard = "orchard"
+    pig_farm = "pig_farm"
+    tea_garden = "tea_garden"
+    pond = "pond"
+
+
+class CodeMode(enum.StrEnum):
+    rom = "rom"
+    ram = "ram"
+
+
+@node_app.command("add")
+def add(
+    farm: Annotated[str, typer.Option("--farm", help="Farm id ([a-z0-9-]{1,32})")],
+    node: Annotated[str, typer.Option("--node", help="Node id ([a-z0-9-]{1,32}, not 'gw')")],
+    farm_kind: Annotated[
+        FarmKind | None, typer.Option("--farm-kind", help="Kind of a farm to create (or check)")
+    ] = None,
+    farm_name: Annotated[str | None, typer.Option("--farm-name", help="Name of a farm to create")] = None,
+    name: Annotated[str | None, typer.Option("--name", help="Node's display name")] = None,
+    profile: Annotated[
+        FarmKind | None, typer.Option("--profile", help="Sensor profile (default: the farm's kind)")
+    ] = None,
+    interval: Annotated[
+        int | None, typer.Option("--interval", help="Seconds between samples (default per profile)")
+    ] = None,
+    broker_host: Annotated[
+        str | None, typer.Option("--broker-host", help="Broker address as the node reaches it")
+    ] = None,
+    broker_port: Annotated[int | None, typer.Option("--broker-port", help="Broker port")] = None,
+    wifi_ssid: Annotated[str | None, typer.Option("--wifi-ssid", help="Wi-Fi network of the node")] = None,
+    wifi_password: Annotated[str, typer.Option("--wifi-password", help="Wi-Fi password")] = "",
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Config file to write (default $AGRI_HOME/nodes/FARM/NODE.json)"),
+    ] = None,
+    rotate: Annotated[bool, typer.Option("--rotate", help="Give the node a new broker password")] = False,
+) -> None:
+    """Register a node, create its broker account (own topics only), write its config file."""
+    from agri.node.provision import ProvisionError, Request, provision
+    from agri.stack.manager import Stack
+
+    req = Request(
+        farm=farm,
+        node=node,
+        farm_kind=farm_kind.value if farm_kind else None,
+        farm_name=farm_name,
+        node_name=name,
+        profile=profile.value if profile else None,
+        interval=interval,
+        broker_host=broker_host,
+        broker_port=broker_port,
+        wifi_ssid=wifi_ssid,
+        wifi_password=wifi_password,
+        out=out,
+        rotate=rotate,
+    )
+    try:
+        req.check()
+        res = provision(Stack(settings()), req)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    except ProvisionError as exc:
+        fail(str(exc))
+    what = "created farm and registered" if res.farm_created else "registered"
+    console.print(
+        f"[green]✓[/] {what} node {res.farm}/{res.node} ({', '.join(res.metrics)})", highlight=False
+    )
+    if res.broker_reloaded is not None:
+        state = "active now (broker reloaded)" if res.broker_reloaded else "saved"
+        rot = ", password rotated" if res.password_rotated else ""
+        console.print(f"[green]✓[/] MQTT account {res.username}: {state}{rot}", highlight=False)
+    else:
+        console.print("[yellow]![/] external broker: configure it yourself:", highlight=False)
+        for line in res.external_setup:
+            console.print(f"    {escape(line)}", highlight=False)
+    console.print(f"[green]✓[/] config written: {res.config_path} (mode 0600)", highlight=False)
+    for w in res.warnings:
+        err_console.print(f"[yellow]warning:[/] {escape(w)}", highlight=False)
+    console.print(
+        f"next: agri flash --config {res.config_path} --port /dev/ttyUSB0   "
+        f"or   agri node emulate --config {res.config_path}",
+        highlight=False,
+    )
+
+
+@node_app.command("emulate")
+def emulate(
+    config: Annotated[Path, typer.Option("--config", help="Node config file (as written by agri node add)")],
+    root: Annotated[
+        Path | None,
+        typer.Option("--root", help="Node filesystem root: node.json, spool, state (default next to config)"),
+    ] = None,
+    heap: Annotated[str, typer.Option("--heap", help="MicroPython heap size")] = "64K",
+    fast: Annotated[bool, typer.Option("--fast", help="Simulated fast clock (no real waiting)")] = False,
+    cycles: Annotated[
+        int, typer.Option("--cycles", min=0, help="Stop after N samples (0: run until stopped)")
+    ] = 0,
+    start: Annotated[
+        int | None,
+        typer.Option("--start", help="Fast clock start: Unix time, or negative seconds before now"),
+    ] = None,
+    fault: Annotated[
+        list[str] | None,
+        typer.Option("--fault", help="Inject METRIC:KIND[:FROM[:TO[:SIZE]]], KIND stuck|spike|drift|dead"),
+    ] = None,
+    seed: Annotated[int, typer.Option("--seed", help="Simulation random seed")] = 1,
+    heap_every: Annotated[
+        int, typer.Option("--heap-every", min=0, help="Log gc.mem_free() every N cycles")
+    ] = 0,
+    code: Annotated[
+        CodeMode,
+        typer.Option("--code", help="rom: bytecode runs from a mapped ROMFS image; ram: loaded into heap"),
+    ] = CodeMode.rom,
+    micropython: Annotated[
+        Path | None, typer.Option("--micropython", help="MicroPython unix port binary")
+    ] = None,
+) -> None:
+    """Run the real firmware under the MicroPython unix port as the node CONFIG describes, until stopped."""
+    from agri.node import config as nodecfg
+    from agri.node.emulate import Emulator, parse_fault, run_foreground
+    from agri.node.runtime import RuntimeMissing, parse_heap
+
+    try:
+        cfg = nodecfg.load(config)
+        parse_heap(heap)
+        faults = [parse_fault(f) for f in fault or []]
+    except ValueError as exc:
+        fail(str(exc), 2)
+    if start is not None and not fast:
+        fail("--start needs --fast (it sets the simulated clock)", 2)
+    sim: dict[str, Any] = {"seed": seed}
+    if fast:
+        sim["clock"] = "fast"
+        if start is not None:
+            sim["start"] = start
+    if cycles:
+        sim["cycles"] = cycles
+    if heap_every:
+        sim["heap_every"] = heap_every
+    if faults:
+        sim["faults"] = faults
+    fs_root = root or config.with_name(config.stem + ".fs")
+    emu = Emulator(
+        cfg,
+        fs_root,
+        heap=heap,
+        sim=sim,
+        code=code.value,
+        micropython=str(micropython) if micropython else None,
+    )
+    console.print(
+        f"[cyan]•[/] node {cfg.farm}/{cfg.node} on the MicroPython unix port (heap {heap}, "
+        f"code in {code.value}), filesystem {fs_root}; Ctrl-C stops it",
+        highlight=False,
+    )
+    try:
+        rc = run_foreground(emu, on_line=lambda line: print(line, flush=True))  # one event per line
+    except RuntimeMissing as exc:
+        fail(str(exc))
+    if rc not in (0, -2):
+        fail(f"firmware exited with code {rc}", rc if 0 < rc < 128 else 1)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(node_app, name="node")
