@@ -43,17 +43,26 @@ class DetectorConfig:
     min_error_points: int = 16
 
     # --- tail probabilities (decayed survival histogram per feature) ----------------------
-    #: log2 of the lowest edge, edge spacing (log2 units) and number of edges
+    #: points after which a series' unit of surprise (its slow mean's error) is fixed
+    scale_after_points: int = 100
+    #: log2 of the lowest edge (in units of surprise), edge spacing (log2) and number of edges:
+    #: 2^-4 .. 2^19 units, wide enough for a fixed unit on series that vary by decades
     tail_lo: float = -4.0
-    tail_step: float = 0.5
-    tail_bins: int = 24
+    tail_step: float = 0.75
+    tail_bins: int = 32
     #: memory of the histograms in observations (decay 1 - 1/memory per observation)
     tail_memory: float = 5000.0
     #: log10 probability lost per edge step beyond the largest value on record
-    tail_beyond_log10: float = 0.5
+    tail_beyond_log10: float = 0.75
     #: the same for the length of a run of repeated values (0: a run longer than any on record
     #: is as surprising as the first repeat of a series that never repeats, and no more)
     stuck_beyond_log10: float = 0.0
+
+    #: density feature: rate of the short average of -log10 p (point/level), its cap per point,
+    #: and the lowest edge (log2) of its histogram
+    density_rate: float = 0.05
+    density_cap: float = 8.0
+    density_lo: float = -6.0
 
     # --- output ------------------------------------------------------------------------
     #: -log10(p) (after the Bonferroni factor) that maps to score 1.0

@@ -12,14 +12,19 @@ import numpy as np
 
 from analytics.anomaly.baseline import FAST, SLOW, forecast, learn
 from analytics.anomaly.config import DEFAULT_CONFIG, DetectorConfig
-from analytics.anomaly.state import AnomalyState
+from analytics.anomaly.state import PREDICTORS, AnomalyState
 from analytics.anomaly.tails import edges, exceedance_log10, update_tails
 
 _F32 = np.float32
 #: E|e| = sigma * sqrt(2/pi) for a normal error: converts a mean absolute error to a sigma
 _MAE_TO_SIGMA = _F32(np.sqrt(np.pi / 2.0))
 _TINY = _F32(1e-6)
-_N_FEATURES = 3  # point, level, stuck: the Bonferroni factor of the combination
+_I_MEAN = PREDICTORS.index("mean")
+
+
+def _grid(cfg: DetectorConfig) -> np.ndarray:
+    """Histogram edges of the point, level and density features, (3, bins)."""
+    return np.stack([edges(cfg, cfg.tail_lo), edges(cfg, cfg.tail_lo), edges(cfg, cfg.density_lo)])
 
 
 def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -49,33 +54,46 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
 
     # residuals against the best predictor (point) and the best slow baseline (level)
     fc = forecast(st, t, has_prev)
-    resid = xr[:, None] - fc.preds
-    abs_err = np.abs(resid)
-    rows = np.arange(n)
-    best = np.argmin(np.where(fc.usable, st.err, np.inf), axis=1)
-    best_slow = np.argmin(np.where(fc.usable & SLOW, st.err, np.inf), axis=1)
-    eps = (_F32(1e-7) * (np.abs(st.x_ref) + np.abs(st.mean)) + _F32(1e-30)).astype(_F32)
-    gap = np.where(FAST[best], np.sqrt(np.minimum(k, _F32(100.0))), _F32(1.0))
+    abs_err = np.abs(xr[:, None] - fc.preds)
     npred = abs_err.shape[1]
-    i_best = rows * npred + best
-    i_slow = rows * npred + best_slow
+    rows = np.arange(n) * npred
+    i_best = rows + np.argmin(np.where(fc.usable, st.err, np.inf), axis=1)
+    i_slow = rows + np.argmin(np.where(fc.usable & SLOW, st.err, np.inf), axis=1)
     flat_abs, flat_err = abs_err.reshape(-1), st.err.reshape(-1)
-    z = flat_abs[i_best] / (flat_err[i_best] * _MAE_TO_SIGMA * gap + eps)
-    lvl = flat_abs[i_slow] / (flat_err[i_slow] * _MAE_TO_SIGMA + eps)
-    feats = np.log2(np.stack([z, lvl], axis=1) + _TINY)
+    eps = (_F32(1e-7) * (np.abs(st.x_ref) + np.abs(st.mean)) + _F32(1e-30)).astype(_F32)
 
-    surv = st.tail_surv.reshape(n, 2, cfg.tail_bins)
-    hist_log10p = exceedance_log10(feats, surv, st.tail_total, cfg, cfg.tail_lo, cfg.tail_beyond_log10)
-    tracked = fc.usable.reshape(-1)[i_best]
-    surv, st.tail_total = update_tails(feats, surv, st.tail_total, tracked, cfg, edges(cfg, cfg.tail_lo))
+    # the series' unit of surprise: fixed once (the slow mean's error after a few points), so the
+    # histograms below rank raw deviations; all adaptation happens in the decayed histograms
+    mean_err = flat_err[rows + _I_MEAN]
+    fix = (st.scale == 0) & (st.n >= cfg.scale_after_points) & (mean_err > 0)
+    if fix.any():
+        st.scale = np.where(fix, mean_err, st.scale).astype(_F32)
+    unit = st.scale * _MAE_TO_SIGMA + eps
+    gap = np.where(FAST[i_best - rows], np.sqrt(np.minimum(k, _F32(100.0))), _F32(1.0))
+    feats = np.log2(np.stack([flat_abs[i_best] / (unit * gap), flat_abs[i_slow] / unit], axis=1) + _TINY)
+    tracked = fc.usable.reshape(-1)[i_best] & (st.scale > 0)
+
+    surv = st.tail_surv.reshape(n, 3, cfg.tail_bins)
+    pl_log10p = exceedance_log10(feats, surv, st.tail_total, cfg, cfg.tail_lo)
+    # density: a short average of the point/level surprise (Numenta's anomaly likelihood averages
+    # raw scores the same way), calibrated by its own history like the other features
+    surprise = np.minimum(-np.minimum(pl_log10p[:, 0], pl_log10p[:, 1]), _F32(cfg.density_cap))
+    dens = st.density + _F32(cfg.density_rate) * (surprise - st.density)
+    st.density = np.where(tracked, dens, st.density).astype(_F32)
+    dfeat = np.log2(st.density + _TINY)[:, None]
+    den_log10p = exceedance_log10(dfeat, surv, st.tail_total, cfg, cfg.density_lo, first=2)
+    allf = np.concatenate([feats, dfeat], axis=1)
+    surv, st.tail_total = update_tails(allf, surv, st.tail_total, tracked, cfg, _grid(cfg))
     st.tail_surv = surv.reshape(n, -1)
 
     same = has_prev & (np.abs(xr - st.x_last) <= eps)
     stuck_log10 = _stuck_log10(st, same, has_prev, cfg)
 
-    # Bonferroni over the features, -log10 p to [0, 1]; report only what exceeds recent surprise
-    log10p = np.minimum(np.minimum(hist_log10p[:, 0], hist_log10p[:, 1]), stuck_log10)
-    raw = np.clip(-(log10p + _F32(np.log10(_N_FEATURES))) / _F32(cfg.score_log10_full), 0.0, 1.0)
+    # Bonferroni over the four tests, -log10 p to [0, 1]; report only what exceeds recent surprise
+    log10p = np.minimum(
+        np.minimum(pl_log10p[:, 0], pl_log10p[:, 1]), np.minimum(den_log10p[:, 0], stuck_log10)
+    )
+    raw = np.clip(-(log10p + _F32(np.log10(4.0))) / _F32(cfg.score_log10_full), 0.0, 1.0)
     raw = np.where((st.n >= cfg.warmup_points) & tracked, raw, _F32(0.0)).astype(_F32)
     score = np.where(raw > st.peak, raw, _F32(0.0))
     st.peak = np.maximum(st.peak * _F32(cfg.onset_decay), raw)
@@ -96,7 +114,7 @@ def _stuck_log10(st: AnomalyState, same: np.ndarray, has_prev: np.ndarray, cfg: 
     started has no finished run to compare with, so it is never flagged.
     """
     run = np.where(same, st.run + _F32(1.0), _F32(0.0)).astype(_F32)
-    surv = st.run_surv[:, None, :]
+    surv = st.run_surv.reshape(len(run), 1, -1)
     if same.any():
         cur = np.log2(run + _F32(1.0))[:, None]
         log10p = exceedance_log10(cur, surv, st.run_total[:, None], cfg, 0.0, cfg.stuck_beyond_log10)[:, 0]

@@ -18,9 +18,9 @@ from analytics.anomaly.config import DEFAULT_CONFIG, STATE_VERSION, DetectorConf
 #: predictors, in the column order of the error trackers
 PREDICTORS = ("persist", "mean", "daily", "weekly", "persist_daily", "persist_weekly")
 #: features whose tail probabilities are combined, in the column order of the tail trackers
-FEATURES = ("point", "level", "stuck")
+FEATURES = ("point", "level", "density", "stuck")
 #: features whose tail probability comes from the decayed histogram of their own values
-HIST_FEATURES = ("point", "level")
+HIST_FEATURES = ("point", "level", "density")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,8 @@ def _fields(cfg: DetectorConfig) -> tuple[_Field, ...]:
         _Field("err", npred, "<f4", 0.0),
         _Field("err_n", npred, "<f4", 0.0),
         _Field("peak", 0, "<f4", 0.0),
+        _Field("scale", 0, "<f4", 0.0),
+        _Field("density", 0, "<f4", 0.0),
         _Field("run", 0, "<f4", 0.0),
         _Field("run_total", 0, "<f4", 0.0),
         _Field("run_surv", cfg.tail_bins, "<f4", 0.0),
@@ -79,6 +81,8 @@ class AnomalyState:
     err: np.ndarray
     err_n: np.ndarray
     peak: np.ndarray
+    scale: np.ndarray
+    density: np.ndarray
     run: np.ndarray
     run_total: np.ndarray
     run_surv: np.ndarray

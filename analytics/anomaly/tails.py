@@ -17,6 +17,8 @@ from analytics.anomaly.config import DetectorConfig
 
 _F32 = np.float32
 _HALF = _F32(0.5)
+#: flat offsets of (series, feature) rows, cached per shape (the step runs on the same shapes)
+_BASES: dict[tuple[int, ...], np.ndarray] = {}
 
 
 def edges(cfg: DetectorConfig, lo_edge: float) -> np.ndarray:
@@ -30,16 +32,31 @@ def exceedance_log10(
     total: np.ndarray,
     cfg: DetectorConfig,
     lo_edge: float,
-    beyond_log10: float,
+    beyond_log10: float | None = None,
+    first: int = 0,
 ) -> np.ndarray:
-    """log10 of the empirical P(F >= f): ``logf`` (N, F) log2 values, ``surv`` (N, F, bins)."""
+    """log10 of the empirical P(F >= f) for features ``first .. first+F-1`` of ``surv``.
+
+    ``logf`` is (N, F) log2 values; ``surv`` (N, F_all, bins) survival counts (C-contiguous);
+    ``total`` (N, F_all) decayed totals.
+    """
     k = cfg.tail_bins
+    if beyond_log10 is None:
+        beyond_log10 = cfg.tail_beyond_log10
+    n, nf = logf.shape
     pos = (logf - _F32(lo_edge)) / _F32(cfg.tail_step)
-    lo = np.clip(np.floor(pos), 0, k - 1).astype(np.intp)
+    lo = np.clip(pos, 0, k - 1).astype(np.intp)  # truncation is floor for pos >= 0
     hi = np.minimum(lo + 1, k - 1)
     frac = np.clip(pos - lo, _F32(0.0), _F32(1.0)).astype(_F32)
     flat = surv.reshape(-1)
-    base = np.arange(lo.size, dtype=np.intp).reshape(lo.shape) * k
+    key = (n, nf, surv.shape[1], first, k)
+    base = _BASES.get(key)
+    if base is None:
+        if len(_BASES) > 64:
+            _BASES.clear()
+        base = _BASES[key] = (
+            np.arange(n, dtype=np.intp)[:, None] * surv.shape[1] + (first + np.arange(nf))
+        ) * k
     l_lo = np.log10(flat[base + lo] + _HALF)
     s_hi = flat[base + hi]
     l_hi = np.log10(s_hi + _HALF)
@@ -48,11 +65,12 @@ def exceedance_log10(
     # value whose upper edge has no counts can be past it, so the record is found for those only
     past = (s_hi < _HALF) | (pos > k - 1)
     if past.any():
-        sel = np.nonzero(past)
-        record = np.count_nonzero(surv[sel] >= _HALF, axis=-1) - 1
-        num[sel] -= np.maximum(pos[sel] - np.maximum(record, 0), _F32(0.0)) * _F32(beyond_log10)
-    num = np.where(pos < 0, np.log10(total + _HALF), num)
-    out: np.ndarray = np.minimum(num - np.log10(total + _F32(1.0)), _F32(0.0)).astype(_F32)
+        r, c = np.nonzero(past)
+        record = np.count_nonzero(surv[r, first + c] >= _HALF, axis=-1) - 1
+        num[r, c] -= np.maximum(pos[r, c] - np.maximum(record, 0), _F32(0.0)) * _F32(beyond_log10)
+    tot = total[:, first : first + nf]
+    num = np.where(pos < 0, np.log10(tot + _HALF), num)
+    out: np.ndarray = np.minimum(num - np.log10(tot + _F32(1.0)), _F32(0.0)).astype(_F32)
     return out
 
 
@@ -64,11 +82,15 @@ def update_tails(
     cfg: DetectorConfig,
     grid: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Decay the counts and add this value; rows where ``active`` is False keep their counts."""
+    """Decay the counts and add this value; rows where ``active`` is False keep their counts.
+
+    When every row is active ``surv`` is updated in place (and returned).
+    """
     g = _F32(1.0 - 1.0 / cfg.tail_memory)
-    if active.all():
-        new_surv = surv * g
-        new_surv += logf[..., None] >= grid
+    if active.all():  # the common case: update in place
+        surv *= g
+        surv += logf[..., None] >= grid
+        new_surv = surv
         new_total = total * g + _F32(1.0)
     else:
         act = active[:, None]
