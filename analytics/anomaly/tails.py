@@ -1,9 +1,10 @@
 """Tail probabilities of features against their own history: decayed survival histograms.
 
 Each feature of each series keeps, on a fixed grid of ``log2`` edges, exponentially decayed
-counts of how many past values reached each edge. The tail probability of a new value is its
-empirical exceedance frequency among past values, (count >= f + 1/2) / (total + 1), log-linearly
-interpolated between edges; beyond the largest value on record it keeps falling geometrically.
+counts of how many past values reached each edge. The tail probability of a new value is the
+empirical exceedance frequency of the lower edge of its bin among past values,
+(count >= edge + 1/2) / (total + 1) — conservative at the histogram's resolution; beyond the
+largest value on record it keeps falling geometrically.
 This is a streaming, bounded-memory empirical p-value (a conformal p-value with forgetting), so
 calibration assumes no distribution: large values that are routine for a series (daily spikes,
 quantised sensors) are not surprising when they recur.
@@ -47,7 +48,6 @@ def exceedance_log10(
     pos = (logf - _F32(lo_edge)) / _F32(cfg.tail_step)
     lo = np.clip(pos, 0, k - 1).astype(np.intp)  # truncation is floor for pos >= 0
     hi = np.minimum(lo + 1, k - 1)
-    frac = np.clip(pos - lo, _F32(0.0), _F32(1.0)).astype(_F32)
     flat = surv.reshape(-1)
     key = (n, nf, surv.shape[1], first, k)
     base = _BASES.get(key)
@@ -57,10 +57,9 @@ def exceedance_log10(
         base = _BASES[key] = (
             np.arange(n, dtype=np.intp)[:, None] * surv.shape[1] + (first + np.arange(nf))
         ) * k
-    l_lo = np.log10(flat[base + lo] + _HALF)
+    # conservative: every past value in this value's bin counts as at least as large
+    num = np.log10(flat[base + lo] + _HALF)
     s_hi = flat[base + hi]
-    l_hi = np.log10(s_hi + _HALF)
-    num = l_lo + frac * (l_hi - l_lo)
     # beyond the record (the last edge any past value reached) the tail keeps falling; only a
     # value whose upper edge has no counts can be past it, so the record is found for those only
     past = (s_hi < _HALF) | (pos > k - 1)
