@@ -57,3 +57,16 @@ c.disconnect()
         assert conn.recv(1024) == b"\xe0\x00"  # DISCONNECT
     runner.join(30)
     assert out == ["[1]\n"]
+
+
+def test_wire_efficiency_counts_match_the_firmware_framing() -> None:
+    from agri.node import wire
+
+    # The exchange above: 13-byte PUBLISH (topic t/up, 3-byte payload) + 4-byte PUBACK.
+    assert wire.qos1_bytes("t/up", b"xxx") == 13 + 4
+    # Remaining length 128 needs a 2-byte varint.
+    assert wire.qos1_bytes("t", b"x" * 123) == 1 + 2 + 128 + 4
+    one, batch = wire.batched(1), wire.batched(24, with_envelope=False)
+    per_value = wire.one_value(with_time=True)
+    assert one.readings == 8 and per_value.messages == 8
+    assert batch.per_reading < one.per_reading < per_value.per_reading

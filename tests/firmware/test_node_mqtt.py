@@ -89,6 +89,11 @@ def test_broker_outage_loses_nothing_and_duplicates_nothing(
     assert d.dropped() == 0
     spooled = max(len(json.loads(p)["s"]) for p in d.by_seq.values())
     assert spooled > 1  # the backlog really was spooled and sent in batches
+    print(
+        f"outage: {len(d.seqs)} messages (seq 0..{d.seqs[-1]}, no gap), {len(d.sample_times())} readings "
+        f"for {stopped['cycles']} cycles, largest backlog message {spooled} samples, "
+        f"{d.duplicates} byte-identical resends"
+    )
 
 
 def test_killed_mid_backlog_then_restarted_delivers_the_spool(
@@ -122,6 +127,10 @@ def test_killed_mid_backlog_then_restarted_delivers_the_spool(
     assert d.dropped() == 0
     boots = {m.boot for m in d.decoded.values()}
     assert boots >= {2, 3}
+    print(
+        f"kill -9 mid-backlog: {got_before_kill} messages before the kill, {len(d.seqs)} in all "
+        f"(no gap), {len(d.sample_times())} readings, {d.duplicates} byte-identical resends"
+    )
 
 
 def test_full_spool_drops_oldest_and_reports_the_count(
