@@ -19,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import re
+import reprlib
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -164,6 +165,27 @@ def _is_number(x: object) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def _as_float(x: int | float) -> float:
+    """``float(x)``; an integer too large for a float becomes infinity (then refused as not finite)."""
+    try:
+        return float(x)
+    except OverflowError:
+        return math.inf
+
+
+# Bounded, non-recursive-blowup rendering of arbitrary decoded JSON for error details.
+_SHORT = reprlib.Repr()
+_SHORT.maxlevel = 3
+_SHORT.maxstring = 40
+_SHORT.maxother = 40
+_SHORT.maxlong = 40
+
+
+def short(v: object) -> str:
+    """A short, safe ``repr`` of any decoded JSON value (for error details)."""
+    return _SHORT.repr(v)
+
+
 def _check_int(obj: Mapping[str, Any], key: str, *, required: bool) -> int:
     if key not in obj:
         if required:
@@ -171,7 +193,7 @@ def _check_int(obj: Mapping[str, Any], key: str, *, required: bool) -> int:
         return 0
     v = obj[key]
     if isinstance(v, bool) or not isinstance(v, int) or not 0 <= v < MAX_SEQ:
-        raise ProtocolError("bad_field", f"{key!r} must be an integer in [0, 2^53), got {str(v)[:40]!r}")
+        raise ProtocolError("bad_field", f"{key!r} must be an integer in [0, 2^53), got {short(v)}")
     return v
 
 
@@ -205,7 +227,7 @@ def _check_value(metric: Metric | None, name: str, raw: object) -> tuple[str, st
         return ("null_value", f"{name}: value is null (sensor read failed)")
     if not _is_number(raw):
         return ("bad_value", f"{name}: value must be a number, got {type(raw).__name__}")
-    v = float(raw)  # type: ignore[arg-type]
+    v = _as_float(raw)  # type: ignore[arg-type]
     if not math.isfinite(v):
         return ("bad_value", f"{name}: value is not finite")
     if not metric.in_range(v):
@@ -218,8 +240,8 @@ def _check_value(metric: Metric | None, name: str, raw: object) -> tuple[str, st
 
 def _check_time(raw: object, limits: Limits) -> tuple[float | None, tuple[str, str] | None]:
     if not _is_number(raw):
-        return None, ("bad_time", f"sample time must be Unix seconds, got {str(raw)[:40]!r}")
-    t = float(raw)  # type: ignore[arg-type]
+        return None, ("bad_time", f"sample time must be Unix seconds, got {short(raw)}")
+    t = _as_float(raw)  # type: ignore[arg-type]
     if not math.isfinite(t):
         return None, ("bad_time", "sample time is not finite")
     if t > limits.now + limits.skew_s:
@@ -245,12 +267,10 @@ def decode_up(
     obj = parse_json_object(payload)
     v = obj.get("v")
     if v != VERSION:
-        raise ProtocolError(
-            "bad_version", f"unsupported message version {str(v)[:20]!r} (expected {VERSION})"
-        )
+        raise ProtocolError("bad_version", f"unsupported message version {short(v)} (expected {VERSION})")
     msg_node = obj.get("node")
     if msg_node != node:
-        raise ProtocolError("node_mismatch", f"payload node {str(msg_node)[:40]!r} != topic node {node!r}")
+        raise ProtocolError("node_mismatch", f"payload node {short(msg_node)} != topic node {node!r}")
     seq = _check_int(obj, "seq", required=True)
     boot = _check_int(obj, "boot", required=False)
     dropped = _check_int(obj, "drop", required=False)
@@ -370,7 +390,7 @@ def decode_batch(farm: str, gateway: str, payload: bytes) -> Batch:
         raise ProtocolError("bad_compression", "truncated zlib stream")
     obj = parse_json_object(raw, limit=MAX_BATCH_INFLATED)
     if obj.get("v") != VERSION:
-        raise ProtocolError("bad_version", f"unsupported batch version {str(obj.get('v'))[:20]!r}")
+        raise ProtocolError("bad_version", f"unsupported batch version {short(obj.get('v'))}")
     if obj.get("gw") != gateway or obj.get("farm") != farm:
         raise ProtocolError("gateway_mismatch", "envelope gw/farm do not match the topic")
     batch_id = obj.get("batch")
@@ -383,8 +403,16 @@ def decode_batch(farm: str, gateway: str, payload: bytes) -> Batch:
     invalid: list[tuple[str, bytes]] = []
     for i, m in enumerate(msgs):
         if not isinstance(m, dict) or not isinstance(m.get("node"), str) or not isinstance(m.get("p"), str):
-            raw = json.dumps(m, ensure_ascii=False)[:4096].encode()
+            # ensure_ascii: JSON strings may hold lone surrogates, which UTF-8 cannot encode.
+            raw = json.dumps(m, ensure_ascii=True)[:4096].encode()
             invalid.append((f"msgs[{i}] must be {{'node': str, 'p': str}}", raw))
             continue
-        out.append((m["node"], m["p"].encode("utf-8")))
+        node = m["node"]
+        if not valid_id(node) or node in RESERVED_NODE_IDS:
+            raw = json.dumps(m, ensure_ascii=True)[:4096].encode()
+            invalid.append((f"msgs[{i}]: bad node id {short(node)}", raw))
+            continue
+        # surrogatepass keeps the payload byte-exact for the dead-letter row; decode_up then
+        # refuses it as bad_encoding.
+        out.append((node, m["p"].encode("utf-8", "surrogatepass")))
     return Batch(gateway=gateway, farm=farm, batch_id=batch_id, messages=out, invalid=invalid)

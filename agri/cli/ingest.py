@@ -1,0 +1,106 @@
+"""`agri ingest`: the central consumer (MQTT shared subscription -> TimescaleDB)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from agri.cli.common import fail, settings
+
+
+def ingest(
+    client_id: Annotated[
+        str | None,
+        typer.Option(
+            help="MQTT client id; keep it stable so a restarted worker resumes its session "
+            "[default: agri-ingest-<hostname>]",
+            envvar="AGRI_INGEST_CLIENT_ID",
+        ),
+    ] = None,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes on this machine (ids <client-id>-<i>)")
+    ] = 1,
+    group: Annotated[str, typer.Option(help="Shared-subscription group ($share/<group>/...)")] = "ingest",
+    metrics_port: Annotated[
+        int,
+        typer.Option(
+            min=0, max=65535, help="Prometheus /metrics port (0: off)", envvar="AGRI_INGEST_METRICS_PORT"
+        ),
+    ] = 9108,
+    metrics_host: Annotated[str, typer.Option(help="Address the metrics endpoint binds")] = "127.0.0.1",
+    session_expiry: Annotated[
+        int,
+        typer.Option(
+            min=60,
+            help="Seconds the broker keeps queueing for a stopped worker; longer outages lose its share",
+        ),
+    ] = 7 * 86400,
+    receive_maximum: Annotated[
+        int, typer.Option(min=2, max=65535, help="Un-acked messages the broker may send us (MQTT 5)")
+    ] = 1000,
+    batch_readings: Annotated[int, typer.Option(min=1, help="Readings per transaction, at most")] = 50_000,
+    linger_ms: Annotated[
+        int, typer.Option(min=0, max=10_000, help="Wait this long for more messages before committing")
+    ] = 50,
+    trace_commits: Annotated[Path | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Consume node and gateway uplinks, store readings exactly once, ack after commit."""
+    from agri.log import configure
+    from ingest.service import IngestOptions, IngestWorker, default_client_id
+
+    s = settings()
+    configure(s.log_level, s.log_format)
+    db_url, mqtt_url = s.database_url, s.mqtt_url
+    if db_url is None or mqtt_url is None:
+        from agri.stack.manager import Stack
+
+        st = Stack(s)
+        db_url = db_url or st.database_url()
+        mqtt_url = mqtt_url or st.mqtt_url("ingest")
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    base_id = client_id or default_client_id()
+    if workers > 1:
+        from ingest.supervisor import child_argv, supervise
+
+        common = [
+            "--group", group, "--metrics-host", metrics_host, "--session-expiry", str(session_expiry),
+            "--receive-maximum", str(receive_maximum), "--batch-readings", str(batch_readings),
+            "--linger-ms", str(linger_ms),
+        ]  # fmt: skip
+        argvs = [child_argv(common, base_id, i, metrics_port or None) for i in range(workers)]
+        raise typer.Exit(supervise(argvs, stop))
+    try:
+        opts = IngestOptions(
+            database_url=db_url,
+            mqtt_url=mqtt_url,
+            client_id=base_id,
+            group=group,
+            session_expiry_s=session_expiry,
+            receive_maximum=receive_maximum,
+            max_batch_readings=batch_readings,
+            linger_s=linger_ms / 1000,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port or None,
+            clock_skew_s=s.clock_skew_s,
+            retention_days=s.retention_days,
+            trace_path=trace_commits,
+        )
+        worker = IngestWorker(opts)
+    except ValueError as exc:
+        fail(str(exc), 2)
+    try:
+        worker.start()
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+        fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {why} (choose another --metrics-port)")
+    worker.serve(stop)
+
+
+def register(app: typer.Typer) -> None:
+    app.command()(ingest)

@@ -1,0 +1,242 @@
+"""The ingest worker (`agri ingest`): MQTT in, batches into TimescaleDB, ack after commit.
+
+Threads: paho's network thread fills a bounded queue (:mod:`ingest.consumer`); this module's
+loop (the caller's thread) takes messages off it, decodes them (:mod:`ingest.decode`), forms a
+batch, stores it in one transaction (:mod:`ingest.writer`) and only then acks every message of
+the batch. While the database is unavailable the batch stays un-acked and is retried with capped
+backoff; the broker stops sending once Receive Maximum messages are un-acked and queues the rest
+in our persistent session. A stop request finishes (or abandons, if the database is down) the
+current batch; un-acked messages are redelivered to this session when the worker comes back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import queue
+import re
+import socket
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO
+
+from agri.log import event, get_logger
+from agri.protocol import Limits
+from ingest.consumer import Consumer, Inbound
+from ingest.decode import Decoded, decode_message
+from ingest.metrics import IngestMetrics, MetricsServer
+from ingest.writer import BatchResult, StoreUnavailable, Writer
+
+log = get_logger("ingest")
+
+BACKOFF_MIN_S = 0.5
+BACKOFF_MAX_S = 10.0
+
+
+def default_client_id(index: int | None = None) -> str:
+    """Stable per host (and worker index), so a restarted worker resumes its broker session."""
+    host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
+    return f"agri-ingest-{host}" + (f"-{index}" if index is not None else "")
+
+
+@dataclass
+class IngestOptions:
+    database_url: str
+    mqtt_url: str
+    client_id: str
+    group: str = "ingest"
+    session_expiry_s: int = 86400
+    receive_maximum: int = 1000
+    max_batch_messages: int | None = None  # default: half of receive_maximum
+    max_batch_readings: int = 50_000
+    linger_s: float = 0.05
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = 9108  # None: no endpoint; 0: any free port
+    clock_skew_s: float = 300.0
+    retention_days: int = 730
+    trace_path: Path | None = None  # benchmark aid: one line per committed node message
+
+    def __post_init__(self) -> None:
+        if self.max_batch_messages is None:
+            # Half the in-flight window: the broker keeps sending the next batch during a commit.
+            self.max_batch_messages = max(1, self.receive_maximum // 2)
+        if self.max_batch_messages > self.receive_maximum:
+            raise ValueError("max_batch_messages cannot exceed receive_maximum (the broker stops sending)")
+        if self.max_batch_readings < 1 or self.linger_s < 0:
+            raise ValueError("max_batch_readings must be >= 1 and linger_s >= 0")
+
+
+class IngestWorker:
+    def __init__(self, opts: IngestOptions) -> None:
+        self.opts = opts
+        self.metrics = IngestMetrics()
+        self.consumer = Consumer(
+            opts.mqtt_url,
+            opts.client_id,
+            group=opts.group,
+            session_expiry_s=opts.session_expiry_s,
+            receive_maximum=opts.receive_maximum,
+        )
+        self.writer = Writer(opts.database_url, app_name=f"agri-ingest:{opts.client_id}"[:63])
+        self.server: MetricsServer | None = None
+        self._batch: list[tuple[Inbound, Decoded]] = []
+        self._trace: IO[str] | None = None
+        self._db_down_since: float | None = None
+        self.metrics.backlog = self._backlog
+        self.metrics.mqtt_connected = lambda: self.consumer.connected
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Bind the metrics port (a taken port is a configuration error: raises OSError)."""
+        if self.opts.metrics_port is not None:
+            self.server = MetricsServer(self.metrics, self.opts.metrics_host, self.opts.metrics_port)
+            self.server.start()
+        if self.opts.trace_path is not None:
+            self._trace = open(self.opts.trace_path, "a", buffering=1 << 16)  # noqa: SIM115
+        event(
+            log,
+            "ingest_started",
+            pid=os.getpid(),
+            client_id=self.opts.client_id,
+            group=self.opts.group,
+            metrics=f"http://{self.opts.metrics_host}:{self.server.port}/metrics" if self.server else None,
+            receive_maximum=self.opts.receive_maximum,
+            batch_messages=self.opts.max_batch_messages,
+        )
+        self._db_check()
+        self.consumer.start()
+
+    def run(self, stop: threading.Event) -> None:
+        """Start, then consume until ``stop`` is set."""
+        self.start()
+        self.serve(stop)
+
+    def serve(self, stop: threading.Event) -> None:
+        """Consume until ``stop`` is set (after :meth:`start`), then close."""
+        try:
+            while not stop.is_set():
+                if self._fill(stop):
+                    self._commit(stop)
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        self.consumer.stop()
+        self.writer.close()
+        if self.server is not None:
+            self.server.stop()
+        if self._trace is not None:
+            self._trace.close()
+        event(log, "ingest_stopped", stored=self.metrics.stored, unacked=len(self._batch))
+
+    # --- batching -------------------------------------------------------------------------------
+
+    def _limits(self) -> Limits:
+        return Limits(
+            now=time.time(), skew_s=self.opts.clock_skew_s, max_age_s=self.opts.retention_days * 86400.0
+        )
+
+    def _fill(self, stop: threading.Event) -> bool:
+        """Collect a batch; True when there is one to commit."""
+        q = self.consumer.queue
+        max_msgs = self.opts.max_batch_messages or 1
+        readings = sum(d.n_readings for _, d in self._batch)
+        deadline: float | None = None
+        while len(self._batch) < max_msgs and readings < self.opts.max_batch_readings:
+            if deadline is None:
+                timeout = 0.25
+            else:
+                timeout = deadline - time.monotonic()
+                if timeout <= 0:
+                    break
+            try:
+                item = q.get(timeout=timeout)
+            except queue.Empty:
+                if self._batch or stop.is_set():
+                    break
+                continue
+            decoded = decode_message(item.topic, item.payload, self._limits())
+            self.metrics.received += 1
+            self._batch.append((item, decoded))
+            readings += decoded.n_readings
+            if deadline is None:
+                deadline = time.monotonic() + self.opts.linger_s
+        return bool(self._batch)
+
+    def _commit(self, stop: threading.Event) -> None:
+        batch = self._batch
+        t0 = time.monotonic()
+        backoff = BACKOFF_MIN_S
+        while True:
+            try:
+                res = self.writer.write([d for _, d in batch])
+                break
+            except StoreUnavailable as exc:
+                self.metrics.db_retries += 1
+                self._db_down(str(exc), len(batch))
+                if stop.wait(backoff):
+                    return  # stopping: the batch stays un-acked and is redelivered later
+                backoff = min(backoff * 2, BACKOFF_MAX_S)
+        self._db_up()
+        now = time.time()
+        self._record(res, batch, t0, now)
+        self.consumer.ack([it for it, _ in batch])
+        self._batch = []
+
+    def _db_down(self, error: str, held: int) -> None:
+        """Log an outage once, when it starts."""
+        self.metrics.db_ok = False
+        if self._db_down_since is None:
+            self._db_down_since = time.monotonic()
+            event(log, "db_unavailable", logging.WARNING, error=error, held=held)
+
+    def _db_up(self) -> None:
+        """Log the end of an outage once."""
+        self.metrics.db_ok = True
+        if self._db_down_since is not None:
+            event(log, "db_recovered", down_s=round(time.monotonic() - self._db_down_since, 1))
+            self._db_down_since = None
+
+    def _record(self, res: BatchResult, batch: list[tuple[Inbound, Decoded]], t0: float, now: float) -> None:
+        m = self.metrics
+        m.batches += 1
+        m.stored += res.stored
+        m.duplicates += res.duplicates
+        m.messages += res.messages
+        m.rejected.update(res.rejected)
+        m.last_commit = now
+        m.batch_seconds.observe(time.monotonic() - t0)
+        newest = 0.0
+        for it, _ in batch:
+            m.latency_seconds.observe(max(0.0, now - it.received))
+        for a in res.committed:
+            for r in a.msg.readings[-1:]:
+                newest = max(newest, r.t)
+        if newest:
+            m.last_reading_lag = now - newest
+        if self._trace is not None:
+            self._trace.write(
+                "".join(f"{now:.6f} {a.msg.farm} {a.msg.node} {a.msg.seq}\n" for a in res.committed)
+            )
+            self._trace.flush()
+
+    def _backlog(self) -> tuple[int, float]:
+        items = [it for it, _ in self._batch[:1]]
+        with contextlib.suppress(IndexError):
+            items.append(self.consumer.queue.queue[0])
+        held = len(self._batch) + self.consumer.queue.qsize()
+        oldest = min((it.received for it in items), default=None)
+        return held, (time.time() - oldest) if oldest is not None else 0.0
+
+    def _db_check(self) -> None:
+        try:
+            self.writer.ping()
+        except StoreUnavailable as exc:
+            self._db_down(str(exc), 0)
+            return
+        self.metrics.db_ok = True
+        event(log, "db_connected")
