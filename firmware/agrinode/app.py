@@ -66,7 +66,7 @@ class Node:
             return
         if payload:
             probe = dict(self.cfg)
-            probe["sensors"] = list(self.cfg["sensors"])
+            probe["sensors"] = [dict(x) for x in self.cfg["sensors"]]  # probing must not touch the live config
             if not config("apply_remote", probe, payload, log):
                 return
             fsutil.write_atomic(REMOTE_FILE, payload)

@@ -303,7 +303,8 @@ def load(log=None):
 
 
 def apply_remote(cfg, raw, log=None):
-    # Apply a retained config message (bytes). Returns True if it could be parsed.
+    # Apply a retained config message (bytes) to cfg. Returns True only if every field in it is
+    # valid: a message with any error is refused as a whole (the caller keeps the old config).
     rep = Report(log, "config message")
     try:
         if raw.strip()[-1:] != b"}":
@@ -316,4 +317,4 @@ def apply_remote(cfg, raw, log=None):
         rep.bad("(message)", "must be a JSON object")
         return False
     apply_common(obj, cfg, rep)
-    return True
+    return rep.errors == 0

@@ -41,6 +41,7 @@ def test_readings_arrive_in_contract_format(
     expected = {m for s in sensors for m in s.outputs()} | {"rssi_dbm"}
     got = {r.metric for m in d.decoded.values() for r in m.readings}
     assert got == expected  # every profile sensor read through its real driver, bat_v in the envelope
+    assert next(n.events("boot"))["config_errors"] == "0"  # host and device schemas agree
     first = d.decoded[0]
     assert first.boot == 1 and first.dropped == 0
     st = status_topic(farm, node)

@@ -74,8 +74,9 @@ def test_remote_config_overrides_and_rejects():
     assert cfg["interval"] == 60 and cfg["sensors"][0]["cal"] == {"dry": 2.5, "wet": 1.1}
     assert not config.apply_remote(cfg, b'{"interval": 6', log)  # truncated
     assert not config.apply_remote(cfg, b"[1]", log)
-    assert config.apply_remote(cfg, b'{"interval": 0, "broker": {"host": "evil"}}', log)
-    assert cfg["interval"] == 60 and cfg["broker"]["host"] == "h"  # credentials never change remotely
+    assert config.apply_remote(cfg, b'{"batch": 10, "broker": {"host": "evil"}}', log)
+    assert cfg["batch"] == 10 and cfg["broker"]["host"] == "h"  # credentials never change remotely
+    assert not config.apply_remote(cfg, b'{"interval": 0}', log)  # any bad field: refused
     assert [e["field"] for e in out][-1] == "interval"
 
 
