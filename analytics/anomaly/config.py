@@ -52,6 +52,8 @@ class DetectorConfig:
     tail_bins: int = 32
     #: memory of the histograms in observations (decay 1 - 1/memory per observation)
     tail_memory: float = 5000.0
+    #: a histogram gives no p-value before it has counted this many (decayed) observations
+    tail_min_count: float = 30.0
     #: log10 probability lost per edge step beyond the largest value on record
     tail_beyond_log10: float = 0.75
     #: the same for the length of a run of repeated values (0: a run longer than any on record
@@ -60,9 +62,13 @@ class DetectorConfig:
 
     #: density feature: rate of the short average of -log10 p (point/level), its cap per point,
     #: and the lowest edge (log2) of its histogram
-    density_rate: float = 0.05
+    density_rate: float = 0.1
     density_cap: float = 8.0
     density_lo: float = -6.0
+
+    #: a run of repeats counts as possibly stuck from this many repeats on (a couple of equal
+    #: readings happen by rounding; QARTOD's flat-line test also waits for several)
+    stuck_min_run: int = 3
 
     # --- output ------------------------------------------------------------------------
     #: -log10(p) (after the Bonferroni factor) that maps to score 1.0

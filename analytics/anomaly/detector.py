@@ -75,6 +75,8 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
 
     surv = st.tail_surv.reshape(n, 3, cfg.tail_bins)
     pl_log10p = exceedance_log10(feats, surv, st.tail_total, cfg, cfg.tail_lo)
+    # no p-value from a histogram that has seen too little
+    pl_log10p = np.where(st.tail_total[:, :2] >= _F32(cfg.tail_min_count), pl_log10p, _F32(0.0))
     # density: a short average of the point/level surprise (Numenta's anomaly likelihood averages
     # raw scores the same way), calibrated by its own history like the other features
     surprise = np.minimum(-np.minimum(pl_log10p[:, 0], pl_log10p[:, 1]), _F32(cfg.density_cap))
@@ -82,6 +84,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     st.density = np.where(tracked, dens, st.density).astype(_F32)
     dfeat = np.log2(st.density + _TINY)[:, None]
     den_log10p = exceedance_log10(dfeat, surv, st.tail_total, cfg, cfg.density_lo, first=2)
+    den_log10p = np.where(st.tail_total[:, 2:] >= _F32(cfg.tail_min_count), den_log10p, _F32(0.0))
     allf = np.concatenate([feats, dfeat], axis=1)
     surv, st.tail_total = update_tails(allf, surv, st.tail_total, tracked, cfg, _grid(cfg))
     st.tail_surv = surv.reshape(n, -1)
@@ -120,6 +123,7 @@ def _stuck_log10(st: AnomalyState, same: np.ndarray, has_prev: np.ndarray, cfg: 
         log10p = exceedance_log10(cur, surv, st.run_total[:, None], cfg, 0.0, cfg.stuck_beyond_log10)[:, 0]
     else:
         log10p = np.zeros(len(run), dtype=_F32)
+    log10p = np.where(run >= _F32(cfg.stuck_min_run), log10p, _F32(0.0))
     ended = has_prev & ~same
     done = np.log2(st.run + _F32(1.0))[:, None]
     new_surv, new_total = update_tails(done, surv, st.run_total[:, None], ended, cfg, edges(cfg, 0.0))

@@ -60,6 +60,13 @@ def _hours(times: np.ndarray) -> np.ndarray:
     return out
 
 
+def _daily(t: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Per-day parameters (one per day, centred at noon) interpolated smoothly over ``t``."""
+    centres = t[0] - (t[0] % _DAY) + _DAY / 2 + _DAY * np.arange(len(values))
+    out: np.ndarray = np.interp(t, centres, values)
+    return out
+
+
 def _ar1(rng: np.random.Generator, n: int, phi: float, sd: float) -> np.ndarray:
     e = rng.normal(0.0, sd, n)
     out = np.empty(n)
@@ -102,10 +109,9 @@ def _do_mgl(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     # rises from dawn (06:00) to a 16:00 maximum, falls through the night to the dawn minimum
     phase = np.where((h >= 6) & (h < 16), (h - 6) / 10.0, 1.0 - np.mod(h - 16, 24) / 14.0)
     days = int(np.ceil((t[-1] - t[0]) / _DAY)) + 2
-    low = 4.6 + rng.normal(0, 0.2, days)
-    high = 9.0 + rng.normal(0, 0.4, days)
-    d = ((t - t[0]) // _DAY).astype(int)
-    base = low[d] + (high[d] - low[d]) * np.sin(np.pi / 2 * np.clip(phase, 0, 1)) ** 1.5
+    low = _daily(t, 4.6 + rng.normal(0, 0.2, days))
+    high = _daily(t, 9.0 + rng.normal(0, 0.4, days))
+    base = low + (high - low) * np.sin(np.pi / 2 * np.clip(phase, 0, 1)) ** 1.5
     out: np.ndarray = base + _ar1(rng, len(t), 0.8, 0.06)
     return out
 
@@ -152,7 +158,7 @@ def _inject(
         sag = np.concatenate([np.linspace(0, 1, dawn), np.linspace(1, 0, n - dawn)])
         seg = v[s : s + n]
         target = 2.0
-        v[s : s + n] = seg - sag * np.maximum(seg - target, 0.0)
+        v[s : s + n] = seg - sag * np.maximum(seg - target, 0.0) + sag * rng.normal(0.0, 0.08, n)
         return s, s + n - 1
     if kind == "nh3_ppm":  # one spike
         s = int(rng.integers(lo, hi))
