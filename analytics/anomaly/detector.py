@@ -13,7 +13,7 @@ import numpy as np
 from analytics.anomaly.baseline import FAST, SLOW, forecast, learn
 from analytics.anomaly.config import DEFAULT_CONFIG, DetectorConfig
 from analytics.anomaly.state import PREDICTORS, AnomalyState
-from analytics.anomaly.tails import edges, exceedance_log10, update_tails
+from analytics.anomaly.tails import edges, exceedance_log10, renormalise, update_tails
 
 _F32 = np.float32
 #: E|e| = sigma * sqrt(2/pi) for a normal error: converts a mean absolute error to a sigma
@@ -76,7 +76,8 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     surv = st.tail_surv.reshape(n, 3, cfg.tail_bins)
     pl_log10p = exceedance_log10(feats, surv, st.tail_total, cfg, cfg.tail_lo)
     # no p-value from a histogram that has seen too little
-    pl_log10p = np.where(st.tail_total[:, :2] >= _F32(cfg.tail_min_count), pl_log10p, _F32(0.0))
+    enough = st.tail_total >= _F32(cfg.tail_min_count)
+    pl_log10p = np.where(enough[:, :2], pl_log10p, _F32(0.0))
     # density: a short average of the point/level surprise (Numenta's anomaly likelihood averages
     # raw scores the same way), calibrated by its own history like the other features
     surprise = np.minimum(-np.minimum(pl_log10p[:, 0], pl_log10p[:, 1]), _F32(cfg.density_cap))
@@ -84,10 +85,10 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     st.density = np.where(tracked, dens, st.density).astype(_F32)
     dfeat = np.log2(st.density + _TINY)[:, None]
     den_log10p = exceedance_log10(dfeat, surv, st.tail_total, cfg, cfg.density_lo, first=2)
-    den_log10p = np.where(st.tail_total[:, 2:] >= _F32(cfg.tail_min_count), den_log10p, _F32(0.0))
+    den_log10p = np.where(enough[:, 2:], den_log10p, _F32(0.0))
     allf = np.concatenate([feats, dfeat], axis=1)
-    surv, st.tail_total = update_tails(allf, surv, st.tail_total, tracked, cfg, _grid(cfg))
-    st.tail_surv = surv.reshape(n, -1)
+    update_tails(allf, surv, st.tail_total, tracked, _grid(cfg))
+    renormalise(surv, st.tail_total, st.n, cfg)
 
     same = has_prev & (np.abs(xr - st.x_last) <= eps)
     stuck_log10 = _stuck_log10(st, same, has_prev, cfg)
@@ -118,17 +119,25 @@ def _stuck_log10(st: AnomalyState, same: np.ndarray, has_prev: np.ndarray, cfg: 
     """
     run = np.where(same, st.run + _F32(1.0), _F32(0.0)).astype(_F32)
     surv = st.run_surv.reshape(len(run), 1, -1)
+    total = st.run_total.reshape(-1, 1)
     if same.any():
         cur = np.log2(run + _F32(1.0))[:, None]
-        log10p = exceedance_log10(cur, surv, st.run_total[:, None], cfg, 0.0, cfg.stuck_beyond_log10)[:, 0]
+        log10p = exceedance_log10(cur, surv, total, cfg, 0.0, cfg.stuck_beyond_log10)[:, 0]
+        log10p = np.where(run >= _F32(cfg.stuck_min_run), log10p, _F32(0.0))
     else:
         log10p = np.zeros(len(run), dtype=_F32)
-    log10p = np.where(run >= _F32(cfg.stuck_min_run), log10p, _F32(0.0))
+    # a finished run of length 0 (the usual case) only reaches the first edge
     ended = has_prev & ~same
-    done = np.log2(st.run + _F32(1.0))[:, None]
-    new_surv, new_total = update_tails(done, surv, st.run_total[:, None], ended, cfg, edges(cfg, 0.0))
-    st.run_surv = new_surv[:, 0, :]
-    st.run_total = new_total[:, 0]
+    surv[:, 0, 0] += ended
+    total[:, 0] += ended
+    longer = ended & (st.run > 0)
+    if longer.any():
+        rows = np.nonzero(longer)[0]
+        done = np.log2(st.run[rows] + _F32(1.0))[:, None]
+        mask = done[..., None] >= edges(cfg, 0.0)
+        mask[..., 0] = False  # already counted above
+        surv[rows] += mask
+    renormalise(surv, total, st.n, cfg)
     st.run = run
     return np.where(same, log10p, _F32(0.0)).astype(_F32)
 

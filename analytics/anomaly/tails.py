@@ -27,6 +27,21 @@ def edges(cfg: DetectorConfig, lo_edge: float) -> np.ndarray:
     return (lo_edge + cfg.tail_step * np.arange(cfg.tail_bins)).astype(_F32)
 
 
+#: histogram counts are forgotten in blocks: every LAZY points of a series its counts are
+#: multiplied by (1 - 1/memory)**LAZY (each step touches 1/LAZY of the rows, not all of them)
+LAZY = 64
+
+
+def renormalise(surv: np.ndarray, total: np.ndarray, n: np.ndarray, cfg: DetectorConfig) -> None:
+    """Decay the rows of the series that complete a block of LAZY points with this one."""
+    due = np.mod(n, LAZY) == LAZY - 1
+    if due.any():
+        rows = np.nonzero(due)[0]
+        g = _F32((1.0 - 1.0 / cfg.tail_memory) ** LAZY)
+        surv[rows] *= g
+        total[rows] *= g
+
+
 def exceedance_log10(
     logf: np.ndarray,
     surv: np.ndarray,
@@ -45,6 +60,7 @@ def exceedance_log10(
     if beyond_log10 is None:
         beyond_log10 = cfg.tail_beyond_log10
     n, nf = logf.shape
+    half = _HALF
     pos = (logf - _F32(lo_edge)) / _F32(cfg.tail_step)
     lo = np.clip(pos, 0, k - 1).astype(np.intp)  # truncation is floor for pos >= 0
     hi = np.minimum(lo + 1, k - 1)
@@ -58,42 +74,29 @@ def exceedance_log10(
             np.arange(n, dtype=np.intp)[:, None] * surv.shape[1] + (first + np.arange(nf))
         ) * k
     # conservative: every past value in this value's bin counts as at least as large
-    num = np.log10(flat[base + lo] + _HALF)
+    num = np.log10(flat[base + lo] + half)
     s_hi = flat[base + hi]
     # beyond the record (the last edge any past value reached) the tail keeps falling; only a
     # value whose upper edge has no counts can be past it, so the record is found for those only
-    past = (s_hi < _HALF) | (pos > k - 1)
+    past = (s_hi < half) | (pos > k - 1)
     if past.any():
         r, c = np.nonzero(past)
-        record = np.count_nonzero(surv[r, first + c] >= _HALF, axis=-1) - 1
+        record = np.count_nonzero(surv[r, first + c] >= half, axis=-1) - 1
         num[r, c] -= np.maximum(pos[r, c] - np.maximum(record, 0), _F32(0.0)) * _F32(beyond_log10)
     tot = total[:, first : first + nf]
-    num = np.where(pos < 0, np.log10(tot + _HALF), num)
+    num = np.where(pos < 0, np.log10(tot + half), num)
     out: np.ndarray = np.minimum(num - np.log10(tot + _F32(1.0)), _F32(0.0)).astype(_F32)
     return out
 
 
 def update_tails(
-    logf: np.ndarray,
-    surv: np.ndarray,
-    total: np.ndarray,
-    active: np.ndarray,
-    cfg: DetectorConfig,
-    grid: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Decay the counts and add this value; rows where ``active`` is False keep their counts.
-
-    When every row is active ``surv`` is updated in place (and returned).
-    """
-    g = _F32(1.0 - 1.0 / cfg.tail_memory)
-    if active.all():  # the common case: update in place
-        surv *= g
-        surv += logf[..., None] >= grid
-        new_surv = surv
-        new_total = total * g + _F32(1.0)
+    logf: np.ndarray, surv: np.ndarray, total: np.ndarray, active: np.ndarray, grid: np.ndarray
+) -> None:
+    """Count this value in place; rows where ``active`` is False are left alone."""
+    mask = logf[..., None] >= grid
+    if active.all():
+        surv += mask
+        total += _F32(1.0)
     else:
-        act = active[:, None]
-        add = (logf[..., None] >= grid) & act[..., None]
-        new_surv = np.where(act[..., None], surv * g, surv) + add
-        new_total = np.where(act, total * g + _F32(1.0), total)
-    return new_surv.astype(_F32, copy=False), new_total.astype(_F32, copy=False)
+        surv += mask & active[:, None, None]
+        total += active[:, None]
