@@ -47,13 +47,18 @@ def shared_filters(group: str) -> list[str]:
     return [f"$share/{group}/{UP_FILTER}", f"$share/{group}/{BATCH_FILTER}"]
 
 
+def filters(group: str | None) -> list[str]:
+    """Shared subscription filters of ``group``, or plain filters when ``group`` is None."""
+    return shared_filters(group) if group else [UP_FILTER, BATCH_FILTER]
+
+
 class Consumer:
     def __init__(
         self,
         url: str,
         client_id: str,
         *,
-        group: str = "ingest",
+        group: str | None = "ingest",
         session_expiry_s: int = 86400,
         receive_maximum: int = 1000,
     ) -> None:
@@ -76,7 +81,8 @@ class Consumer:
             self.url, client_id, manual_ack=True, clean_start=False, session_expiry_s=session_expiry_s
         )
         self._kwargs["properties"].ReceiveMaximum = receive_maximum
-        self.client.reconnect_delay_set(min_delay=1, max_delay=10)
+        # Retry the (central, few-client) broker quickly: see docs/delivery.md on broker restarts.
+        self.client.reconnect_delay_set(min_delay=1, max_delay=5)
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
@@ -136,7 +142,11 @@ class Consumer:
         )
         self._ever_connected = True
         self._down_since = None
-        client.subscribe([(f, SubscribeOptions(qos=1)) for f in shared_filters(self.group)])
+        # A persistent session remembers subscriptions: drop those of the other mode, so switching
+        # between shared and exclusive never leaves the session subscribed twice.
+        stale = [f for f in filters(None if self.group else "ingest") if f not in filters(self.group)]
+        client.unsubscribe(stale)
+        client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters(self.group)])
 
     def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
         if not self._unreachable_logged:  # once per outage; paho keeps retrying with backoff
@@ -155,7 +165,7 @@ class Consumer:
             event(log, "mqtt_disconnected", level, reason=str(rc))
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, rcs: list[ReasonCode], _p: Any) -> None:
-        for f, rc in zip(shared_filters(self.group), rcs, strict=False):
+        for f, rc in zip(filters(self.group), rcs, strict=False):
             if rc.is_failure:
                 event(log, "subscribe_refused", logging.ERROR, filter=f, reason=str(rc))
 

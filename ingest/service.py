@@ -47,7 +47,7 @@ class IngestOptions:
     database_url: str
     mqtt_url: str
     client_id: str
-    group: str = "ingest"
+    group: str | None = "ingest"  # None: exclusive (plain) subscription, one worker only
     session_expiry_s: int = 86400
     receive_maximum: int = 1000
     max_batch_messages: int | None = None  # default: half of receive_maximum
@@ -60,6 +60,8 @@ class IngestOptions:
     trace_path: Path | None = None  # benchmark aid: one line per committed node message
 
     def __post_init__(self) -> None:
+        if self.group is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.group):
+            raise ValueError(f"group {self.group!r} must be 1-64 letters, digits, '_' or '-'")
         if self.max_batch_messages is None:
             # Half the in-flight window: the broker keeps sending the next batch during a commit.
             self.max_batch_messages = max(1, self.receive_maximum // 2)

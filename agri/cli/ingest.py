@@ -25,6 +25,14 @@ def ingest(
         int, typer.Option(min=1, max=64, help="Worker processes on this machine (ids <client-id>-<i>)")
     ] = 1,
     group: Annotated[str, typer.Option(help="Shared-subscription group ($share/<group>/...)")] = "ingest",
+    exclusive: Annotated[
+        bool,
+        typer.Option(
+            help="Plain (not shared) subscription, for a single worker: unlike a shared one it survives "
+            "a Mosquitto restart (see docs/delivery.md)",
+            envvar="AGRI_INGEST_EXCLUSIVE",
+        ),
+    ] = False,
     metrics_port: Annotated[
         int,
         typer.Option(
@@ -65,6 +73,8 @@ def ingest(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     base_id = client_id or default_client_id()
+    if exclusive and workers > 1:
+        fail("--exclusive is for one worker: several workers must share one subscription (--group)", 2)
     if workers > 1:
         from ingest.supervisor import child_argv, supervise
 
@@ -80,7 +90,7 @@ def ingest(
             database_url=db_url,
             mqtt_url=mqtt_url,
             client_id=base_id,
-            group=group,
+            group=None if exclusive else group,
             session_expiry_s=session_expiry,
             receive_maximum=receive_maximum,
             max_batch_readings=batch_readings,

@@ -36,7 +36,20 @@ def _cli(*args: str) -> Callable[[Settings], list[str]]:
 
 
 SERVICES: tuple[ServiceSpec, ...] = (
-    ServiceSpec("ingest", "ingest.service", _cli("ingest"), mqtt_role="ingest"),
+    # One worker on the embedded Mosquitto: an exclusive subscription, which (unlike a shared one)
+    # survives a broker restart. With an external broker, workers share `$share/ingest/...`.
+    ServiceSpec(
+        "ingest",
+        "ingest.service",
+        lambda s: [
+            sys.executable,
+            "-m",
+            "agri.cli.main",
+            "ingest",
+            *(["--exclusive"] if s.embedded_mqtt else []),
+        ],
+        mqtt_role="ingest",
+    ),
     ServiceSpec(
         "api",
         "ingest.api.app",

@@ -75,11 +75,17 @@ class Fleet:
     t0: float = field(default_factory=lambda: float(int(time.time()) - 3 * 86400))
     bad_every: int = 0
     client_id: str = "fleet"
+    # Republish what the broker acked with "No matching subscribers" (MQTT 5 reason 0x10), as an
+    # MQTT 5 publisher must to survive a Mosquitto restart under shared subscriptions.
+    retry_unrouted: bool = False
     seqs: dict[str, int] = field(default_factory=dict)
-    sent: list[tuple[Any, list[Key], list[Key]]] = field(default_factory=list)  # (info, good, bad)
+    sent: list[list[Any]] = field(default_factory=list)  # [info, good, bad, topic, payload]
 
     def __post_init__(self) -> None:
+        self._unrouted: set[int] = set()
+        self._lock = threading.Lock()
         self.client, kw = make_client(self.url, self.client_id, clean_start=False, session_expiry_s=600)
+        self.client.on_publish = self._on_publish
         self.client.max_inflight_messages_set(200)
         self.client.reconnect_delay_set(0.2, 2)
         self.client.connect_async(**kw)
@@ -104,8 +110,22 @@ class Fleet:
             good.remove((node, "air_t", samples[0][0]))
             bad.append((node, "air_t", samples[0][0]))
         payload = encode_up(node, seq, samples)
-        info = self.client.publish(up_topic(self.farm, node), payload, qos=1)
-        self.sent.append((info, good, bad))
+        topic = up_topic(self.farm, node)
+        with self._lock:
+            info = self.client.publish(topic, payload, qos=1)
+            self.sent.append([info, good, bad, topic, payload])
+
+    def _on_publish(self, _c: Any, _u: Any, mid: int, rc: Any, _p: Any) -> None:
+        if getattr(rc, "value", 0) == 0x10:  # No matching subscribers: nobody will get it
+            self._unrouted.add(mid)
+
+    def _republish_unrouted(self) -> None:
+        with self._lock:
+            for entry in self.sent:
+                info = entry[0]
+                if _acked(info) and info.mid in self._unrouted:
+                    self._unrouted.discard(info.mid)
+                    entry[0] = self.client.publish(entry[3], entry[4], qos=1)
 
     def publish(self, n_per_node: int, rate: float | None = None) -> None:
         """Round-robin over the nodes, ``rate`` messages/s (None: as fast as paho takes them)."""
@@ -132,7 +152,13 @@ class Fleet:
             assert not self._thread.is_alive(), "fleet did not finish publishing"
 
     def all_acked(self) -> bool:
-        return all(info.is_published() for info, _, _ in self.sent)
+        """Every message PUBACKed (and, with ``retry_unrouted``, routed to a subscriber)."""
+        with self._lock:
+            if not self.retry_unrouted:
+                return all(_acked(e[0]) for e in self.sent)
+        self._republish_unrouted()
+        with self._lock:
+            return all(_acked(e[0]) and e[0].mid not in self._unrouted for e in self.sent)
 
     def wait_acked(self, timeout: float = 60) -> None:
         wait_until(self.all_acked, timeout, "PUBACK for every fleet message")
@@ -141,8 +167,8 @@ class Fleet:
         """(readings, rejected readings) of the messages the broker acknowledged."""
         good: set[Key] = set()
         bad: set[Key] = set()
-        for info, g, b in self.sent:
-            if info.is_published():
+        for info, g, b, _, _ in self.sent:
+            if _acked(info):
                 good.update((n, m, round(t, 3)) for n, m, t in g)
                 bad.update((n, m, round(t, 3)) for n, m, t in b)
         return good, bad
@@ -153,6 +179,15 @@ class Fleet:
             self._thread.join(30)
         self.client.disconnect()
         self.client.loop_stop()
+
+
+def _acked(info: Any) -> bool:
+    """PUBACK received. paho reports a message published while disconnected as failed (rc
+    NO_CONN) although it keeps it and sends it after the reconnect; its flag still tells."""
+    try:
+        return bool(info.is_published())
+    except RuntimeError:
+        return bool(info._published)
 
 
 def assert_exactly_once(db_url: str, fleet: Fleet, timeout: float = 60) -> None:
