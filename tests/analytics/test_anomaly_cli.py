@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import json
 from pathlib import Path
 
 import numpy as np
@@ -122,3 +123,14 @@ def test_timestamp_forms() -> None:
     assert parse_timestamp("2024-06-01T00:00:00Z") == 1717200000.0
     assert parse_timestamp("2024-06-01 08:00:00+08:00") == 1717200000.0
     assert parse_timestamp("2024-06-01 00:00:00") == 1717200000.0
+
+
+def test_synthetic_command_reports_precision_recall() -> None:
+    res = runner.invoke(
+        app, ["anomaly", "synthetic", "--farms", "2", "--days", "8", "--threshold", "0.25", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["series"] == 10
+    (row,) = out["results"]
+    assert row["threshold"] == 0.25 and 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1
