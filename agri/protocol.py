@@ -16,6 +16,7 @@ the node payload travels verbatim so ingest decodes and dead-letters exactly wha
 
 from __future__ import annotations
 
+import base64
 import json
 import math
 import re
@@ -364,14 +365,26 @@ class Batch:
     invalid: list[tuple[str, bytes]] = field(default_factory=list)  # (why, raw entry) for bad entries
 
 
-def encode_batch(gateway: str, farm: str, batch_id: str, messages: Sequence[tuple[str, bytes]]) -> bytes:
-    body = {
-        "v": VERSION,
-        "gw": gateway,
-        "farm": farm,
-        "batch": batch_id,
-        "msgs": [{"node": n, "p": p.decode("utf-8")} for n, p in messages],
-    }
+def encode_batch(
+    gateway: str,
+    farm: str,
+    batch_id: str,
+    messages: Sequence[tuple[str, bytes]],
+    invalid: Sequence[tuple[str, str, bytes]] = (),
+) -> bytes:
+    """Encode a gateway envelope.
+
+    ``invalid`` holds (topic node segment, reason, raw bytes) of messages the gateway received but
+    cannot carry verbatim (not UTF-8, bad topic, too large). They travel as
+    ``{"node":..,"invalid":reason,"raw_b64":..}`` entries, which :func:`decode_batch` reports in
+    :attr:`Batch.invalid`, so the central dead-letter table records them with the gateway's reason.
+    """
+    msgs: list[dict[str, str]] = [{"node": n, "p": p.decode("utf-8")} for n, p in messages]
+    msgs += [
+        {"node": n, "invalid": why, "raw_b64": base64.b64encode(raw).decode("ascii")}
+        for n, why, raw in invalid
+    ]
+    body = {"v": VERSION, "gw": gateway, "farm": farm, "batch": batch_id, "msgs": msgs}
     return zlib.compress(json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode(), 6)
 
 

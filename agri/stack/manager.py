@@ -204,7 +204,14 @@ class Stack:
         for spec in SERVICES:
             if spec.available():
                 out[spec.name] = self._service_status(spec).as_dict()
+        out.update(self._gateway_status(out["broker"]["state"] == "running"))
         return out
+
+    def _gateway_status(self, broker_up: bool) -> dict[str, dict[str, Any]]:
+        """Farm gateways reporting health on this broker, and one configured on this machine."""
+        from gateway.status import status_components
+
+        return status_components(self.mqtt_url("monitor") if broker_up else None)
 
     def _db_status(self) -> ComponentStatus:
         dsn = self.database_url()

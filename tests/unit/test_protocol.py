@@ -142,3 +142,22 @@ def test_batch_keeps_good_entries_next_to_malformed_ones() -> None:
     b = decode_batch("farm-a", "gw-1", zlib.compress(json.dumps(body).encode()))
     assert b.messages == [("n-1", b"{}")]
     assert len(b.invalid) == 2
+
+
+def test_batch_invalid_entries_carry_reason_and_raw_bytes() -> None:
+    import base64
+
+    good = msg()
+    data = encode_batch(
+        "gw-1", "farm-a", "b1", [("n-0012", good)], [("n-0012", "bad_encoding: x", b"\xff\xfe")]
+    )
+    b = decode_batch("farm-a", "gw-1", data)
+    assert b.messages == [("n-0012", good)]
+    ((why, raw),) = b.invalid
+    assert why.startswith("msgs[1]")
+    entry = json.loads(raw)
+    assert entry["invalid"] == "bad_encoding: x" and base64.b64decode(entry["raw_b64"]) == b"\xff\xfe"
+    # Without invalid entries the envelope is unchanged.
+    assert encode_batch("gw-1", "farm-a", "b1", [("n-0012", good)]) == encode_batch(
+        "gw-1", "farm-a", "b1", [("n-0012", good)], []
+    )

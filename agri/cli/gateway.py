@@ -1,0 +1,59 @@
+"""`agri gateway`: the farm gateway (farm broker -> durable spool -> batches to the central broker)."""
+
+from __future__ import annotations
+
+import signal
+import threading
+from typing import Annotated
+
+import typer
+
+from agri.cli.common import console, fail, settings
+
+
+def gateway(
+    check: Annotated[
+        bool, typer.Option("--check", help="Validate the AGRI_GATEWAY_* settings and rules file, then exit")
+    ] = False,
+) -> None:
+    """Run the farm gateway: validate node messages, spool them to disk, forward batches upstream.
+
+    Configured by AGRI_GATEWAY_* variables (see README, "Farm gateway").
+    """
+    from agri.log import configure
+    from agri.settings import MqttUrl
+    from gateway.config import GatewayConfigError, load_gateway_settings
+    from gateway.rules import RulesError, load_rules
+    from gateway.spool import SpoolError
+
+    s = settings()
+    try:
+        cfg = load_gateway_settings()
+        rules = load_rules(cfg.rules_file) if cfg.rules_file is not None else None
+    except (GatewayConfigError, RulesError) as exc:
+        fail(str(exc), 2)
+    if check:
+        console.print(
+            f"gateway {cfg.farm}/{cfg.id}: local {MqttUrl(cfg.local_url).public()}, "
+            f"upstream {MqttUrl(cfg.upstream_url).public()}, spool {cfg.spool_path} "
+            f"(max {cfg.spool_max_bytes} bytes, synchronous={cfg.spool_sync}), "
+            f"rules: {len(rules.rules) if rules else 0}, webhook: {'yes' if cfg.webhook_url else 'no'}",
+            highlight=False,
+            soft_wrap=True,
+        )
+        return
+    configure(s.log_level, s.log_format)
+    from gateway.service import GatewayService
+
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    try:
+        svc = GatewayService(cfg, clock_skew_s=s.clock_skew_s, retention_days=s.retention_days, rules=rules)
+    except SpoolError as exc:
+        fail(str(exc))
+    svc.run(stop)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("gateway")(gateway)
