@@ -211,6 +211,7 @@ def test_health_is_retained_upstream_and_read_by_status(rig: Rig, started: list[
 def test_spool_survives_restart_with_data_still_queued(rig: Rig, started: list[GatewayService]) -> None:
     rig.proxy.cut()
     svc = start(rig, started)
+    wait_until(lambda: svc.inbound.subscribed, 10, "farm broker subscription")
     node = rig.node("n-1")
     for i in range(10):
         node.publish(air_t=float(i))
