@@ -1,0 +1,96 @@
+"""Pond dissolved oxygen: the dawn minimum forecast from the night's decline, and hours below 3.
+
+At night respiration consumes oxygen and photosynthesis stops, so DO falls roughly linearly
+from dusk to dawn, when it is lowest. Boyd, Romaire & Johnston (1978, *Trans. Am. Fish. Soc.*
+107:484-492) project the dawn value along the straight line through dusk readings; here the line
+is a least-squares fit through all of the night's readings so far (so more readings make it
+steadier), extrapolated to sunrise.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from analytics.agro.config import DO_LOW_MGL
+from analytics.agro.durations import DEFAULT_MAX_GAP_S, hours_in_band
+from analytics.qc.series import normalise
+
+F64 = NDArray[np.float64]
+
+
+@dataclass(frozen=True, slots=True)
+class DawnForecast:
+    """Per pond: DO forecast at sunrise (mg/L), the fitted slope (mg/L per hour), the forecast
+    hours below the limit between the last reading and sunrise, and the readings used."""
+
+    dawn_do: F64
+    slope_per_h: F64
+    hours_below: F64
+    n_used: NDArray[np.int64]
+
+
+def dawn_do_forecast(
+    times: ArrayLike,
+    do_mgl: ArrayLike,
+    night_start: ArrayLike,
+    sunrise: ArrayLike,
+    limit: float = DO_LOW_MGL,
+    min_points: int = 3,
+) -> DawnForecast:
+    """Forecast the dawn DO of each pond from readings taken since ``night_start`` (Unix s).
+
+    ``times``/``do_mgl`` in the QC layout (one row per pond); ``night_start`` and ``sunrise`` are
+    scalars or one per pond; readings after sunrise are ignored. A pond with fewer than
+    ``min_points`` readings in the night gets NaN. A rising fit (no decline) forecasts the last
+    reading: the line is for the nightly decline only.
+    """
+    s = normalise(times, do_mgl)
+    n_ponds = s.v.shape[0]
+    t0 = np.broadcast_to(np.asarray(night_start, dtype=np.float64), (n_ponds,))[:, None]
+    tr = np.broadcast_to(np.asarray(sunrise, dtype=np.float64), (n_ponds,))[:, None]
+    if (tr <= t0).any():
+        raise ValueError("sunrise must be after night_start")
+    if (s.v[s.valid] < 0).any():
+        raise ValueError("dissolved oxygen cannot be negative")
+    use = s.valid & (s.t >= t0) & (s.t <= tr)
+    x = np.where(use, (s.t - tr) / 3600.0, 0.0)  # hours before sunrise (<= 0)
+    y = np.where(use, s.v, 0.0)
+    n = use.sum(axis=1)
+    sx, sy = x.sum(axis=1), y.sum(axis=1)
+    sxx, sxy = (x * x).sum(axis=1), (x * y).sum(axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        den = n * sxx - sx * sx
+        slope = np.where(den > 0, (n * sxy - sx * sy) / den, np.nan)
+        icpt = (sy - slope * sx) / n  # DO at sunrise on the fitted line
+    idx_last = np.where(use.any(axis=1), s.v.shape[1] - 1 - np.argmax(use[:, ::-1], axis=1), 0)
+    rows = np.arange(n_ponds)
+    last_v = s.v[rows, idx_last]
+    last_x = x[rows, idx_last]
+    ok = n >= max(min_points, 2)
+    declining = slope < 0
+    dawn = np.where(ok, np.where(declining, np.maximum(icpt, 0.0), last_v), np.nan)
+    # hours below the limit from the last reading to sunrise along the forecast line
+    with np.errstate(invalid="ignore", divide="ignore"):
+        from_last = icpt + slope * last_x  # fitted value at the last reading
+        x_cross = (limit - icpt) / slope  # when the line reaches the limit (hours before sunrise)
+        below_h = np.where(from_last <= limit, -last_x, np.where(declining & (x_cross <= 0), -x_cross, 0.0))
+    below_h = np.where(ok & declining, np.clip(below_h, 0.0, -last_x), np.where(ok, 0.0, np.nan))
+    out = DawnForecast(dawn, np.where(ok, slope, np.nan), below_h, n.astype(np.int64))
+    if len(s.shape) == 1:  # one pond in, scalars out
+        return DawnForecast(
+            *(np.asarray(f[0]) for f in (out.dawn_do, out.slope_per_h, out.hours_below, out.n_used))
+        )
+    return out
+
+
+def hours_below(
+    times: ArrayLike,
+    do_mgl: ArrayLike,
+    limit: float = DO_LOW_MGL,
+    max_gap_s: float = DEFAULT_MAX_GAP_S,
+) -> F64:
+    """Measured hours below ``limit`` mg/L of the segment ending at each reading."""
+    return hours_in_band(times, do_mgl, -np.inf, limit, max_gap_s)
