@@ -146,7 +146,7 @@ def et0_fao56_hourly(
     t: ArrayLike,
     rh: ArrayLike | None = None,
     u2: ArrayLike | None = None,
-    rs: ArrayLike | None,
+    rs: ArrayLike | None = None,
     lat_deg: ArrayLike,
     lon_deg_west: ArrayLike,
     lz_deg_west: ArrayLike,

@@ -228,6 +228,8 @@ def test_hourly_missing_wind_humidity_and_radiation() -> None:
     np.testing.assert_allclose(with_dew, _example_19(rs_rso_night=0.8, rh=rh), rtol=1e-12)
     no_rs = _example_19(rs_rso_night=0.8, rs=[np.nan, np.nan])
     assert np.isnan(no_rs[0]) and no_rs[1] == pytest.approx(base[1])
+    omitted = _example_19(rs_rso_night=0.8, rs=None)
+    assert np.isnan(omitted[0]) and omitted[1] == pytest.approx(base[1])
 
 
 # --- validation -------------------------------------------------------------------------------
