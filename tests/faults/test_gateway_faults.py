@@ -1,0 +1,200 @@
+"""Fault tests for the farm gateway (issue 4, item 4 d-e), real processes end to end:
+
+    fleet --QoS1--> farm Mosquitto --> `agri gateway` --(uplink proxy)--> central Mosquitto
+          --> `agri ingest` --> TimescaleDB
+
+(d) kill -9 the gateway while readings flow, and again with a non-empty spool, restarting it each
+time; (e) cut the gateway's uplink (connections dropped and refused, or a black hole that only
+keepalive detects), then restore it. After each: every reading the farm broker acknowledged is
+stored exactly once (by node, metric, time) or is in ``rejects`` with its reason; duplicates are
+allowed on the wire (counted here), never in the database.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures.mqtt import BrokerHandle, start_broker
+from tests.gateway.support import (
+    BatchCollector,
+    TcpProxy,
+    gateway_env,
+    gateway_settings,
+    spool_batches,
+    spool_depth,
+)
+from tests.ingest.support import Fleet, WorkerProcess, assert_exactly_once, register, stored, wait_until
+
+pytestmark = [pytest.mark.integration]
+
+NODES = [f"n-{i:02d}" for i in range(20)]
+
+
+@pytest.fixture(scope="module")
+def central() -> Iterator[BrokerHandle]:
+    broker = start_broker("agri-fault-central-")
+    yield BrokerHandle(broker)
+    broker.stop()
+    shutil.rmtree(broker.root.parent, ignore_errors=True)
+
+
+class GatewayProcess:
+    """A real `agri gateway` process."""
+
+    def __init__(self, env: dict[str, str], log: Path) -> None:
+        self.env = env
+        self.log = log
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.starts = 0
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(
+                [sys.executable, "-m", "agri.cli.main", "gateway"],
+                env=self.env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+            )
+        self.starts += 1
+        self.wait_log("event=local_subscribed", self.starts)
+
+    def count(self, text: str) -> int:
+        return self.log.read_text(errors="replace").count(text)
+
+    def wait_log(self, text: str, n: int = 1, timeout: float = 30) -> None:
+        wait_until(lambda: self.count(text) >= n, timeout, f"{n}x {text!r} in {self.log}")
+
+    def kill9(self) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGKILL)
+        assert self.proc.wait(10) == -signal.SIGKILL
+
+    def stop(self) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        return self.proc.returncode
+
+
+@dataclass
+class Farm:
+    farm: str
+    fleet: Fleet
+    gateway: GatewayProcess
+    proxy: TcpProxy
+    collector: BatchCollector
+    worker: WorkerProcess
+    spool: Path
+
+    def wire_duplicates(self) -> int:
+        """Node messages that reached the central broker more than once (same node, seq)."""
+        return sum(c - 1 for c in Counter(self.collector.seqs()).values())
+
+
+@pytest.fixture
+def farm(
+    db_url: str, mqtt_broker: BrokerHandle, mqtt_admin_url: str, central: BrokerHandle, tmp_path: Path
+) -> Iterator[Farm]:
+    tag = secrets.token_hex(3)
+    name = f"fg-{tag}"
+    register(db_url, name, NODES)
+    local = mqtt_broker.account("gateway", f"gw-{name}", farm=name, node="gw-1")
+    upstream = central.account("gateway", f"gw-{name}", farm=name, node="gw-1")
+    admin = central.account("admin", f"admin-{tag}")
+    worker = WorkerProcess(db_url, central.account("ingest", f"ingest-{tag}"), f"ingest-g-{tag}", tmp_path,
+                           "--group", f"g{tag}")  # fmt: skip
+    proxy = TcpProxy(central.port)
+    cfg = gateway_settings(name, "gw-1", local, proxy.url(upstream), tmp_path / "spool.db",
+                           batch_max_messages=200, linger_s=0.1, health_interval_s=1.0)  # fmt: skip
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")} | gateway_env(cfg)
+    env |= {"AGRI_HOME": str(tmp_path / "home"), "AGRI_LOG_LEVEL": "info"}
+    gw = GatewayProcess(env, tmp_path / "gateway.log")
+    time.sleep(0.3)  # accounts: the brokers reload on SIGHUP
+    collector = BatchCollector(admin, name, "gw-1")
+    worker.start()
+    worker.wait_log("mqtt_connected")
+    gw.start()
+    fleet = Fleet(mqtt_admin_url, name, NODES, bad_every=7, client_id=f"fleet-{tag}")
+    f = Farm(name, fleet, gw, proxy, collector, worker, tmp_path / "spool.db")
+    try:
+        yield f
+    finally:
+        fleet.close()
+        gw.stop()
+        worker.stop()
+        collector.close()
+        proxy.close()
+
+
+def _report(f: Farm, what: str, db_url: str) -> None:
+    good, bad = f.fleet.expected()
+    print(
+        f"\n{what}: {len(f.fleet.sent)} messages ({len(good)} readings, {len(bad)} rejected) from "
+        f"{len(NODES)} nodes; wire duplicates {f.wire_duplicates()}; gateway starts {f.gateway.starts}; "
+        f"stored {sum(stored(db_url, f.farm).values())} (each once)"
+    )
+
+
+def test_d_kill9_gateway_while_forwarding_and_with_a_full_spool(farm: Farm, db_url: str) -> None:
+    f = farm
+    f.fleet.start(n_per_node=100, rate=250)  # 2000 messages (16k readings) over 8 s
+    wait_until(lambda: len(stored(db_url, f.farm)) > 1500, 30, "readings flowing end to end")
+    f.gateway.kill9()  # 1: batches in flight upstream, messages un-acked at the farm broker
+    f.gateway.start()
+    wait_until(lambda: f.gateway.count("event=uplink_up") >= 2, 20, "restarted gateway forwarding")
+    f.proxy.freeze()  # the uplink swallows everything: batches go out, no PUBACK comes back
+    wait_until(lambda: len(spool_batches(f.spool)) >= 2, 20, "un-acked batches in the spool")
+    depth, batches = spool_depth(f.spool), len(spool_batches(f.spool))
+    f.gateway.kill9()  # 2: with a non-empty spool and recorded, un-acked batches
+    assert spool_depth(f.spool) >= depth  # the spool survived the kill
+    f.proxy.restore()
+    f.gateway.start()
+    f.fleet.join()
+    f.fleet.wait_acked()
+    assert_exactly_once(db_url, f.fleet)
+    wait_until(lambda: spool_depth(f.spool) == 0, 20, "spool drained")
+    assert f.gateway.count("event=resend_pending") == 1  # recorded batches were re-sent first
+    assert set(f.collector.seqs()) == {(n, s) for n in NODES for s in range(100)}
+    _report(f, f"(d) kill -9 x2; at the second kill: spool depth {depth}, {batches} un-acked batches", db_url)
+
+
+@pytest.mark.parametrize("mode", ["cut", "blackhole"])
+def test_e_uplink_cut_then_restored(farm: Farm, db_url: str, mode: str) -> None:
+    f = farm
+    f.fleet.start(n_per_node=100, rate=150)  # 2000 messages over ~13 s: before, during and after
+    wait_until(lambda: len(stored(db_url, f.farm)) > 1000, 30, "readings flowing end to end")
+    if mode == "cut":
+        f.proxy.cut()  # connections dropped, new ones refused
+    else:
+        f.proxy.freeze()  # nothing gets through, nothing is closed: only keepalive can tell
+    wait_until(lambda: f.gateway.count("event=uplink_down") >= 1, 20, "the gateway noticing")
+    before = len(stored(db_url, f.farm))
+    time.sleep(3)
+    assert len(stored(db_url, f.farm)) == before  # nothing can arrive: the uplink is really down
+    assert spool_depth(f.spool) > 0
+    f.proxy.restore()
+    f.fleet.join()
+    f.fleet.wait_acked()
+    assert_exactly_once(db_url, f.fleet)
+    wait_until(lambda: spool_depth(f.spool) == 0, 20, "spool drained")
+    assert f.gateway.count("event=uplink_down") == 1 and f.gateway.count("event=uplink_up") == 2
+    assert f.gateway.proc is not None and f.gateway.proc.poll() is None  # it never crashed
+    _report(f, f"(e) uplink {mode}", db_url)
