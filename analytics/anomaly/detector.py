@@ -20,6 +20,8 @@ _F32 = np.float32
 _MAE_TO_SIGMA = _F32(np.sqrt(np.pi / 2.0))
 _TINY = _F32(1e-6)
 _I_MEAN = PREDICTORS.index("mean")
+#: time steps transposed at a time by :func:`update`
+_BLOCK = 64
 
 
 def _grid(cfg: DetectorConfig) -> np.ndarray:
@@ -150,7 +152,9 @@ def update(st: AnomalyState, times: np.ndarray, values: np.ndarray) -> np.ndarra
     unchanged) and scored NaN. Timestamps of a series must not decrease.
     """
     t2 = np.asarray(times, dtype=np.float64)
-    x2 = np.asarray(values, dtype=np.float64)
+    x2 = np.asarray(values)
+    if x2.dtype != np.float32:
+        x2 = x2.astype(np.float64, copy=False)
     one = t2.ndim == 1
     if one:
         t2, x2 = t2[:, None], x2[:, None]
@@ -159,20 +163,24 @@ def update(st: AnomalyState, times: np.ndarray, values: np.ndarray) -> np.ndarra
             f"times {np.shape(times)} and values {np.shape(values)} must both be "
             f"({st.n_series}, T) or ({st.n_series},)"
         )
-    tt = np.ascontiguousarray(t2.T)
-    xt = np.ascontiguousarray(x2.T)
-    out = np.full(xt.shape, np.nan, dtype=_F32)
-    for j in range(xt.shape[0]):
-        ok = np.isfinite(xt[j]) & np.isfinite(tt[j])
-        if ok.all():
-            out[j] = step(st, tt[j], xt[j])
-        elif ok.any():
-            idx = np.nonzero(ok)[0]
-            sub = st.select(idx)
-            out[j, idx] = step(sub, tt[j, idx], xt[j, idx])
-            st.assign(idx, sub)
-    res = out.T
-    return res[:, 0].copy() if one else np.ascontiguousarray(res)
+    n_t = t2.shape[1]
+    out = np.empty(t2.shape, dtype=_F32)
+    # time-major blocks: each step reads one contiguous row; blocks keep the transposes in cache
+    for j0 in range(0, n_t, _BLOCK):
+        tb = np.ascontiguousarray(t2[:, j0 : j0 + _BLOCK].T)
+        xb = np.ascontiguousarray(x2[:, j0 : j0 + _BLOCK].T)
+        ob = np.full(xb.shape, np.nan, dtype=_F32)
+        for j in range(xb.shape[0]):
+            ok = np.isfinite(xb[j]) & np.isfinite(tb[j])
+            if ok.all():
+                ob[j] = step(st, tb[j], xb[j].astype(np.float64))
+            elif ok.any():
+                idx = np.nonzero(ok)[0]
+                sub = st.select(idx)
+                ob[j, idx] = step(sub, tb[j, idx], xb[j, idx].astype(np.float64))
+                st.assign(idx, sub)
+        out[:, j0 : j0 + _BLOCK] = ob.T
+    return out[:, 0].copy() if one else out
 
 
 def score_series(
