@@ -111,7 +111,8 @@ def per_day(
     d = local_day(s.t, utc_offset_s)
     use = ~s.padding & np.isfinite(s.v)
     if not use.any():
-        return np.zeros(0, dtype=np.int64), np.full((s.v.shape[0], 0), np.nan)
+        empty = np.full((s.v.shape[0], 0), np.nan)
+        return np.zeros(0, dtype=np.int64), (empty[0] if len(s.shape) == 1 else empty)
     d0, d1 = d[~s.padding].min(), d[~s.padding].max()
     n_days = int(d1 - d0 + 1)
     rows = np.broadcast_to(np.arange(s.v.shape[0])[:, None], s.v.shape)

@@ -67,6 +67,8 @@ def water_drop(
     if (x[np.isfinite(x)] < 0).any():
         raise ValueError("daily_litres: negative water volume")
     x2 = x.reshape(1, -1) if x.ndim == 1 else x
+    if x2.shape[1] == 0:
+        return np.full(x.shape, np.nan), np.zeros(x.shape, dtype=bool)
     padded = np.concatenate([np.full((x2.shape[0], baseline_days), np.nan), x2], axis=1)
     win = np.lib.stride_tricks.sliding_window_view(padded[:, :-1], baseline_days, axis=1)
     count = np.isfinite(win).sum(axis=-1)

@@ -65,10 +65,12 @@ def dawn_do_forecast(
         den = n * sxx - sx * sx
         slope = np.where(den > 0, (n * sxy - sx * sy) / den, np.nan)
         icpt = (sy - slope * sx) / n  # DO at sunrise on the fitted line
-    idx_last = np.where(use.any(axis=1), s.v.shape[1] - 1 - np.argmax(use[:, ::-1], axis=1), 0)
     rows = np.arange(n_ponds)
-    last_v = s.v[rows, idx_last]
-    last_x = x[rows, idx_last]
+    if s.v.shape[1] == 0:
+        last_v = last_x = np.full(n_ponds, np.nan)
+    else:
+        idx_last = np.where(use.any(axis=1), s.v.shape[1] - 1 - np.argmax(use[:, ::-1], axis=1), 0)
+        last_v, last_x = s.v[rows, idx_last], x[rows, idx_last]
     ok = n >= max(min_points, 2)
     declining = slope < 0
     dawn = np.where(ok, np.where(declining, np.maximum(icpt, 0.0), last_v), np.nan)

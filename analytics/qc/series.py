@@ -50,7 +50,10 @@ def normalise(times: ArrayLike, values: ArrayLike) -> Series2D:
     # padding only after the last real time of each row
     n = v2.shape[1]
     real = ~padding
-    last_real = np.where(real.any(axis=1), n - 1 - np.argmax(real[:, ::-1], axis=1), -1)
+    if n == 0:
+        last_real = np.full(v2.shape[0], -1)
+    else:
+        last_real = np.where(real.any(axis=1), n - 1 - np.argmax(real[:, ::-1], axis=1), -1)
     if (padding & (np.arange(n) <= last_real[:, None])).any():
         raise ValueError("NaN times (padding) are allowed only at the end of a series")
     with np.errstate(invalid="ignore"):

@@ -253,3 +253,17 @@ def test_measured_hours_below_3_mgl() -> None:
     t = T0 + 3600.0 * np.arange(5)
     do = np.array([4.0, 3.0, 2.0, 2.0, 4.0])
     assert pond.hours_below(t, do).sum() == pytest.approx(1 + 1 + 0.5, abs=1e-9)
+
+
+def test_empty_inputs_give_empty_or_nan_results() -> None:
+    e = np.array([])
+    for f in (durations.hours_in_band, thermal.chill_hours, thermal.frost_hours, thermal.degree_days):
+        assert f(e, e).shape == (0,)
+    assert float(durations.longest_run_hours(e, e)) == 0.0
+    days, sums = durations.per_day(e, e)
+    assert days.shape == (0,) and sums.shape == (0,)
+    assert disease.wet_periods(e, e, e, config.DISEASE_RULES["tea_blister_blight"]).risk.shape == (0,)
+    f = pond.dawn_do_forecast(np.zeros((2, 0)), np.zeros((2, 0)), 0.0, 3600.0)
+    assert np.isnan(f.dawn_do).all() and f.dawn_do.shape == (2,)
+    change, alert = livestock.water_drop(e)
+    assert change.shape == alert.shape == (0,)

@@ -232,3 +232,14 @@ def test_many_series_vectorised_equals_one_by_one() -> None:
     for i in range(t.shape[0]):
         single = qc.run_qc(t[i], v[i], th, sensor_lo=0, sensor_hi=60)
         np.testing.assert_array_equal(batch.aggregate[i], single.aggregate)
+
+
+def test_empty_and_single_point_series() -> None:
+    th = qc.DEFAULT_THRESHOLDS["air_t"]
+    e = np.array([])
+    r = qc.run_qc(e, e, th, sensor_lo=-40, sensor_hi=60, month_lo=np.zeros(12), month_hi=np.ones(12))
+    assert all(f.shape == (0,) for f in r.tests().values()) and r.aggregate.shape == (0,)
+    assert qc.run_qc(np.zeros((3, 0)), np.zeros((3, 0)), th).aggregate.shape == (3, 0)
+    one = qc.run_qc(np.array([T0]), np.array([20.0]), th, sensor_lo=-40, sensor_hi=60)
+    np.testing.assert_array_equal(one.aggregate, [1])
+    np.testing.assert_array_equal(one.spike, [2])
