@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 from typer.testing import CliRunner
 
@@ -10,6 +11,7 @@ from agri.cli.main import app
 
 
 def test_bench_json_has_all_figures() -> None:
+    before = os.sched_getaffinity(0)
     res = CliRunner().invoke(
         app,
         [
@@ -36,3 +38,4 @@ def test_bench_json_has_all_figures() -> None:
     assert out["baselines"]["river_hst_points_per_s"] > 0
     assert out["ratios"]["detector_vs_rolling_zscore"] > 0
     assert out["state_bytes_per_series"] < 4096
+    assert os.sched_getaffinity(0) == before  # the pin to one CPU is undone
