@@ -13,7 +13,7 @@ bench_app = typer.Typer(
     help="Benchmarks (numbers + ratios to a baseline measured in the same run)", no_args_is_help=True
 )
 
-_BENCH_MODULES = ("agri.cli.bench_ingest", "agri.cli.bench_anomaly")
+_BENCH_MODULES = ("agri.cli.bench_ingest", "agri.cli.bench_anomaly", "agri.cli.bench_gateway")
 
 
 def register(app: typer.Typer) -> None:

@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import signal
 import threading
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from agri.cli.common import console, fail, settings
+
+if TYPE_CHECKING:
+    from agri.settings import Settings
 
 
 def gateway(
     check: Annotated[
         bool, typer.Option("--check", help="Validate the AGRI_GATEWAY_* settings and rules file, then exit")
     ] = False,
+    add_account: Annotated[
+        str | None,
+        typer.Option(
+            "--add-account",
+            metavar="FARM/GATEWAY",
+            help="Create (or rotate) a gateway's broker account in $AGRI_HOME/mqtt, print its password, exit",
+        ),
+    ] = None,
 ) -> None:
     """Run the farm gateway: validate node messages, spool them to disk, forward batches upstream.
 
@@ -27,6 +38,9 @@ def gateway(
     from gateway.spool import SpoolError
 
     s = settings()
+    if add_account is not None:
+        _add_account(s, add_account)
+        return
     try:
         cfg = load_gateway_settings()
         rules = load_rules(cfg.rules_file) if cfg.rules_file is not None else None
@@ -53,6 +67,33 @@ def gateway(
     except SpoolError as exc:
         fail(str(exc))
     svc.run(stop)
+
+
+def _add_account(s: Settings, spec: str) -> None:
+    from agri.protocol import check_id
+    from agri.stack.manager import Stack
+    from agri.stack.mqtt_auth import new_password
+
+    farm, _, gw = spec.partition("/")
+    try:
+        check_id("farm", farm)
+        check_id("gateway", gw)
+    except ValueError as exc:
+        fail(f"--add-account FARM/GATEWAY: {exc}", 2)
+    st = Stack(s)
+    auth = st.mqtt_auth()
+    user, password = f"gw-{farm}-{gw}", new_password()
+    acc = auth.set(user, password, "gateway", farm, gw)
+    auth.save()
+    reloaded = s.embedded_mqtt and st.broker().reload()
+    console.print(f"gateway account [bold]{user}[/] password [bold]{password}[/]", highlight=False)
+    console.print("ACL: " + "; ".join(acc.acl_lines()), highlight=False, soft_wrap=True)
+    console.print(
+        f"written to {auth.passwd} and {auth.acl}"
+        + (" (broker reloaded)" if reloaded else "; copy both to the broker(s) and reload them"),
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:

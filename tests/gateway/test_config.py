@@ -187,3 +187,21 @@ def test_cli_check_reports_config_error_and_exit_code(tmp_path: Path) -> None:
     )  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "gateway pig-farm-1/gw-1" in r.stdout and "pw" not in r.stdout
+
+
+def test_cli_add_account_writes_a_gateway_account(tmp_path: Path) -> None:
+    import os
+
+    from agri.stack.mqtt_auth import MqttAuth, verify_password
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")} | {"AGRI_HOME": str(tmp_path)}
+    cmd = [sys.executable, "-m", "agri.cli.main", "gateway", "--add-account"]
+    r = subprocess.run([*cmd, "pig-farm-1/gw-1"], env=env, capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    password = r.stdout.split("password ")[1].split()[0]
+    acc = MqttAuth(tmp_path / "mqtt").get("gw-pig-farm-1-gw-1")
+    assert acc is not None and acc.role == "gateway" and (acc.farm, acc.node) == ("pig-farm-1", "gw-1")
+    assert verify_password(password, acc.pw_hash)
+    assert "topic write agri/v1/pig-farm-1/gw/gw-1/batch" in (tmp_path / "mqtt" / "acl").read_text()
+    bad = subprocess.run([*cmd, "pig-farm-1"], env=env, capture_output=True, text=True, timeout=60)
+    assert bad.returncode == 2 and "--add-account FARM/GATEWAY: gateway id ''" in bad.stderr
