@@ -85,6 +85,8 @@ class Inbound:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_message = self._on_message
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_connect_fail = self._on_connect_fail
+        self._unreachable_logged = False
         self._thread = threading.Thread(target=self._spooler, name="gateway-spooler", daemon=True)
 
     # --- MQTT network thread ------------------------------------------------------------------
@@ -97,11 +99,17 @@ class Inbound:
             return
         self._generation += 1
         self.connected = True
+        self._unreachable_logged = False
         c.subscribe(up_topic(self.cfg.farm, "+"), qos=1)
         event(
             log, "local_connected", url=MqttUrl(self.cfg.local_url).public(),
             session_present=bool(flags.session_present),
         )  # fmt: skip
+
+    def _on_connect_fail(self, _c: mqtt.Client, _u: Any) -> None:
+        if not self._unreachable_logged:  # paho retries (1 s .. 30 s); log the outage once
+            self._unreachable_logged = True
+            event(log, "local_unreachable", logging.WARNING, url=MqttUrl(self.cfg.local_url).public())
 
     def _on_subscribe(self, _c: mqtt.Client, _u: Any, _mid: int, rcs: list[Any], _p: Any) -> None:
         if any(rc.is_failure for rc in rcs):

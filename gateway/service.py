@@ -7,6 +7,7 @@ housekeeping thread here that publishes health and re-checks local rules once a 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -91,10 +92,16 @@ class GatewayService:
     def stop(self) -> None:
         """Clean stop: un-acked node messages stay with the farm broker, spooled ones on disk."""
         self._stop.set()
-        self.inbound.stop()
         self._housekeeper.join(timeout=10)
         payload = self.health_payload(state="stopped")
-        self.uplink.post_health(payload)
+        if self.inbound.connected:
+            info = self.inbound.client.publish(
+                health_topic(self.cfg.farm, self.cfg.id), payload, qos=1, retain=True
+            )
+            with contextlib.suppress(RuntimeError, ValueError):
+                info.wait_for_publish(2)
+        self.inbound.stop()
+        self.uplink.post_health(self.health_payload(state="stopped"))
         self.uplink.stop()
         if self.notifier is not None:
             self.notifier.stop()
@@ -172,6 +179,13 @@ class GatewayService:
         self._notify(notes)
 
     def _uplink_changed(self, up: bool) -> None:
+        # Runs on the uplink thread. Fresh health at once: the first one a central subscriber sees
+        # after a reconnect must not be a snapshot taken while the uplink was down.
+        if not self._stop.is_set():
+            try:
+                self._publish_health()
+            except Exception as exc:
+                event(log, "health_failed", logging.ERROR, error=repr(exc)[:300])
         if self.engine is not None and not up:
             with self._rules_lock:
                 notes = self.engine.poll(False, time.time())
