@@ -121,13 +121,16 @@ class Uplink(threading.Thread):
             self._on_state(up)
 
     def _on_connect(self, _c: mqtt.Client, _u: Any, flags: Any, rc: Any, _p: Any) -> None:
-        if rc.is_failure:
+        if rc.is_failure:  # bad credentials or ACL: the broker closes; we retry with backoff
             self._error = f"refused: {rc}"
-            event(log, "uplink_refused", logging.ERROR, reason=str(rc), url=self.url.public())
+            if not self._down_logged:
+                self._down_logged = True
+                event(log, "uplink_refused", logging.ERROR, reason=str(rc), url=self.url.public())
             return
         self.backoff.reset()
         self._ever_connected = True
         self._down_logged = False
+        self._error = None
         self._set_state(True, None)
         event(
             log, "uplink_up", url=self.url.public(), inflight=len(self._inflight),
@@ -136,7 +139,7 @@ class Uplink(threading.Thread):
 
     def _on_disconnect(self, _c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
         self._open = False
-        self._set_state(False, str(rc))
+        self._set_state(False, self._error if self._error and self._error.startswith("refused") else str(rc))
         if not self._down_logged:
             self._down_logged = True
             event(log, "uplink_down", logging.WARNING, reason=str(rc), inflight=len(self._inflight))

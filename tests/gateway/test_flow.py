@@ -248,3 +248,19 @@ def test_status_lists_gateways_by_their_health(
     assert local["state"] == "running" and local["address"].startswith("mqtt://gw-")
     monkeypatch.setenv("AGRI_GATEWAY_ID", "Bad")
     assert status_components(None)["gateway"]["state"] == "error"
+
+
+def test_refused_uplink_is_reported_once_and_keeps_spooling(
+    rig: Rig, started: list[GatewayService], caplog: pytest.LogCaptureFixture
+) -> None:
+    wrong = rig.central_url.replace("@", "x@", 1)  # wrong password
+    svc = GatewayService(gateway_settings(rig.farm, rig.gw, rig.local_url, wrong, rig.spool))
+    svc.start()
+    started.append(svc)
+    wait_until(lambda: svc.inbound.subscribed, 10, "farm broker subscription")
+    rig.node("n-1").publish(air_t=20.0)
+    wait_until(lambda: svc.uplink.backoff.failures >= 3, 15, "three refused attempts")
+    h = svc.health()
+    assert h["uplink"] == "down" and str(h["uplink_error"]).startswith("refused")
+    assert h["depth"] == 1
+    assert [r.message for r in caplog.records].count("uplink_refused") == 1
