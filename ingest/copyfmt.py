@@ -7,8 +7,10 @@ Format: https://www.postgresql.org/docs/current/sql-copy.html#id-1.9.3.55.9.4
 
 from __future__ import annotations
 
+import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Protocol
 
 PG_EPOCH_UNIX = 946_684_800  # 2000-01-01T00:00:00Z, the origin of binary timestamps
 HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
@@ -35,6 +37,36 @@ def encode(rows: Iterable[tuple[int, float, float]]) -> bytes:
     parts.extend(pack(3, 8, round((t - PG_EPOCH_UNIX) * 1_000_000), 4, sid, 8, v) for sid, t, v in rows)
     parts.append(TRAILER)
     return b"".join(parts)
+
+
+class _Reading(Protocol):
+    metric: str
+    t: float
+    value: float
+
+
+def encode_readings(items: Iterable[tuple[Mapping[str, int], Sequence[_Reading]]]) -> tuple[bytes, int]:
+    """Binary COPY stream of readings, each group with its metric -> series id map; (data, rows).
+
+    The writer's hot loop: one pack per reading, one time conversion per distinct sample time.
+    Raises KeyError for a metric missing from its group's map.
+    """
+    pack = _ROW.pack
+    parts = [HEADER]
+    append = parts.append
+    n = 0
+    last_t = math.nan
+    us = 0
+    for sids, readings in items:
+        for r in readings:
+            t = r.t
+            if t != last_t:
+                us = round((t - PG_EPOCH_UNIX) * 1_000_000)
+                last_t = t
+            append(pack(3, 8, us, 4, sids[r.metric], 8, r.value))
+        n += len(readings)
+    append(TRAILER)
+    return b"".join(parts), n
 
 
 def decode(data: bytes) -> list[tuple[int, float, float]]:

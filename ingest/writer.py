@@ -94,7 +94,7 @@ class Writer:
         self.connect_timeout = connect_timeout
         self.conn: psycopg.Connection[Any] | None = None
         self.nodes: dict[tuple[str, str], int] = {}
-        self.series: dict[tuple[int, str], int] = {}
+        self.series: dict[int, dict[str, int]] = {}  # node pk -> metric -> series id
 
     # --- connection -----------------------------------------------------------------------------
 
@@ -192,11 +192,11 @@ class Writer:
                 known.append((pk, a))
                 if a.msg.rejected:
                     rejects.extend(a.reading_rejects())
-        rows = self._rows(conn, known)
+        data, n_rows = self._encode(conn, known)
         res = BatchResult(messages=len(known), rejected=Counter(r.reason for r in rejects))
         with conn.transaction():
-            if rows:
-                res.stored, res.duplicates = self._copy(conn, rows)
+            if n_rows:
+                res.stored, res.duplicates = self._copy(conn, data, n_rows)
             if rejects:
                 self._insert_rejects(conn, rejects)
             if known:
@@ -204,14 +204,19 @@ class Writer:
         res.committed = [a for _, a in known]
         return res
 
-    def _rows(
-        self, conn: psycopg.Connection[Any], known: list[tuple[int, Accepted]]
-    ) -> list[tuple[int, float, float]]:
+    def _encode(self, conn: psycopg.Connection[Any], known: list[tuple[int, Accepted]]) -> tuple[bytes, int]:
+        """The batch's readings as one binary COPY stream (series ids resolved, created if new)."""
         series = self.series
-        missing = {(pk, r.metric) for pk, a in known for r in a.msg.readings if (pk, r.metric) not in series}
-        if missing:
-            self._resolve_series(conn, missing)
-        return [(series[(pk, r.metric)], r.t, r.value) for pk, a in known for r in a.msg.readings]
+        items = [(series.get(pk), a.msg.readings) for pk, a in known]
+        try:
+            return copyfmt.encode_readings(items)  # type: ignore[arg-type]
+        except (KeyError, TypeError):  # a (node, metric) not cached yet: the rare path
+            pass
+        missing = {
+            (pk, r.metric) for pk, a in known for r in a.msg.readings if r.metric not in series.get(pk, {})
+        }
+        self._resolve_series(conn, missing)
+        return copyfmt.encode_readings([(series[pk], a.msg.readings) for pk, a in known])
 
     def _resolve_nodes(self, conn: psycopg.Connection[Any], keys: set[tuple[str, str]]) -> None:
         missing = [k for k in keys if k not in self.nodes]
@@ -236,8 +241,8 @@ class Writer:
         for pk, metric, sid in conn.execute(
             "SELECT node_id, metric, id FROM series WHERE node_id = ANY(%s)", (pks,)
         ).fetchall():
-            self.series[(int(pk), str(metric))] = int(sid)
-        create = sorted(k for k in missing if k not in self.series)
+            self.series.setdefault(int(pk), {})[str(metric)] = int(sid)
+        create = sorted((pk, m) for pk, m in missing if m not in self.series.get(pk, {}))
         if not create:
             return
         # decode_up only yields readings of catalog metrics, and migrate seeds `metrics` from it.
@@ -249,17 +254,16 @@ class Writer:
                     (pk, metric),
                 ).fetchone()
                 assert row is not None
-                self.series[(pk, metric)] = int(row[0])
+                self.series.setdefault(pk, {})[metric] = int(row[0])
         event(log, "series_created", count=len(create))
 
-    def _copy(self, conn: psycopg.Connection[Any], rows: list[tuple[int, float, float]]) -> tuple[int, int]:
-        """COPY rows into readings; return (stored, duplicates)."""
-        data = copyfmt.encode(rows)
+    def _copy(self, conn: psycopg.Connection[Any], data: bytes, n_rows: int) -> tuple[int, int]:
+        """COPY the stream into readings; return (stored, duplicates)."""
         try:
             with conn.transaction(), conn.cursor() as cur:
                 with cur.copy(_COPY_READINGS.format(sql.Identifier("readings"))) as cp:
                     cp.write(data)
-                return len(rows), 0
+                return n_rows, 0
         except errors.UniqueViolation:
             pass
         with conn.cursor() as cur:
@@ -273,7 +277,7 @@ class Writer:
             )
             stored = max(cur.rowcount, 0)
             cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(_STAGE)))
-        return stored, len(rows) - stored
+        return stored, n_rows - stored
 
     def _insert_rejects(self, conn: psycopg.Connection[Any], rejects: Iterable[Reject]) -> None:
         params = [
@@ -332,6 +336,7 @@ class Writer:
         for pk in pks:
             if pk not in states:  # node deleted since it was cached
                 self.nodes = {k: v for k, v in self.nodes.items() if v != pk}
+                self.series.pop(pk, None)
                 continue
             out = seqtrack.apply(states[pk], gaps.get(pk, []), arrivals[pk])
             st = out.state

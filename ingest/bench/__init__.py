@@ -1,0 +1,1 @@
+"""`agri bench ingest`: load generator, /proc CPU accounting, COPY baseline, orchestration."""
