@@ -14,13 +14,19 @@ def bench_ingest(
     rate: Annotated[float, typer.Option(min=1, help="Readings/s offered by the load generators")] = 60_000,
     duration: Annotated[float, typer.Option(min=1, help="Seconds of load")] = 30,
     nodes: Annotated[int, typer.Option(min=1, help="Simulated nodes")] = 2000,
-    farms: Annotated[int, typer.Option(min=1, help="Farms the nodes belong to")] = 20,
+    farms: Annotated[
+        int | None, typer.Option(min=1, help="Farms (= gateways on path gateway) [default: 20; gateway: 2]")
+    ] = None,
     samples: Annotated[int, typer.Option(min=1, help="Samples per message (a node batches readings)")] = 10,
     metrics: Annotated[int, typer.Option(min=1, max=6, help="Metrics per sample (+ battery and RSSI)")] = 6,
     workers: Annotated[int, typer.Option(min=1, max=32, help="Ingest worker processes")] = 2,
     publishers: Annotated[int, typer.Option(min=1, max=32, help="Load generator processes")] = 2,
     path: Annotated[
-        str, typer.Option(help="direct: node messages; batch: gateway envelopes (zlib, --batch-size each)")
+        str,
+        typer.Option(
+            help="direct: node messages; batch: pre-built gateway envelopes (--batch-size each); "
+            "gateway: nodes -> farm broker -> one `agri gateway` per farm -> central broker"
+        ),
     ] = "direct",
     batch_size: Annotated[int, typer.Option(min=1, help="Node messages per gateway envelope")] = 50,
     receive_maximum: Annotated[int, typer.Option(min=2, max=65535, help="Per worker (MQTT 5)")] = 1000,
@@ -46,7 +52,7 @@ def bench_ingest(
             rate=rate,
             duration=duration,
             nodes=nodes,
-            farms=farms,
+            farms=farms or (2 if path == "gateway" else 20),
             samples=samples,
             metrics=metrics,
             workers=workers,
@@ -89,7 +95,7 @@ def bench_ingest(
         ("publish-to-commit latency p50 / p99 / max (s)", lat),
         ("load generator readings/s", load),
         ("CPU cores used", cpu),
-        ("readings per CPU-second: ingest+db+broker vs COPY", eff),
+        ("readings per CPU-second: pipeline vs plain COPY", eff),
     ]
     for k, v in rows:
         console.print(f"  {k:<48} {v}", highlight=False)

@@ -10,6 +10,7 @@ hypertable of the same shape, so the result is a ratio as well as a number.
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import math
 import os
@@ -49,7 +50,7 @@ class BenchConfig:
     metrics: int = 6  # metrics per sample (plus battery and RSSI per message)
     workers: int = 2
     publishers: int = 2
-    path: str = "direct"  # direct | batch
+    path: str = "direct"  # direct | batch | gateway
     batch_size: int = 50  # node messages per gateway envelope (path batch)
     receive_maximum: int = 1000
     copy_rows: int = 1_000_000
@@ -60,8 +61,10 @@ class BenchConfig:
     log: Callable[[str], None] = field(default=lambda m: None)
 
     def __post_init__(self) -> None:
-        if self.path not in ("direct", "batch"):
-            raise BenchError(f"path {self.path!r}: use direct or batch")
+        if self.path not in ("direct", "batch", "gateway"):
+            raise BenchError(f"path {self.path!r}: use direct, batch or gateway")
+        if self.path == "gateway" and importlib.util.find_spec("gateway.service") is None:
+            raise BenchError("path gateway needs the farm gateway (gateway/), which this checkout lacks")
         if not 1 <= self.metrics <= len(DEFAULT_METRICS):
             raise BenchError(f"metrics must be 1..{len(DEFAULT_METRICS)}")
         if (
@@ -84,6 +87,8 @@ class Bench:
         self.root = cfg.workdir or Path(_mkdtemp())
         self.pg: PgCluster | None = None
         self.broker: Broker | None = None
+        self.farm_broker: Broker | None = None  # path gateway: nodes publish here
+        self.gateways: list[subprocess.Popen[bytes]] = []
         self.db_url = cfg.database_url or ""
         self.ingest_url = cfg.mqtt_url or ""
         self.load_url = cfg.mqtt_url or ""
@@ -131,6 +136,48 @@ class Bench:
             )
             self.series_ids = [int(r[0]) for r in cur.fetchall()]
         self.cfg.log(f"fleet: {c.nodes} nodes on {c.farms} farms, {len(self.series_ids)} series")
+
+    def start_gateways(self) -> None:
+        """Path gateway: a farm broker, and one `agri gateway` per farm forwarding to the central one."""
+        if self.cfg.path != "gateway":
+            return
+        if self.broker is None:
+            raise BenchError("path gateway runs its own brokers: do not pass --mqtt-url")
+        farms = sorted({f for f, _ in self.node_ids})
+        self.farm_broker = Broker(root=self.root / "farm-mqtt", port=free_port())
+        pw = secrets.token_urlsafe(12)
+        for b in (self.farm_broker, self.broker):
+            auth = MqttAuth(b.root)
+            for i, farm in enumerate(farms):
+                auth.set(f"gw-{i}", pw, "gateway", farm, f"gw-{i}")
+            auth.set("bench-load", pw, "admin")
+            auth.save()
+        self.broker.reload()
+        self.farm_broker.start()
+        self.load_url = self.farm_broker.url("bench-load", pw)
+        for i, farm in enumerate(farms):
+            env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")}
+            env |= {
+                "AGRI_HOME": str(self.root / f"gw-{i}"),
+                "AGRI_GATEWAY_FARM": farm,
+                "AGRI_GATEWAY_ID": f"gw-{i}",
+                "AGRI_GATEWAY_LOCAL_URL": self.farm_broker.url(f"gw-{i}", pw),
+                "AGRI_GATEWAY_UPSTREAM_URL": self.broker.url(f"gw-{i}", pw),
+                "AGRI_GATEWAY_SPOOL_PATH": str(self.root / f"gw-{i}" / "spool.db"),
+            }
+            log = self.root / f"gateway-{i}.log"
+            with open(log, "ab") as out:
+                self.gateways.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "agri.cli.main", "gateway"], env=env, stdout=out, stderr=out
+                    )
+                )
+            deadline = time.monotonic() + 60
+            while "event=local_subscribed" not in (log.read_text() if log.exists() else ""):
+                if self.gateways[-1].poll() is not None or time.monotonic() > deadline:
+                    raise BenchError(f"gateway {farm} did not start; see {log}")
+                time.sleep(0.2)
+        self.cfg.log(f"gateways: {len(farms)} `agri gateway` processes (spool sync full) via a farm broker")
 
     def start_workers(self) -> None:
         env = dict(os.environ)
@@ -238,7 +285,9 @@ class Bench:
         }
         busy = (cpu1["machine"] - cpu0["machine"]) / window
         ours = sum(v["cores"] for v in cpu.values())
-        pipeline_cpu = sum(cpu[k]["cpu_s"] for k in ("ingest_workers", "postgres", "broker") if k in cpu)
+        pipeline_cpu = sum(
+            cpu[k]["cpu_s"] for k in ("ingest_workers", "postgres", "broker", "gateways") if k in cpu
+        )
         per_cpu = stored / pipeline_cpu if pipeline_cpu > 0 else 0.0
         return {
             "readings_per_s": round(readings_per_s),
@@ -334,6 +383,10 @@ class Bench:
             out["broker"] = procstat.cpu_seconds(procstat.tree(pid, kids))
         if self.pg is not None and (pid := read_pid(self.pg.data / "postmaster.pid")) is not None:
             out["postgres"] = procstat.cpu_seconds(procstat.tree(pid, kids))
+        if self.farm_broker is not None and (pid := self.farm_broker.pid()) is not None:
+            out["broker"] = out.get("broker", 0.0) + procstat.cpu_seconds(procstat.tree(pid, kids))
+        if self.gateways:
+            out["gateways"] = sum(procstat.cpu_seconds(procstat.tree(p.pid, kids)) for p in self.gateways)
         out["ingest_workers"] = sum(procstat.cpu_seconds(procstat.tree(p.pid, kids)) for p, _ in self.workers)
         out["machine"] = procstat.machine_cpu_seconds()[0]
         return out
@@ -392,7 +445,18 @@ class Bench:
                 proc.wait()
 
     def close(self) -> None:
+        for g in self.gateways:
+            if g.poll() is None:
+                g.terminate()
+        for g in self.gateways:
+            try:
+                g.wait(30)
+            except subprocess.TimeoutExpired:
+                g.kill()
+                g.wait()
         self.stop_workers()
+        if self.farm_broker is not None:
+            self.farm_broker.stop()
         if self.broker is not None:
             self.broker.stop()
         if self.pg is not None:
@@ -426,6 +490,7 @@ def run_bench(cfg: BenchConfig) -> dict[str, Any]:
         b.start_services()
         b.register_fleet()
         b.start_workers()
+        b.start_gateways()
         return b.run()
     finally:
         b.close()
