@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
@@ -61,12 +63,17 @@ class Consumer:
         group: str | None = "ingest",
         session_expiry_s: int = 86400,
         receive_maximum: int = 1000,
+        retire: bool = False,
     ) -> None:
         if not 1 <= receive_maximum <= 65535:
             raise ValueError(f"receive_maximum {receive_maximum} must be in 1..65535")
         self.url = MqttUrl(url)
         self.client_id = client_id
         self.group = group
+        # Retire: take no new messages (unsubscribe everything), deliver what the session still
+        # holds, then end the session -- how a worker slot is removed without losing its share.
+        self.retire = retire
+        self.unsubscribed = threading.Event()
         # The queue only ever holds what the broker may have in flight to us; headroom for a
         # broker that ignores Receive Maximum makes put() block (TCP backpressure), never drop.
         self.queue: queue.Queue[Inbound] = queue.Queue(maxsize=receive_maximum * 2)
@@ -87,6 +94,7 @@ class Consumer:
         self.client.on_disconnect = self._on_disconnect
         self.client.on_connect_fail = self._on_connect_fail
         self.client.on_subscribe = self._on_subscribe
+        self.client.on_unsubscribe = self._on_unsubscribe
         self.client.on_message = self._on_message
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -97,10 +105,15 @@ class Consumer:
         self.client.connect_async(**self._kwargs)
         self.client.loop_start()
 
-    def stop(self) -> None:
+    def stop(self, end_session: bool = False) -> None:
+        """Disconnect; ``end_session`` asks the broker to drop the session now (nothing queued)."""
         with self._lock:
             self._gen += 1
-        self.client.disconnect()
+        props = None
+        if end_session:
+            props = Properties(PacketTypes.DISCONNECT)  # type: ignore[no-untyped-call]
+            props.SessionExpiryInterval = 0
+        self.client.disconnect(properties=props)
         self.client.loop_stop()
 
     # --- acks (writer thread) -------------------------------------------------------------------
@@ -145,6 +158,9 @@ class Consumer:
         # A persistent session remembers subscriptions: drop those of the other mode, so switching
         # between shared and exclusive never leaves the session subscribed twice.
         stale = [f for f in filters(None if self.group else "ingest") if f not in filters(self.group)]
+        if self.retire:
+            client.unsubscribe(filters(None) + filters(self.group or "ingest"))
+            return
         client.unsubscribe(stale)
         client.subscribe([(f, SubscribeOptions(qos=1)) for f in filters(self.group)])
 
@@ -168,6 +184,10 @@ class Consumer:
         for f, rc in zip(filters(self.group), rcs, strict=False):
             if rc.is_failure:
                 event(log, "subscribe_refused", logging.ERROR, filter=f, reason=str(rc))
+
+    def _on_unsubscribe(self, _c: mqtt.Client, _u: Any, _mid: int, _rcs: list[ReasonCode], _p: Any) -> None:
+        if self.retire:
+            self.unsubscribed.set()
 
     def _on_message(self, _c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
         try:

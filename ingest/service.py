@@ -59,6 +59,8 @@ class IngestOptions:
     clock_skew_s: float = 300.0
     retention_days: int = 730
     trace_path: Path | None = None  # benchmark aid: one line per committed node message
+    retire: bool = False  # drain this client id's session, then end it (removing a worker slot)
+    retire_idle_s: float = 3.0
 
     def __post_init__(self) -> None:
         if self.group is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.group):
@@ -82,12 +84,15 @@ class IngestWorker:
             group=opts.group,
             session_expiry_s=opts.session_expiry_s,
             receive_maximum=opts.receive_maximum,
+            retire=opts.retire,
         )
         self.writer = Writer(opts.database_url, app_name=f"agri-ingest:{opts.client_id}"[:63])
         self.server: MetricsServer | None = None
         self._batch: list[tuple[Inbound, Decoded]] = []
         self._trace: IO[str] | None = None
         self._db_down_since: float | None = None
+        self._last_received = 0.0
+        self._started = time.time()
         self.metrics.backlog = self._backlog
         self.metrics.mqtt_connected = lambda: self.consumer.connected
 
@@ -125,15 +130,28 @@ class IngestWorker:
 
     def serve(self, stop: threading.Event) -> None:
         """Consume until ``stop`` is set (after :meth:`start`), then close."""
+        drained = False
         try:
             while not stop.is_set():
                 if self._fill(stop):
                     self._commit(stop)
+                elif self.opts.retire and self._retired():
+                    drained = True
+                    break
         finally:
-            self.close()
+            self.close(end_session=drained)
 
-    def close(self) -> None:
-        self.consumer.stop()
+    def _retired(self) -> bool:
+        """Retire mode: unsubscribed, nothing held, and nothing arrived for a while."""
+        c = self.consumer
+        if not (c.connected and c.unsubscribed.is_set()) or self._batch or not c.queue.empty():
+            return False
+        return time.time() - max(self._last_received, self._started) >= self.opts.retire_idle_s
+
+    def close(self, end_session: bool = False) -> None:
+        if end_session:
+            event(log, "session_retired", client_id=self.opts.client_id, stored=self.metrics.stored)
+        self.consumer.stop(end_session=end_session)
         self.writer.close()
         if self.server is not None:
             self.server.stop()
@@ -164,11 +182,10 @@ class IngestWorker:
             try:
                 item = q.get(timeout=timeout)
             except queue.Empty:
-                if self._batch or stop.is_set():
-                    break
-                continue
+                break  # idle (or the linger ran out): let the caller commit or look around
             decoded = decode_message(item.topic, item.payload, self._limits())
             self.metrics.received += 1
+            self._last_received = item.received
             self._batch.append((item, decoded))
             readings += decoded.n_readings
             if deadline is None:

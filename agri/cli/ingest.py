@@ -54,6 +54,13 @@ def ingest(
     linger_ms: Annotated[
         int, typer.Option(min=0, max=10_000, help="Wait this long for more messages before committing")
     ] = 50,
+    retire: Annotated[
+        bool,
+        typer.Option(
+            help="Remove this worker slot: take no new messages, store what its broker session still "
+            "queues, then end the session and exit (see docs/delivery.md)"
+        ),
+    ] = False,
     trace_commits: Annotated[Path | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Consume node and gateway uplinks, store readings exactly once, ack after commit."""
@@ -73,6 +80,8 @@ def ingest(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     base_id = client_id or default_client_id()
+    if retire and workers > 1:
+        fail("--retire drains one session: give its --client-id", 2)
     if exclusive and workers > 1:
         fail("--exclusive is for one worker: several workers must share one subscription (--group)", 2)
     if workers > 1:
@@ -100,6 +109,7 @@ def ingest(
             clock_skew_s=s.clock_skew_s,
             retention_days=s.retention_days,
             trace_path=trace_commits,
+            retire=retire,
         )
         worker = IngestWorker(opts)
     except ValueError as exc:
