@@ -181,11 +181,12 @@ class GatewayService:
     def _uplink_changed(self, up: bool) -> None:
         # Runs on the uplink thread. Fresh health at once: the first one a central subscriber sees
         # after a reconnect must not be a snapshot taken while the uplink was down.
-        if not self._stop.is_set():
-            try:
-                self._publish_health()
-            except Exception as exc:
-                event(log, "health_failed", logging.ERROR, error=repr(exc)[:300])
+        if self._stop.is_set():
+            return  # our own clean stop is not an uplink outage: no health, no local alerts
+        try:
+            self._publish_health()
+        except Exception as exc:
+            event(log, "health_failed", logging.ERROR, error=repr(exc)[:300])
         if self.engine is not None and not up:
             with self._rules_lock:
                 notes = self.engine.poll(False, time.time())
