@@ -66,8 +66,9 @@ class IngestOptions:
         if self.group is not None and not re.fullmatch(r"[A-Za-z0-9_-]{1,64}", self.group):
             raise ValueError(f"group {self.group!r} must be 1-64 letters, digits, '_' or '-'")
         if self.max_batch_messages is None:
-            # Half the in-flight window: the broker keeps sending the next batch during a commit.
-            self.max_batch_messages = max(1, self.receive_maximum // 2)
+            # A third of the in-flight window: while one batch commits and the next waits decoded,
+            # the broker still has room to send the one after.
+            self.max_batch_messages = max(1, self.receive_maximum // 3)
         if self.max_batch_messages > self.receive_maximum:
             raise ValueError("max_batch_messages cannot exceed receive_maximum (the broker stops sending)")
         if self.max_batch_readings < 1 or self.linger_s < 0:
@@ -88,7 +89,13 @@ class IngestWorker:
         )
         self.writer = Writer(opts.database_url, app_name=f"agri-ingest:{opts.client_id}"[:63])
         self.server: MetricsServer | None = None
-        self._batch: list[tuple[Inbound, Decoded]] = []
+        # Pipeline stages (see serve): forming -> ready (one decoded batch) -> committing.
+        self._filling: list[tuple[Inbound, Decoded]] = []
+        self._fill_deadline = 0.0
+        self._pending_ready: list[tuple[Inbound, Decoded]] = []
+        self._ready: queue.Queue[list[tuple[Inbound, Decoded]]] = queue.Queue(maxsize=1)
+        self._committing: list[tuple[Inbound, Decoded]] = []
+        self._decoder_error: BaseException | None = None
         self._trace: IO[str] | None = None
         self._db_down_since: float | None = None
         self._last_received = 0.0
@@ -129,22 +136,56 @@ class IngestWorker:
         self.serve(stop)
 
     def serve(self, stop: threading.Event) -> None:
-        """Consume until ``stop`` is set (after :meth:`start`), then close."""
+        """Consume until ``stop`` is set (after :meth:`start`), then close.
+
+        Two stages: a decoder thread forms and decodes the next batch while this thread commits
+        the previous one (psycopg releases the GIL while PostgreSQL works), so one worker keeps
+        both the CPU and the database busy.
+        """
         drained = False
+        decoder = threading.Thread(target=self._decode_loop, args=(stop,), name="decoder", daemon=True)
+        decoder.start()
         try:
             while not stop.is_set():
-                if self._fill(stop):
-                    self._commit(stop)
-                elif self.opts.retire and self._retired():
-                    drained = True
-                    break
+                if self._decoder_error is not None:
+                    raise self._decoder_error
+                try:
+                    batch = self._ready.get(timeout=0.25)
+                except queue.Empty:
+                    if self.opts.retire and self._retired():
+                        drained = True
+                        break
+                    continue
+                self._committing = batch
+                self._commit(batch, stop)
+                self._committing = []
         finally:
+            stop.set()
+            decoder.join(5)
             self.close(end_session=drained)
+
+    def _decode_loop(self, stop: threading.Event) -> None:
+        try:
+            while not stop.is_set():
+                if not self._fill():
+                    continue
+                batch, self._filling = self._filling, []
+                self._pending_ready = batch
+                while not stop.is_set():
+                    try:
+                        self._ready.put(batch, timeout=0.25)
+                        break
+                    except queue.Full:
+                        continue
+                self._pending_ready = []
+        except BaseException as exc:  # a bug here must stop the worker, not leave it stalled
+            event(log, "decoder_failed", logging.ERROR, error=repr(exc)[:300])
+            self._decoder_error = exc
 
     def _retired(self) -> bool:
         """Retire mode: unsubscribed, nothing held, and nothing arrived for a while."""
         c = self.consumer
-        if not (c.connected and c.unsubscribed.is_set()) or self._batch or not c.queue.empty():
+        if not (c.connected and c.unsubscribed.is_set()) or self._backlog()[0]:
             return False
         return time.time() - max(self._last_received, self._started) >= self.opts.retire_idle_s
 
@@ -157,7 +198,7 @@ class IngestWorker:
             self.server.stop()
         if self._trace is not None:
             self._trace.close()
-        event(log, "ingest_stopped", stored=self.metrics.stored, unacked=len(self._batch))
+        event(log, "ingest_stopped", stored=self.metrics.stored, unacked=self._backlog()[0])
 
     # --- batching -------------------------------------------------------------------------------
 
@@ -166,34 +207,35 @@ class IngestWorker:
             now=time.time(), skew_s=self.opts.clock_skew_s, max_age_s=self.opts.retention_days * 86400.0
         )
 
-    def _fill(self, stop: threading.Event) -> bool:
-        """Collect a batch; True when there is one to commit."""
+    def _fill(self) -> bool:
+        """Decode messages into the forming batch; True when it is complete (full or lingered)."""
         q = self.consumer.queue
         max_msgs = self.opts.max_batch_messages or 1
-        readings = sum(d.n_readings for _, d in self._batch)
-        deadline: float | None = None
-        while len(self._batch) < max_msgs and readings < self.opts.max_batch_readings:
-            if deadline is None:
-                timeout = 0.25
-            else:
-                timeout = deadline - time.monotonic()
-                if timeout <= 0:
-                    break
+        batch = self._filling
+        readings = sum(d.n_readings for _, d in batch)
+        deadline = None if not batch else self._fill_deadline
+        while len(batch) < max_msgs and readings < self.opts.max_batch_readings:
+            timeout = 0.25 if deadline is None else deadline - time.monotonic()
+            if timeout <= 0:
+                break
             try:
                 item = q.get(timeout=timeout)
             except queue.Empty:
-                break  # idle (or the linger ran out): let the caller commit or look around
+                break  # idle (or the linger ran out)
             decoded = decode_message(item.topic, item.payload, self._limits())
             self.metrics.received += 1
             self._last_received = item.received
-            self._batch.append((item, decoded))
+            batch.append((item, decoded))
             readings += decoded.n_readings
             if deadline is None:
-                deadline = time.monotonic() + self.opts.linger_s
-        return bool(self._batch)
+                deadline = self._fill_deadline = time.monotonic() + self.opts.linger_s
+        return bool(batch) and (
+            len(batch) >= max_msgs
+            or readings >= self.opts.max_batch_readings
+            or time.monotonic() >= self._fill_deadline
+        )
 
-    def _commit(self, stop: threading.Event) -> None:
-        batch = self._batch
+    def _commit(self, batch: list[tuple[Inbound, Decoded]], stop: threading.Event) -> None:
         t0 = time.monotonic()
         backoff = BACKOFF_MIN_S
         while True:
@@ -210,7 +252,6 @@ class IngestWorker:
         now = time.time()
         self._record(res, batch, t0, now)
         self.consumer.ack([it for it, _ in batch])
-        self._batch = []
 
     def _db_down(self, error: str, held: int) -> None:
         """Log an outage once, when it starts."""
@@ -250,11 +291,15 @@ class IngestWorker:
             self._trace.flush()
 
     def _backlog(self) -> tuple[int, float]:
-        items = [it for it, _ in self._batch[:1]]
+        """(messages received and not yet acked, age of the oldest). Read from any thread."""
+        stages = [self._committing, self._pending_ready, self._filling]
+        with contextlib.suppress(Exception):
+            stages += list(self._ready.queue)
+        held = sum(len(b) for b in stages) + self.consumer.queue.qsize()
+        firsts = [b[0][0] for b in stages if b]
         with contextlib.suppress(IndexError):
-            items.append(self.consumer.queue.queue[0])
-        held = len(self._batch) + self.consumer.queue.qsize()
-        oldest = min((it.received for it in items), default=None)
+            firsts.append(self.consumer.queue.queue[0])
+        oldest = min((it.received for it in firsts), default=None)
         return held, (time.time() - oldest) if oldest is not None else 0.0
 
     def _db_check(self) -> None:
