@@ -100,8 +100,15 @@ def _as_batches(
 
 def run(spec: LoadSpec, out_path: Path) -> dict[str, Any]:
     msgs = build_messages(spec)
-    client, kw = make_client(spec.mqtt_url, spec.client_id)
+    # A persistent session: if the broker drops us under CPU starvation, paho resumes it and
+    # re-sends every un-acked publish, so "acked" stays the truth about what the broker took.
+    client, kw = make_client(spec.mqtt_url, spec.client_id, clean_start=False, session_expiry_s=600)
+    kw["keepalive"] = 120
     client.max_inflight_messages_set(spec.max_inflight)
+    client.reconnect_delay_set(1, 2)
+    client.on_disconnect = lambda _c, _u, _f, rc, _p: print(
+        f"disconnected: {rc}", file=sys.stderr, flush=True
+    )
     acked = 0
     lock = threading.Lock()
 
