@@ -106,15 +106,26 @@ class IngestWorker:
     # --- lifecycle ------------------------------------------------------------------------------
 
     def start(self) -> None:
-        """Bind the metrics port (a taken port is a configuration error: raises OSError)."""
+        """Bind the metrics port (if taken: logged, ingest runs without it) and connect."""
         # A batch is tens of thousands of small acyclic objects; with the default thresholds the
         # cyclic GC rescans them again and again and costs as much as decoding them. Collect young
         # objects every 100k allocations instead, and never rescan what exists at start.
         gc.freeze()
         gc.set_threshold(100_000, 50, 100)
         if self.opts.metrics_port is not None:
-            self.server = MetricsServer(self.metrics, self.opts.metrics_host, self.opts.metrics_port)
-            self.server.start()
+            try:
+                self.server = MetricsServer(self.metrics, self.opts.metrics_host, self.opts.metrics_port)
+                self.server.start()
+            except OSError as exc:
+                # Readings matter more than their metrics: keep ingesting, say so loudly.
+                event(
+                    log,
+                    "metrics_unavailable",
+                    logging.ERROR,
+                    address=f"{self.opts.metrics_host}:{self.opts.metrics_port}",
+                    error=exc.strerror or str(exc),
+                    hint="set --metrics-port / AGRI_INGEST_METRICS_PORT to a free port",
+                )
         if self.opts.trace_path is not None:
             self._trace = open(self.opts.trace_path, "a", buffering=1 << 16)  # noqa: SIM115
         event(

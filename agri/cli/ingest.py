@@ -114,11 +114,7 @@ def ingest(
         worker = IngestWorker(opts)
     except ValueError as exc:
         fail(str(exc), 2)
-    try:
-        worker.start()
-    except OSError as exc:
-        why = exc.strerror or str(exc)
-        fail(f"cannot serve metrics on {metrics_host}:{metrics_port}: {why} (choose another --metrics-port)")
+    worker.start()
     worker.serve(stop)
 
 

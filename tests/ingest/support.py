@@ -217,7 +217,8 @@ def worker_thread(
     db_url: str, mqtt_url: str, client_id: str = "w-test", **opts: Any
 ) -> Iterator[IngestWorker]:
     """An ingest worker in this process (fast start); stopped and closed on exit."""
-    o = IngestOptions(database_url=db_url, mqtt_url=mqtt_url, client_id=client_id, metrics_port=0, **opts)
+    opts.setdefault("metrics_port", 0)
+    o = IngestOptions(database_url=db_url, mqtt_url=mqtt_url, client_id=client_id, **opts)
     w = IngestWorker(o)
     stop = threading.Event()
     t = threading.Thread(target=w.run, args=(stop,), daemon=True)

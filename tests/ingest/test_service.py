@@ -2,6 +2,7 @@
 
 import json
 import secrets
+import socket
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -138,3 +139,25 @@ def test_metrics_endpoint_speaks_prometheus_text(
     assert lines['agri_ingest_commit_latency_seconds_bucket{le="+Inf"}'] == "4"
     assert lines["agri_ingest_unacked_messages"] == "0"
     assert health["mqtt"] == "connected" and health["database"] == "ok"
+
+
+def test_a_taken_metrics_port_does_not_stop_ingest(
+    db_url: str, mqtt_admin_url: str, ingest_url: str, names: dict[str, str]
+) -> None:
+    farm = names["farm"]
+    register(db_url, farm, ["n-1"])
+    fleet = Fleet(mqtt_admin_url, farm, ["n-1"], client_id=f"fleet-{farm}")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        try:
+            kw = {"group": names["group"], "session_expiry_s": 60, "metrics_port": port}
+            with worker_thread(db_url, ingest_url, names["cid"], **kw) as w:
+                assert w.server is None
+                fleet.publish(2)
+                fleet.wait_acked()
+                assert_exactly_once(db_url, fleet)
+        finally:
+            fleet.close()
+            drop_session(ingest_url, names["cid"])
