@@ -37,6 +37,17 @@ BACKOFF_MIN_S = 0.5
 BACKOFF_MAX_S = 10.0
 
 
+def tune_gc() -> None:
+    """For a worker process (process-wide, so the CLI calls it, not the library).
+
+    A batch is tens of thousands of small acyclic objects; with the default thresholds the cyclic
+    GC rescans them again and again and costs as much as decoding them. Collect young objects every
+    100k allocations instead, and never rescan what exists at start.
+    """
+    gc.freeze()
+    gc.set_threshold(100_000, 50, 100)
+
+
 def default_client_id(index: int | None = None) -> str:
     """Stable per host (and worker index), so a restarted worker resumes its broker session."""
     host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
@@ -107,11 +118,6 @@ class IngestWorker:
 
     def start(self) -> None:
         """Bind the metrics port (if taken: logged, ingest runs without it) and connect."""
-        # A batch is tens of thousands of small acyclic objects; with the default thresholds the
-        # cyclic GC rescans them again and again and costs as much as decoding them. Collect young
-        # objects every 100k allocations instead, and never rescan what exists at start.
-        gc.freeze()
-        gc.set_threshold(100_000, 50, 100)
         if self.opts.metrics_port is not None:
             try:
                 self.server = MetricsServer(self.metrics, self.opts.metrics_host, self.opts.metrics_port)

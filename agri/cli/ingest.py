@@ -65,7 +65,7 @@ def ingest(
 ) -> None:
     """Consume node and gateway uplinks, store readings exactly once, ack after commit."""
     from agri.log import configure
-    from ingest.service import IngestOptions, IngestWorker, default_client_id
+    from ingest.service import IngestOptions, IngestWorker, default_client_id, tune_gc
 
     s = settings()
     configure(s.log_level, s.log_format)
@@ -114,6 +114,7 @@ def ingest(
         worker = IngestWorker(opts)
     except ValueError as exc:
         fail(str(exc), 2)
+    tune_gc()
     worker.start()
     worker.serve(stop)
 
