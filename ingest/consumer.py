@@ -61,7 +61,7 @@ class Consumer:
         client_id: str,
         *,
         group: str | None = "ingest",
-        session_expiry_s: int = 86400,
+        session_expiry_s: int = 7 * 86400,
         receive_maximum: int = 1000,
         retire: bool = False,
     ) -> None:

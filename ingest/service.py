@@ -1,12 +1,13 @@
 """The ingest worker (`agri ingest`): MQTT in, batches into TimescaleDB, ack after commit.
 
-Threads: paho's network thread fills a bounded queue (:mod:`ingest.consumer`); this module's
-loop (the caller's thread) takes messages off it, decodes them (:mod:`ingest.decode`), forms a
-batch, stores it in one transaction (:mod:`ingest.writer`) and only then acks every message of
-the batch. While the database is unavailable the batch stays un-acked and is retried with capped
-backoff; the broker stops sending once Receive Maximum messages are un-acked and queues the rest
-in our persistent session. A stop request finishes (or abandons, if the database is down) the
-current batch; un-acked messages are redelivered to this session when the worker comes back.
+Threads: paho's network thread fills a bounded queue (:mod:`ingest.consumer`); a decoder thread
+takes messages off it, decodes them (:mod:`ingest.decode`) and forms the next batch while the
+caller's thread stores the previous one in one transaction (:mod:`ingest.writer`) and only then
+acks every message of it. While the database is unavailable the batch stays un-acked and is
+retried with capped backoff; the broker stops sending once Receive Maximum messages are un-acked
+and queues the rest in our persistent session. A stop request finishes (or abandons, if the
+database is down) the batch being committed; every un-acked message is redelivered to this session
+when the worker comes back.
 """
 
 from __future__ import annotations
@@ -60,9 +61,9 @@ class IngestOptions:
     mqtt_url: str
     client_id: str
     group: str | None = "ingest"  # None: exclusive (plain) subscription, one worker only
-    session_expiry_s: int = 86400
+    session_expiry_s: int = 7 * 86400
     receive_maximum: int = 1000
-    max_batch_messages: int | None = None  # default: half of receive_maximum
+    max_batch_messages: int | None = None  # default: a third of receive_maximum
     max_batch_readings: int = 50_000
     linger_s: float = 0.05
     metrics_host: str = "127.0.0.1"

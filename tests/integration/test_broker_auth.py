@@ -47,7 +47,8 @@ def _publish(url: str, topic: str, payload: bytes) -> None:
 def test_node_can_publish_only_under_its_own_topic(mqtt_broker: BrokerHandle, mqtt_admin_url: str) -> None:
     node_url = mqtt_broker.node_account("farm-a", "n-7")
     time.sleep(0.2)
-    spy = Collector(mqtt_admin_url, ["agri/v1/#"])
+    # Only this test's farm: other tests leave retained messages (gateway health) on the session broker.
+    spy = Collector(mqtt_admin_url, ["agri/v1/farm-a/#"])
     try:
         _publish(node_url, up_topic("farm-a", "n-8"), b"spoofed")  # another node's topic
         _publish(node_url, config_topic("farm-a", "n-7"), b"self-config")  # configs are read-only
