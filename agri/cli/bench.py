@@ -5,9 +5,9 @@ Each benchmark lives in its own module exposing ``register(bench_app)``.
 
 from __future__ import annotations
 
-import importlib
-
 import typer
+
+from agri.cli.common import register_modules
 
 bench_app = typer.Typer(
     help="Benchmarks (numbers + ratios to a baseline measured in the same run)", no_args_is_help=True
@@ -17,12 +17,5 @@ _BENCH_MODULES = ("agri.cli.bench_ingest", "agri.cli.bench_anomaly", "agri.cli.b
 
 
 def register(app: typer.Typer) -> None:
-    for name in _BENCH_MODULES:
-        try:
-            module = importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
-            continue
-        module.register(bench_app)
+    register_modules(bench_app, _BENCH_MODULES)
     app.add_typer(bench_app, name="bench")

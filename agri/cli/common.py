@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Iterable
 from typing import NoReturn
 
+import typer
 from rich.console import Console
 
 from agri.settings import Settings, SettingsError, load_settings
@@ -23,3 +26,15 @@ def settings() -> Settings:
         return load_settings()
     except SettingsError as exc:
         fail(str(exc), 2)
+
+
+def register_modules(app: typer.Typer, modules: Iterable[str]) -> None:
+    """Call ``register(app)`` of each module that exists (subsystems land at different times)."""
+    for name in modules:
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name != name:
+                raise
+            continue
+        module.register(app)

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import importlib
-
 import typer
 
 from agri.cli import stack
+from agri.cli.common import register_modules
 
 app = typer.Typer(
     name="agri",
@@ -32,14 +31,7 @@ _SUBCOMMAND_MODULES = (
     "agri.cli.anomaly",  # agri anomaly score
     "agri.cli.bench",  # agri bench ingest | anomaly
 )
-for _mod in _SUBCOMMAND_MODULES:
-    try:
-        module = importlib.import_module(_mod)
-    except ModuleNotFoundError as exc:
-        if exc.name != _mod:
-            raise
-        continue
-    module.register(app)
+register_modules(app, _SUBCOMMAND_MODULES)
 
 
 def main() -> None:

@@ -1,7 +1,6 @@
 """The README's first command runs `agri demo`: stack + emulated farms; readings land; Ctrl-C cleans up."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -10,22 +9,15 @@ import time
 import psycopg
 import pytest
 
-from agri.stack.proc import free_port
 from tests.fixtures.pg import make_tmp_root
+from tests.fixtures.stack import private_stack_env
 
 pytestmark = pytest.mark.integration
 
 
 def test_demo_stores_readings_from_emulated_farms_and_stops_cleanly() -> None:
     home = make_tmp_root("agri-test-demo-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")}
-    env |= {
-        "AGRI_HOME": str(home),
-        "AGRI_PG_PORT": str(free_port()),
-        "AGRI_MQTT_PORT": str(free_port()),
-        "AGRI_API_PORT": str(free_port()),
-        "AGRI_DASHBOARD_PORT": str(free_port()),
-    }
+    env = private_stack_env(home)
     proc = subprocess.Popen(
         [sys.executable, "-m", "agri.cli.main", "demo"],
         env=env,

@@ -1,14 +1,14 @@
 """`agri up` / `status` / `down` as a user runs them, in a private AGRI_HOME on free ports."""
 
 import json
-import os
 import subprocess
 import sys
 
 import pytest
 
-from agri.stack.proc import free_port, pid_alive
+from agri.stack.proc import pid_alive
 from tests.fixtures.pg import make_tmp_root
+from tests.fixtures.stack import private_stack_env
 
 pytestmark = pytest.mark.integration
 
@@ -25,15 +25,7 @@ def _agri(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.C
 
 @pytest.fixture
 def stack_env() -> dict[str, str]:
-    home = make_tmp_root("agri-test-home-")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")}
-    env |= {
-        "AGRI_HOME": str(home),
-        "AGRI_PG_PORT": str(free_port()),
-        "AGRI_MQTT_PORT": str(free_port()),
-        "AGRI_API_PORT": str(free_port()),
-        "AGRI_DASHBOARD_PORT": str(free_port()),
-    }
+    env = private_stack_env(make_tmp_root("agri-test-home-"))
     yield env
     _agri(env, "down")
 
