@@ -1,9 +1,11 @@
 """Benchmark load generator: one process publishing pre-encoded node messages at a fixed rate.
 
 `agri bench ingest` starts several of these (``python -m ingest.bench.loadgen SPEC OUT``) so the
-generator is not what limits the measurement. Every payload is built before the start time; the
-publish loop only paces and calls paho. The process writes one JSON line of results to OUT and,
-next to it, ``OUT.pub``: one ``farm node seq publish_time`` line per message (for latency).
+generator is not what limits the measurement. Every payload -- the whole MQTT PUBLISH packet -- is
+built before the start time; the publish loop only paces, sends and counts PUBACKs
+(:mod:`ingest.bench.mqttpub`), so the generator takes little CPU from the system under test.
+The process writes one JSON line of results to OUT and, next to it, ``OUT.pub``: one
+``farm node seq publish_time`` line per message (for latency).
 
 Payloads look like a real fleet's: each node sends ``samples`` samples of ``metrics`` every message
 (a node that batches readings between uplinks), plus battery and RSSI; values random-walk inside
@@ -15,15 +17,15 @@ from __future__ import annotations
 import json
 import random
 import sys
-import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from agri.catalog import CATALOG
-from agri.mqtt import make_client
 from agri.protocol import batch_topic, encode_batch, encode_up, up_topic
+from agri.settings import MqttUrl
+from ingest.bench.mqttpub import Publisher, publish_packet
 
 DEFAULT_METRICS = ("air_t", "air_rh", "soil_vwc", "soil_t", "leaf_wet", "solar_wm2")
 
@@ -100,26 +102,25 @@ def _as_batches(
 
 def run(spec: LoadSpec, out_path: Path) -> dict[str, Any]:
     msgs = build_messages(spec)
-    # A persistent session: if the broker drops us under CPU starvation, paho resumes it and
-    # re-sends every un-acked publish, so "acked" stays the truth about what the broker took.
-    client, kw = make_client(spec.mqtt_url, spec.client_id, clean_start=False, session_expiry_s=600)
-    kw["keepalive"] = 120
-    client.max_inflight_messages_set(spec.max_inflight)
-    client.reconnect_delay_set(1, 2)
-    client.on_disconnect = lambda _c, _u, _f, rc, _p: print(
-        f"disconnected: {rc}", file=sys.stderr, flush=True
+    # Whole PUBLISH packets, packet ids included, are built before the start: publishing then
+    # costs a send and the PUBACK bookkeeping (see ingest.bench.mqttpub), not paho's ~150 µs.
+    packets = [publish_packet(topic, payload, i % 65535 + 1) for i, (topic, payload, _) in enumerate(msgs)]
+    url = MqttUrl(spec.mqtt_url)
+    if url.tls:
+        raise ValueError("the load generator speaks plain TCP only")
+    pub = Publisher(
+        url.host,
+        url.port,
+        spec.client_id,
+        url.username,
+        url.password,
+        max_inflight=spec.max_inflight,
+        log=lambda m: print(m, file=sys.stderr, flush=True),
     )
-    acked = 0
-    lock = threading.Lock()
-
-    def on_publish(_c: Any, _u: Any, _mid: int, _rc: Any, _p: Any) -> None:
-        nonlocal acked
-        with lock:
-            acked += 1
-
-    client.on_publish = on_publish
-    client.connect(**kw)
-    client.loop_start()
+    # Clean start off and a session expiry: if the broker drops us under CPU starvation, the
+    # publisher resumes the session and re-sends every un-acked publish, so "acked" stays the
+    # truth about what the broker took.
+    pub.connect()
     pub_times: list[float] = [0.0] * len(msgs)
     delay = spec.start_at - time.time()
     if delay > 0:
@@ -127,24 +128,10 @@ def run(spec: LoadSpec, out_path: Path) -> dict[str, Any]:
     start = time.time()
     cpu0 = time.process_time()
     interval = 1.0 / spec.msg_rate if spec.msg_rate > 0 else 0.0
-    for i, (topic, payload, _ids) in enumerate(msgs):
-        due = start + i * interval
-        now = time.time()
-        if due > now:
-            time.sleep(due - now)
-        pub_times[i] = time.time()
-        client.publish(topic, payload, qos=1)
-    end = time.time()
-    deadline = end + 120
-    while time.time() < deadline:
-        with lock:
-            if acked >= len(msgs):
-                break
-        time.sleep(0.01)
+    end = pub.run(packets, lambda i: start + i * interval, pub_times)
     all_acked = time.time()
     cpu_s = time.process_time() - cpu0
-    client.disconnect()
-    client.loop_stop()
+    pub.close()
     with open(str(out_path) + ".pub", "w") as f:
         for (_t, _p, ids), tp in zip(msgs, pub_times, strict=True):
             for farm, node, seq in ids:
@@ -154,7 +141,9 @@ def run(spec: LoadSpec, out_path: Path) -> dict[str, Any]:
         "client_id": spec.client_id,
         "messages": len(msgs),
         "node_messages": node_msgs,
-        "acked": acked,
+        "acked": pub.acked,
+        "refused": pub.refused,
+        "reconnects": pub.reconnects,
         "readings": node_msgs * spec.readings_per_msg,
         "start": start,
         "end": end,
