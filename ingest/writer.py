@@ -346,15 +346,27 @@ class Writer:
             inserts += [(pk, g.boot, g.from_seq, g.to_seq, False) for g in out.open_gaps]
             inserts += [(pk, g.boot, g.from_seq, g.to_seq, True) for g in out.filled]
         with conn.cursor() as cur:
+            # Set-based: with several workers on one shared subscription consecutive messages of a
+            # node are often committed out of order, so nearly every message opens or fills a gap;
+            # one statement per table per batch instead of one per row.
             if deletes:
-                cur.executemany("DELETE FROM seq_gaps WHERE node_id = %s AND from_seq = %s", deletes)
+                cur.execute(
+                    "DELETE FROM seq_gaps g USING unnest(%s::int[], %s::bigint[]) AS d(node_id, from_seq)"
+                    " WHERE g.node_id = d.node_id AND g.from_seq = d.from_seq",
+                    [[d[0] for d in deletes], [d[1] for d in deletes]],
+                )
             if inserts:
-                cur.executemany(
+                # One row per key (the last, as applying them in order would leave it): ON CONFLICT
+                # DO UPDATE may not touch a row twice in one statement.
+                rows = list({(i[0], i[2]): i for i in inserts}.values())
+                cur.execute(
                     "INSERT INTO seq_gaps (node_id, boot, from_seq, to_seq, filled_at)"
-                    " VALUES (%s, %s, %s, %s, CASE WHEN %s THEN now() END)"
+                    " SELECT node_id, boot, from_seq, to_seq, CASE WHEN filled THEN now() END"
+                    " FROM unnest(%s::int[], %s::bigint[], %s::bigint[], %s::bigint[], %s::bool[])"
+                    " AS v(node_id, boot, from_seq, to_seq, filled)"
                     " ON CONFLICT (node_id, from_seq) DO UPDATE SET to_seq = EXCLUDED.to_seq,"
                     " boot = EXCLUDED.boot, filled_at = EXCLUDED.filled_at, detected_at = now()",
-                    inserts,
+                    [list(c) for c in zip(*rows, strict=True)],
                 )
             if upd:
                 cols = list(zip(*upd, strict=True))
