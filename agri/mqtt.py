@@ -22,13 +22,15 @@ def make_client(
     clean_start: bool = True,
     session_expiry_s: int = 0,
     v5: bool = True,
+    client_class: type[mqtt.Client] = mqtt.Client,
 ) -> tuple[mqtt.Client, dict[str, Any]]:
     """A configured (not yet connected) client plus the kwargs for ``client.connect``.
 
     MQTT 5 by default: shared subscriptions and session expiry are MQTT 5 features.
+    ``client_class`` may be a subclass of paho's Client (ingest uses one with cheaper I/O).
     """
     u = url if isinstance(url, MqttUrl) else MqttUrl(url)
-    client = mqtt.Client(
+    client = client_class(
         CallbackAPIVersion.VERSION2,
         client_id=client_id,
         clean_session=None if v5 else clean_start,
