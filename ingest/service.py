@@ -30,7 +30,7 @@ from agri.protocol import Limits
 from ingest.consumer import Consumer, Inbound
 from ingest.decode import Decoded, decode_message
 from ingest.metrics import IngestMetrics, MetricsServer
-from ingest.writer import BatchResult, StoreUnavailable, Writer
+from ingest.writer import BatchResult, Prepared, StoreUnavailable, Writer
 
 log = get_logger("ingest")
 
@@ -53,6 +53,12 @@ def default_client_id(index: int | None = None) -> str:
     """Stable per host (and worker index), so a restarted worker resumes its broker session."""
     host = re.sub(r"[^A-Za-z0-9-]", "-", socket.gethostname())[:40] or "host"
     return f"agri-ingest-{host}" + (f"-{index}" if index is not None else "")
+
+
+class _Batch(list[tuple[Inbound, Decoded]]):
+    """A formed batch, with its readings already encoded when the writer's caches allowed."""
+
+    prepared: Prepared | None = None
 
 
 @dataclass
@@ -105,7 +111,7 @@ class IngestWorker:
         self._filling: list[tuple[Inbound, Decoded]] = []
         self._fill_deadline = 0.0
         self._pending_ready: list[tuple[Inbound, Decoded]] = []
-        self._ready: queue.Queue[list[tuple[Inbound, Decoded]]] = queue.Queue(maxsize=1)
+        self._ready: queue.Queue[_Batch] = queue.Queue(maxsize=1)
         self._committing: list[tuple[Inbound, Decoded]] = []
         self._decoder_error: BaseException | None = None
         self._trace: IO[str] | None = None
@@ -187,8 +193,11 @@ class IngestWorker:
             while not stop.is_set():
                 if not self._fill():
                     continue
-                batch, self._filling = self._filling, []
+                batch = _Batch(self._filling)
                 self._pending_ready = batch
+                self._filling = []
+                # Encode the COPY stream here, off the writer's critical path.
+                batch.prepared = self.writer.prepare([d for _, d in batch])
                 while not stop.is_set():
                     try:
                         self._ready.put(batch, timeout=0.25)
@@ -253,12 +262,12 @@ class IngestWorker:
             or time.monotonic() >= self._fill_deadline
         )
 
-    def _commit(self, batch: list[tuple[Inbound, Decoded]], stop: threading.Event) -> None:
+    def _commit(self, batch: _Batch, stop: threading.Event) -> None:
         t0 = time.monotonic()
         backoff = BACKOFF_MIN_S
         while True:
             try:
-                res = self.writer.write([d for _, d in batch])
+                res = self.writer.write([d for _, d in batch], batch.prepared)
                 break
             except StoreUnavailable as exc:
                 self.metrics.db_retries += 1
@@ -268,8 +277,8 @@ class IngestWorker:
                 backoff = min(backoff * 2, BACKOFF_MAX_S)
         self._db_up()
         now = time.time()
-        self._record(res, batch, t0, now)
         self.consumer.ack([it for it, _ in batch])
+        self._record(res, batch, t0, now)
 
     def _db_down(self, error: str, held: int) -> None:
         """Log an outage once, when it starts."""

@@ -46,6 +46,15 @@ def is_retryable(exc: BaseException) -> bool:
     return isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError | errors.ReadOnlySqlTransaction)
 
 
+@dataclass(slots=True)
+class Prepared:
+    """A batch's readings encoded ahead of its transaction, from the writer's caches alone."""
+
+    known: list[tuple[int, Accepted]]  # (node pk, message) for every accepted message
+    data: bytes  # binary COPY stream
+    n_rows: int
+
+
 @dataclass
 class BatchResult:
     stored: int = 0
@@ -135,10 +144,38 @@ class Writer:
 
     # --- the batch ------------------------------------------------------------------------------
 
-    def write(self, batch: list[Decoded]) -> BatchResult:
-        """Store a batch in one transaction. Raises :class:`StoreUnavailable` (nothing committed)."""
+    def prepare(self, batch: list[Decoded]) -> Prepared | None:
+        """Encode ``batch``'s readings without the database, for :meth:`write` to use.
+
+        Called from the thread that forms the next batch while this writer's thread commits the
+        previous one, so the COPY stream is ready when the transaction starts. Only reads the
+        caches; None when a node or series of the batch is not cached yet (then :meth:`write`
+        resolves and encodes it itself).
+        """
+        nodes, series = self.nodes, self.series
+        known: list[tuple[int, Accepted]] = []
+        items: list[tuple[dict[str, int], list[Any]]] = []
+        for d in batch:
+            for a in d.accepted:
+                pk = nodes.get((a.msg.farm, a.msg.node))
+                sids = series.get(pk) if pk is not None else None
+                if pk is None or sids is None:
+                    return None
+                known.append((pk, a))
+                items.append((sids, a.msg.readings))
         try:
-            return self._write(batch)
+            data, n_rows = copyfmt.encode_readings(items)
+        except (KeyError, TypeError):  # a (node, metric) not cached yet
+            return None
+        return Prepared(known, data, n_rows)
+
+    def write(self, batch: list[Decoded], prepared: Prepared | None = None) -> BatchResult:
+        """Store a batch in one transaction. Raises :class:`StoreUnavailable` (nothing committed).
+
+        ``prepared`` is :meth:`prepare`'s result for the same batch, if it had one.
+        """
+        try:
+            return self._write(batch, prepared)
         except StoreUnavailable:
             self.close()
             raise
@@ -176,23 +213,30 @@ class Writer:
             return BatchResult()
         return BatchResult(rejected=Counter(r.reason for r in rejects))
 
-    def _write(self, batch: list[Decoded]) -> BatchResult:
+    def _write(self, batch: list[Decoded], prepared: Prepared | None = None) -> BatchResult:
         conn = self.connect()
-        accepted = [a for d in batch for a in d.accepted]
-        self._resolve_nodes(conn, {(a.msg.farm, a.msg.node) for a in accepted})
         rejects: list[Reject] = [r for d in batch for r in d.rejects]
-        known: list[tuple[int, Accepted]] = []
-        for a in accepted:
-            pk = self.nodes.get((a.msg.farm, a.msg.node))
-            if pk is None:
-                rejects.append(
-                    a.as_reject("unknown_node", f"node {a.msg.farm}/{a.msg.node} is not registered")
-                )
-            else:
-                known.append((pk, a))
+        if prepared is not None:  # every node and series was cached: nothing to resolve
+            known = prepared.known
+            data, n_rows = prepared.data, prepared.n_rows
+            for _, a in known:
                 if a.msg.rejected:
                     rejects.extend(a.reading_rejects())
-        data, n_rows = self._encode(conn, known)
+        else:
+            accepted = [a for d in batch for a in d.accepted]
+            self._resolve_nodes(conn, {(a.msg.farm, a.msg.node) for a in accepted})
+            known = []
+            for a in accepted:
+                pk = self.nodes.get((a.msg.farm, a.msg.node))
+                if pk is None:
+                    rejects.append(
+                        a.as_reject("unknown_node", f"node {a.msg.farm}/{a.msg.node} is not registered")
+                    )
+                else:
+                    known.append((pk, a))
+                    if a.msg.rejected:
+                        rejects.extend(a.reading_rejects())
+            data, n_rows = self._encode(conn, known)
         res = BatchResult(messages=len(known), rejected=Counter(r.reason for r in rejects))
         with conn.transaction():
             if n_rows:

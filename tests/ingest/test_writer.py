@@ -77,6 +77,27 @@ def test_unknown_node_is_dead_lettered_with_its_payload(writer: Writer, db: psyc
     assert reason == "unknown_node" and bytes(raw) == d.accepted[0].raw
 
 
+def test_a_batch_encoded_ahead_is_stored_the_same_and_misses_fall_back(
+    writer: Writer, db_url: str, db: psycopg.Connection
+) -> None:
+    register(db_url, "farm-w", ["n-pre"])
+    first = [msg("n-pre", 0, NOW - 90)]
+    assert writer.prepare(first) is None  # node not cached yet: write() resolves it
+    writer.write(first)
+    batch = [msg("n-pre", 1, NOW - 80, air_t=99.0, air_rh=50.0, soil_t=12.0), msg("n-pre", 2, NOW - 70)]
+    assert writer.prepare(batch) is None  # soil_t has no series yet
+    writer.write([msg("n-pre", 3, NOW - 75, soil_t=10.0)])
+    prepared = writer.prepare(batch)
+    assert prepared is not None and prepared.n_rows == 4
+    res = writer.write(batch, prepared)
+    assert (res.stored, res.duplicates, dict(res.rejected), res.messages) == (4, 0, {"out_of_range": 1}, 2)
+    got = stored(db_url, "farm-w")
+    assert got[("n-pre", "soil_t", NOW - 80)] == 1 and got[("n-pre", "air_t", NOW - 70)] == 1
+    assert got[("n-pre", "air_t", NOW - 80)] == 0
+    assert node_row(db, "n-pre")[:3] == (3, 1, 4)
+    assert writer.prepare([msg("n-nope", 0)]) is None  # unknown node: write() dead-letters it
+
+
 def test_new_catalog_metric_of_a_known_node_becomes_a_series(writer: Writer, db: psycopg.Connection) -> None:
     writer.write([msg("n-2", 5, NOW - 100, nh3_ppm=12.5, moon=1.0)])
     metrics = {
