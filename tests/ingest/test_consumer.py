@@ -5,6 +5,7 @@ socket together, and PUBACKs written together really settle the session."""
 import queue
 import secrets
 import threading
+import time
 from typing import Any
 
 import pytest
@@ -38,6 +39,14 @@ def _start(c: Consumer) -> None:
     c.client.on_subscribe = on_subscribe
     c.start()
     assert subscribed.wait(10), "consumer did not subscribe"
+
+
+def _wait_broker_saw_disconnect(broker: BrokerHandle, client_id: str) -> None:
+    line = f"Client {client_id} disconnected"
+    deadline = time.monotonic() + 10
+    while line not in broker.broker.logfile.read_text(errors="replace"):
+        assert time.monotonic() < deadline, f"broker never logged {line!r}"
+        time.sleep(0.02)
 
 
 def _take(c: Consumer, n: int, ack_every: int) -> list[Inbound]:
@@ -77,6 +86,10 @@ def test_bursts_are_delivered_once_in_order_and_batched_acks_settle_the_session(
         assert [it.payload for it in _take(c, 3, ack_every=1)] == [b"m0", b"m1", b"m2"]
     finally:
         c.stop()
+    # The PUBACKs travel ahead of the DISCONNECT on the same connection; wait until the broker has
+    # read that far. (A client reconnecting sooner takes over a connection the broker has not read
+    # to the end, and Mosquitto drops its unread PUBACKs: a redelivery the unique key absorbs.)
+    _wait_broker_saw_disconnect(mqtt_broker, cid)
     # Everything was acked: the resumed session has nothing to redeliver.
     c2 = Consumer(ingest, cid, group=f"g{tag}", receive_maximum=20, session_expiry_s=60)
     _start(c2)
