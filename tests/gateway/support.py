@@ -47,6 +47,7 @@ class TcpProxy:
         self._srv.settimeout(0.1)
         self.port: int = self._srv.getsockname()[1]
         self.mode = "pass"
+        self.relayed = 0  # bytes relayed in either direction
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -85,6 +86,8 @@ class TcpProxy:
                     break
                 if self.mode == "pass":
                     dst.sendall(data)
+                    with self._lock:
+                        self.relayed += len(data)
                 # freeze: swallow
         except OSError:
             pass
