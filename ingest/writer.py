@@ -154,15 +154,15 @@ class Writer:
         """
         nodes, series = self.nodes, self.series
         known: list[tuple[int, Accepted]] = []
-        items: list[tuple[dict[str, int], list[Any]]] = []
         for d in batch:
             for a in d.accepted:
                 pk = nodes.get((a.msg.farm, a.msg.node))
-                sids = series.get(pk) if pk is not None else None
-                if pk is None or sids is None:
+                if pk is None or pk not in series:
                     return None
                 known.append((pk, a))
-                items.append((sids, a.msg.readings))
+        # rows in node order, series by series: close to the unique index's order (cheaper inserts
+        # for the server, see copyfmt.encode_readings); `known` keeps arrival order for the acks
+        items = [(series[pk], a.msg.readings) for pk, a in sorted(known, key=_pk)]
         try:
             data, n_rows = copyfmt.encode_readings(items)
         except (KeyError, TypeError):  # a (node, metric) not cached yet
@@ -251,7 +251,8 @@ class Writer:
     def _encode(self, conn: psycopg.Connection[Any], known: list[tuple[int, Accepted]]) -> tuple[bytes, int]:
         """The batch's readings as one binary COPY stream (series ids resolved, created if new)."""
         series = self.series
-        items = [(series.get(pk), a.msg.readings) for pk, a in known]
+        in_order = sorted(known, key=_pk)  # node order for index locality; `known` keeps arrival order
+        items = [(series.get(pk), a.msg.readings) for pk, a in in_order]
         try:
             return copyfmt.encode_readings(items)  # type: ignore[arg-type]
         except (KeyError, TypeError):  # a (node, metric) not cached yet: the rare path
@@ -260,7 +261,7 @@ class Writer:
             (pk, r.metric) for pk, a in known for r in a.msg.readings if r.metric not in series.get(pk, {})
         }
         self._resolve_series(conn, missing)
-        return copyfmt.encode_readings([(series[pk], a.msg.readings) for pk, a in known])
+        return copyfmt.encode_readings([(series[pk], a.msg.readings) for pk, a in in_order])
 
     def _resolve_nodes(self, conn: psycopg.Connection[Any], keys: set[tuple[str, str]]) -> None:
         missing = [k for k in keys if k not in self.nodes]
@@ -422,6 +423,10 @@ class Writer:
                     " %s::bigint[]) AS v(id, last_seq, last_boot, first_seq, new, dropped) WHERE n.id = v.id",
                     [_BIGINT_MAX, *(list(c) for c in cols)],
                 )
+
+
+def _pk(item: tuple[int, Accepted]) -> int:
+    return item[0]
 
 
 def _one_line(exc: BaseException) -> str:
