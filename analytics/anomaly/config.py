@@ -36,7 +36,7 @@ class DetectorConfig:
     #: fraction of a profile bin replaced per cycle once a full cycle has been seen
     season_rate: float = 0.15
     #: slow level and seasonal-offset EWMA (per interval)
-    level_rate: float = 0.002
+    level_rate: float = 0.001
     #: mean-absolute-error trackers of the predictors (per point)
     error_rate: float = 1.0 / 128.0
     #: an error tracker needs this many points before its predictor can be chosen
@@ -73,6 +73,11 @@ class DetectorConfig:
     # --- output ------------------------------------------------------------------------
     #: -log10(p) (after the Bonferroni factor) that maps to score 1.0
     score_log10_full: float = 12.0
+    #: multiplicity correction for the number of points a series has per day: p is multiplied by
+    #: (points per day) ** day_power. 0 calibrates per point (a 1-minute series then raises 60x
+    #: the false alarms per day of an hourly one at the same threshold), 1 per day; in between
+    #: a compromise (0.1-0.35 score the same on the NAB subset, see docs/benchmarks.md)
+    day_power: float = 0.25
     #: per-point decay of the running maximum of past surprise: a point scores only when its
     #: surprise exceeds that maximum, so an event is reported at its onset and while it grows
     onset_decay: float = 0.99

@@ -11,7 +11,7 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.anomaly.baseline import FAST, SLOW, forecast, learn
-from analytics.anomaly.config import DEFAULT_CONFIG, DetectorConfig
+from analytics.anomaly.config import DAY_S, DEFAULT_CONFIG, DetectorConfig
 from analytics.anomaly.state import PREDICTORS, AnomalyState
 from analytics.anomaly.tails import edges, exceedance_log10, renormalise, update_tails
 
@@ -99,6 +99,11 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     log10p = np.minimum(
         np.minimum(pl_log10p[:, 0], pl_log10p[:, 1]), np.minimum(den_log10p[:, 0], stuck_log10)
     )
+    # alarms per day, not per point: a series sampled every minute tries 1,440 times a day to look
+    # surprising, an hourly one 24 times; a partial multiplicity correction (points per day to the
+    # power day_power) keeps fast series from raising more false alarms per day than slow ones
+    per_day = np.maximum(_F32(DAY_S) / np.maximum(st.dt_typ, _F32(1.0)), _F32(1.0))
+    log10p = log10p + _F32(cfg.day_power) * np.log10(per_day)
     raw = np.clip(-(log10p + _F32(np.log10(4.0))) / _F32(cfg.score_log10_full), 0.0, 1.0)
     raw = np.where((st.n >= cfg.warmup_points) & tracked, raw, _F32(0.0)).astype(_F32)
     score = np.where(raw > st.peak, raw, _F32(0.0))

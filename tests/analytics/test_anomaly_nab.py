@@ -16,8 +16,9 @@ pytestmark = pytest.mark.skipif(
     reason="shared NAB subset or scorer not present next to the repository",
 )
 
-#: achieved with the default configuration: standard 72.04, low FP 67.88, low FN 75.39
-MINIMUM = {"standard": 70.0, "reward_low_FP_rate": 65.5, "reward_low_FN_rate": 73.0}
+#: the best published detector on this subset per profile (Numenta HTM: 73.56, 68.36, 77.04);
+#: the default configuration gets 73.73, 68.91, 77.15 (deterministic: same numpy, same numbers)
+MINIMUM = {"standard": 73.56, "reward_low_FP_rate": 68.36, "reward_low_FN_rate": 77.04}
 
 
 def test_nab_subset_scores() -> None:
@@ -32,7 +33,7 @@ def test_nab_subset_scores() -> None:
     scorer = nab.load_scorer(SHARED / "tools" / "nabscore.py")
     res = nab.evaluate(scorer, labels, data_dir, scores)
     for profile, floor in MINIMUM.items():
-        assert res[profile]["score"] >= floor, (profile, res[profile]["score"])
+        assert res[profile]["score"] > floor, (profile, res[profile]["score"])
 
 
 def test_nab_command_prints_three_profiles() -> None:
@@ -46,5 +47,5 @@ def test_nab_command_prints_three_profiles() -> None:
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert set(out["profiles"]) == set(MINIMUM)
-    assert out["profiles"]["standard"] >= MINIMUM["standard"]
+    assert out["profiles"]["standard"] > MINIMUM["standard"]
     assert set(out["leave_one_category_out"]) == set(MINIMUM)
