@@ -74,15 +74,21 @@ def exceedance_log10(
             np.arange(n, dtype=np.intp)[:, None] * surv.shape[1] + (first + np.arange(nf))
         ) * k
     # conservative: every past value in this value's bin counts as at least as large
-    num = np.log10(flat[base + lo] + half)
+    s_lo = flat[base + lo]
+    num = np.log10(s_lo + half)
     s_hi = flat[base + hi]
     # beyond the record (the last edge any past value reached) the tail keeps falling; only a
-    # value whose upper edge has no counts can be past it, so the record is found for those only
+    # value whose upper edge has no counts can be past it. Survival counts never increase along
+    # the edges, so when the lower edge has counts the record is that edge; only a value beyond
+    # a bin with no counts needs the search for the record further down.
     past = (s_hi < half) | (pos > k - 1)
-    if past.any():
-        r, c = np.nonzero(past)
+    step = _F32(beyond_log10)
+    num = num - np.where(past, np.maximum(pos - lo, _F32(0.0)) * step, _F32(0.0))
+    deep = past & (s_lo < half)
+    if deep.any():  # past a bin with no counts: the record is further down
+        r, c = np.nonzero(deep)
         record = np.count_nonzero(surv[r, first + c] >= half, axis=-1) - 1
-        num[r, c] -= np.maximum(pos[r, c] - np.maximum(record, 0), _F32(0.0)) * _F32(beyond_log10)
+        num[r, c] -= (lo[r, c] - np.maximum(record, 0)) * step
     tot = total[:, first : first + nf]
     num = np.where(pos < 0, np.log10(tot + half), num)
     out: np.ndarray = np.minimum(num - np.log10(tot + _F32(1.0)), _F32(0.0)).astype(_F32)
