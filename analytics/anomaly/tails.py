@@ -62,7 +62,8 @@ def exceedance_log10(
     n, nf = logf.shape
     half = _HALF
     pos = (logf - _F32(lo_edge)) / _F32(cfg.tail_step)
-    lo = np.clip(pos, 0, k - 1).astype(np.intp)  # truncation is floor for pos >= 0
+    lo_f = np.floor(np.clip(pos, 0, k - 1))  # float32, so the arithmetic below stays float32
+    lo = lo_f.astype(np.intp)
     hi = np.minimum(lo + 1, k - 1)
     flat = surv.reshape(-1)
     key = (n, nf, surv.shape[1], first, k)
@@ -83,15 +84,18 @@ def exceedance_log10(
     # a bin with no counts needs the search for the record further down.
     past = (s_hi < half) | (pos > k - 1)
     step = _F32(beyond_log10)
-    num = num - np.where(past, np.maximum(pos - lo, _F32(0.0)) * step, _F32(0.0))
+    num -= np.where(past, np.maximum(pos - lo_f, _F32(0.0)) * step, _F32(0.0))
     deep = past & (s_lo < half)
     if deep.any():  # past a bin with no counts: the record is further down
         r, c = np.nonzero(deep)
         record = np.count_nonzero(surv[r, first + c] >= half, axis=-1) - 1
         num[r, c] -= (lo[r, c] - np.maximum(record, 0)) * step
     tot = total[:, first : first + nf]
-    num = np.where(pos < 0, np.log10(tot + half), num)
-    out: np.ndarray = np.minimum(num - np.log10(tot + _F32(1.0)), _F32(0.0)).astype(_F32)
+    below = pos < 0  # below the lowest edge: every past value counts (few rows)
+    if below.any():
+        r, c = np.nonzero(below)
+        num[r, c] = np.log10(tot[r, c] + half)
+    out: np.ndarray = np.minimum(num - np.log10(tot + _F32(1.0)), _F32(0.0)).astype(_F32, copy=False)
     return out
 
 
