@@ -61,34 +61,26 @@ def encode_readings(
     pack = _ROW.pack
     parts = [HEADER]
     append = parts.append
-    extend = parts.extend
     n = 0
     last_t = math.nan
     us = 0
     for sids, readings in items:
-        if by_series:
-            rows: dict[int, list[bytes]] = {}
-            for r in readings:
-                t = r.t
-                if t != last_t:
-                    us = round((t - PG_EPOCH_UNIX) * 1_000_000)
-                    last_t = t
-                sid = sids[r.metric]
-                row = pack(3, 8, us, 4, sid, 8, r.value)
-                got = rows.get(sid)
-                if got is None:
-                    rows[sid] = [row]
-                else:
-                    got.append(row)
-            for sid in sorted(rows):
-                extend(rows[sid])
-        else:
-            for r in readings:
-                t = r.t
-                if t != last_t:
-                    us = round((t - PG_EPOCH_UNIX) * 1_000_000)
-                    last_t = t
-                append(pack(3, 8, us, 4, sids[r.metric], 8, r.value))
+        rows: dict[int, list[bytes]] = {}
+        for r in readings:
+            t = r.t
+            if t != last_t:
+                us = round((t - PG_EPOCH_UNIX) * 1_000_000)
+                last_t = t
+            sid = sids[r.metric]
+            row = pack(3, 8, us, 4, sid, 8, r.value)
+            if not by_series:
+                append(row)
+            elif sid in rows:
+                rows[sid].append(row)
+            else:
+                rows[sid] = [row]
+        for sid in sorted(rows):
+            parts.extend(rows[sid])
         n += len(readings)
     append(TRAILER)
     return b"".join(parts), n

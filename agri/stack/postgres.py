@@ -41,9 +41,9 @@ def memory_conf(total: int | None = None) -> dict[str, str]:
     of RAM (at least 128 MB, at most 4 GB: the embedded cluster shares the machine with the
     broker, the services and the dashboard) and effective_cache_size three quarters.
 
-    The index of the newest chunk is where every insert lands; when it outgrows shared_buffers
-    each COPY re-reads and evicts index pages, which was most of the server's time in the ingest
-    benchmark at 256 MB.
+    The index of the newest chunk is where every insert lands; once it outgrows shared_buffers
+    inserts re-read and evict index pages. At 10,000 series sampled each minute a day's chunk
+    index alone is about 400 MB (docs/benchmarks.md).
     """
     mb = (memory_bytes() if total is None else total) // (1024 * 1024)
     if mb <= 0:
