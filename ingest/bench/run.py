@@ -54,8 +54,8 @@ class BenchConfig:
     path: str = "direct"  # direct | batch | gateway
     batch_size: int = 50  # node messages per gateway envelope (path batch)
     receive_maximum: int = 1000
-    copy_rows: int = 1_000_000
-    copy_runs: int = 3  # the baseline is timed this many times (fresh table each); median reported
+    copy_rows: int | None = None  # None: all the stored rows
+    copy_runs: int = 1  # the baseline is timed this many times (fresh table each); median reported
     database_url: str | None = None
     mqtt_url: str | None = None
     workdir: Path | None = None
@@ -85,6 +85,8 @@ class BenchConfig:
             raise BenchError(
                 "rate, duration, nodes, farms, samples, workers, publishers and copy runs must be positive"
             )
+        if self.copy_rows is not None and self.copy_rows <= 0:
+            raise BenchError("copy rows must be positive (or unset: all the stored rows)")
         if self.nodes < self.farms:
             raise BenchError("need at least one node per farm")
 
@@ -276,21 +278,27 @@ class Bench:
         self.stop_workers()
         stored, distinct, rejected = self._counts()
         lat = self._latencies(loaders)
-        c.log(f"baseline: plain binary COPY of up to {c.copy_rows} of the same rows, {c.copy_runs} times")
+        what = "all" if c.copy_rows is None else f"up to {c.copy_rows:,}"
+        c.log(f"baseline: plain binary COPY of {what} of the same rows, {c.copy_runs} time(s)")
         with psycopg.connect(self.db_url, autocommit=True) as conn:
-            rows = baseline.fetch_rows(conn, self.series_ids, c.copy_rows)
             # Ingest's WAL volume usually leaves a checkpoint running; let it finish first so it
             # does not land on some baseline runs and not others.
             conn.execute("CHECKPOINT")
+        # The same commit size as ingest's: half the receive window of node messages (or envelopes).
         batch_rows = max(1, (c.receive_maximum // 2) * rpm * (c.batch_size if c.path == "batch" else 1))
         runs = [
             baseline.copy_rate(
-                self.db_url, rows, min(batch_rows, 100_000), lambda: self._cpu().get("postgres", 0.0)
+                self.db_url,
+                self.series_ids,
+                c.copy_rows,
+                min(batch_rows, 100_000),
+                lambda: self._cpu().get("postgres", 0.0),
             )
             for _ in range(c.copy_runs)
         ]
-        copy_rate = statistics.median(r for r, _ in runs)
-        copy_per_cpu = statistics.median(r for _, r in runs)
+        copy_rate = statistics.median(r.rows_per_s for r in runs)
+        copy_per_cpu = statistics.median(r.rows_per_cpu_s for r in runs)
+        copy_first = statistics.median(r.first_rows_per_s for r in runs)
         readings_per_s = stored / window if window > 0 else 0.0
         load_start = min(ld["start"] for ld in loads)
         load_end = max(ld["end"] for ld in loads)
@@ -313,9 +321,12 @@ class Bench:
         return {
             "readings_per_s": round(readings_per_s),
             "copy_rows_per_s": round(copy_rate),
-            "copy_rows_per_s_runs": [round(r) for r, _ in runs],
-            "copy_rows": len(rows),
+            "copy_rows_per_s_runs": [round(r.rows_per_s) for r in runs],
+            "copy_rows": runs[0].rows,
             "ratio_to_copy": round(readings_per_s / copy_rate, 3) if copy_rate else None,
+            "copy_first_rows": runs[0].first_rows,
+            "copy_first_rows_per_s": round(copy_first),
+            "ratio_to_copy_first_rows": round(readings_per_s / copy_first, 3) if copy_first else None,
             "published": published,
             "stored": stored,
             "lost": max(0, published - stored - rejected),
