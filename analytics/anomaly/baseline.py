@@ -103,8 +103,9 @@ def learn(st: AnomalyState, f: Forecast, xr: np.ndarray, abs_err: np.ndarray, k:
 
     a_lvl = np.maximum(rate(k, cfg.level_rate), _F32(1.0) / (st.n + _F32(1.0))).astype(_F32)
     st.mean = (st.mean + a_lvl * (xr - st.mean)).astype(_F32)
-    st.off_d = np.where(f.ready_d, st.off_d + a_lvl * ((xr - f.pd) - st.off_d), _F32(0.0)).astype(_F32)
-    st.off_w = np.where(f.ready_w, st.off_w + a_lvl * ((xr - f.pw) - st.off_w), _F32(0.0)).astype(_F32)
+    a_off = np.maximum(rate(k, cfg.offset_rate), _F32(1.0) / (st.n + _F32(1.0))).astype(_F32)
+    st.off_d = np.where(f.ready_d, st.off_d + a_off * ((xr - f.pd) - st.off_d), _F32(0.0)).astype(_F32)
+    st.off_w = np.where(f.ready_w, st.off_w + a_off * ((xr - f.pw) - st.off_w), _F32(0.0)).astype(_F32)
     st.prev_d = f.pd
     st.prev_w = f.pw
     _learn_profile(st.daily, xr - f.pd, f.idx_d, f.learning, f.ready_d, st.bins_d, DAY_S, st.dt_typ, cfg)

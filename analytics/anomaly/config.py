@@ -35,8 +35,11 @@ class DetectorConfig:
     bins_after_points: int = 8
     #: fraction of a profile bin replaced per cycle once a full cycle has been seen
     season_rate: float = 0.15
-    #: slow level and seasonal-offset EWMA (per interval)
-    level_rate: float = 0.001
+    #: slow level EWMA (per interval): the baseline of a series without a usable season
+    level_rate: float = 0.003
+    #: slow offset EWMA of the seasonal baselines (per interval): slower than the level, so a
+    #: drift or a slow sag on a diurnal series stays visible against its profile for longer
+    offset_rate: float = 0.001
     #: mean-absolute-error trackers of the predictors (per point)
     error_rate: float = 1.0 / 128.0
     #: an error tracker needs this many points before its predictor can be chosen
@@ -46,16 +49,19 @@ class DetectorConfig:
     #: points after which a series' unit of surprise (its slow mean's error) is fixed
     scale_after_points: int = 100
     #: log2 of the lowest edge (in units of surprise), edge spacing (log2) and number of edges:
-    #: 2^-4 .. 2^19 units, wide enough for a fixed unit on series that vary by decades
-    tail_lo: float = -4.0
-    tail_step: float = 0.75
-    tail_bins: int = 32
+    #: 2^-3.8 .. 2^19.8 units, wide enough for a fixed unit on series that vary by decades. The
+    #: spacing is fine (0.375, a factor 1.30) because a p-value is conservative at the grid's
+    #: resolution and a coarse grid (0.75) made results depend on where the edges happen to fall
+    #: (docs/benchmarks.md, "Edge placement")
+    tail_lo: float = -3.8125
+    tail_step: float = 0.375
+    tail_bins: int = 64
     #: memory of the histograms in observations (decay 1 - 1/memory per observation)
     tail_memory: float = 5000.0
     #: a histogram gives no p-value before it has counted this many (decayed) observations
     tail_min_count: float = 30.0
     #: log10 probability lost per edge step beyond the largest value on record
-    tail_beyond_log10: float = 0.75
+    tail_beyond_log10: float = 0.375
     #: the same for the length of a run of repeated values (0: a run longer than any on record
     #: is as surprising as the first repeat of a series that never repeats, and no more)
     stuck_beyond_log10: float = 0.0
@@ -64,11 +70,11 @@ class DetectorConfig:
     #: and the lowest edge (log2) of its histogram
     density_rate: float = 0.1
     density_cap: float = 8.0
-    density_lo: float = -6.0
+    density_lo: float = -5.8125
 
     #: a run of repeats counts as possibly stuck from this many repeats on (a couple of equal
     #: readings happen by rounding; QARTOD's flat-line test also waits for several)
-    stuck_min_run: int = 3
+    stuck_min_run: int = 5
 
     # --- output ------------------------------------------------------------------------
     #: -log10(p) (after the Bonferroni factor) that maps to score 1.0

@@ -27,21 +27,20 @@ def test_detector_precision_recall_on_held_out_farms() -> None:
     """Seed 1 was not used while developing the detector (seed 0 was)."""
     data = generate(seed=1, farms=10)
     scores = update(AnomalyState.new(data.values.shape[0]), data.times, data.values)
-    # 5-minute data: the per-day multiplicity correction (DetectorConfig.day_power) puts these
-    # scores 0.05 below the per-point ones, so 0.15 / 0.25 here are 0.2 / 0.3 before it
+    # 5-minute data: 0.15 is "worth a look", 0.2 an alert (README; docs/benchmarks.md)
     loose = event_precision_recall(data, scores, threshold=0.15)
     assert loose.recall >= 0.9
-    assert loose.precision >= 0.12
+    assert loose.precision >= 0.15
     for kind, (found, total) in loose.by_kind.items():
         assert found == total, (kind, loose.by_kind)  # every fault, stuck probes included
-    strict = event_precision_recall(data, scores, threshold=0.25)
+    strict = event_precision_recall(data, scores, threshold=0.2)
     assert strict.precision >= 0.25
-    assert strict.recall >= 0.7
-    for kind in ("spike", "drift", "heat_ramp"):
+    assert strict.recall >= 0.75
+    for kind in ("spike", "drift", "heat_ramp", "dawn_sag"):
         found, total = strict.by_kind[kind]
         assert found == total, (kind, strict.by_kind)
-    found, total = strict.by_kind["dawn_sag"]
-    assert found >= total - 1, strict.by_kind  # one shallow sag of six is under 0.25 (docs/benchmarks.md)
+    # a stuck probe scores under 0.2: a run longer than any on record is scored like the first
+    # unusual repeat (DetectorConfig.stuck_beyond_log10 = 0), so it is found only at 0.15
 
 
 def test_event_scoring_counts_alarms() -> None:
