@@ -10,8 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-#: Version byte written at the head of every serialised state; bump when the layout changes.
-STATE_VERSION = 1
+#: Version byte written at the head of every serialised state; bump when the layout changes
+#: (2: 64 tail-histogram edges instead of 32, 2026-12-06).
+STATE_VERSION = 2
 
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
