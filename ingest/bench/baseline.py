@@ -43,6 +43,10 @@ def copy_rate(
     The rows are ingest's stored readings of ``series_ids`` in heap (arrival) order, all of them or
     the first ``limit``.
     """
+
+    def cpu_now() -> float:
+        return time.process_time() + (server_cpu() if server_cpu else 0.0)
+
     ident = sql.Identifier(TABLE)
     copy_sql = sql.SQL("COPY {} (time, series_id, value) FROM STDIN (FORMAT BINARY)").format(ident)
     query = "SELECT time, series_id, value FROM readings WHERE series_id = ANY(%s)"
@@ -68,15 +72,13 @@ def copy_rate(
                 rcur.itersize = batch_rows
                 rcur.execute(query, params)
                 while batch := rcur.fetchmany(batch_rows):
-                    c0 = time.process_time() + (server_cpu() if server_cpu else 0.0)
-                    t0 = time.perf_counter()
+                    c0, t0 = cpu_now(), time.perf_counter()
                     with conn.transaction(), conn.cursor() as cur, cur.copy(copy_sql) as cp:
                         cp.set_types(["timestamptz", "int4", "float8"])
                         for row in batch:
                             cp.write_row(row)
-                    dt = time.perf_counter() - t0
-                    cpu += time.process_time() + (server_cpu() if server_cpu else 0.0) - c0
-                    elapsed += dt
+                    elapsed += time.perf_counter() - t0
+                    cpu += cpu_now() - c0
                     rows += len(batch)
                     if rows <= FIRST_ROWS or first_rows == 0:
                         first_rows, first_elapsed = rows, elapsed
