@@ -51,9 +51,24 @@ class Forecast:
 def _bin_index(t: np.ndarray, period: float, bins: np.ndarray, width: int) -> np.ndarray:
     """Flat index of the profile bin holding phase ``t mod period`` (``bins`` bins per series)."""
     b = np.floor(np.mod(t, period) * (bins / period)).astype(np.intp)
-    b = np.clip(b, 0, width - 1)
-    out: np.ndarray = np.arange(len(t), dtype=np.intp) * width + b
+    np.clip(b, 0, width - 1, out=b)
+    out: np.ndarray = b + row_offsets(len(t), width)
     return out
+
+
+_ROWS: dict[tuple[int, int], np.ndarray] = {}
+
+
+def row_offsets(n: int, width: int) -> np.ndarray:
+    """``arange(n) * width`` (flat offsets of the rows of an (n, width) table), cached per shape."""
+    key = (n, width)
+    rows = _ROWS.get(key)
+    if rows is None:
+        if len(_ROWS) > 64:
+            _ROWS.clear()
+        rows = _ROWS[key] = np.arange(n, dtype=np.intp) * width
+        rows.flags.writeable = False
+    return rows
 
 
 def forecast(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> Forecast:

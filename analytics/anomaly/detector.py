@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.anomaly.baseline import FAST, SLOW, forecast, learn
+from analytics.anomaly.baseline import FAST, SLOW, forecast, learn, row_offsets
 from analytics.anomaly.config import DAY_S, DEFAULT_CONFIG, DetectorConfig
 from analytics.anomaly.state import PREDICTORS, AnomalyState
 from analytics.anomaly.tails import edges, exceedance_log10, renormalise, update_tails
@@ -24,9 +24,9 @@ _I_MEAN = PREDICTORS.index("mean")
 _BLOCK = 64
 
 
-def _grid(cfg: DetectorConfig) -> np.ndarray:
-    """Histogram edges of the point, level and density features, (3, bins)."""
-    return np.stack([edges(cfg, cfg.tail_lo), edges(cfg, cfg.tail_lo), edges(cfg, cfg.density_lo)])
+def _lo_edges(cfg: DetectorConfig) -> np.ndarray:
+    """Lowest histogram edge (log2) of the point, level and density features, (3,)."""
+    return np.array([cfg.tail_lo, cfg.tail_lo, cfg.density_lo], dtype=_F32)
 
 
 def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -58,7 +58,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     fc = forecast(st, t, has_prev)
     abs_err = np.abs(xr[:, None] - fc.preds)
     npred = abs_err.shape[1]
-    rows = np.arange(n) * npred
+    rows = row_offsets(n, npred)
     i_best = rows + np.argmin(np.where(fc.usable, st.err, np.inf), axis=1)
     i_slow = rows + np.argmin(np.where(fc.usable & SLOW, st.err, np.inf), axis=1)
     flat_abs, flat_err = abs_err.reshape(-1), st.err.reshape(-1)
@@ -89,7 +89,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     den_log10p = exceedance_log10(dfeat, surv, st.tail_total, cfg, cfg.density_lo, first=2)
     den_log10p = np.where(enough[:, 2:], den_log10p, _F32(0.0))
     allf = np.concatenate([feats, dfeat], axis=1)
-    update_tails(allf, surv, st.tail_total, tracked, _grid(cfg))
+    update_tails(allf, surv, st.tail_total, tracked, _lo_edges(cfg), cfg)
     renormalise(surv, st.tail_total, st.n, cfg)
 
     same = has_prev & (np.abs(xr - st.x_last) <= eps)

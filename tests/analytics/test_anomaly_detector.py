@@ -170,3 +170,34 @@ def test_bad_shapes_raise() -> None:
         score_series(np.arange(5.0), np.arange(4.0))
     with pytest.raises(ValueError):
         update(AnomalyState.new(2), np.zeros((3, 4)), np.zeros((3, 4)))
+
+
+def test_tail_update_counts_exactly_the_edges_each_value_reaches() -> None:
+    """The ladder-table update equals comparing every value against every edge (slow loop),
+    for values below, inside and beyond the grid, NaN features and inactive series."""
+    from analytics.anomaly.tails import edges, update_tails
+
+    cfg = DetectorConfig()
+    rng = np.random.default_rng(7)
+    n, k = 300, cfg.tail_bins
+    lo = np.array([cfg.tail_lo, cfg.tail_lo, cfg.density_lo], dtype=np.float32)
+    # off-edge values (a value exactly on an edge may round either way in float32)
+    logf = (rng.uniform(-12.0, 30.0, size=(n, 3)) + 1e-3).astype(np.float32)
+    logf[::17, 1] = np.nan
+    logf[::13, 0] = np.inf
+    active = rng.random(n) > 0.2
+    surv = rng.random((n, 3, k)).astype(np.float32)
+    total = rng.random((n, 3)).astype(np.float32)
+    want_s, want_t = surv.copy(), total.copy()
+    for i in range(n):
+        if not active[i]:
+            continue
+        want_t[i] += 1.0
+        for f in range(3):
+            grid = edges(cfg, float(lo[f]))
+            for j in range(k):
+                if logf[i, f] >= grid[j]:  # False for NaN
+                    want_s[i, f, j] += 1.0
+    update_tails(logf, surv, total, active, lo, cfg)
+    np.testing.assert_array_equal(surv, want_s)
+    np.testing.assert_array_equal(total, want_t)
