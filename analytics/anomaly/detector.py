@@ -8,6 +8,8 @@ same code either way). See docs/analytics.md, "Streaming anomaly detection", for
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from analytics.anomaly.baseline import FAST, SLOW, forecast, learn, row_offsets
@@ -22,6 +24,10 @@ _TINY = _F32(1e-6)
 _I_MEAN = PREDICTORS.index("mean")
 #: time steps transposed at a time by :func:`update`
 _BLOCK = 64
+#: series advanced together through a long batch: about 15 MB of state, so a block of the state
+#: stays in the cache from one step to the next (10,000 series in two blocks: 3.2 -> 3.6 M
+#: points/s on the benchmark VM); short batches (a tick) advance all series at once
+_SERIES_BLOCK = 5000
 
 
 def _lo_edges(cfg: DetectorConfig) -> np.ndarray:
@@ -168,6 +174,22 @@ def update(st: AnomalyState, times: np.ndarray, values: np.ndarray) -> np.ndarra
             f"times {np.shape(times)} and values {np.shape(values)} must both be "
             f"({st.n_series}, T) or ({st.n_series},)"
         )
+    n_s, n_t = t2.shape
+    if n_t >= _BLOCK and n_s > _SERIES_BLOCK:
+        out = np.empty(t2.shape, dtype=_F32)
+        parts = -(-n_s // _SERIES_BLOCK)
+        bounds = np.linspace(0, n_s, parts + 1).astype(int)
+        for a, b in itertools.pairwise(bounds.tolist()):
+            sub = st.select(slice(a, b))
+            out[a:b] = _advance(sub, t2[a:b], x2[a:b])
+            st.assign(slice(a, b), sub)
+    else:
+        out = _advance(st, t2, x2)
+    return out[:, 0].copy() if one else out
+
+
+def _advance(st: AnomalyState, t2: np.ndarray, x2: np.ndarray) -> np.ndarray:
+    """Run :func:`step` over the columns of ``(N, T)`` times and values; ``(N, T)`` scores."""
     n_t = t2.shape[1]
     out = np.empty(t2.shape, dtype=_F32)
     # time-major blocks: each step reads one contiguous row; blocks keep the transposes in cache
@@ -185,7 +207,7 @@ def update(st: AnomalyState, times: np.ndarray, values: np.ndarray) -> np.ndarra
                 ob[j, idx] = step(sub, tb[j, idx], xb[j, idx].astype(np.float64))
                 st.assign(idx, sub)
         out[:, j0 : j0 + _BLOCK] = ob.T
-    return out[:, 0].copy() if one else out
+    return out
 
 
 def score_series(

@@ -126,7 +126,7 @@ class AnomalyState:
         """State of a subset of the series (a copy)."""
         return AnomalyState({k: v[index].copy() for k, v in self.arrays().items()}, self.cfg)
 
-    def assign(self, index: np.ndarray, other: AnomalyState) -> None:
+    def assign(self, index: np.ndarray | slice, other: AnomalyState) -> None:
         """Overwrite the series at ``index`` with the state of ``other`` (same order)."""
         for name, arr in other.arrays().items():
             getattr(self, name)[index] = arr

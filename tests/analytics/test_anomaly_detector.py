@@ -201,3 +201,23 @@ def test_tail_update_counts_exactly_the_edges_each_value_reaches() -> None:
     update_tails(logf, surv, total, active, lo, cfg)
     np.testing.assert_array_equal(surv, want_s)
     np.testing.assert_array_equal(total, want_t)
+
+
+def test_series_blocks_give_the_same_scores_and_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A long batch over many series runs block by block of series (for the cache); the scores
+    and the final state are exactly those of all series advancing together."""
+    from analytics.anomaly import detector
+
+    rng = np.random.default_rng(21)
+    n_series, n = 7, 300
+    times = np.stack([_series(rng, n)[0] for _ in range(n_series)])
+    values = np.stack([_series(rng, n)[1] for _ in range(n_series)])
+    values[2, rng.random(n) < 0.1] = np.nan
+    whole = AnomalyState.new(n_series)
+    want = update(whole, times, values)
+    monkeypatch.setattr(detector, "_SERIES_BLOCK", 3)  # 7 series: blocks of 2, 2 and 3
+    blocked = AnomalyState.new(n_series)
+    got = update(blocked, times, values)
+    np.testing.assert_array_equal(got, want)
+    for name, arr in whole.arrays().items():
+        np.testing.assert_array_equal(blocked.arrays()[name], arr, err_msg=name)
