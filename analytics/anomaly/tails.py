@@ -35,11 +35,16 @@ LAZY = 64
 def renormalise(surv: np.ndarray, total: np.ndarray, n: np.ndarray, cfg: DetectorConfig) -> None:
     """Decay the rows of the series that complete a block of LAZY points with this one."""
     due = np.mod(n, LAZY) == LAZY - 1
-    if due.any():
-        rows = np.nonzero(due)[0]
-        g = _F32((1.0 - 1.0 / cfg.tail_memory) ** LAZY)
-        surv[rows] *= g
-        total[rows] *= g
+    if not due.any():
+        return
+    g = _F32((1.0 - 1.0 / cfg.tail_memory) ** LAZY)
+    if due.all():  # series fed in lockstep from their start: in place, no gather/scatter copy
+        surv *= g
+        total *= g
+        return
+    rows = np.nonzero(due)[0]
+    surv[rows] *= g
+    total[rows] *= g
 
 
 def exceedance_log10(
