@@ -8,8 +8,6 @@ same code either way). See docs/analytics.md, "Streaming anomaly detection", for
 
 from __future__ import annotations
 
-import itertools
-
 import numpy as np
 
 from analytics.anomaly.baseline import FAST, SLOW, forecast, learn, row_offsets
@@ -177,12 +175,12 @@ def update(st: AnomalyState, times: np.ndarray, values: np.ndarray) -> np.ndarra
     n_s, n_t = t2.shape
     if n_t >= _BLOCK and n_s > _SERIES_BLOCK:
         out = np.empty(t2.shape, dtype=_F32)
-        parts = -(-n_s // _SERIES_BLOCK)
-        bounds = np.linspace(0, n_s, parts + 1).astype(int)
-        for a, b in itertools.pairwise(bounds.tolist()):
-            sub = st.select(slice(a, b))
-            out[a:b] = _advance(sub, t2[a:b], x2[a:b])
-            st.assign(slice(a, b), sub)
+        size = -(-n_s // -(-n_s // _SERIES_BLOCK))  # equal blocks of at most _SERIES_BLOCK
+        for a in range(0, n_s, size):
+            rows = slice(a, a + size)
+            sub = st.select(rows)
+            out[rows] = _advance(sub, t2[rows], x2[rows])
+            st.assign(rows, sub)
     else:
         out = _advance(st, t2, x2)
     return out[:, 0].copy() if one else out

@@ -215,9 +215,15 @@ def test_series_blocks_give_the_same_scores_and_state(monkeypatch: pytest.Monkey
     values[2, rng.random(n) < 0.1] = np.nan
     whole = AnomalyState.new(n_series)
     want = update(whole, times, values)
-    monkeypatch.setattr(detector, "_SERIES_BLOCK", 3)  # 7 series: blocks of 2, 2 and 3
+    monkeypatch.setattr(detector, "_SERIES_BLOCK", 3)  # 7 series: blocks of 3, 3 and 1
+    blocks: list[int] = []
+    advance = detector._advance
+    monkeypatch.setattr(
+        detector, "_advance", lambda st, t, x: blocks.append(st.n_series) or advance(st, t, x)
+    )
     blocked = AnomalyState.new(n_series)
     got = update(blocked, times, values)
+    assert blocks == [3, 3, 1]  # the blocked path ran
     np.testing.assert_array_equal(got, want)
     for name, arr in whole.arrays().items():
         np.testing.assert_array_equal(blocked.arrays()[name], arr, err_msg=name)
