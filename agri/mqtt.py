@@ -11,7 +11,7 @@ from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 
-from agri.settings import MqttUrl
+from kernel.settings import MqttUrl
 
 
 def make_client(

@@ -26,7 +26,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from agri.catalog import CATALOG, Metric
+from kernel.catalog import CATALOG, Metric
 
 VERSION = 1
 ROOT = "agri/v1"

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from numpy.typing import ArrayLike
 
-from agri.catalog import CATALOG
 from analytics.qc import DEFAULT_THRESHOLDS, QcResult, QcThresholds, run_qc
+from kernel.catalog import CATALOG
 
 
 def thresholds_for(metric: str) -> QcThresholds:

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from agri.protocol import MAX_BATCH_BYTES, encode_batch
 from gateway.spool import BatchRange, Row
+from kernel.protocol import MAX_BATCH_BYTES, encode_batch
 
 
 def batch_id(gateway: str, epoch: str, first_id: int, last_id: int) -> str:

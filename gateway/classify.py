@@ -20,8 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from agri.protocol import MAX_PAYLOAD_BYTES, Limits, ProtocolError, Reading, decode_up, parse_topic
 from gateway.spool import DeadLetter, Entry
+from kernel.protocol import MAX_PAYLOAD_BYTES, Limits, ProtocolError, Reading, decode_up, parse_topic
 
 MAX_FORWARDED_RAW = 2048  # raw bytes of an invalid entry: base64 of it stays under ingest's 4 KiB cut
 MAX_DEAD_LETTER_RAW = MAX_PAYLOAD_BYTES

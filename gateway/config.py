@@ -15,8 +15,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from agri.protocol import check_id
-from agri.settings import MIN_SECRET_LEN, PLACEHOLDER_SECRETS, MqttUrl, default_home
+from kernel.protocol import check_id
+from kernel.settings import MIN_SECRET_LEN, PLACEHOLDER_SECRETS, MqttUrl, default_home
 
 ENV_PREFIX = "AGRI_GATEWAY_"
 MIB = 1024 * 1024

@@ -16,9 +16,9 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from agri.mqtt import make_client
-from agri.protocol import ROOT, ProtocolError, parse_topic
 from gateway.spool import SpoolStats
+from kernel.mqtt import make_client
+from kernel.protocol import ROOT, ProtocolError, parse_topic
 
 HEALTH_FILTER = f"{ROOT}/+/gw/+/health"
 

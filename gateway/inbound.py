@@ -23,14 +23,14 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from agri.log import event, get_logger
-from agri.mqtt import make_client
-from agri.protocol import Limits, Reading, health_topic, up_topic
-from agri.settings import MqttUrl
 from gateway.classify import classify
 from gateway.config import GatewaySettings
 from gateway.health import offline_payload
 from gateway.spool import Spool, SpoolError
+from kernel.log import event, get_logger
+from kernel.mqtt import make_client
+from kernel.protocol import Limits, Reading, health_topic, up_topic
+from kernel.settings import MqttUrl
 
 log = get_logger("gateway")
 

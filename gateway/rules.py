@@ -38,8 +38,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agri.catalog import CATALOG
-from agri.protocol import Reading, check_id
+from kernel.catalog import CATALOG
+from kernel.protocol import Reading, check_id
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 

@@ -14,8 +14,6 @@ import threading
 import time
 from collections.abc import Callable
 
-from agri.log import event, get_logger
-from agri.protocol import Limits, Reading, health_topic
 from gateway import health
 from gateway.config import GatewaySettings
 from gateway.inbound import Inbound
@@ -23,6 +21,8 @@ from gateway.rules import Notification, RuleEngine, RuleSet, load_rules
 from gateway.spool import Spool
 from gateway.uplink import Uplink
 from gateway.webhook import Notifier
+from kernel.log import event, get_logger
+from kernel.protocol import Limits, Reading, health_topic
 
 log = get_logger("gateway")
 

@@ -11,10 +11,10 @@ import os
 import time
 from typing import Any
 
-from agri.protocol import health_topic
-from agri.settings import MqttUrl
 from gateway.config import GatewayConfigError, load_gateway_settings
 from gateway.health import component, read_health
+from kernel.protocol import health_topic
+from kernel.settings import MqttUrl
 
 
 def status_components(central_url: str | None) -> dict[str, dict[str, Any]]:

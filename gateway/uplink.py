@@ -23,15 +23,15 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from agri.log import event, get_logger
-from agri.mqtt import make_client
-from agri.protocol import batch_topic, health_topic
-from agri.settings import MqttUrl
 from gateway import batching
-from gateway.backoff import Backoff
 from gateway.config import GatewaySettings
 from gateway.health import UplinkSnapshot, offline_payload
 from gateway.spool import BatchRange, Spool
+from kernel.backoff import Backoff
+from kernel.log import event, get_logger
+from kernel.mqtt import make_client
+from kernel.protocol import batch_topic, health_topic
+from kernel.settings import MqttUrl
 
 log = get_logger("gateway")
 

@@ -19,9 +19,9 @@ import time
 
 import httpx
 
-from agri.log import event, get_logger
-from gateway.backoff import Backoff
 from gateway.spool import Alert, Spool
+from kernel.backoff import Backoff
+from kernel.log import event, get_logger
 
 log = get_logger("gateway")
 

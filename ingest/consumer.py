@@ -29,10 +29,10 @@ from paho.mqtt.properties import Properties
 from paho.mqtt.reasoncodes import ReasonCode
 from paho.mqtt.subscribeoptions import SubscribeOptions
 
-from agri.log import event, get_logger
-from agri.mqtt import make_client
-from agri.protocol import BATCH_FILTER, UP_FILTER
-from agri.settings import MqttUrl
+from kernel.log import event, get_logger
+from kernel.mqtt import make_client
+from kernel.protocol import BATCH_FILTER, UP_FILTER
+from kernel.settings import MqttUrl
 
 log = get_logger("ingest")
 

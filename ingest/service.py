@@ -1,8 +1,8 @@
 """The ingest worker (`agri ingest`): MQTT in, batches into TimescaleDB, ack after commit.
 
 Threads: paho's network thread fills a bounded queue (:mod:`ingest.consumer`); a decoder thread
-takes messages off it, decodes them (:mod:`ingest.decode`) and forms the next batch while the
-caller's thread stores the previous one in one transaction (:mod:`ingest.writer`) and only then
+takes messages off it, decodes them (:mod:`kernel.decode`) and forms the next batch while the
+caller's thread stores the previous one in one transaction (:mod:`store.writer`) and only then
 acks every message of it. While the database is unavailable the batch stays un-acked and is
 retried with capped backoff; the broker stops sending once Receive Maximum messages are un-acked
 and queues the rest in our persistent session. A stop request finishes (or abandons, if the
@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
-from agri.log import event, get_logger
-from agri.protocol import Limits
 from ingest.consumer import Consumer, Inbound
-from ingest.decode import Decoded, decode_message
 from ingest.metrics import IngestMetrics, MetricsServer
-from ingest.writer import BatchResult, Prepared, StoreUnavailable, Writer
+from kernel.decode import Decoded, decode_message
+from kernel.log import event, get_logger
+from kernel.protocol import Limits
+from store.writer import BatchResult, Prepared, StoreUnavailable, Writer
 
 log = get_logger("ingest")
 

@@ -9,9 +9,11 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from agri import nab as nabrun
 from agri.anomaly_io import SeriesFileError, read_series_csv, write_scores_csv
 from agri.cli.common import console, fail
-from analytics.anomaly import score_series
+from analytics.anomaly import AnomalyState, score_series, update
+from analytics.anomaly.synthetic import event_precision_recall, generate
 
 anomaly_app = typer.Typer(help="Streaming anomaly detection on CSV series", no_args_is_help=True)
 
@@ -85,7 +87,6 @@ def nab(
     ] = False,
 ) -> None:
     """Score the NAB subset end to end with the default configuration; print the three profiles."""
-    from agri import nab as nabrun
 
     base = shared or nabrun.default_shared_dir()
     data_dir, labels, scorer_path = (
@@ -131,8 +132,6 @@ def synthetic(
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Event precision/recall on seeded synthetic farm series with injected faults."""
-    from analytics.anomaly import AnomalyState, update
-    from analytics.anomaly.synthetic import event_precision_recall, generate
 
     data = generate(seed=seed, farms=farms, days=days)
     scores = update(AnomalyState.new(data.values.shape[0]), data.times, data.values)

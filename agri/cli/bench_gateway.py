@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 import typer
 
+from agri.bench.gateway import run
 from agri.cli.common import console
 
 
@@ -19,7 +20,6 @@ def bench_gateway(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Spool throughput of a real `agri gateway` process between two private Mosquitto brokers."""
-    from gateway.bench import run
 
     if sync not in ("full", "normal"):
         raise typer.BadParameter("must be 'full' or 'normal'", param_hint="--sync")

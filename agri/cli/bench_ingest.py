@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from agri.bench.ingest.run import BenchConfig, BenchError, run_bench
 from agri.cli.common import console, err_console, fail
 
 
@@ -48,7 +49,6 @@ def bench_ingest(
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object")] = False,
 ) -> None:
     """Simulated fleet -> MQTT QoS 1 -> ingest -> TimescaleDB; numbers plus the ratio to a plain COPY."""
-    from ingest.bench.run import BenchConfig, BenchError, run_bench
 
     def log(msg: str) -> None:
         err_console.print(f"[dim]bench:[/] {msg}", highlight=False)

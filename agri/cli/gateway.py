@@ -9,9 +9,18 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from agri.cli.common import console, fail, settings
+from agri.stack.manager import Stack
+from agri.stack.mqtt_auth import new_password
+from gateway.config import GatewayConfigError, load_gateway_settings
+from gateway.rules import RulesError, load_rules
+from gateway.service import GatewayService
+from gateway.spool import SpoolError
+from kernel.log import configure
+from kernel.protocol import check_id
+from kernel.settings import MqttUrl
 
 if TYPE_CHECKING:
-    from agri.settings import Settings
+    from kernel.settings import Settings
 
 
 def gateway(
@@ -31,11 +40,6 @@ def gateway(
 
     Configured by AGRI_GATEWAY_* variables (see README, "Farm gateway").
     """
-    from agri.log import configure
-    from agri.settings import MqttUrl
-    from gateway.config import GatewayConfigError, load_gateway_settings
-    from gateway.rules import RulesError, load_rules
-    from gateway.spool import SpoolError
 
     s = settings()
     if add_account is not None:
@@ -57,7 +61,6 @@ def gateway(
         )
         return
     configure(s.log_level, s.log_format)
-    from gateway.service import GatewayService
 
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -70,9 +73,6 @@ def gateway(
 
 
 def _add_account(s: Settings, spec: str) -> None:
-    from agri.protocol import check_id
-    from agri.stack.manager import Stack
-    from agri.stack.mqtt_auth import new_password
 
     farm, _, gw = spec.partition("/")
     try:

@@ -10,6 +10,10 @@ from typing import Annotated
 import typer
 
 from agri.cli.common import fail, settings
+from agri.stack.manager import Stack
+from agri.stack.supervisor import child_argv, supervise
+from ingest.service import IngestOptions, IngestWorker, default_client_id, tune_gc
+from kernel.log import configure
 
 
 def ingest(
@@ -64,15 +68,11 @@ def ingest(
     trace_commits: Annotated[Path | None, typer.Option(hidden=True)] = None,
 ) -> None:
     """Consume node and gateway uplinks, store readings exactly once, ack after commit."""
-    from agri.log import configure
-    from ingest.service import IngestOptions, IngestWorker, default_client_id, tune_gc
 
     s = settings()
     configure(s.log_level, s.log_format)
     db_url, mqtt_url = s.database_url, s.mqtt_url
     if db_url is None or mqtt_url is None:
-        from agri.stack.manager import Stack
-
         st = Stack(s)
         db_url = db_url or st.database_url()
         mqtt_url = mqtt_url or st.mqtt_url("ingest")
@@ -85,8 +85,6 @@ def ingest(
     if exclusive and workers > 1:
         fail("--exclusive is for one worker: several workers must share one subscription (--group)", 2)
     if workers > 1:
-        from ingest.supervisor import child_argv, supervise
-
         common = [
             "--group", group, "--metrics-host", metrics_host, "--session-expiry", str(session_expiry),
             "--receive-maximum", str(receive_maximum), "--batch-readings", str(batch_readings),

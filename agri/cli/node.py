@@ -10,6 +10,11 @@ import typer
 from rich.markup import escape
 
 from agri.cli.common import console, err_console, fail, settings
+from agri.node import config as nodecfg
+from agri.node.emulate import Emulator, parse_fault, run_foreground
+from agri.node.provision import ProvisionError, Request, provision
+from agri.node.runtime import RuntimeMissing, parse_heap
+from agri.stack.manager import Stack
 
 node_app = typer.Typer(help="Sensor nodes: provision, emulate", no_args_is_help=True)
 
@@ -54,8 +59,6 @@ def add(
     rotate: Annotated[bool, typer.Option("--rotate", help="Give the node a new broker password")] = False,
 ) -> None:
     """Register a node, create its broker account (own topics only), write its config file."""
-    from agri.node.provision import ProvisionError, Request, provision
-    from agri.stack.manager import Stack
 
     req = Request(
         farm=farm,
@@ -134,9 +137,6 @@ def emulate(
     ] = None,
 ) -> None:
     """Run the real firmware under the MicroPython unix port as the node CONFIG describes, until stopped."""
-    from agri.node import config as nodecfg
-    from agri.node.emulate import Emulator, parse_fault, run_foreground
-    from agri.node.runtime import RuntimeMissing, parse_heap
 
     try:
         cfg = nodecfg.load(config)

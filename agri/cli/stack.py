@@ -11,14 +11,16 @@ import typer
 from rich.table import Table
 
 from agri.cli.common import console, fail, settings
+from agri.stack import demo as demo_mod
+from agri.stack.manager import Stack
 from agri.stack.proc import StackError
+from store.migrate import MigrationError, migrate
 
 if TYPE_CHECKING:
     from agri.stack.manager import Stack
 
 
 def _stack() -> Stack:
-    from agri.stack.manager import Stack
 
     return Stack(settings())
 
@@ -29,7 +31,6 @@ def up(
     ] = None,
 ) -> None:
     """Start the database, the broker and the services (embedded unless AGRI_*_URL are set)."""
-    from ingest.db.migrate import MigrationError
 
     st = _stack()
     try:
@@ -70,14 +71,12 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON 
 
 def demo() -> None:
     """Start the whole stack (plus simulated farms when available) in the foreground; Ctrl-C stops it."""
-    from ingest.db.migrate import MigrationError
 
     st = _stack()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     try:
         st.up(log=lambda m: console.print(f"[green]✓[/] {m}", highlight=False))
-        from agri.stack import demo as demo_mod
 
         demo_mod.run(st, stop, console)
     except (StackError, MigrationError) as exc:
@@ -95,7 +94,6 @@ db_app = typer.Typer(help="Database schema", no_args_is_help=True)
 @db_app.command("migrate")
 def db_migrate() -> None:
     """Apply pending schema migrations (idempotent)."""
-    from ingest.db.migrate import MigrationError, migrate
 
     st = _stack()
     try:

@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from agri.flash.errors import FlashError
-from agri.protocol import check_id
+from agri.node.config import ConfigError, parse
+from kernel.protocol import check_id, up_topic
 
 MAX_CONFIG_BYTES = 8192  # the firmware refuses larger files (agrinode/config.py MAX_FILE)
 
@@ -30,7 +31,6 @@ class NodeConfig:
 
     @property
     def up_topic(self) -> str:
-        from agri.protocol import up_topic
 
         return up_topic(self.farm, self.node)
 
@@ -76,7 +76,6 @@ def parse_node_config(raw: bytes, path: Path) -> NodeConfig:
     sensors = obj.get("sensors", [])
     if not isinstance(sensors, list) or not all(isinstance(s, dict) and "type" in s for s in sensors):
         raise _bad(path, "field sensors must be a list of objects with a type")
-    from agri.node.config import ConfigError, parse
 
     try:
         parse(obj, str(path))

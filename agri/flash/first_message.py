@@ -15,9 +15,9 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.reasoncodes import ReasonCode
 
 from agri.flash.errors import FlashError
-from agri.mqtt import make_client
-from agri.protocol import Limits, NodeMessage, ProtocolError, decode_up, up_topic
-from agri.settings import MqttUrl
+from kernel.mqtt import make_client
+from kernel.protocol import Limits, NodeMessage, ProtocolError, decode_up, up_topic
+from kernel.settings import MqttUrl
 
 
 @dataclass(frozen=True)

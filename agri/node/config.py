@@ -14,8 +14,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agri.catalog import CATALOG, FARM_KINDS
-from agri.protocol import check_id
+from agri.node.crc import crc8_maxim
+from kernel.catalog import CATALOG, FARM_KINDS
+from kernel.protocol import check_id
 
 # type -> (bus, default metrics of the driver's outputs, calibration keys it understands)
 SENSOR_TYPES: dict[str, tuple[str, tuple[str, ...], frozenset[str]]] = {
@@ -93,11 +94,8 @@ class Sensor(_Strict):
         for key in ("pulses_per_l", "mm_per_tip"):
             if key in c and c[key] <= 0:
                 raise ValueError(f"{self.type}: cal.{key} must be positive")
-        if self.rom is not None:
-            from agri.node.crc import crc8_maxim
-
-            if crc8_maxim(bytes.fromhex(self.rom)) != 0:
-                raise ValueError("ds18b20: rom has a bad CRC")
+        if self.rom is not None and crc8_maxim(bytes.fromhex(self.rom)) != 0:
+            raise ValueError("ds18b20: rom has a bad CRC")
         return self
 
     def outputs(self) -> list[str]:

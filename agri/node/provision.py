@@ -15,10 +15,11 @@ from typing import Any
 
 import psycopg
 
-from agri.catalog import FARM_KINDS
 from agri.node import config as nodecfg
-from agri.protocol import check_id
 from agri.stack.mqtt_auth import Account, new_password, node_username, verify_password
+from kernel.catalog import FARM_KINDS
+from kernel.protocol import check_id
+from store import registry
 
 
 class ProvisionError(RuntimeError):
@@ -106,7 +107,6 @@ def provision(stack: Any, req: Request) -> Result:
     except psycopg.OperationalError as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ProvisionError(f"database not reachable ({first}): start the stack with `agri up`") from None
-    from ingest.db import registry
 
     with conn:
         farm = registry.get_farm(conn, req.farm)

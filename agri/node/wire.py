@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from agri.protocol import encode_up, up_topic
+from kernel.protocol import encode_up, up_topic
 
 TCPIP_PER_SEGMENT = 52  # IPv4 20 + TCP 20 + timestamps option 12
 PUBACK = 4

@@ -18,6 +18,11 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 from rich.console import Console
 
+from agri.node import config as nodecfg
+from agri.node.emulate import Emulator
+from agri.node.provision import Request, provision
+from store import registry
+
 if TYPE_CHECKING:
     from agri.node.emulate import Emulator
     from agri.stack.manager import Stack
@@ -45,9 +50,6 @@ DEMO_INTERVAL_S = 10  # faster than a field node, so the dashboard fills within 
 
 def provision_demo(stack: Stack, console: Console) -> list[Any]:
     """Provision the demo farms and nodes (idempotent); return their node configs."""
-    from agri.node import config as nodecfg
-    from agri.node.provision import Request, provision
-    from ingest.db import registry
 
     configs = []
     for farm in DEMO_FARMS:
@@ -73,7 +75,6 @@ def provision_demo(stack: Stack, console: Console) -> list[Any]:
 
 
 def start_nodes(stack: Stack, configs: list[Any]) -> list[tuple[Emulator, Any]]:
-    from agri.node.emulate import Emulator
 
     running = []
     for cfg in configs:

@@ -19,13 +19,15 @@ from typing import Any
 
 import psycopg
 
-from agri.mqtt import probe
-from agri.settings import MqttUrl, Settings, redact_dsn
 from agri.stack.mosquitto import Broker
-from agri.stack.mqtt_auth import MqttAuth, Role
+from agri.stack.mqtt_auth import MqttAuth, Role, verify_password
 from agri.stack.postgres import PgCluster
 from agri.stack.proc import StackError, pid_alive, read_pid, spawn, tail, terminate, wait_for
 from agri.stack.services import SERVICES, ServiceSpec, available_services
+from gateway.status import status_components
+from kernel.mqtt import probe
+from kernel.settings import MqttUrl, Settings, redact_dsn
+from store.migrate import migrate
 
 SERVICE_ROLES: tuple[Role, ...] = ("admin", "ingest", "api", "monitor")
 
@@ -92,7 +94,6 @@ class Stack:
         for role in SERVICE_ROLES:
             user, pw = f"agri-{role}", self.secrets.get(f"mqtt_{role}")
             acc = auth.get(user)
-            from agri.stack.mqtt_auth import verify_password
 
             if acc is None or acc.role != role or not verify_password(pw, acc.pw_hash):
                 auth.set(user, pw, role)
@@ -108,7 +109,6 @@ class Stack:
             os.chmod(self.home, 0o755)
 
     def up(self, services: list[str] | None = None, log: Any = print) -> None:
-        from ingest.db.migrate import migrate
 
         self._prepare_home()
         if self.s.embedded_db:
@@ -209,7 +209,6 @@ class Stack:
 
     def _gateway_status(self, broker_up: bool) -> dict[str, dict[str, Any]]:
         """Farm gateways reporting health on this broker, and one configured on this machine."""
-        from gateway.status import status_components
 
         return status_components(self.mqtt_url("monitor") if broker_up else None)
 

@@ -18,7 +18,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
-from agri.protocol import ROOT, check_id
+from kernel.protocol import ROOT, check_id
 
 Role = Literal["admin", "ingest", "api", "gateway", "node", "monitor"]
 PBKDF2_ITERATIONS = 101  # what mosquitto_passwd uses for $7$

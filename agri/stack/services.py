@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from agri.settings import Settings
+from kernel.settings import Settings
 
 
 @dataclass(frozen=True)

@@ -2,7 +2,7 @@
 
 Flags: pass=1, not evaluated=2, suspect=3, fail=4, missing=9 (``analytics.qc.config``).
 Layout of inputs: ``analytics.qc.series``. The tests: ``analytics.qc.checks``. Running them all
-and combining: ``analytics.qc.run``. Gross ranges from the metric catalog: ``agri.qc``.
+and combining: ``analytics.qc.run``. Gross ranges from the metric catalog: ``kernel.qc``.
 """
 
 from analytics.qc.checks import climatology, flat_line, gap, gross_range, rate_of_change, spike

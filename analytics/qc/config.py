@@ -3,7 +3,7 @@
 Flag values follow IOOS QARTOD (pass=1, not evaluated=2, suspect=3, fail=4, missing=9).
 The per-metric thresholds below are starting values for farm sensors sampled every 1-15 min;
 a deployment overrides them per series (``dataclasses.replace``). Gross (sensor) ranges are not
-here: they come from the metric catalog (``agri.catalog``), passed in by ``agri.qc``, because
+here: they come from the metric catalog (``kernel.catalog``), passed in by ``kernel.qc``, because
 ``analytics`` imports numpy only.
 """
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from agri.catalog import CATALOG
-from agri.qc import qc_metric, thresholds_for
 from analytics import qc
+from kernel.catalog import CATALOG
+from kernel.qc import qc_metric, thresholds_for
 
 T0 = 1_717_200_000.0
 

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from agri.flash.build import default_firmware_dir
-from agri.protocol import encode_up, up_topic
+from kernel.protocol import encode_up, up_topic
 from tests.emulator.conftest import run_agri
 from tests.emulator.qemu import QemuBoard
 from tests.emulator.test_flash_emulator import raw_repl
@@ -122,7 +122,7 @@ def test_wait_first_message_reports_the_nodes_message(
     reader.start()
     try:
         assert subscribed.wait(60), "".join(lines)
-        from agri.mqtt import make_client
+        from kernel.mqtt import make_client
 
         client, kwargs = make_client(node_url, "n-0001")
         client.connect(**kwargs)

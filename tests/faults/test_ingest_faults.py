@@ -19,7 +19,7 @@ import pytest
 
 from agri.stack.postgres import PgCluster
 from agri.stack.proc import free_port
-from ingest.db.migrate import migrate
+from store.migrate import migrate
 from tests.fixtures.mqtt import BrokerHandle, start_broker
 from tests.fixtures.pg import make_tmp_root
 from tests.ingest.support import (

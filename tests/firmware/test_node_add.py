@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from agri.mqtt import make_client
+from kernel.mqtt import make_client
 from agri.node import config as nodecfg
 from agri.node.emulate import NodeProcess
 from agri.stack.mosquitto import Broker

@@ -12,7 +12,7 @@ import pytest
 
 from agri.node.config import profile
 from agri.node.emulate import NodeProcess
-from agri.protocol import config_topic, status_topic
+from kernel.protocol import config_topic, status_topic
 from tests.firmware.conftest import Delivery, Subscriber, node_config
 from tests.fixtures.mqtt import BrokerHandle
 

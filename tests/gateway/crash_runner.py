@@ -7,9 +7,9 @@ import os
 import signal
 import threading
 
-from agri.log import configure
 from gateway.config import load_gateway_settings
 from gateway.service import GatewayService
+from kernel.log import configure
 
 
 def _crash(_n: int) -> None:

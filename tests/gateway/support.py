@@ -13,9 +13,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agri.mqtt import make_client, probe
-from agri.protocol import batch_topic, decode_batch, encode_up, up_topic
 from gateway.config import GatewaySettings
+from kernel.mqtt import make_client, probe
+from kernel.protocol import batch_topic, decode_batch, encode_up, up_topic
 
 
 def wait_until(pred: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:

@@ -10,8 +10,8 @@ import time
 import psycopg
 import pytest
 
-from agri.protocol import encode_up
 from gateway.service import GatewayService
+from kernel.protocol import encode_up
 from tests.gateway.conftest import Rig
 from tests.gateway.support import gateway_settings, wait_account, wait_until
 from tests.ingest.support import register, stored, worker_thread

@@ -14,10 +14,10 @@ from collections.abc import Iterator
 
 import pytest
 
-from agri.mqtt import make_client
-from agri.protocol import encode_up, health_topic
 from gateway.health import component, read_health
 from gateway.service import GatewayService
+from kernel.mqtt import make_client
+from kernel.protocol import encode_up, health_topic
 from tests.fixtures.mqtt import Collector
 from tests.gateway.conftest import Rig
 from tests.gateway.support import gateway_env, gateway_settings, spool_batches, spool_depth, wait_until

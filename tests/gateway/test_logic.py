@@ -5,12 +5,12 @@ import json
 
 import pytest
 
-from agri.protocol import Limits, decode_batch, encode_batch, encode_up
 from gateway import batching
-from gateway.backoff import Backoff
 from gateway.classify import MAX_FORWARDED_RAW, classify
 from gateway.spool import Row
 from gateway.webhook import sign, verify
+from kernel.backoff import Backoff
+from kernel.protocol import Limits, decode_batch, encode_batch, encode_up
 
 NOW = 1_764_201_600.0
 LIM = Limits(now=NOW)

@@ -1,7 +1,7 @@
 """Local rule evaluation: thresholds, hysteresis, cooldown, uplink gating, stale readings."""
 
-from agri.protocol import Reading
 from gateway.rules import RuleEngine, parse_rules
+from kernel.protocol import Reading
 
 T0 = 1_764_201_600.0
 

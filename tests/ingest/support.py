@@ -17,10 +17,10 @@ from typing import Any
 
 import psycopg
 
-from agri.mqtt import make_client
-from agri.protocol import encode_up, up_topic
-from ingest.db.registry import upsert_farm, upsert_node
 from ingest.service import IngestOptions, IngestWorker
+from kernel.mqtt import make_client
+from kernel.protocol import encode_up, up_topic
+from store.registry import upsert_farm, upsert_node
 
 Key = tuple[str, str, float]  # (node, metric, unix time)
 METRICS = ("air_t", "air_rh", "soil_vwc", "soil_t")

@@ -6,10 +6,10 @@ import time
 import psycopg
 import pytest
 
-from agri.protocol import Limits, encode_up, up_topic
-from ingest.bench import baseline
-from ingest.decode import decode_message
-from ingest.writer import Writer
+from agri.bench.ingest import baseline
+from kernel.decode import decode_message
+from kernel.protocol import Limits, encode_up, up_topic
+from store.writer import Writer
 from tests.ingest.support import register
 
 pytestmark = pytest.mark.integration

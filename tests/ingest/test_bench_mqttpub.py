@@ -6,8 +6,7 @@ import time
 
 import pytest
 
-from agri.settings import MqttUrl
-from ingest.bench.mqttpub import (
+from agri.bench.ingest.mqttpub import (
     MqttError,
     Publisher,
     parse_properties,
@@ -15,6 +14,7 @@ from ingest.bench.mqttpub import (
     read_varint,
     varint,
 )
+from kernel.settings import MqttUrl
 from tests.fixtures.mqtt import BrokerHandle, Collector
 
 

@@ -4,10 +4,10 @@
 import os
 import time
 
-from agri.protocol import Limits
-from ingest.bench import procstat
-from ingest.bench.loadgen import LoadSpec, build_messages
-from ingest.decode import decode_message
+from agri.bench.ingest import procstat
+from agri.bench.ingest.loadgen import LoadSpec, build_messages
+from kernel.decode import decode_message
+from kernel.protocol import Limits
 
 
 def spec(**kw: object) -> LoadSpec:

@@ -5,9 +5,9 @@ import sys
 
 import pytest
 
-from agri.settings import load_settings
 from agri.stack.services import SERVICES
 from ingest.service import IngestOptions
+from kernel.settings import load_settings
 
 
 def ingest_argv(**env: object) -> list[str]:

@@ -10,9 +10,9 @@ from typing import Any
 
 import pytest
 
-from agri.settings import MqttUrl
-from ingest.bench.mqttpub import Publisher, publish_packet
+from agri.bench.ingest.mqttpub import Publisher, publish_packet
 from ingest.consumer import SUPPORTED, Consumer, FastClient, Inbound
+from kernel.settings import MqttUrl
 from tests.fixtures.mqtt import BrokerHandle
 
 pytestmark = pytest.mark.integration

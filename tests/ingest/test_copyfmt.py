@@ -1,11 +1,11 @@
-"""ingest.copyfmt: the binary COPY stream round-trips and matches PostgreSQL's layout."""
+"""store.copyfmt: the binary COPY stream round-trips and matches PostgreSQL's layout."""
 
 import struct
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest import copyfmt
+from store import copyfmt
 
 
 def test_layout_of_one_row() -> None:

@@ -1,10 +1,10 @@
-"""ingest.decode: both topic kinds to accepted messages and dead letters, with stable keys."""
+"""kernel.decode: both topic kinds to accepted messages and dead letters, with stable keys."""
 
 import json
 import zlib
 
-from agri.protocol import Limits, encode_batch, encode_up
-from ingest.decode import decode_message, message_key
+from kernel.decode import decode_message, message_key
+from kernel.protocol import Limits, encode_batch, encode_up
 
 NOW = 1_764_201_600.0
 LIM = Limits(now=NOW)

@@ -11,10 +11,10 @@ import zlib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agri.catalog import CATALOG
-from agri.protocol import Limits
-from ingest.decode import Decoded, decode_message
-from ingest.writer import clean_text, reading_time
+from kernel.catalog import CATALOG
+from kernel.decode import Decoded, decode_message
+from kernel.protocol import Limits
+from store.writer import clean_text, reading_time
 
 NOW = 1_764_201_600.0
 LIM = Limits(now=NOW)
@@ -60,7 +60,7 @@ def dumps(obj: object, ascii_: bool) -> bytes:
 
 def check_storable(d: Decoded) -> None:
     # decode_message turns a decoder exception into a `decode_error` dead letter; fuzzing must
-    # find none of them (each one is a bug in agri.protocol).
+    # find none of them (each one is a bug in kernel.protocol).
     assert all(r.reason != "decode_error" for r in d.rejects), d.rejects
     rejects = list(d.rejects)
     for a in d.accepted:

@@ -1,4 +1,4 @@
-"""ingest.seqtrack against a plain model: whatever the arrival order and batching, the open gaps
+"""store.seqtrack against a plain model: whatever the arrival order and batching, the open gaps
 are exactly the sequence numbers not yet received and every message is counted once."""
 
 import itertools
@@ -6,7 +6,7 @@ import itertools
 from hypothesis import given
 from hypothesis import strategies as st
 
-from ingest.seqtrack import Gap, NodeState, apply
+from store.seqtrack import Gap, NodeState, apply
 
 
 class FakeTable:

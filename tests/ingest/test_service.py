@@ -9,7 +9,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from agri.protocol import encode_batch, encode_up
+from kernel.protocol import encode_batch, encode_up
 from tests.fixtures.mqtt import BrokerHandle
 from tests.ingest.support import (
     Fleet,

@@ -1,4 +1,4 @@
-"""ingest.writer against a real TimescaleDB: one transaction per batch, replays change nothing."""
+"""store.writer against a real TimescaleDB: one transaction per batch, replays change nothing."""
 
 import json
 import time
@@ -8,9 +8,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from agri.protocol import Limits, encode_up, up_topic
-from ingest.decode import Decoded, decode_message
-from ingest.writer import StoreUnavailable, Writer
+from kernel.decode import Decoded, decode_message
+from kernel.protocol import Limits, encode_up, up_topic
+from store.writer import StoreUnavailable, Writer
 from tests.ingest.support import register, rejected, stored
 from tests.ingest.test_fuzz import node_messages
 

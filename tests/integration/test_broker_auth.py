@@ -3,8 +3,8 @@ import time
 import paho.mqtt.client as mqtt
 import pytest
 
-from agri.mqtt import make_client, probe
-from agri.protocol import config_topic, up_topic
+from kernel.mqtt import make_client, probe
+from kernel.protocol import config_topic, up_topic
 from tests.fixtures.mqtt import BrokerHandle, Collector
 
 pytestmark = pytest.mark.integration

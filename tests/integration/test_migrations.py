@@ -3,11 +3,11 @@ import secrets
 import psycopg
 import pytest
 
-from agri.catalog import CATALOG
 from agri.stack.postgres import PgCluster
 from agri.stack.proc import free_port
-from ingest.db import migrate as migrate_mod
-from ingest.db.migrate import MigrationError, current_version, load_migrations, migrate
+from kernel.catalog import CATALOG
+from store import migrate as migrate_mod
+from store.migrate import MigrationError, current_version, load_migrations, migrate
 from tests.fixtures.pg import make_tmp_root
 
 pytestmark = pytest.mark.integration

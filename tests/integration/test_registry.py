@@ -1,7 +1,7 @@
 import psycopg
 import pytest
 
-from ingest.db.registry import ensure_series, get_node, node_map, series_map, upsert_farm, upsert_node
+from store.registry import ensure_series, get_node, node_map, series_map, upsert_farm, upsert_node
 
 pytestmark = pytest.mark.integration
 

@@ -3,7 +3,7 @@ import zlib
 
 import pytest
 
-from agri.protocol import (
+from kernel.protocol import (
     Limits,
     ProtocolError,
     decode_batch,

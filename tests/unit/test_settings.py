@@ -1,6 +1,6 @@
 import pytest
 
-from agri.settings import MqttUrl, SettingsError, load_settings, redact_dsn
+from kernel.settings import MqttUrl, SettingsError, load_settings, redact_dsn
 
 
 def test_defaults_are_development(monkeypatch: pytest.MonkeyPatch) -> None:

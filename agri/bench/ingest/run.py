@@ -28,13 +28,13 @@ from typing import Any
 
 import psycopg
 
+from agri.bench.ingest import baseline, procstat
+from agri.bench.ingest.loadgen import DEFAULT_METRICS, LoadSpec, write_spec
 from agri.stack.mosquitto import Broker
 from agri.stack.mqtt_auth import MqttAuth
 from agri.stack.postgres import PgCluster
 from agri.stack.proc import free_port, read_pid
-from ingest.bench import baseline, procstat
-from ingest.bench.loadgen import DEFAULT_METRICS, LoadSpec, write_spec
-from ingest.db.migrate import migrate
+from store.migrate import migrate
 
 
 class BenchError(RuntimeError):
@@ -251,7 +251,13 @@ class Bench:
             )
             write_spec(spec, self.root / f"load-{i}.json")
             out = self.root / f"load-{i}.out"
-            argv = [sys.executable, "-m", "ingest.bench.loadgen", str(self.root / f"load-{i}.json"), str(out)]
+            argv = [
+                sys.executable,
+                "-m",
+                "agri.bench.ingest.loadgen",
+                str(self.root / f"load-{i}.json"),
+                str(out),
+            ]
             with open(self.root / f"load-{i}.log", "ab") as logf:
                 loaders.append((subprocess.Popen(argv, stdout=logf, stderr=subprocess.STDOUT), out))
         c.log(

@@ -26,9 +26,9 @@ from typing import Any
 import psycopg
 from psycopg import errors, sql
 
-from agri.log import event, get_logger
-from ingest import copyfmt, seqtrack
-from ingest.decode import Accepted, Decoded, Reject
+from kernel.decode import Accepted, Decoded, Reject
+from kernel.log import event, get_logger
+from store import copyfmt, seqtrack
 
 log = get_logger("ingest")
 

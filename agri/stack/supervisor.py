@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Sequence
 
-from agri.log import event, get_logger
+from kernel.log import event, get_logger
 
 log = get_logger("ingest")
 

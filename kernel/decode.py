@@ -18,9 +18,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from agri.catalog import CATALOG, Metric
-from agri.log import event, get_logger
-from agri.protocol import (
+from kernel.catalog import CATALOG, Metric
+from kernel.log import event, get_logger
+from kernel.protocol import (
     Limits,
     NodeMessage,
     ProtocolError,

@@ -15,7 +15,7 @@ from typing import Any
 
 import psycopg
 
-from agri.catalog import CATALOG
+from kernel.catalog import CATALOG
 
 _NAME_RE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _LOCK_KEY = 0x61677269  # "agri"
@@ -38,7 +38,7 @@ class Migration:
 
 def load_migrations() -> list[Migration]:
     out = []
-    for entry in resources.files("ingest.db").joinpath("migrations").iterdir():
+    for entry in resources.files("store").joinpath("migrations").iterdir():
         m = _NAME_RE.match(entry.name)
         if m:
             out.append(Migration(int(m.group(1)), m.group(2), entry.read_text(encoding="utf-8")))

@@ -12,8 +12,8 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from agri.catalog import CATALOG, FARM_KINDS
-from agri.protocol import check_id
+from kernel.catalog import CATALOG, FARM_KINDS
+from kernel.protocol import check_id
 
 
 @dataclass(frozen=True)

@@ -31,10 +31,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from agri.mqtt import make_client
-from agri.protocol import batch_topic, decode_batch, encode_up, up_topic
 from agri.stack.mosquitto import Broker
 from agri.stack.proc import free_port
+from kernel.mqtt import make_client
+from kernel.protocol import batch_topic, decode_batch, encode_up, up_topic
 
 FARM, GW = "bench-farm", "gw-1"
 

@@ -1,9 +1,9 @@
 """Benchmark load generator: one process publishing pre-encoded node messages at a fixed rate.
 
-`agri bench ingest` starts several of these (``python -m ingest.bench.loadgen SPEC OUT``) so the
+`agri bench ingest` starts several of these (``python -m agri.bench.ingest.loadgen SPEC OUT``) so the
 generator is not what limits the measurement. Every payload -- the whole MQTT PUBLISH packet -- is
 built before the start time; the publish loop only paces, sends and counts PUBACKs
-(:mod:`ingest.bench.mqttpub`), so the generator takes little CPU from the system under test.
+(:mod:`agri.bench.ingest.mqttpub`), so the generator takes little CPU from the system under test.
 The process writes one JSON line of results to OUT and, next to it, ``OUT.pub``: one
 ``farm node seq publish_time`` line per message (for latency).
 
@@ -22,10 +22,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agri.catalog import CATALOG
-from agri.protocol import batch_topic, encode_batch, encode_up, up_topic
-from agri.settings import MqttUrl
-from ingest.bench.mqttpub import Publisher, publish_packet
+from agri.bench.ingest.mqttpub import Publisher, publish_packet
+from kernel.catalog import CATALOG
+from kernel.protocol import batch_topic, encode_batch, encode_up, up_topic
+from kernel.settings import MqttUrl
 
 DEFAULT_METRICS = ("air_t", "air_rh", "soil_vwc", "soil_t", "leaf_wet", "solar_wm2")
 
@@ -103,7 +103,7 @@ def _as_batches(
 def run(spec: LoadSpec, out_path: Path) -> dict[str, Any]:
     msgs = build_messages(spec)
     # Whole PUBLISH packets, packet ids included, are built before the start: publishing then
-    # costs a send and the PUBACK bookkeeping (see ingest.bench.mqttpub), not paho's ~150 µs.
+    # costs a send and the PUBACK bookkeeping (see agri.bench.ingest.mqttpub), not paho's ~150 µs.
     packets = [publish_packet(topic, payload, i % 65535 + 1) for i, (topic, payload, _) in enumerate(msgs)]
     url = MqttUrl(spec.mqtt_url)
     if url.tls:

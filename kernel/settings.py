@@ -1,0 +1,174 @@
+"""One validated settings object, read from ``AGRI_*`` environment variables.
+
+Every service and the CLI call :func:`load_settings`; a wrong value raises :class:`SettingsError`
+whose message is one line naming the variable. Outside development mode, secrets must be set
+explicitly and must not be the documented placeholders.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+from urllib.parse import unquote, urlsplit
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "AGRI_"
+# Placeholder values that appear in docs and examples; never acceptable in production.
+PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "changethis", "secret", "password", "agri"})
+MIN_SECRET_LEN = 16
+
+
+class SettingsError(ValueError):
+    """A setting has a wrong value; ``str()`` is one line naming the environment variable."""
+
+
+def default_home() -> Path:
+    """Data directory of the embedded stack.
+
+    As root the embedded PostgreSQL runs as the ``postgres`` user, which cannot enter ``/root``,
+    so root gets ``/var/lib/agri``; other users get ``$XDG_DATA_HOME/agri``.
+    """
+    if os.geteuid() == 0:
+        return Path("/var/lib/agri")
+    xdg = os.environ.get("XDG_DATA_HOME") or str(Path.home() / ".local" / "share")
+    return Path(xdg) / "agri"
+
+
+class MqttUrl:
+    """Parsed ``mqtt://user:password@host:port`` (``mqtts://`` for TLS)."""
+
+    def __init__(self, url: str) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in ("mqtt", "mqtts", "tcp", "ssl"):
+            raise ValueError(f"scheme must be mqtt:// or mqtts://, got {parts.scheme or 'none'!r}")
+        if not parts.hostname:
+            raise ValueError("missing host")
+        try:
+            port = parts.port
+        except ValueError as exc:
+            raise ValueError(f"bad port: {exc}") from None
+        self.tls = parts.scheme in ("mqtts", "ssl")
+        self.host: str = parts.hostname
+        self.port: int = port or (8883 if self.tls else 1883)
+        self.username: str | None = unquote(parts.username) if parts.username else None
+        self.password: str | None = unquote(parts.password) if parts.password else None
+
+    def public(self) -> str:
+        """The URL without its password (safe to print and log)."""
+        user = f"{self.username}@" if self.username else ""
+        return f"{'mqtts' if self.tls else 'mqtt'}://{user}{self.host}:{self.port}"
+
+
+def redact_dsn(dsn: str) -> str:
+    """A PostgreSQL URL with the password removed."""
+    parts = urlsplit(dsn)
+    if parts.password is None:
+        return dsn
+    netloc = parts.netloc.rsplit("@", 1)
+    user = (parts.username or "") + "@"
+    return parts._replace(netloc=user + netloc[-1]).geturl()
+
+
+class Settings(BaseSettings):
+    """All configuration of the platform. Field ``x`` is read from ``AGRI_X``."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
+
+    mode: Literal["development", "production", "test"] = "development"
+    home: Path = Field(default_factory=default_home)
+
+    # External services; when unset, `agri up` runs embedded ones under `home`.
+    database_url: str | None = None
+    mqtt_url: str | None = None
+
+    # Embedded stack ports (loopback only). Chosen away from the machine-wide defaults.
+    pg_port: int = Field(55432, ge=1, le=65535)
+    mqtt_port: int = Field(11883, ge=1, le=65535)
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(8088, ge=1, le=65535)
+    dashboard_port: int = Field(8501, ge=1, le=65535)
+
+    # Secrets: generated and stored under `home` in development; required in production.
+    secret_key: SecretStr | None = None
+    admin_token: SecretStr | None = None
+
+    # Ingest validation limits.
+    clock_skew_s: float = Field(300.0, gt=0)
+    retention_days: int = Field(730, ge=1)
+
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["logfmt", "json"] = "logfmt"
+
+    @field_validator("database_url")
+    @classmethod
+    def _check_db_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("postgres", "postgresql"):
+            raise ValueError(f"must be a postgresql:// URL, got scheme {parts.scheme or 'none'!r}")
+        if not parts.hostname and "host=" not in parts.query:
+            raise ValueError("missing host")
+        return v
+
+    @field_validator("mqtt_url")
+    @classmethod
+    def _check_mqtt_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        MqttUrl(v)
+        return v
+
+    @model_validator(mode="after")
+    def _production_secrets(self) -> Settings:
+        if self.mode != "production":
+            return self
+        for name in ("secret_key", "admin_token"):
+            value: SecretStr | None = getattr(self, name)
+            raw = value.get_secret_value() if value is not None else ""
+            if raw.strip().lower() in PLACEHOLDER_SECRETS or len(raw) < MIN_SECRET_LEN:
+                raise ValueError(
+                    f"{ENV_PREFIX}{name.upper()}: production mode needs a non-default secret of at "
+                    f"least {MIN_SECRET_LEN} characters (generate one: openssl rand -hex 32)"
+                )
+        return self
+
+    @property
+    def embedded_db(self) -> bool:
+        return self.database_url is None
+
+    @property
+    def embedded_mqtt(self) -> bool:
+        return self.mqtt_url is None
+
+    def mqtt(self) -> MqttUrl | None:
+        return MqttUrl(self.mqtt_url) if self.mqtt_url else None
+
+
+def _one_line(exc: ValidationError) -> str:
+    msgs = []
+    for err in exc.errors():
+        loc = err.get("loc") or ()
+        msg = str(err.get("msg", "invalid value"))
+        msg = msg.removeprefix("Value error, ")
+        if loc:
+            var = ENV_PREFIX + str(loc[0]).upper()
+            got = os.environ.get(var)
+            shown = (
+                f" (got {got!r})" if got is not None and "SECRET" not in var and "TOKEN" not in var else ""
+            )
+            msgs.append(f"{var}: {msg}{shown}")
+        else:
+            msgs.append(msg)
+    return "; ".join(msgs)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment; raise :class:`SettingsError` with a one-line message."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(_one_line(exc)) from None
