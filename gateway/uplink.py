@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -52,7 +51,6 @@ class Uplink(threading.Thread):
         spool: Spool,
         *,
         on_state: Callable[[bool], None] | None = None,
-        rand: Callable[[], float] = random.random,
     ) -> None:
         super().__init__(name="gateway-uplink", daemon=True)
         self.cfg = cfg
@@ -69,7 +67,9 @@ class Uplink(threading.Thread):
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
-        self.backoff = Backoff(cfg.backoff_min_s, cfg.backoff_max_s, rand)
+        self.backoff = Backoff(cfg.backoff_min_s, cfg.backoff_max_s)
+        # A batch that reached nobody (no ingest session yet) is retried after 5-10 s, jittered.
+        self._batch_retry = Backoff(min(cfg.backoff_max_s, max(cfg.backoff_min_s, 5.0)), cfg.backoff_max_s)
         self.wake = threading.Event()
         self._stopping = threading.Event()
         self._ever_connected = False
@@ -150,12 +150,12 @@ class Uplink(threading.Thread):
         if sent is None:
             return  # a health message
         if rc.is_failure or rc.value == NO_MATCHING_SUBSCRIBERS:
-            delay = min(self.cfg.backoff_max_s, max(self.cfg.backoff_min_s, 5.0))
+            delay = self._batch_retry.delay(0)
             self._retry_at.append((time.monotonic() + delay, sent.batch))
             self.counters["batch_retries"] += 1
             event(
                 log, "batch_not_delivered", logging.WARNING, batch=sent.batch.batch_id, reason=str(rc),
-                retry_in_s=delay,
+                retry_in_s=round(delay, 2),
             )  # fmt: skip
             return
         now = time.time()

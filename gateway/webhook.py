@@ -69,8 +69,7 @@ class Notifier(threading.Thread):
         self.secret = secret
         self.max_attempts = max_attempts
         self.timeout_s = timeout_s
-        self.retry_min_s = retry_min_s
-        self.retry_max_s = retry_max_s
+        self._retry = Backoff(retry_min_s, retry_max_s)
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.delivered = 0
@@ -134,9 +133,7 @@ class Notifier(threading.Thread):
                 attempts=attempt, error=error,
             )  # fmt: skip
             return
-        b = Backoff(self.retry_min_s, self.retry_max_s)
-        b.failures = attempt - 1
-        delay = b.next_delay()
+        delay = self._retry.delay(attempt - 1)
         self.spool.alert_failed(alert.id, error, time.time() + delay)
         event(
             log, "webhook_failed", logging.WARNING, alert=alert.id, rule=alert.rule, node=alert.node,
