@@ -29,6 +29,7 @@ from psycopg import errors, sql
 from kernel.decode import Accepted, Decoded, Reject
 from kernel.log import event, get_logger
 from store import copyfmt, seqtrack
+from store.registry import ensure_series
 
 log = get_logger("ingest")
 
@@ -293,13 +294,7 @@ class Writer:
         # decode_up only yields readings of catalog metrics, and migrate seeds `metrics` from it.
         with conn.transaction():
             for pk, metric in create:
-                row = conn.execute(
-                    "INSERT INTO series (node_id, metric) VALUES (%s, %s) ON CONFLICT (node_id, metric)"
-                    " DO UPDATE SET metric = EXCLUDED.metric RETURNING id",
-                    (pk, metric),
-                ).fetchone()
-                assert row is not None
-                self.series.setdefault(pk, {})[metric] = int(row[0])
+                self.series.setdefault(pk, {})[metric] = ensure_series(conn, pk, metric)
         event(log, "series_created", count=len(create))
 
     def _copy(self, conn: psycopg.Connection[Any], data: bytes, n_rows: int) -> tuple[int, int]:

@@ -8,6 +8,7 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from kernel.protocol import encode_batch, encode_up
 from tests.fixtures.mqtt import BrokerHandle
@@ -131,13 +132,17 @@ def test_metrics_endpoint_speaks_prometheus_text(
     finally:
         fleet.close()
         drop_session(ingest_url, names["cid"])
-    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
-    assert lines["agri_ingest_messages_received_total"] == "4"
-    assert lines["agri_ingest_readings_stored_total"] == str(3 * 2 * 4 - 3)
-    assert lines['agri_ingest_rejected_total{reason="out_of_range"}'] == "3"
-    assert lines['agri_ingest_rejected_total{reason="bad_json"}'] == "1"
-    assert lines['agri_ingest_commit_latency_seconds_bucket{le="+Inf"}'] == "4"
-    assert lines["agri_ingest_unacked_messages"] == "0"
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+    assert samples[("agri_ingest_messages_received_total", ())] == 4
+    assert samples[("agri_ingest_readings_stored_total", ())] == 3 * 2 * 4 - 3
+    assert samples[("agri_ingest_rejected_total", (("reason", "out_of_range"),))] == 3
+    assert samples[("agri_ingest_rejected_total", (("reason", "bad_json"),))] == 1
+    assert samples[("agri_ingest_commit_latency_seconds_bucket", (("le", "+Inf"),))] == 4
+    assert samples[("agri_ingest_unacked_messages", ())] == 0
     assert health["mqtt"] == "connected" and health["database"] == "ok"
 
 
