@@ -2,8 +2,8 @@
 
 The corpus (``<category>/<file>.csv`` with ``timestamp,value``) and the scorer
 (``nabscore.py``, an independent implementation of NAB's scoring) live outside this repository,
-in the shared folder next to it; both paths are arguments. The detector sees only timestamps
-and values, one configuration for every file; labels are read only by the scorer.
+in a folder the caller names (``agri anomaly nab --shared DIR`` or ``AGRI_NAB_DIR``). The detector
+sees only timestamps and values, one configuration for every file; labels are read only by the scorer.
 """
 
 from __future__ import annotations
@@ -32,11 +32,6 @@ class Series:
     times: np.ndarray  # float64 Unix seconds
     values: np.ndarray  # float64
     stamps: list[str]  # timestamps as written in the file
-
-
-def default_shared_dir() -> Path:
-    """The shared folder next to the repository checkout (``<repo>/../shared``)."""
-    return Path(__file__).resolve().parents[2] / "shared"
 
 
 def load_corpus(data_dir: Path) -> list[Series]:

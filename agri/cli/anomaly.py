@@ -77,9 +77,12 @@ def score(
 @anomaly_app.command("nab")
 def nab(
     shared: Annotated[
-        Path | None,
-        typer.Option(help="shared folder holding nab/ and tools/nabscore.py (default: ../shared)"),
-    ] = None,
+        Path,
+        typer.Option(
+            envvar="AGRI_NAB_DIR",
+            help="folder holding the NAB subset (nab/data, nab/combined_windows.json) and tools/nabscore.py",
+        ),
+    ],
     results: Annotated[Path | None, typer.Option(help="also write per-file result CSVs here")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     leave_one_out: Annotated[
@@ -88,7 +91,7 @@ def nab(
 ) -> None:
     """Score the NAB subset end to end with the default configuration; print the three profiles."""
 
-    base = shared or nabrun.default_shared_dir()
+    base = shared
     data_dir, labels, scorer_path = (
         base / "nab" / "data",
         base / "nab" / "combined_windows.json",
@@ -96,7 +99,7 @@ def nab(
     )
     for p in (data_dir, labels, scorer_path):
         if not p.exists():
-            fail(f"{p}: not found (pass --shared)")
+            fail(f"{p}: not found (--shared / AGRI_NAB_DIR must name the folder holding nab/ and tools/)")
     series = nabrun.load_corpus(data_dir)
     scores = nabrun.score_corpus(series)
     scorer = nabrun.load_scorer(scorer_path)
