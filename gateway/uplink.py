@@ -25,6 +25,7 @@ import paho.mqtt.client as mqtt
 from gateway import batching
 from gateway.config import GatewaySettings
 from gateway.health import UplinkSnapshot, offline_payload
+from gateway.loop import Loop
 from gateway.spool import BatchRange, Spool
 from kernel.backoff import Backoff
 from kernel.log import event, get_logger
@@ -44,7 +45,7 @@ class _Sent:
     first_sent: float
 
 
-class Uplink(threading.Thread):
+class Uplink(Loop):
     def __init__(
         self,
         cfg: GatewaySettings,
@@ -52,7 +53,7 @@ class Uplink(threading.Thread):
         *,
         on_state: Callable[[bool], None] | None = None,
     ) -> None:
-        super().__init__(name="gateway-uplink", daemon=True)
+        super().__init__("gateway-uplink")
         self.cfg = cfg
         self.spool = spool
         self._on_state = on_state
@@ -188,7 +189,7 @@ class Uplink(threading.Thread):
                 self._down_logged = True
                 event(log, "uplink_unreachable", logging.WARNING, url=self.url.public(), error=self._error)
 
-    def run(self) -> None:
+    def loop(self) -> None:
         while not self._stopping.is_set():
             if not self._open and time.monotonic() >= self._next_attempt:
                 self._attempt()
