@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
 import psycopg
+import pyarrow.parquet as pq
 import pytest
 
 from store import rollup
@@ -118,3 +120,23 @@ def test_metrics_endpoint(client: httpx.Client, tok: Tokens) -> None:
     assert client.get("/metrics").status_code == 401
     r = client.get("/metrics", headers=tok.h("read"))
     assert r.status_code == 200 and "agri_api_requests_total" in r.text
+
+
+def test_export_csv_and_parquet(client: httpx.Client, tok: Tokens, data: dict[str, int]) -> None:
+    params = {"farm": "farm-a", "metric": "air_t", "start": "2026-11-01T08:00", "end": "2026-11-01T10:00"}
+    with client.stream("GET", "/readings/export", params=params, headers=tok.h("read")) as r:
+        assert r.status_code == 200 and r.headers["content-type"].startswith("text/csv")
+        body = b"".join(r.iter_bytes()).decode()
+    lines = body.splitlines()
+    assert lines[0] == "time,farm,node,metric,value"
+    assert lines[1] == "2026-11-01 08:00:00+08,farm-a,n-1,air_t,10"  # 00:00Z in the farm's zone
+    assert len(lines) == 1 + 12
+    r = client.get("/readings/export", params={**params, "format": "parquet"}, headers=tok.h("read"))
+    assert r.status_code == 200
+    table = pq.read_table(io.BytesIO(r.content))
+    assert table.column_names == ["time", "farm", "node", "metric", "value"]
+    assert table.num_rows == 12 and table.column("value").to_pylist()[:2] == [10.0, 11.0]
+    assert str(table.schema.field("time").type) == "timestamp[us, tz=Asia/Shanghai]"
+    assert table.column("time")[0].as_py() == datetime(2026, 11, 1, tzinfo=UTC)
+    r = client.get("/readings/export", params={**params, "farm": "farm-b"}, headers=tok.h("farm_a_reader"))
+    assert r.status_code == 403
