@@ -28,7 +28,7 @@ from psycopg import errors, sql
 
 from kernel.decode import Accepted, Decoded, Reject
 from kernel.log import event, get_logger
-from store import copyfmt, seqtrack
+from store import copyfmt, rollup, seqtrack
 from store.registry import ensure_series
 
 log = get_logger("ingest")
@@ -239,6 +239,7 @@ class Writer:
                         rejects.extend(a.reading_rejects())
             data, n_rows = self._encode(conn, known)
         res = BatchResult(messages=len(known), rejected=Counter(r.reason for r in rejects))
+        hours = self._hour_keys(known) if n_rows else set()
         with conn.transaction():
             if n_rows:
                 res.stored, res.duplicates = self._copy(conn, data, n_rows)
@@ -246,8 +247,23 @@ class Writer:
                 self._insert_rejects(conn, rejects)
             if known:
                 self._update_nodes(conn, known)
+            if hours:  # after the node locks: see store.rollup for why that order matters
+                rollup.mark_dirty(conn, hours)
         res.committed = [a for _, a in known]
         return res
+
+    def _hour_keys(self, known: list[tuple[int, Accepted]]) -> set[tuple[int, int]]:
+        """(series id, Unix hour) of every reading in the batch, for the rollup marks."""
+        series = self.series
+        keys: set[tuple[int, int]] = set()
+        add = keys.add
+        for pk, a in known:
+            sids = series.get(pk, {})
+            for r in a.msg.readings:
+                sid = sids.get(r.metric)
+                if sid is not None:
+                    add((sid, int(r.t // 3600)))
+        return keys
 
     def _encode(self, conn: psycopg.Connection[Any], known: list[tuple[int, Accepted]]) -> tuple[bytes, int]:
         """The batch's readings as one binary COPY stream (series ids resolved, created if new)."""

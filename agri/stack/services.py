@@ -52,7 +52,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ),
     ServiceSpec(
         "api",
-        "ingest.api.app",
+        "api.app",
         _cli("api"),
         mqtt_role="api",
         health_url=lambda s: f"http://{s.api_host}:{s.api_port}/healthz",
