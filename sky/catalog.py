@@ -37,6 +37,9 @@ def sky_dir(home: Path) -> Path:
 
 def record_item(conn: psycopg.Connection[Any], item: pystac.Item, scene: Scene, href: str | None) -> int:
     cc = item.properties.get("eo:cloud_cover")
+    stac = item.to_dict(include_self_link=False, transform_hrefs=False)
+    for key, a in stac.get("assets", {}).items():  # stored absolute, so the row alone finds the files
+        a["href"] = item.assets[key].get_absolute_href() or a["href"]
     bbox = tuple(item.bbox[:4]) if item.bbox else None
     return store_sky.upsert_item(
         conn,
@@ -48,7 +51,7 @@ def record_item(conn: psycopg.Connection[Any], item: pystac.Item, scene: Scene, 
         processing_baseline=processing_baseline(item),
         bbox=bbox,  # type: ignore[arg-type]
         href=href,
-        stac=item.to_dict(include_self_link=False, transform_hrefs=False),
+        stac=stac,
     )
 
 

@@ -68,7 +68,7 @@ class BlockResult:
         return out
 
 
-def _open(stack: ExitStack, href: str, cache: dict[str, Any]) -> Any:
+def open_dataset(stack: ExitStack, href: str, cache: dict[str, Any]) -> Any:
     if href not in cache:
         try:
             cache[href] = stack.enter_context(rasterio.open(href))
@@ -120,9 +120,9 @@ def compute_blocks(
     with ExitStack() as stack:
         cache: dict[str, Any] = {}
         for nm in names:
-            _open(stack, scene.bands[nm].href, cache)
+            open_dataset(stack, scene.bands[nm].href, cache)
         if scene.scl is not None:
-            _open(stack, scene.scl.href, cache)
+            open_dataset(stack, scene.scl.href, cache)
         ref = cache[scene.bands["red"].href]
         crs = ref.crs
         if crs is None:

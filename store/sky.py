@@ -312,3 +312,43 @@ def block_series(
         " JOIN nodes n ON n.id = s.node_id WHERE {} ORDER BY r.time"
     ).format(sql.SQL(" AND ").join(conds))
     return [(t, float(v)) for t, v in conn.execute(q, params).fetchall()]
+
+
+def farm_index_dates(
+    conn: psycopg.Connection[Any], farm_id: str, metric: str, source: str = "satellite", limit: int = 2
+) -> list[datetime]:
+    """The newest dates (newest first) on which some block of the farm has ``metric``."""
+    rows = conn.execute(
+        "SELECT DISTINCT r.time FROM readings r JOIN series s ON s.id = r.series_id"
+        " JOIN nodes n ON n.id = s.node_id WHERE n.farm_id = %s AND n.source = %s AND s.metric = %s"
+        " ORDER BY r.time DESC LIMIT %s",
+        (farm_id, source, metric, limit),
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def farm_index_on(
+    conn: psycopg.Connection[Any], farm_id: str, metric: str, when: datetime, source: str = "satellite"
+) -> dict[str, float]:
+    """Block id -> value of ``metric`` at ``when``."""
+    rows = conn.execute(
+        "SELECT n.block_id, r.value FROM readings r JOIN series s ON s.id = r.series_id"
+        " JOIN nodes n ON n.id = s.node_id WHERE n.farm_id = %s AND n.source = %s AND s.metric = %s"
+        " AND r.time = %s",
+        (farm_id, source, metric, when),
+    ).fetchall()
+    return {b: float(v) for b, v in rows}
+
+
+def block_soil_vwc(
+    conn: psycopg.Connection[Any], farm_id: str, start: datetime, end: datetime
+) -> dict[str, float]:
+    """Block id -> mean soil moisture (%) of the sensor nodes placed in it over [start, end)."""
+    rows = conn.execute(
+        "SELECT n.block_id, avg(r.value) FROM readings r JOIN series s ON s.id = r.series_id"
+        " JOIN nodes n ON n.id = s.node_id WHERE n.farm_id = %s AND n.source = 'sensor'"
+        " AND n.block_id IS NOT NULL AND s.metric = 'soil_vwc' AND r.time >= %s AND r.time < %s"
+        " GROUP BY n.block_id",
+        (farm_id, start, end),
+    ).fetchall()
+    return {b: float(v) for b, v in rows}
