@@ -58,6 +58,12 @@ class Grid:
     def shape(self) -> tuple[int, int]:
         return (self.height, self.width)
 
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) of the window (north-up lattice)."""
+        t = self.transform
+        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
+
 
 def check_north_up(ds: DatasetReader) -> None:
     t = ds.transform
@@ -76,7 +82,8 @@ def block_grid(ds: DatasetReader, geom: BaseGeometry) -> Grid | None:
     row1 = math.ceil((s - t.f) / t.e)
     if col1 <= 0 or row1 <= 0 or col0 >= ds.width or row0 >= ds.height or col1 <= col0 or row1 <= row0:
         return None
-    return Grid(t * Affine.translation(col0, row0), row1 - row0, col1 - col0)
+    shifted = Affine(t.a, 0.0, t.c + col0 * t.a, 0.0, t.e, t.f + row0 * t.e)
+    return Grid(shifted, row1 - row0, col1 - col0)
 
 
 def inside_mask(grid: Grid, geom: BaseGeometry) -> NDArray[np.bool_]:

@@ -102,8 +102,7 @@ def render_item(item: pystac.Item, blocks: list[store_sky.Block], index: str = "
         values[~ok] = np.nan
         src_crs = ref.crs
     dst_crs = CRS.from_epsg(4326)
-    w0, n0 = grid.transform * (0, 0)
-    e0, s0 = grid.transform * (grid.width, grid.height)
+    w0, s0, e0, n0 = grid.bounds
     dst_t, dw, dh = calculate_default_transform(src_crs, dst_crs, grid.width, grid.height, w0, s0, e0, n0)
     out = np.full((dh, dw), np.nan)
     reproject(
@@ -118,8 +117,8 @@ def render_item(item: pystac.Item, blocks: list[store_sky.Block], index: str = "
         resampling=Resampling.nearest,
     )
     vmin, vmax = DISPLAY_RANGE[index]
-    west, north = dst_t * (0, 0)
-    east, south = dst_t * (dw, dh)
+    west, north = dst_t.c, dst_t.f  # north-up lon/lat grid from calculate_default_transform
+    east, south = dst_t.c + dst_t.a * dw, dst_t.f + dst_t.e * dh
     return Rendered(
         encode_png(colormap(out, vmin, vmax)),
         (west, south, east, north),

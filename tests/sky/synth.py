@@ -159,8 +159,9 @@ def naive_block_stats(
     offset: bool,
     epsg: int = EPSG,
     origin: tuple[float, float] = ORIGIN,
+    index: str = "ndvi",
 ) -> dict[str, float]:
-    """NDVI statistics of a block, one 10 m pixel at a time: centre -> lon/lat -> inside? -> SCL
+    """NDVI (or NDRE, red edge at 20 m) statistics of a block, one 10 m pixel at a time: centre -> lon/lat -> inside? -> SCL
     of the 20 m pixel containing it -> reflectance -> NDVI. Pixels beyond the raster count as invalid."""
     poly = shape(geom_lonlat)
     t = Transformer.from_crs(epsg, 4326, always_xy=True)
@@ -185,7 +186,8 @@ def naive_block_stats(
             scl = int(arrays["scl"][r // 2, c // 2])
             if scl in (0, 1, 3, 8, 9, 10, 11):
                 continue
-            red, nir = int(arrays["red"][r, c]), int(arrays["nir"][r, c])
+            red = int(arrays["red"][r, c]) if index == "ndvi" else int(arrays["rededge1"][r // 2, c // 2])
+            nir = int(arrays["nir"][r, c])
             if red == 0 or nir == 0:
                 continue
             off = -1000 if offset else 0
