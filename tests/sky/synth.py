@@ -161,8 +161,9 @@ def naive_block_stats(
     origin: tuple[float, float] = ORIGIN,
     index: str = "ndvi",
 ) -> dict[str, float]:
-    """NDVI (or NDRE, red edge at 20 m) statistics of a block, one 10 m pixel at a time: centre -> lon/lat -> inside? -> SCL
-    of the 20 m pixel containing it -> reflectance -> NDVI. Pixels beyond the raster count as invalid."""
+    """NDVI (or NDRE, red edge at 20 m) statistics of a block, one 10 m pixel at a time:
+    centre -> lon/lat -> inside? -> SCL of the 20 m pixel containing it -> reflectance -> index.
+    Pixels beyond the raster count as invalid."""
     poly = shape(geom_lonlat)
     t = Transformer.from_crs(epsg, 4326, always_xy=True)
     inv = Transformer.from_crs(4326, epsg, always_xy=True)

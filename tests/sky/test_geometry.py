@@ -74,7 +74,7 @@ def test_outside_the_farm_boundary() -> None:
 
 def test_far_from_the_farm_location() -> None:
     # A farm registered near Hangzhou given a block file from Guangzhou.
-    with pytest.raises(BlockImportError, match="feature 1 .* km from the farm's location"):
+    with pytest.raises(BlockImportError, match=r"feature 1 .* km from the farm's location"):
         validate_features(parse_blocks_file(fc(feat([SQ], name="a")), "f"), "f", farm_point=(120.1, 30.3))
     assert validate_features(
         parse_blocks_file(fc(feat([SQ], name="a")), "f"), "f", farm_point=(113.31, 23.11)
@@ -84,7 +84,8 @@ def test_far_from_the_farm_location() -> None:
 KML = """<?xml version="1.0" encoding="UTF-8"?>
 <kml xmlns="http://www.opengis.net/kml/2.2"><Document><Folder>
  <Placemark id="pm1"><name>Tea terrace 1</name>
-  <ExtendedData><Data name="kind"><value>tea_terrace</value></Data><Data name="id"><value>t1</value></Data></ExtendedData>
+  <ExtendedData><Data name="kind"><value>tea_terrace</value></Data>
+   <Data name="id"><value>t1</value></Data></ExtendedData>
   <Polygon><outerBoundaryIs><LinearRing><coordinates>
    113.30,23.10,0 113.302,23.10,0 113.302,23.102,0 113.30,23.102,0 113.30,23.10,0
   </coordinates></LinearRing></outerBoundaryIs>
@@ -92,8 +93,12 @@ KML = """<?xml version="1.0" encoding="UTF-8"?>
    113.3005,23.1005 113.3010,23.1005 113.3010,23.1010 113.3005,23.1010 113.3005,23.1005
   </coordinates></LinearRing></innerBoundaryIs></Polygon></Placemark>
  <Placemark><name>Two ponds</name><MultiGeometry>
-  <Polygon><outerBoundaryIs><LinearRing><coordinates>113.303,23.10 113.304,23.10 113.304,23.101 113.303,23.10</coordinates></LinearRing></outerBoundaryIs></Polygon>
-  <Polygon><outerBoundaryIs><LinearRing><coordinates>113.305,23.10 113.306,23.10 113.306,23.101 113.305,23.10</coordinates></LinearRing></outerBoundaryIs></Polygon>
+  <Polygon><outerBoundaryIs><LinearRing><coordinates>
+   113.303,23.10 113.304,23.10 113.304,23.101 113.303,23.10
+  </coordinates></LinearRing></outerBoundaryIs></Polygon>
+  <Polygon><outerBoundaryIs><LinearRing><coordinates>
+   113.305,23.10 113.306,23.10 113.306,23.101 113.305,23.10
+  </coordinates></LinearRing></outerBoundaryIs></Polygon>
  </MultiGeometry></Placemark>
  {extra}
 </Folder></Document></kml>"""
