@@ -7,6 +7,7 @@ PNG's corners are exactly the returned (west, south, east, north) bounds.
 
 from __future__ import annotations
 
+import warnings
 from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +18,7 @@ import psycopg
 import pystac
 from numpy.typing import NDArray
 from rasterio.crs import CRS
+from rasterio.errors import NotGeoreferencedWarning
 from rasterio.io import MemoryFile
 from rasterio.warp import Resampling, calculate_default_transform, reproject
 from shapely.geometry import shape
@@ -65,7 +67,9 @@ def colormap(values: NDArray[np.float64], vmin: float, vmax: float) -> NDArray[n
 
 def encode_png(rgba: NDArray[np.uint8]) -> bytes:
     h, w, _ = rgba.shape
-    with MemoryFile() as mem:
+    # A PNG has no geotransform: the bounds travel beside it, so GDAL's warning says nothing new.
+    with warnings.catch_warnings(), MemoryFile() as mem:
+        warnings.simplefilter("ignore", NotGeoreferencedWarning)
         with mem.open(driver="PNG", width=w, height=h, count=4, dtype="uint8") as ds:
             ds.write(np.moveaxis(rgba, -1, 0))
         return bytes(mem.read())
