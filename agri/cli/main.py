@@ -29,6 +29,8 @@ _SUBCOMMAND_MODULES = (
     "agri.cli.node",  # agri node add | emulate
     "agri.cli.flash",  # agri flash
     "agri.cli.anomaly",  # agri anomaly score
+    "agri.cli.block",  # agri block import | list | place
+    "agri.cli.sky",  # agri sky import | fetch | render | series | fuse
     "agri.cli.bench",  # agri bench ingest | anomaly
     "agri.cli.token",  # agri token create | list | revoke
 )
