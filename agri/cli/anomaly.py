@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agri import nab as nabrun
 from agri.anomaly_io import SeriesFileError, read_series_csv, write_scores_csv
-from agri.cli.common import console, fail
+from agri.cli.common import console, err_console, fail
 from analytics.anomaly import AnomalyState, score_series, update
 from analytics.anomaly.synthetic import event_precision_recall, generate
 
@@ -22,8 +22,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(anomaly_app, name="anomaly")
 
 
-def _score_file(src: Path, dst: Path) -> int:
-    data = read_series_csv(src)
+def _score_file(src: Path, dst: Path, strict: bool = False) -> int:
+    data = read_series_csv(src, strict=strict)
+    note = data.warning()
+    if note is not None:
+        err_console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
     scores = score_series(data.times, data.values)
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_scores_csv(dst, data.stamps, data.raw_values, scores)
@@ -34,6 +37,9 @@ def _score_file(src: Path, dst: Path) -> int:
 def score(
     input: Annotated[Path, typer.Argument(help="CSV file 'timestamp,value', or a folder of them")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output CSV file, or folder for a folder input")],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="refuse a file whose timestamps step back (default: warn, score)")
+    ] = False,
 ) -> None:
     """Score INPUT and write 'timestamp,value,anomaly_score' to OUTPUT (folders are mirrored)."""
     if not input.exists():
@@ -42,7 +48,7 @@ def score(
         if out.is_dir():
             fail(f"{out}: is a folder; give an output file for a single input file")
         try:
-            rows = _score_file(input, out)
+            rows = _score_file(input, out, strict)
         except SeriesFileError as exc:
             fail(str(exc))
         console.print(f"scored {rows} points -> {out}")
@@ -66,7 +72,7 @@ def score(
             rel = src.relative_to(input)
             bar.update(task, description=f"scoring {rel}")
             try:
-                total += _score_file(src, out / rel)
+                total += _score_file(src, out / rel, strict)
             except SeriesFileError as exc:
                 bar.stop()
                 fail(str(exc))
