@@ -82,28 +82,36 @@ def score(
 
 @anomaly_app.command("nab")
 def nab(
-    shared: Annotated[
-        Path | None,
-        typer.Option(help="shared folder holding nab/ and tools/nabscore.py (default: ../shared)"),
-    ] = None,
+    nab_dir: Annotated[
+        Path, typer.Option("--nab", help="NAB folder: data/<category>/<file>.csv, combined_windows.json")
+    ],
+    scorer_path: Annotated[Path, typer.Option("--scorer", help="the NAB scorer, nabscore.py")],
     results: Annotated[Path | None, typer.Option(help="also write per-file result CSVs here")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     leave_one_out: Annotated[
         bool, typer.Option(help="also score each category at a threshold tuned on the other categories")
     ] = False,
+    cv: Annotated[
+        bool,
+        typer.Option(
+            "--cv", help="leave one category out: tune constants and thresholds on three, score the fourth"
+        ),
+    ] = False,
+    robust: Annotated[
+        bool,
+        typer.Option("--robustness", help="standard score, 8 edge placements and +-20 %% on each constant"),
+    ] = False,
 ) -> None:
-    """Score the NAB subset end to end with the default configuration; print the three profiles."""
+    """Score a NAB corpus end to end with the default configuration; print the three profiles."""
 
-    base = shared or nabrun.default_shared_dir()
-    data_dir, labels, scorer_path = (
-        base / "nab" / "data",
-        base / "nab" / "combined_windows.json",
-        (base / "tools" / "nabscore.py"),
-    )
+    data_dir, labels = nab_dir / "data", nab_dir / "combined_windows.json"
     for p in (data_dir, labels, scorer_path):
         if not p.exists():
-            fail(f"{p}: not found (pass --shared)")
-    series = nabrun.load_corpus(data_dir)
+            fail(f"{p}: not found (check --nab and --scorer)")
+    try:
+        series = nabrun.load_corpus(data_dir)
+    except (SeriesFileError, FileNotFoundError) as exc:
+        fail(str(exc))
     scores = nabrun.score_corpus(series)
     scorer = nabrun.load_scorer(scorer_path)
     res = nabrun.evaluate(scorer, labels, data_dir, scores)
@@ -113,8 +121,17 @@ def nab(
         "profiles": {p: round(float(r["score"]), 2) for p, r in res.items()},
         "thresholds": {p: r["threshold"] for p, r in res.items()},
     }
+
+    def note(msg: str) -> None:
+        if not json_out:
+            err_console.print(f"  {msg}", highlight=False)
+
     if leave_one_out:
         report["leave_one_category_out"] = nabrun.leave_one_category_out(scorer, labels, data_dir, scores)
+    if cv:
+        report["cv"] = nabrun.cross_validate(scorer, labels, data_dir, series, progress=note)
+    if robust:
+        report["robustness"] = nabrun.robustness(scorer, labels, data_dir, series, progress=note)
     if results is not None:
         nabrun.write_results(results, series, scores)
     if json_out:
@@ -127,6 +144,24 @@ def nab(
         console.print("  leave one category out (threshold chosen on the other categories):")
         for p, v in report["leave_one_category_out"].items():  # type: ignore[attr-defined]
             console.print(f"    {p:<18} {v:6.2f}")
+    if cv:
+        out: dict = report["cv"]  # type: ignore[assignment,type-arg]
+        console.print("  one category held out (constants and thresholds from the other three):")
+        for cat, r in out["categories"].items():
+            score = "n/a (no windows)" if r["standard"] is None else f"{r['standard']:6.2f}"
+            raw = f"{r['standard_raw']:8.3f}"
+            console.print(f"    {cat:<24} standard {score}  raw {raw}  chosen {r['chosen']}")
+        console.print(f"    mean of the normalised categories: {out['mean_standard']}")
+        console.print(f"    pooled: {out['pooled']}")
+    if robust:
+        rob: dict = report["robustness"]  # type: ignore[assignment,type-arg]
+        console.print(
+            f"  edge placements: {rob['edge_placements']} "
+            f"(spread {rob['edge_spread']}, mean {rob['edge_mean']})"
+        )
+        for name, (lo, hi) in rob["constants"].items():
+            console.print(f"    {name:<22} -20 %: {lo:6.2f}  +20 %: {hi:6.2f}")
+        console.print(f"  all: {rob['min']} .. {rob['max']} (spread {rob['constant_spread']})")
 
 
 @anomaly_app.command("synthetic")
