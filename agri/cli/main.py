@@ -30,6 +30,7 @@ _SUBCOMMAND_MODULES = (
     "agri.cli.flash",  # agri flash
     "agri.cli.anomaly",  # agri anomaly score
     "agri.cli.bench",  # agri bench ingest | anomaly
+    "agri.cli.alerts",  # agri alerts [ack | resolve | list], agri commissioner add | list | assign
 )
 register_modules(app, _SUBCOMMAND_MODULES)
 
