@@ -205,6 +205,11 @@ class Dispatcher:
                 event(log, "delivery_failed", logging.WARNING, delivery=lead.id, channel=lead.channel,
                       error=err, retry_in_s=round(delay, 1))  # fmt: skip
 
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+
     def serve(self, stop: threading.Event) -> None:
         while not stop.is_set():
             try:

@@ -312,4 +312,12 @@ class AlertService:
         finally:
             listen.close()
             if disp_thread is not None:
-                disp_thread.join(5)
+                disp_thread.join(15)
+            self.close()
+
+    def close(self) -> None:
+        if self.conn is not None:
+            self.conn.close()
+            self.conn = None
+        if self.dispatcher is not None:
+            self.dispatcher.close()
