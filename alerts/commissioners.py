@@ -53,7 +53,9 @@ def validate(name: str, channel: str, url: str, secret: str | None, language: st
         raise CommissionerError("url: a DingTalk robot URL carries access_token=...")
     if channel == "generic":
         if not secret:
-            raise CommissionerError("secret: a generic webhook needs a Standard Webhooks secret whsec_<base64>")
+            raise CommissionerError(
+                "secret: a generic webhook needs a Standard Webhooks secret whsec_<base64>"
+            )
         try:
             generic_secret_key(secret)
         except ValueError as exc:

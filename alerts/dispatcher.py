@@ -76,8 +76,8 @@ class Dispatcher:
         conn = self._connect()
         with conn.transaction():
             rows = conn.execute(
-                "WITH due AS (SELECT id FROM webhook_deliveries WHERE status = 'pending' AND next_attempt_at <= now()"
-                " ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
+                "WITH due AS (SELECT id FROM webhook_deliveries WHERE status = 'pending'"
+                " AND next_attempt_at <= now() ORDER BY next_attempt_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
                 " UPDATE webhook_deliveries d SET next_attempt_at = now() + make_interval(secs => %s),"
                 " attempts = d.attempts + 1 FROM due, commissioners c WHERE d.id = due.id"
                 " AND c.id = d.commissioner_id RETURNING d.id, d.alert_id, d.event, d.payload, d.attempts,"
@@ -172,8 +172,8 @@ class Dispatcher:
         conn = self._connect()
         with conn.transaction():
             conn.execute(
-                "INSERT INTO delivery_attempts (delivery_id, ok, response_code, error_code, latency_ms, error)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
+                "INSERT INTO delivery_attempts (delivery_id, ok, response_code, error_code, latency_ms,"
+                " error) VALUES (%s, %s, %s, %s, %s, %s)",
                 (lead.id, err is None, status, code, latency, err),
             )
             if err is None:

@@ -92,8 +92,9 @@ def read_readings(
     if not nodes:
         return []
     rows = conn.execute(
-        "SELECT DISTINCT r.series_id, n.id, n.farm_id, n.node_id, s.metric, extract(epoch FROM r.time)::float8,"
-        " r.value FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) AS f(node, lo, hi)"
+        "SELECT DISTINCT r.series_id, n.id, n.farm_id, n.node_id, s.metric,"
+        " extract(epoch FROM r.time)::float8, r.value"
+        " FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) AS f(node, lo, hi)"
         " JOIN nodes n ON n.id = f.node AND (hashtext(n.farm_id)::bigint & 2147483647) %% %s = %s"
         " JOIN series s ON s.node_id = n.id"
         " JOIN readings r ON r.series_id = s.id"

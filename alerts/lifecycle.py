@@ -109,8 +109,9 @@ def open_alert(
                "peak": ev.peak, "kind": rule.kind, "source": rule.source}  # fmt: skip
     key = (ev.farm, ev.node_pk, ev.series_id or 0, rule.name)
     recent = conn.execute(
-        "SELECT id FROM alerts WHERE farm_id = %s AND coalesce(node_id, 0) = %s AND coalesce(series_id, 0) = %s"
-        " AND rule = %s AND ended_at IS NOT NULL AND ended_at > %s AND NOT late ORDER BY ended_at DESC LIMIT 1",
+        "SELECT id FROM alerts WHERE farm_id = %s AND coalesce(node_id, 0) = %s"
+        " AND coalesce(series_id, 0) = %s AND rule = %s AND ended_at IS NOT NULL AND ended_at > %s"
+        " AND NOT late ORDER BY ended_at DESC LIMIT 1",
         (*key, _ts(now - rule.cooldown_s)),
     ).fetchone()
     if recent is not None and notify:
@@ -126,8 +127,9 @@ def open_alert(
         return None
     text = rule.message or ""
     row = conn.execute(
-        "INSERT INTO alerts (farm_id, node_id, series_id, rule, severity, message, value, details, started_at,"
-        " subject, escalate_at, late, last_value_at) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        "INSERT INTO alerts (farm_id, node_id, series_id, rule, severity, message, value, details,"
+        " started_at, subject, escalate_at, late, last_value_at)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT DO NOTHING RETURNING id",
         (ev.farm, ev.node_pk, ev.series_id, rule.name, rule.severity, text, ev.value, Jsonb(details),
          _ts(ev.since), f"{ev.node}/{ev.metric}" if ev.metric else ev.node,
@@ -203,7 +205,8 @@ def escalate_due(
             row = _get(conn, alert_id)
             nxt = conn.execute(
                 "SELECT min(escalation_order) FROM farm_commissioners fc JOIN commissioners c"
-                " ON c.id = fc.commissioner_id WHERE fc.farm_id = %s AND c.active AND fc.escalation_order > %s",
+                " ON c.id = fc.commissioner_id WHERE fc.farm_id = %s AND c.active"
+                " AND fc.escalation_order > %s",
                 (row["farm_id"], level),
             ).fetchone()
             if nxt is None or nxt[0] is None:

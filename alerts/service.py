@@ -97,8 +97,9 @@ class AlertService:
             elif kind == "summary":
                 self.pending_late[rest] = state
         for sid, pk, farm, node, wm in conn.execute(
-            "SELECT s.id, n.id, n.farm_id, n.node_id, s.alert_watermark FROM series s JOIN nodes n ON n.id = s.node_id"
-            " WHERE s.alert_watermark IS NOT NULL AND (hashtext(n.farm_id)::bigint & 2147483647) %% %s = %s",
+            "SELECT s.id, n.id, n.farm_id, n.node_id, s.alert_watermark FROM series s"
+            " JOIN nodes n ON n.id = s.node_id WHERE s.alert_watermark IS NOT NULL"
+            " AND (hashtext(n.farm_id)::bigint & 2147483647) %% %s = %s",
             (self.part.count, self.part.index),
         ).fetchall():
             ev.watermarks[int(sid)] = float(wm)
@@ -114,8 +115,9 @@ class AlertService:
         if ev.dirty:
             keys = sorted(ev.dirty)
             conn.execute(
-                "INSERT INTO alert_state (worker, key, state) SELECT %s, k, s FROM unnest(%s::text[], %s::jsonb[])"
-                " AS u(k, s) ON CONFLICT (worker, key) DO UPDATE SET state = EXCLUDED.state",
+                "INSERT INTO alert_state (worker, key, state) SELECT %s, k, s"
+                " FROM unnest(%s::text[], %s::jsonb[]) AS u(k, s)"
+                " ON CONFLICT (worker, key) DO UPDATE SET state = EXCLUDED.state",
                 (self.part.name, [f"ep:{k}" for k in keys], [Jsonb(ev.episodes[k].to_json()) for k in keys]),
             )
         if ev.dirty_series:
@@ -179,7 +181,8 @@ class AlertService:
                     lifecycle.open_alert(conn, e, now, o.public_url, o.escalate_after_s, notify=False)
                     self.late_open.add(key)
                     conn.execute(
-                        "INSERT INTO alert_state (worker, key, state) VALUES (%s, %s, '{}') ON CONFLICT DO NOTHING",
+                        "INSERT INTO alert_state (worker, key, state) VALUES (%s, %s, '{}')"
+                        " ON CONFLICT DO NOTHING",
                         (self.part.name, f"late:{key}"),
                     )
                     self._summary_add(conn, e, now)
@@ -196,8 +199,9 @@ class AlertService:
                 if key in self.late_open:
                     self._drop_late(conn, key)
                     conn.execute(
-                        "UPDATE alerts SET ended_at = %s, status = 'resolved', resolved_by = 'rules' WHERE farm_id = %s"
-                        " AND coalesce(node_id, 0) = %s AND coalesce(series_id, 0) = %s AND rule = %s"
+                        "UPDATE alerts SET ended_at = %s, status = 'resolved', resolved_by = 'rules'"
+                        " WHERE farm_id = %s AND coalesce(node_id, 0) = %s AND coalesce(series_id, 0) = %s"
+                        " AND rule = %s"
                         " AND ended_at IS NULL",
                         (lifecycle._ts(e.t), e.farm, e.node_pk, e.series_id or 0, e.rule.name),
                     )

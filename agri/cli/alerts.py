@@ -24,7 +24,9 @@ from kernel.rules import RulesError
 from kernel.settings import Settings
 
 alerts_app = typer.Typer(help="The central alert service and its alerts.", invoke_without_command=True)
-comm_app = typer.Typer(help="Tech commissioners (科技特派员): channels and farm assignments.", no_args_is_help=True)
+comm_app = typer.Typer(
+    help="Tech commissioners (科技特派员): channels and farm assignments.", no_args_is_help=True
+)
 
 
 def _db(s: Settings) -> str:
@@ -39,14 +41,19 @@ def link_key(s: Settings) -> bytes:
 @alerts_app.callback()
 def alerts(
     ctx: typer.Context,
-    rules: Annotated[Path | None, typer.Option(help="Deployment rules file (TOML)", envvar="AGRI_ALERT_RULES")] = None,
+    rules: Annotated[
+        Path | None, typer.Option(help="Deployment rules file (TOML)", envvar="AGRI_ALERT_RULES")
+    ] = None,
     farm_rules: Annotated[
-        Path | None, typer.Option(help="Directory of <farm-id>.toml overrides", envvar="AGRI_ALERT_FARM_RULES")
+        Path | None,
+        typer.Option(help="Directory of <farm-id>.toml overrides", envvar="AGRI_ALERT_FARM_RULES"),
     ] = None,
     partition: Annotated[
         str, typer.Option(help="This worker's share i/N (farms by hash)", envvar="AGRI_ALERT_PARTITION")
     ] = "0/1",
-    escalate_after: Annotated[float, typer.Option(help="Minutes unacknowledged before escalating", min=0.01)] = 15,
+    escalate_after: Annotated[
+        float, typer.Option(help="Minutes unacknowledged before escalating", min=0.01)
+    ] = 15,
     public_url: Annotated[str | None, typer.Option(help="Dashboard base URL used in messages")] = None,
     no_dispatch: Annotated[bool, typer.Option(help="Do not send the outbox from this process")] = False,
     check: Annotated[bool, typer.Option("--check", help="Validate the rule files, then exit")] = False,
@@ -99,7 +106,9 @@ def resolve(alert_id: int, by: Annotated[str, typer.Option("--by", help="Who res
     s = settings()
     with psycopg.connect(_db(s), autocommit=True) as conn:
         try:
-            changed = lifecycle.resolve(conn, alert_id, by, time.time(), f"http://{s.api_host}:{s.dashboard_port}")
+            changed = lifecycle.resolve(
+                conn, alert_id, by, time.time(), f"http://{s.api_host}:{s.dashboard_port}"
+            )
         except lifecycle.AlertNotFound as exc:
             fail(str(exc))
     console.print(f"alert {alert_id}: " + ("resolved" if changed else "already resolved (unchanged)"))
@@ -120,7 +129,9 @@ def list_(
         ).fetchall()
     for r in rows:
         v = "" if r[6] is None else f"{r[6]:.2f}"
-        console.print(f"{r[0]:>6} {r[1]:<12} {r[2]:<8} {r[3]} {r[4]} {r[5]} {v} {r[7]:%Y-%m-%d %H:%M} {r[8] or ''}")
+        console.print(
+            f"{r[0]:>6} {r[1]:<12} {r[2]:<8} {r[3]} {r[4]} {r[5]} {v} {r[7]:%Y-%m-%d %H:%M} {r[8] or ''}"
+        )
 
 
 @comm_app.command("add")
@@ -163,7 +174,9 @@ def comm_list() -> None:
     with psycopg.connect(_db(settings()), autocommit=True) as conn:
         for c in comm.list_commissioners(conn):
             sec = "secret set" if c.has_secret else "no secret"
-            console.print(f"{c.id:>4} {c.name} {c.channel} {c.url} {sec} {c.language} farms: {' '.join(c.farms)}")
+            console.print(
+                f"{c.id:>4} {c.name} {c.channel} {c.url} {sec} {c.language} farms: {' '.join(c.farms)}"
+            )
 
 
 def register(app: typer.Typer) -> None:

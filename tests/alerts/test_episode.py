@@ -36,21 +36,23 @@ def test_barn_heat_one_alert_one_delivery_each_escalation_and_one_resolve(
     setup_farm(db_url, farm, receiver.url, ["barn-1"])
     ingest_url = mqtt_broker.account("ingest")
     t0 = float(int(time.time()) - 600)
-    with worker_thread(db_url, ingest_url, f"w-{farm}", group=f"g{farm}", session_expiry_s=60):
-        with service_thread(db_url, escalate_after_s=4.0):
-            heat = [(t0 + i * 30, {"air_t": v, "air_rh": 70.0}) for i, v in enumerate([29, 33, 34, 35, 34.5, 33])]
-            seq = publish(mqtt_admin_url, farm, "barn-1", heat, 0)
-            first = lambda: {r.path.split("/")[1] for r in receiver.got() if "/" + farm in r.path}  # noqa: E731
-            wait_until(lambda: first() >= {"generic", "wecom", "feishu"}, 30, "three opening deliveries")
-            # unacknowledged: escalates to the order-1 commissioner (DingTalk)
-            wait_until(lambda: "dingtalk" in first(), 30, "escalation to DingTalk")
-            # inside the hysteresis band (30 < 31 < 32): not resolved
-            seq = publish(mqtt_admin_url, farm, "barn-1", [(t0 + 200, {"air_t": 31.0, "air_rh": 70.0})], seq)
-            wait_until(lambda: q(db_url, "SELECT max(alert_watermark) FROM series")[0][0] >= t0 + 200, 20, "eval")
-            assert q(db_url, "SELECT status FROM alerts WHERE farm_id = %s", farm) == [("open",)]
-            publish(mqtt_admin_url, farm, "barn-1", [(t0 + 230, {"air_t": 29.5, "air_rh": 70.0})], seq)
-            wait_until(lambda: len(receiver.got()) >= 8, 30, "four resolve messages")
-            time.sleep(1.5)  # let any (wrong) extra delivery arrive before counting
+    with (
+        worker_thread(db_url, ingest_url, f"w-{farm}", group=f"g{farm}", session_expiry_s=60),
+        service_thread(db_url, escalate_after_s=4.0),
+    ):
+        heat = [(t0 + i * 30, {"air_t": v, "air_rh": 70.0}) for i, v in enumerate([29, 33, 34, 35, 34.5, 33])]
+        seq = publish(mqtt_admin_url, farm, "barn-1", heat, 0)
+        first = lambda: {r.path.split("/")[1] for r in receiver.got() if "/" + farm in r.path}  # noqa: E731
+        wait_until(lambda: first() >= {"generic", "wecom", "feishu"}, 30, "three opening deliveries")
+        # unacknowledged: escalates to the order-1 commissioner (DingTalk)
+        wait_until(lambda: "dingtalk" in first(), 30, "escalation to DingTalk")
+        # inside the hysteresis band (30 < 31 < 32): not resolved
+        seq = publish(mqtt_admin_url, farm, "barn-1", [(t0 + 200, {"air_t": 31.0, "air_rh": 70.0})], seq)
+        wait_until(lambda: q(db_url, "SELECT max(alert_watermark) FROM series")[0][0] >= t0 + 200, 20, "eval")
+        assert q(db_url, "SELECT status FROM alerts WHERE farm_id = %s", farm) == [("open",)]
+        publish(mqtt_admin_url, farm, "barn-1", [(t0 + 230, {"air_t": 29.5, "air_rh": 70.0})], seq)
+        wait_until(lambda: len(receiver.got()) >= 8, 30, "four resolve messages")
+        time.sleep(1.5)  # let any (wrong) extra delivery arrive before counting
     got = [r for r in receiver.got() if "/" + farm in r.path]
     by_channel: dict[str, int] = {}
     for r in got:
@@ -60,7 +62,9 @@ def test_barn_heat_one_alert_one_delivery_each_escalation_and_one_resolve(
     alerts = q(db_url, "SELECT id, status, rule, started_at, ended_at FROM alerts WHERE farm_id = %s", farm)
     assert len(alerts) == 1 and alerts[0][1] == "resolved" and alerts[0][2] == "barn-heat"
     assert alerts[0][3].timestamp() == t0 + 30  # the episode's true start (first reading above 32)
-    kinds = [k for (k,) in q(db_url, "SELECT kind FROM alert_events WHERE alert_id = %s ORDER BY id", alerts[0][0])]
+    kinds = [
+        k for (k,) in q(db_url, "SELECT kind FROM alert_events WHERE alert_id = %s ORDER BY id", alerts[0][0])
+    ]
     assert kinds == ["opened", "escalated", "resolved"]
     # the generic webhook verifies with the Standard Webhooks reference library
     secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
