@@ -16,7 +16,8 @@ from alerts.channels import build, outcome
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef" * 2).decode()
 NOW = 1_764_201_600.5
 VIEW = {"alert_id": 7, "farm": "pig-1", "node": "barn-1", "metric": "air_t", "rule": "heat",
-        "severity": "critical", "value": 33.456, "threshold": 32.0, "op": "above", "since": NOW - 1200, "ended": None, "message": "",
+        "severity": "critical", "value": 33.456, "threshold": 32.0, "op": "above", "since": NOW - 1200,
+        "ended": None, "message": "",
         "status": "open", "dashboard": "http://d/?farm=pig-1"}  # fmt: skip
 
 
