@@ -17,6 +17,7 @@ from agri.stack.manager import Stack
 from alerts import commissioners as comm
 from alerts import lifecycle
 from alerts.config import RuleBook
+from alerts.dispatcher import DispatchOptions, Dispatcher
 from alerts.feed import Partition
 from alerts.service import AlertOptions, AlertService
 from kernel.log import configure
@@ -87,6 +88,34 @@ def alerts(
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     signal.signal(signal.SIGINT, lambda *_: stop.set())
     AlertService(opts).serve(stop)
+
+
+@alerts_app.command("dispatch")
+def dispatch(
+    lease: Annotated[
+        float, typer.Option(help="Seconds a claimed delivery is held before another try", min=1)
+    ] = 30,
+    min_backoff: Annotated[float, typer.Option(help="First retry delay, seconds", min=0.01)] = 1.0,
+    max_backoff: Annotated[float, typer.Option(help="Retry delay cap, seconds", min=0.01)] = 300.0,
+    public_url: Annotated[str | None, typer.Option(help="Dashboard base URL used in messages")] = None,
+) -> None:
+    """Run only the outbox dispatcher (more dispatchers may run: rows are claimed, not shared)."""
+    s = settings()
+    configure(s.log_level, s.log_format)
+    if max_backoff < min_backoff:
+        fail("--max-backoff must be >= --min-backoff", 2)
+    opts = DispatchOptions(
+        _db(s), link_key(s), public_url or f"http://{s.api_host}:{s.dashboard_port}",
+        timeout_s=min(10.0, lease / 2), lease_s=lease, min_backoff_s=min_backoff, max_backoff_s=max_backoff,
+    )  # fmt: skip
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    signal.signal(signal.SIGINT, lambda *_: stop.set())
+    d = Dispatcher(opts)
+    try:
+        d.serve(stop)
+    finally:
+        d.close()
 
 
 @alerts_app.command("ack")

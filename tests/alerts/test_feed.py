@@ -33,8 +33,8 @@ def test_each_stored_batch_logs_one_feed_row_with_node_ranges_and_a_replay_logs_
             ]
             assert w.write(batch).stored == 6
             rows = conn.execute(
-                "SELECT n_rows, array_length(node_ids, 1), extract(epoch FROM t_from[1]), extract(epoch FROM t_to[1])"
-                " FROM alert_feed ORDER BY id DESC LIMIT 1"
+                "SELECT n_rows, array_length(node_ids, 1), extract(epoch FROM t_from[1]),"
+                " extract(epoch FROM t_to[1]) FROM alert_feed ORDER BY id DESC LIMIT 1"
             ).fetchall()
             assert [tuple(float(x) for x in r) for r in rows] == [(6.0, 2.0, NOW - 90, NOW - 30)]
             assert w.write(batch).stored == 0  # redelivered: nothing new, no feed row
@@ -58,7 +58,10 @@ def test_tailer_never_skips_a_transaction_that_commits_after_a_later_id(db_url: 
             for x, i, *_ in feed.next_rows(tail, cur, hz, limit=100_000):
                 cur = (x, i)
             feed.save_cursor(tail, part, cur)
-        ins = "INSERT INTO alert_feed (node_ids, t_from, t_to, n_rows) VALUES ('{}', '{}', '{}', %s) RETURNING id"
+        ins = (
+            "INSERT INTO alert_feed (node_ids, t_from, t_to, n_rows)"
+            " VALUES ('{}', '{}', '{}', %s) RETURNING id"
+        )
         (id1,) = t1.execute(ins, (1,)).fetchone()  # type: ignore[misc]
         (id2,) = t2.execute(ins, (2,)).fetchone()  # type: ignore[misc]
         assert id1 < id2
