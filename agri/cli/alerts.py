@@ -17,7 +17,7 @@ from agri.stack.manager import Stack
 from alerts import commissioners as comm
 from alerts import lifecycle
 from alerts.config import RuleBook
-from alerts.dispatcher import DispatchOptions, Dispatcher
+from alerts.dispatcher import Dispatcher, DispatchOptions
 from alerts.feed import Partition
 from alerts.service import AlertOptions, AlertService
 from kernel.log import configure

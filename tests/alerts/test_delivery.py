@@ -14,7 +14,7 @@ import pytest
 from psycopg.types.json import Jsonb
 
 from alerts import commissioners as comm
-from alerts.dispatcher import DispatchOptions, Dispatcher
+from alerts.dispatcher import Dispatcher, DispatchOptions
 from tests.alerts.support import q
 from tests.fixtures.receiver import Receiver
 from tests.ingest.support import register, wait_until
@@ -33,10 +33,11 @@ def outbox(db_url: str, channel: str, url: str, n: int, secret: str | None = Non
         for i in range(n):
             view = {"alert_id": 0, "farm": farm, "node": "n-1", "metric": "air_t", "rule": f"r{i}",
                     "severity": "warning", "value": 30.0 + i, "threshold": 30.0, "op": "above",
-                    "since": time.time() - 60, "ended": None, "message": "", "status": "open", "dashboard": "x"}  # fmt: skip
+                    "since": time.time() - 60, "ended": None, "message": "", "status": "open",
+                    "dashboard": "x"}  # fmt: skip
             (aid,) = conn.execute(  # type: ignore[misc]
-                "INSERT INTO alerts (farm_id, rule, severity, message, started_at) VALUES (%s, %s, 'warning', '', %s)"
-                " RETURNING id",
+                "INSERT INTO alerts (farm_id, rule, severity, message, started_at)"
+                " VALUES (%s, %s, 'warning', '', %s) RETURNING id",
                 (farm, f"r{i}", datetime.now(UTC)),
             ).fetchone()
             view["alert_id"] = aid
