@@ -16,6 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+from alerts.gateways import GatewayBoard
 from analytics.agro import thi_nrc1971
 from kernel.rules import Episode, Rule, step
 from kernel.rules.model import DERIVED
@@ -39,14 +40,25 @@ class Event:
     kind: str  # open | close
     rule: Rule
     farm: str
-    node: str
-    node_pk: int
+    node: str  # node id, or gateway id for gateway rules
+    node_pk: int | None
     series_id: int | None
     metric: str
     t: float
     since: float
     value: float
     peak: float
+
+
+def episode_key(rule: Rule, farm: str, node: str, metric: str) -> str:
+    return f"{rule.name}|{farm}|{node}|{metric}"
+
+
+def subject(rule: Rule, node: str, metric: str) -> str:
+    """What an alert is about: ``node/metric``, ``node`` (silent) or ``gw/<gateway>``."""
+    if rule.kind in ("gateway", "gateway_backlog"):
+        return f"gw/{node}"
+    return f"{node}/{metric}" if metric else node
 
 
 @dataclass
@@ -139,17 +151,33 @@ class Evaluator:
                     self._step(events, rule, seen.farm, seen.node, pk, None, "", now, now - seen.last_t)
         return events
 
+    def gateway_tick(self, now: float, board: GatewayBoard) -> list[Event]:
+        """Gateway rules on a clock: out of touch (offline or no health) and spool backlog."""
+        events: list[Event] = []
+        for g, _, depth in board.values(now, 0.0):
+            for rule in self.rules_for(g.farm):
+                if rule.kind == "gateway":
+                    age = next(a for x, a, _ in board.values(now, rule.threshold) if x is g)
+                    self._step(events, rule, g.farm, g.gateway, None, None, "", now, age)
+                elif rule.kind == "gateway_backlog":
+                    self._step(events, rule, g.farm, g.gateway, None, None, "", now, depth)
+        return events
+
     def _step(
-        self, events: list[Event], rule: Rule, farm: str, node: str, pk: int, sid: int | None, metric: str,
-        t: float, v: float,
+        self, events: list[Event], rule: Rule, farm: str, node: str, pk: int | None, sid: int | None,
+        metric: str, t: float, v: float,
     ) -> None:  # fmt: skip
-        key = f"{rule.name}|{farm}|{node}|{metric}"
+        key = episode_key(rule, farm, node, metric)
         ep = self.episodes.get(key)
         if ep is None:
             ep = self.episodes[key] = Episode()
         before = (ep.active, ep.pending is not None)
         tr = step(rule, ep, t, v)
-        if rule.kind != "silent" or tr is not None or before != (ep.active, ep.pending is not None):
+        if (
+            rule.kind not in ("silent", "gateway")
+            or tr is not None
+            or before != (ep.active, ep.pending is not None)
+        ):
             self.dirty.add(key)
         if tr is not None:
             events.append(

@@ -16,7 +16,7 @@ from typing import Any
 import psycopg
 from psycopg.types.json import Jsonb
 
-from alerts.engine import Event
+from alerts.engine import Event, subject
 
 SEVERITY_RANK = {"info": 0, "warning": 1, "critical": 2}
 
@@ -107,11 +107,12 @@ def open_alert(
     rule = ev.rule
     details = {"node": ev.node, "metric": ev.metric or None, "threshold": rule.threshold, "op": rule.op,
                "peak": ev.peak, "kind": rule.kind, "source": rule.source}  # fmt: skip
-    key = (ev.farm, ev.node_pk, ev.series_id or 0, rule.name)
+    subj = subject(rule, ev.node, ev.metric)
+    key = (ev.farm, ev.node_pk or 0, ev.series_id or 0, rule.name, subj)
     recent = conn.execute(
         "SELECT id FROM alerts WHERE farm_id = %s AND coalesce(node_id, 0) = %s"
-        " AND coalesce(series_id, 0) = %s AND rule = %s AND ended_at IS NOT NULL AND ended_at > %s"
-        " AND NOT late ORDER BY ended_at DESC LIMIT 1",
+        " AND coalesce(series_id, 0) = %s AND rule = %s AND subject = %s AND ended_at IS NOT NULL"
+        " AND ended_at > %s AND NOT late ORDER BY ended_at DESC LIMIT 1",
         (*key, _ts(now - rule.cooldown_s)),
     ).fetchone()
     if recent is not None and notify:
@@ -119,26 +120,46 @@ def open_alert(
             "UPDATE alerts SET ended_at = NULL, status = CASE WHEN acked_at IS NULL THEN 'open'"
             " ELSE 'acknowledged' END, flaps = flaps + 1, value = %s WHERE id = %s"
             " AND NOT EXISTS (SELECT 1 FROM alerts o WHERE o.farm_id = %s AND coalesce(o.node_id, 0) = %s"
-            " AND coalesce(o.series_id, 0) = %s AND o.rule = %s AND o.ended_at IS NULL)",
+            " AND coalesce(o.series_id, 0) = %s AND o.rule = %s AND o.subject = %s AND o.ended_at IS NULL)",
             (ev.value, recent[0], *key),
         )
         if cur.rowcount:
             _record(conn, recent[0], "opened", "rules", now, reopened=True, value=ev.value, t=ev.t)
         return None
     text = rule.message or ""
+    parent = None
+    if rule.kind == "silent" and notify:
+        # topology: while a gateway of the farm is down its nodes' silence belongs to that alert
+        found = conn.execute(
+            "SELECT id FROM alerts WHERE farm_id = %s AND ended_at IS NULL AND details->>'kind' = 'gateway'"
+            " ORDER BY id LIMIT 1",
+            (ev.farm,),
+        ).fetchone()
+        parent = int(found[0]) if found else None
     row = conn.execute(
         "INSERT INTO alerts (farm_id, node_id, series_id, rule, severity, message, value, details,"
-        " started_at, subject, escalate_at, late, last_value_at)"
-        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " started_at, subject, escalate_at, late, last_value_at, parent_id)"
+        " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
         " ON CONFLICT DO NOTHING RETURNING id",
         (ev.farm, ev.node_pk, ev.series_id, rule.name, rule.severity, text, ev.value, Jsonb(details),
-         _ts(ev.since), f"{ev.node}/{ev.metric}" if ev.metric else ev.node,
-         _ts(now + escalate_after_s) if notify else None, not notify, _ts(ev.t)),
+         _ts(ev.since), subj, _ts(now + escalate_after_s) if notify and parent is None else None, not notify,
+         _ts(ev.t), parent),
     ).fetchone()  # fmt: skip
     if row is None:
         return None
     alert_id = int(row[0])
     _record(conn, alert_id, "opened" if notify else "late", "rules", now, value=ev.value, t=ev.t)
+    if parent is not None:
+        _record(conn, alert_id, "attached", "rules", now, to=parent)
+        _record(conn, parent, "attached", "rules", now, node=ev.node, alert=alert_id)
+        return alert_id
+    if rule.kind == "gateway" and notify:
+        # nodes already alerted as silent belong to this gateway alert from now on
+        conn.execute(
+            "UPDATE alerts SET parent_id = %s WHERE farm_id = %s AND ended_at IS NULL AND id <> %s"
+            " AND details->>'kind' = 'silent' AND parent_id IS NULL",
+            (alert_id, ev.farm, alert_id),
+        )
     if notify:
         enqueue(conn, _get(conn, alert_id), "alert.opened", dashboard_url, order=0)
     return alert_id
@@ -149,8 +170,16 @@ def close_alert(conn: psycopg.Connection[Any], ev: Event, now: float, dashboard_
     row = conn.execute(
         "UPDATE alerts SET ended_at = %s, status = 'resolved', resolved_by = 'rules', value = %s,"
         " escalate_at = NULL WHERE farm_id = %s AND coalesce(node_id, 0) = %s AND coalesce(series_id, 0) = %s"
-        " AND rule = %s AND ended_at IS NULL RETURNING id",
-        (_ts(ev.t), ev.value, ev.farm, ev.node_pk, ev.series_id or 0, ev.rule.name),
+        " AND rule = %s AND subject = %s AND ended_at IS NULL RETURNING id",
+        (
+            _ts(ev.t),
+            ev.value,
+            ev.farm,
+            ev.node_pk or 0,
+            ev.series_id or 0,
+            ev.rule.name,
+            subject(ev.rule, ev.node, ev.metric),
+        ),
     ).fetchone()
     if row is None:
         return None

@@ -14,23 +14,30 @@ readings arrive alerts normally.
 from __future__ import annotations
 
 import logging
+import os
+import queue
 import select
 import threading
 import time
 from dataclasses import dataclass, field
 from typing import Any
 
+import paho.mqtt.client as mqtt
 import psycopg
 from psycopg.types.json import Jsonb
 
 from alerts import feed, lifecycle
 from alerts.config import RuleBook
 from alerts.dispatcher import Dispatcher, DispatchOptions
-from alerts.engine import Evaluator, Event, NodeSeen
+from alerts.engine import Evaluator, Event, NodeSeen, episode_key, subject
+from alerts.gateways import GatewayBoard
 from kernel.log import event, get_logger
+from kernel.mqtt import make_client
+from kernel.protocol import ROOT, ProtocolError, parse_topic
 from kernel.rules import Episode, Rule
 
 log = get_logger("alerts")
+HEALTH_FILTER = f"{ROOT}/+/gw/+/health"
 
 
 @dataclass
@@ -45,6 +52,7 @@ class AlertOptions:
     summary_quiet_s: float = 30.0
     tick_s: float = 1.0
     dispatch: bool = True
+    mqtt_url: str | None = None  # central broker: gateway health (topology, backlog)
 
 
 class AlertService:
@@ -62,6 +70,8 @@ class AlertService:
             else None
         )
         self.chunks = 0
+        self.board = GatewayBoard()
+        self._health: queue.SimpleQueue[tuple[str, str, bytes, float]] = queue.SimpleQueue()
 
     # --- state --------------------------------------------------------------------------------
 
@@ -172,7 +182,7 @@ class AlertService:
     def _apply(self, conn: psycopg.Connection[Any], events: list[Event], now: float) -> None:
         o = self.opts
         for e in events:
-            key = f"{e.rule.name}|{e.farm}|{e.node}|{e.metric}"
+            key = episode_key(e.rule, e.farm, e.node, e.metric)
             live = now - e.t <= o.late_after_s
             if e.kind == "open":
                 if live:
@@ -201,9 +211,15 @@ class AlertService:
                     conn.execute(
                         "UPDATE alerts SET ended_at = %s, status = 'resolved', resolved_by = 'rules'"
                         " WHERE farm_id = %s AND coalesce(node_id, 0) = %s AND coalesce(series_id, 0) = %s"
-                        " AND rule = %s"
-                        " AND ended_at IS NULL",
-                        (lifecycle._ts(e.t), e.farm, e.node_pk, e.series_id or 0, e.rule.name),
+                        " AND rule = %s AND subject = %s AND ended_at IS NULL",
+                        (
+                            lifecycle._ts(e.t),
+                            e.farm,
+                            e.node_pk or 0,
+                            e.series_id or 0,
+                            e.rule.name,
+                            subject(e.rule, e.node, e.metric),
+                        ),
                     )
                     self._summary_add(conn, e, now)
                 else:
@@ -224,12 +240,12 @@ class AlertService:
                 continue
             if now - ep.last_t > self.opts.late_after_s:
                 continue
-            rule_name, farm, node, _metric = key.split("|", 3)
+            rule_name, farm, node, metric = key.split("|", 3)
+            subj = f"{node}/{metric}" if metric else node
             row = conn.execute(
-                "UPDATE alerts a SET late = false, escalate_at = %s FROM nodes n WHERE n.id = a.node_id"
-                " AND a.farm_id = %s AND n.node_id = %s AND a.rule = %s AND a.ended_at IS NULL AND a.late"
-                " RETURNING a.id",
-                (lifecycle._ts(now + self.opts.escalate_after_s), farm, node, rule_name),
+                "UPDATE alerts SET late = false, escalate_at = %s WHERE farm_id = %s AND subject = %s"
+                " AND rule = %s AND ended_at IS NULL AND late RETURNING id",
+                (lifecycle._ts(now + self.opts.escalate_after_s), farm, subj, rule_name),
             ).fetchone()
             self._drop_late(conn, key)
             if row is not None:
@@ -255,7 +271,13 @@ class AlertService:
         conn = self._connect()
         try:
             with conn.transaction():
-                events = self.ev.tick(now)
+                while True:
+                    try:
+                        farm, gw, payload, at = self._health.get_nowait()
+                    except queue.Empty:
+                        break
+                    self.board.observe(farm, gw, payload, at)
+                events = self.ev.gateway_tick(now, self.board) + self.ev.tick(now)
                 self._apply(conn, events, now)
                 self._persist(conn)
                 for farm, s in list(self.pending_late.items()):
@@ -294,7 +316,8 @@ class AlertService:
                 target=self.dispatcher.serve, args=(stop,), name="dispatch", daemon=True
             )
             disp_thread.start()
-        event(log, "alerts_started", partition=self.part.name)
+        client = self._subscribe_health() if self.opts.mqtt_url else None
+        event(log, "alerts_started", partition=self.part.name, gateways=client is not None)
         next_tick = 0.0
         try:
             while not stop.is_set():
@@ -314,10 +337,36 @@ class AlertService:
                 for _ in listen.notifies(timeout=0):
                     pass
         finally:
+            if client is not None:
+                client.disconnect()
+                client.loop_stop()
             listen.close()
             if disp_thread is not None:
                 disp_thread.join(15)
             self.close()
+
+    def _subscribe_health(self) -> mqtt.Client:
+        """Gateway health from the central broker (retained: the current state arrives at once)."""
+        assert self.opts.mqtt_url is not None
+        client, kw = make_client(self.opts.mqtt_url, f"agri-alerts-{self.part.index}-{os.getpid()}")
+
+        def on_connect(c: mqtt.Client, _u: Any, _f: Any, rc: Any, _p: Any) -> None:
+            if not rc.is_failure:
+                c.subscribe(HEALTH_FILTER, qos=1)
+
+        def on_message(_c: mqtt.Client, _u: Any, msg: mqtt.MQTTMessage) -> None:
+            try:
+                t = parse_topic(msg.topic)
+            except ProtocolError:
+                return
+            self._health.put((t.farm, t.source, bytes(msg.payload), time.time()))
+
+        client.on_connect = on_connect
+        client.on_message = on_message
+        client.reconnect_delay_set(1, 10)
+        client.connect_async(**kw)
+        client.loop_start()
+        return client
 
     def close(self) -> None:
         if self.conn is not None:

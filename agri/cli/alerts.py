@@ -83,6 +83,7 @@ def alerts(
         link_key=link_key(s),
         escalate_after_s=escalate_after * 60,
         dispatch=not no_dispatch,
+        mqtt_url=s.mqtt_url,  # `agri up` sets it (monitor account); without it no gateway rules
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

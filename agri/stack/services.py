@@ -50,7 +50,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         ],
         mqtt_role="ingest",
     ),
-    ServiceSpec("alerts", "alerts.service", _cli("alerts"), mqtt_role=None),
+    ServiceSpec("alerts", "alerts.service", _cli("alerts"), mqtt_role="monitor"),
     ServiceSpec(
         "api",
         "ingest.api.app",

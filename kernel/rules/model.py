@@ -33,6 +33,9 @@ Kinds and sources:
   same node and time), ``anomaly`` (the streaming anomaly score of that series, 0..1) or ``qc``
   (the QARTOD flag of the reading: 1 pass, 3 suspect, 4 fail; ``above = 3`` means "fail").
 - ``kind = "silent"``: the node sent nothing for ``intervals * interval_s`` seconds.
+- ``kind = "gateway"``: a farm gateway is offline (its Last Will) or sent no health for
+  ``intervals * interval_s`` seconds; its nodes' silence is attached to that one alert.
+- ``kind = "gateway_backlog"``: a gateway's spool holds more than ``above`` messages.
 
 The gateway evaluates only ``threshold`` rules on ``value`` of catalog metrics (it has no anomaly
 state and no clock rules); the central alert service evaluates them all.
@@ -79,7 +82,7 @@ class Rule(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str
-    kind: Literal["threshold", "silent"] = "threshold"
+    kind: Literal["threshold", "silent", "gateway", "gateway_backlog"] = "threshold"
     source: Literal["value", "anomaly", "qc"] = "value"
     metric: str = Field("", validate_default=True)
     above: float | None = None
@@ -105,7 +108,9 @@ class Rule(BaseModel):
     @field_validator("metric")
     @classmethod
     def _metric(cls, v: str, info: ValidationInfo) -> str:
-        if info.data.get("kind") == "silent" and not v:
+        if info.data.get("kind") in ("silent", "gateway", "gateway_backlog"):
+            if v:
+                raise ValueError(f"a {info.data.get('kind')!r} rule has no metric")
             return v
         if v not in CATALOG and v not in DERIVED:
             raise ValueError(f"unknown metric {v!r} (known: {', '.join([*CATALOG, *DERIVED])})")
@@ -125,10 +130,12 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Rule:
-        if self.kind == "silent":
+        if self.kind in ("silent", "gateway"):
             if self.above is not None or self.below is not None or self.clear is not None:
-                raise ValueError("a 'silent' rule takes 'intervals' and 'interval_s', not thresholds")
+                raise ValueError(f"a {self.kind!r} rule takes 'intervals' and 'interval_s', not thresholds")
             return self
+        if self.kind == "gateway_backlog" and self.above is None:
+            raise ValueError("a 'gateway_backlog' rule needs 'above' (spooled messages)")
         if (self.above is None) == (self.below is None):
             raise ValueError("set exactly one of 'above' or 'below'")
         lo, hi, unit = self.value_range
@@ -146,6 +153,8 @@ class Rule(BaseModel):
 
     @property
     def value_range(self) -> tuple[float, float, str]:
+        if self.kind == "gateway_backlog":
+            return 0.0, 1e12, "messages"
         if self.source in SOURCE_RANGES:
             lo, hi = SOURCE_RANGES[self.source]
             return lo, hi, ""
@@ -157,7 +166,7 @@ class Rule(BaseModel):
 
     @property
     def threshold(self) -> float:
-        if self.kind == "silent":
+        if self.kind in ("silent", "gateway"):
             return self.intervals * self.interval_s
         v = self.above if self.above is not None else self.below
         assert v is not None
@@ -171,7 +180,7 @@ class Rule(BaseModel):
         return v < self.threshold if self.below is not None else v > self.threshold
 
     def cleared(self, v: float) -> bool:
-        if self.kind == "silent":
+        if self.kind in ("silent", "gateway"):
             return v <= self.threshold
         c = self.clear if self.clear is not None else self.threshold
         return v >= c if self.below is not None else v <= c

@@ -54,6 +54,10 @@ ALTER TABLE alerts
     ADD COLUMN flaps int NOT NULL DEFAULT 0,
     ADD COLUMN last_value_at timestamptz;
 CREATE INDEX alerts_open ON alerts (status) WHERE ended_at IS NULL;
+-- One open alert per rule and subject: a farm's gateways are subjects without a node.
+DROP INDEX alerts_one_open;
+CREATE UNIQUE INDEX alerts_one_open ON alerts (farm_id, coalesce(node_id, 0), coalesce(series_id, 0), rule, subject)
+    WHERE ended_at IS NULL;
 CREATE INDEX alerts_escalate ON alerts (escalate_at) WHERE status = 'open';
 
 CREATE TABLE alert_events (

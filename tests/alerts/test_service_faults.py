@@ -85,6 +85,11 @@ def test_kill_9_mid_stream_skips_no_reading_and_doubles_no_alert(db_url: str, tm
     assert per_node == [(n, highs // len(nodes), 0 if seq % 2 else 1) for n in nodes] or per_node == [
         (n, highs // len(nodes), 1) for n in nodes
     ]
-    evaluated = q(db_url, "SELECT count(*) FROM series s JOIN nodes n ON n.id = s.node_id"
-                          " WHERE n.farm_id = %s AND s.alert_watermark = %s", farm, t0 + seq - 1)[0][0]  # fmt: skip
+    evaluated = q(
+        db_url,
+        "SELECT count(*) FROM series s JOIN nodes n ON n.id = s.node_id"
+        " WHERE n.farm_id = %s AND s.alert_watermark = %s",
+        farm,
+        t0 + seq - 1,
+    )[0][0]
     assert evaluated == len(nodes)
