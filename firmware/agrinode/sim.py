@@ -54,6 +54,9 @@ class SimHal:
         self.opts = o if isinstance(o, dict) else {}
         random.seed(self.opts.get("seed", 1))
         self.faults = self.opts.get("faults", [])
+        die = self.opts.get("die")
+        if die:
+            fsutil.hook = _dier(die)
         self.t = self.dt = self.cycle = self.ms = self.t0 = self.pt = 0
         self.noise = {}
         self.frozen = {}
@@ -182,6 +185,29 @@ class SimHal:
 
     def sync(self, host, log):
         return True
+
+
+def _dier(d):
+    # sim.json "die": {"file": "state", "step": 1, "n": 40}: the process kills itself (SIGKILL,
+    # as a power cut: nothing flushed, no handler runs) at the n-th time write_atomic reaches
+    # `step` (0 temp file created empty, 1 written, 2 old file removed (FAT), 3 renamed) for a path
+    # ending in `file`.
+    left = [d.get("n", 1)]
+
+    def hook(path, step):
+        if step == d.get("step", 1) and path.endswith(d.get("file", "")):
+            left[0] -= 1
+            if left[0] <= 0:
+                kill_self()
+
+    return hook
+
+
+def kill_self():
+    import ffi
+
+    libc = ffi.open("libc.so.6")
+    libc.func("i", "kill", "ii")(libc.func("i", "getpid", "")(), 9)
 
 
 def _word(buf, i, w):
