@@ -225,17 +225,19 @@ class SimBus:
     IRQ_FALLING = 2
 
     def __init__(self, hal, s):
+        # Only the attributes its kind uses: this heap is the board's (a board's bus objects are
+        # small C objects).
         self.hal = hal
-        self.kind = s["bus"]
+        self.kind = k = s["bus"]
         self.metric = s["metrics"][0]
-        self.devices = {}
-        self.started = set()
-        self.frame = bytearray(b"\x50\x05\x4b\x46\x7f\xff\x0c\x10\x1c")  # DS18B20 power-on pad
-        self.n = self.u = 0
-        self.rest = 0.0
-        self.handler = None
         c = s["cal"]
-        if self.kind == "adc":
+        if k == "i2c" or k == "ow":
+            self.frame = bytearray(b"\x50\x05\x4b\x46\x7f\xff\x0c\x10\x1c")  # DS18B20 power-on pad
+        if k == "i2c":
+            self.devices = {}
+            self.started = []
+        elif self.kind == "adc":
+            self.n = self.u = 0
             from agrinode.drivers.analog import calibrate
 
             # The probe's true response is fixed when it is first wired up; a later calibration
@@ -243,6 +245,8 @@ class SimBus:
             self.vref = s.get("vref", 3.3)
             self.cal = hal.probes.setdefault(s["pin"], calibrate(s["type"], c))
         elif self.kind == "pulse":
+            self.rest = 0.0
+            self.handler = None
             self.per_unit = c.get("pulses_per_l", 450) if s["type"] == "flow" else 1 / c.get("mm_per_tip", 0.2)
 
     # I2C
@@ -257,7 +261,8 @@ class SimBus:
             rh = v(d[1][1])
             w(f, 3, (rh + 6) * 65535 / 125 if d[0] == "sht4x" else rh * 65535 / 100)
         elif cmd == b"\x21\xb1":
-            self.started.add(addr)
+            if addr not in self.started:
+                self.started.append(addr)
         elif cmd == b"\xe4\xb8":
             w(f, 0, 0x8006 if addr in self.started else 0x8000)
         elif cmd == b"\xec\x05":
