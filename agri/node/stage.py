@@ -97,15 +97,11 @@ def build(dest_root: Path | None = None) -> Build:
             rel = src.relative_to(fw).with_suffix(".mpy")
             dst = tmp / "lib" / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            proc = subprocess.run([cross, *MPY_FLAGS, "-o", str(dst), str(src)], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeMissing(f"mpy-cross failed on {src}: {proc.stderr.strip()}")
+            _compile(cross, src, dst)
         for name in BOARD_SOURCES:
             dst = tmp / "board" / Path(name).with_suffix(".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
-            proc = subprocess.run([cross, "-o", str(dst), str(fw / "unix" / name)], capture_output=True, text=True)
-            if proc.returncode != 0:
-                raise RuntimeMissing(f"mpy-cross failed on {name}: {proc.stderr.strip()}")
+            _compile(cross, fw / "unix" / name, dst)
         for name in BUILD_FILES:
             shutil.copy2(fw / name, tmp / name)
         (tmp / "board.img").write_bytes(make_romfs(tmp / "board", top=""))
@@ -118,6 +114,12 @@ def build(dest_root: Path | None = None) -> Build:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def _compile(cross: str, src: Path, dst: Path) -> None:
+    proc = subprocess.run([cross, *MPY_FLAGS, "-o", str(dst), str(src)], capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeMissing(f"mpy-cross failed on {src}: {proc.stderr.strip()}")
 
 
 def make_romfs(lib: Path, top: str = "lib") -> bytes:
