@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import json
 import os
 import subprocess
 import sys
@@ -38,7 +39,7 @@ from agri.stack.fleet import Fleet, SimNode
 from agri.stack.manager import Stack
 from agri.stack.mosquitto import Broker
 from agri.stack.mqtt_auth import MqttAuth
-from agri.stack.proc import Detached, free_port, spawn, terminate
+from agri.stack.proc import Detached, StackError, free_port, spawn, terminate
 from agri.stack.receiver import DemoReceiver, Endpoint, Message
 from agri.stack.uplink import Uplink
 
@@ -63,7 +64,7 @@ class Pace:
     length_s: float  # how long each condition lasts
 
 
-NORMAL = Pace("normal", dict(district.FARM_KINDS_INTERVAL), 15, 10, 60, 5.0, 15, 1800, 20, 30, 150)
+NORMAL = Pace("normal", dict(district.FARM_KINDS_INTERVAL), 15, 10, 60, 5.0, 30, 1800, 20, 45, 120)
 FAST = Pace(
     "fast", {"orchard": 5, "pig_farm": 5, "tea_garden": 5, "pond": 5}, 1, 2, 4, 1.0, 4, 7200, 2, 2, 10
 )
@@ -93,7 +94,7 @@ SCENARIOS: tuple[Scenario, ...] = (
              "stuck soil-moisture probe: 23.41 % on every reading (QARTOD flat line)",
              {"soil_vwc": 23.41}, needs="alerts.qc"),
     Scenario("uplink-outage", "ganning-pigs", "gw-1", "gateway-down",
-             "gateway uplink outage at 甘宁镇生态猪场: the 4G link drops, the gateway spools, then catches up",
+             "uplink outage at 甘宁镇生态猪场: the 4G link drops, the gateway spools, then catches up",
              {}),
 )  # fmt: skip
 
@@ -116,6 +117,7 @@ class DemoOptions:
     firmware: bool = True
     sky: bool = True
     print_every_s: float = 30.0
+    quiesce: bool = False  # tests: once every scenario is over, stop all publishers and report counts
 
     @property
     def pace(self) -> Pace:
@@ -204,6 +206,7 @@ class Demo:
         for f in district.FARMS:
             if f.gateway:
                 self._farm_gateway(f, ports[f.id], auth, [n for n in nodes if n.farm == f.id])
+        self.wait_gateways_subscribed()
         self.say(
             f"[green]✓[/] district seeded: {len(district.FARMS)} farms, "
             f"{sum(f.blocks for f in district.FARMS)} blocks, {len(nodes)} simulated nodes, "
@@ -255,8 +258,21 @@ class Demo:
         )
         self.gateways.append(proc)
         self.say(
-            f"[green]✓[/] {f.id}: farm broker :{port}, gateway {f.gateway} (pid {proc.pid}) → central via a 4G stand-in"
+            f"[green]✓[/] {f.id}: farm broker :{port}, gateway {f.gateway} (pid {proc.pid})"
+            " → central broker through a cuttable 4G stand-in"
         )
+
+    def wait_gateways_subscribed(self, timeout: float = 60.0) -> None:
+        """A farm broker keeps nothing for a subscriber that has not subscribed yet: nodes wait."""
+        logs = [self.home / "log" / f"gateway-{f.id}.log" for f in district.FARMS if f.gateway]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(p.exists() and "event=local_subscribed" in p.read_text(errors="replace") for p in logs):
+                return
+            if any(g.poll() is not None for g in self.gateways):
+                break
+            time.sleep(0.2)
+        raise StackError(f"a farm gateway did not subscribe to its farm broker: see {', '.join(map(str, logs))}")
 
     def start_firmware(self) -> None:
         st, p = self.stack, self.opts.pace
@@ -331,7 +347,8 @@ class Demo:
             if state == "waiting" and now >= start:
                 if sc.needs == "alerts.qc" and not qc_available():
                     self.say(
-                        f"[yellow]↷[/] scenario {sc.name} skipped: QC flags do not reach alert rules yet (alerts.qc)"
+                        f"[yellow]↷[/] scenario {sc.name} skipped: QC flags do not reach alert rules yet"
+                        " (alerts.qc)"
                     )
                     self.scenario_state[sc.name] = "skipped"
                     continue
@@ -363,8 +380,66 @@ class Demo:
                     self.say(f"[bold magenta]■ scenario[/] {sc.name}: back to normal")
                 self.scenario_state[sc.name] = "done"
 
-    def active_scenarios(self) -> list[Scenario]:
-        return [s for s in SCENARIOS if self.scenario_state.get(s.name) not in ("skipped",)]
+    def scenarios_over(self, now: float) -> bool:
+        last_end = self.scenario_window(len(SCENARIOS) - 1)[1]
+        return now >= last_end + self.opts.pace.length_s and all(
+            self.scenario_state.get(s.name) in ("done", "skipped") or s.rule == "soil-stuck"
+            for s in SCENARIOS
+        )
+
+    def quiesce(self) -> None:
+        """Stop every publisher (fleet, firmware) and wait for the fleet's messages to be acked."""
+        self.fleet_stop.set()
+        if self.fleet_thread is not None:
+            self.fleet_thread.join(10)
+        if self.fleet is not None:
+            self.fleet.drain(60)
+        self.stop_firmware()
+        self.write_status(quiet=True)
+        self.say(
+            "[green]✓[/] publishers stopped (--quiesce): counts in " + str(self.demo_dir / "status.json")
+        )
+
+    def write_status(self, quiet: bool = False) -> None:
+        s = self.stack.s
+        f = self.fleet
+        obj = {
+            "quiet": quiet,
+            "receiver": self.receiver.url if self.receiver else None,
+            "api": f"http://{s.api_host}:{s.api_port}",
+            "dashboard": f"http://127.0.0.1:{s.dashboard_port}",
+            "token": self.token,
+            "sim_nodes": len(f.nodes) if f else 0,
+            "published": f.acked_readings if f else 0,
+            "sent": f.sent_readings if f else 0,
+            "published_by_node": {f"{n.farm}/{n.node}": n.published for n in f.nodes} if f else {},
+            "scenarios": [
+                {
+                    "name": sc.name,
+                    "farm": sc.farm,
+                    "node": sc.node,
+                    "rule": sc.rule,
+                    "state": self.scenario_state.get(sc.name, "waiting"),
+                }
+                for sc in SCENARIOS
+            ],
+            "firmware_nodes": [str(e.root.relative_to(self.demo_dir / "firmware")) for e, _ in self.firmware],
+        }
+        self.demo_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.demo_dir / "status.json.tmp"
+        tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1))
+        os.replace(tmp, self.demo_dir / "status.json")
+
+    def stop_firmware(self) -> None:
+        for _emu, proc in self.firmware:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(2)
+        for _emu, proc in self.firmware:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
 
     # --- teardown -------------------------------------------------------------------------------
 
@@ -375,15 +450,7 @@ class Demo:
         if self.fleet is not None:
             with contextlib.suppress(Exception):
                 self.fleet.close()
-        for _emu, proc in self.firmware:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(2)
-        for _emu, proc in self.firmware:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        self.stop_firmware()
         for proc in self.gateways:
             terminate(proc.pid)
         for up in self.uplinks.values():
@@ -429,9 +496,18 @@ def run(stack: Stack, stop: threading.Event, console: Console, opts: DemoOptions
         if opts.sky:
             start_sky(demo)
         banner(demo)
-        last = time.monotonic()
+        demo.write_status()
+        last = demo.started_live = time.monotonic()
+        quiet = False
         while not stop.wait(0.5):
-            demo.play(time.monotonic())
+            now = time.monotonic()
+            if quiet:
+                continue
+            demo.play(now)
+            if opts.quiesce and demo.scenarios_over(now):
+                demo.quiesce()
+                quiet = True
+                continue
             for emu, proc in list(demo.firmware):
                 if proc.poll() is not None:
                     say(f"[red]firmware node {emu.root.name} exited ({proc.returncode})[/]")
