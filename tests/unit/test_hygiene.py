@@ -95,3 +95,14 @@ def test_no_product_code_knows_where_the_shared_folder_is() -> None:
         if pattern.search(line)
     ]
     assert hits == []
+
+
+def test_every_document_the_code_cites_exists() -> None:
+    cited = re.compile(r"\bdocs/[A-Za-z0-9_.-]+\.md")
+    missing = sorted(
+        f"{p.relative_to(ROOT)}: {m}"
+        for p in _product_files()
+        for m in set(cited.findall(p.read_text(encoding="utf-8")))
+        if not (ROOT / m).is_file()
+    )
+    assert missing == []
