@@ -101,6 +101,12 @@ class Settings(BaseSettings):
     clock_skew_s: float = Field(300.0, gt=0)
     retention_days: int = Field(730, ge=1)
 
+    # Sky (imagery): STAC API searched by `agri sky fetch`, its collection, and the valid-pixel
+    # fraction below which a block-date is skipped.
+    sky_stac_url: str = "https://earth-search.aws.element84.com/v1"
+    sky_collection: str = "sentinel-2-l2a"
+    sky_min_valid: float = Field(0.5, ge=0.0, le=1.0)
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["logfmt", "json"] = "logfmt"
 
@@ -115,6 +121,13 @@ class Settings(BaseSettings):
         if not parts.hostname and "host=" not in parts.query:
             raise ValueError("missing host")
         return v
+
+    @field_validator("sky_stac_url")
+    @classmethod
+    def _check_stac_url(cls, v: str) -> str:
+        if urlsplit(v).scheme not in ("http", "https"):
+            raise ValueError("must be an http(s):// URL of a STAC API")
+        return v.rstrip("/")
 
     @field_validator("mqtt_url")
     @classmethod
