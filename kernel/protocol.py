@@ -33,6 +33,7 @@ from kernel.catalog import CATALOG, Metric
 VERSION = 1
 ROOT = "agri/v1"
 ID_PATTERN = r"[a-z0-9-]{1,32}"
+ID_REGEX = f"^{ID_PATTERN}$"  # the same rule where only a pattern can be given (OpenAPI query parameters)
 _ID_RE = re.compile(ID_PATTERN + r"\Z")
 RESERVED_NODE_IDS = frozenset({"gw"})
 MAX_PAYLOAD_BYTES = 256 * 1024  # one node message (a long backlog is split by the node)
