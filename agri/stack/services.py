@@ -50,6 +50,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
         ],
         mqtt_role="ingest",
     ),
+    ServiceSpec("alerts", "alerts.service", _cli("alerts"), mqtt_role="monitor"),
     ServiceSpec(
         "api",
         "api.app",
