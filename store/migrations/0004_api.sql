@@ -1,8 +1,7 @@
--- API: registry fields the HTTP API serves (farm boundary, retiring, gateways, firmware version),
+-- API: registry fields the HTTP API serves (retiring, gateways, firmware version),
 -- per-farm API tokens, and the hourly / daily rollups the application maintains.
 
--- Farm boundary as a GeoJSON Polygon or MultiPolygon (WGS 84), validated by the API.
-ALTER TABLE farms ADD COLUMN boundary jsonb;
+-- (The farm boundary, GeoJSON, comes with 0006_sky.)
 ALTER TABLE farms ADD COLUMN retired_at timestamptz;
 
 ALTER TABLE nodes ADD COLUMN IF NOT EXISTS firmware_version text;
