@@ -42,6 +42,8 @@ CREATE TABLE readings_hourly (
     sum       double precision NOT NULL,
     min       double precision NOT NULL,
     max       double precision NOT NULL,
+    last_time  timestamptz NOT NULL,         -- the hour's newest reading: latest values come from here
+    last_value double precision NOT NULL,
     PRIMARY KEY (series_id, hour)
 );
 
