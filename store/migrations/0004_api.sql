@@ -1,7 +1,8 @@
--- API: registry fields the HTTP API serves (retiring, gateways, firmware version),
+-- API: registry fields the HTTP API serves (farm boundary, retiring, gateways, firmware version),
 -- per-farm API tokens, and the hourly / daily rollups the application maintains.
 
--- (The farm boundary, GeoJSON, comes with 0006_sky.)
+-- Farm boundary as a GeoJSON Polygon or MultiPolygon (WGS 84), validated by the API.
+ALTER TABLE farms ADD COLUMN boundary jsonb;
 ALTER TABLE farms ADD COLUMN retired_at timestamptz;
 
 ALTER TABLE nodes ADD COLUMN IF NOT EXISTS firmware_version text;
@@ -42,8 +43,6 @@ CREATE TABLE readings_hourly (
     sum       double precision NOT NULL,
     min       double precision NOT NULL,
     max       double precision NOT NULL,
-    last_time  timestamptz NOT NULL,         -- the hour's newest reading: latest values come from here
-    last_value double precision NOT NULL,
     PRIMARY KEY (series_id, hour)
 );
 
