@@ -18,6 +18,7 @@ _BENCH_MODULES = (
     "agri.cli.bench_anomaly",
     "agri.cli.bench_gateway",
     "agri.cli.bench_wire",
+    "agri.cli.bench_api",
 )
 
 
