@@ -92,8 +92,8 @@ def test_gateway_outage_one_alert_and_backlog_one_summary(
             gw.health("online")
             now = float(int(time.time()))
             gw.batch({n: [(now, {"air_t": 25.0})] for n in ("n-1", "n-2")})
-            wait_until(lambda: q(db_url, "SELECT count(*) FROM series WHERE alert_watermark IS NOT NULL")[0][0] >= 2,
-                       20, "first readings evaluated")  # fmt: skip
+            evaluated = "SELECT count(*) FROM series WHERE alert_watermark IS NOT NULL"
+            wait_until(lambda: q(db_url, evaluated)[0][0] >= 2, 20, "first readings evaluated")
             gw.health("offline")  # the gateway's Last Will: uplink lost
             gw_alert = "SELECT id FROM alerts WHERE farm_id = %s AND rule = 'gateway-down'"
             wait_until(lambda: len(q(db_url, gw_alert, farm)) == 1, 20, "gateway alert")
@@ -117,8 +117,8 @@ def test_gateway_outage_one_alert_and_backlog_one_summary(
             time.sleep(1.5)  # any wrong extra message would arrive now
     finally:
         gw.close()
-    heat = q(db_url, "SELECT late, status, started_at, ended_at FROM alerts WHERE farm_id = %s AND rule = 'barn-heat'",
-             farm)  # fmt: skip
+    heat_q = "SELECT late, status, started_at, ended_at FROM alerts WHERE farm_id = %s AND rule = 'barn-heat'"
+    heat = q(db_url, heat_q, farm)
     assert len(heat) == 1 and heat[0][0] is True and heat[0][1] == "resolved"
     assert heat[0][2].timestamp() == t0 + 2  # true start and end from the backlog
     assert heat[0][3].timestamp() == t0 + 5
