@@ -52,8 +52,10 @@ def test_assign_is_all_or_nothing_and_list_never_shows_secrets(db_url: str) -> N
         db_url, "commissioner", "add", "li", "--channel", "generic", "--url", "http://h/x", "--secret", SECRET
     )
     assert code == 0, out
-    code, out = run(db_url, "commissioner", "add", "wang", "--channel", "dingtalk",
-                    "--url", "https://oapi.dingtalk.com/robot/send?access_token=tok123", "--secret", "SECsecret")  # fmt: skip
+    ding = "https://oapi.dingtalk.com/robot/send?access_token=tok123"
+    code, out = run(
+        db_url, "commissioner", "add", "wang", "--channel", "dingtalk", "--url", ding, "--secret", "SECsecret"
+    )
     assert code == 0, out
     code, out = run(db_url, "commissioner", "assign", "li", "cli-f1", "no-such-farm")
     assert code == 2 and "farms: unknown farm(s) no-such-farm" in out
@@ -71,8 +73,11 @@ def test_assign_is_all_or_nothing_and_list_never_shows_secrets(db_url: str) -> N
 
 def test_ack_resolve_and_list(db_url: str) -> None:
     register(db_url, "cli-a", ["n-1"])
-    (aid,) = q(db_url, "INSERT INTO alerts (farm_id, rule, severity, message, started_at, subject)"
-                       " VALUES ('cli-a', 'heat', 'critical', '', now(), 'n-1/air_t') RETURNING id")[0]  # fmt: skip
+    ins = (
+        "INSERT INTO alerts (farm_id, rule, severity, message, started_at, subject)"
+        " VALUES ('cli-a', 'heat', 'critical', '', now(), 'n-1/air_t') RETURNING id"
+    )
+    (aid,) = q(db_url, ins)[0]
     code, out = run(db_url, "alerts", "list")
     assert code == 0 and f"{aid}" in out and "open" in out
     assert run(db_url, "alerts", "ack", str(aid), "--by", "张三")[0] == 0
