@@ -28,7 +28,8 @@ from psycopg import errors, sql
 
 from kernel.decode import Accepted, Decoded, Reject
 from kernel.log import event, get_logger
-from store import copyfmt, seqtrack
+from store import copyfmt, rollup, seqtrack
+from store.registry import ensure_series
 
 log = get_logger("ingest")
 
@@ -238,6 +239,7 @@ class Writer:
                         rejects.extend(a.reading_rejects())
             data, n_rows = self._encode(conn, known)
         res = BatchResult(messages=len(known), rejected=Counter(r.reason for r in rejects))
+        hours = self._hour_keys(known) if n_rows else set()
         with conn.transaction():
             if n_rows:
                 res.stored, res.duplicates = self._copy(conn, data, n_rows)
@@ -247,8 +249,23 @@ class Writer:
                 self._update_nodes(conn, known)
                 if res.stored:
                     _log_feed(conn, known, res.stored)
+            if hours:  # after the node locks: see store.rollup for why that order matters
+                rollup.mark_dirty(conn, hours)
         res.committed = [a for _, a in known]
         return res
+
+    def _hour_keys(self, known: list[tuple[int, Accepted]]) -> set[tuple[int, int]]:
+        """(series id, Unix hour) of every reading in the batch, for the rollup marks."""
+        series = self.series
+        keys: set[tuple[int, int]] = set()
+        add = keys.add
+        for pk, a in known:
+            sids = series.get(pk, {})
+            for r in a.msg.readings:
+                sid = sids.get(r.metric)
+                if sid is not None:
+                    add((sid, int(r.t // 3600)))
+        return keys
 
     def _encode(self, conn: psycopg.Connection[Any], known: list[tuple[int, Accepted]]) -> tuple[bytes, int]:
         """The batch's readings as one binary COPY stream (series ids resolved, created if new)."""
@@ -295,13 +312,7 @@ class Writer:
         # decode_up only yields readings of catalog metrics, and migrate seeds `metrics` from it.
         with conn.transaction():
             for pk, metric in create:
-                row = conn.execute(
-                    "INSERT INTO series (node_id, metric) VALUES (%s, %s) ON CONFLICT (node_id, metric)"
-                    " DO UPDATE SET metric = EXCLUDED.metric RETURNING id",
-                    (pk, metric),
-                ).fetchone()
-                assert row is not None
-                self.series.setdefault(pk, {})[metric] = int(row[0])
+                self.series.setdefault(pk, {})[metric] = ensure_series(conn, pk, metric)
         event(log, "series_created", count=len(create))
 
     def _copy(self, conn: psycopg.Connection[Any], data: bytes, n_rows: int) -> tuple[int, int]:

@@ -53,7 +53,7 @@ SERVICES: tuple[ServiceSpec, ...] = (
     ServiceSpec("alerts", "alerts.service", _cli("alerts"), mqtt_role="monitor"),
     ServiceSpec(
         "api",
-        "ingest.api.app",
+        "api.app",
         _cli("api"),
         mqtt_role="api",
         health_url=lambda s: f"http://{s.api_host}:{s.api_port}/healthz",
