@@ -23,7 +23,7 @@ from analytics.qc.run import history_needed_s
 from kernel.qc import qc_metric, thresholds_for
 
 DEFAULT_FLOOR = 0.1
-MAX_TAIL = 2000
+MAX_TAIL = 300  # readings of history per series for QC (memory: ~5 kB per series)
 
 
 @dataclass
@@ -56,22 +56,28 @@ class Analyzer:
         if not sids:
             return
         blobs = dict(
-            conn.execute("SELECT id, anomaly_state FROM series WHERE id = ANY(%s)", (sids,)).fetchall()
+            conn.execute(
+                "SELECT id, anomaly_state FROM series WHERE id = ANY(%s) AND anomaly_state IS NOT NULL",
+                (sids,),
+            ).fetchall()
         )
+        saved = [sid for sid in sids if sid in blobs]
         parts = []
-        for sid in sids:
-            blob = blobs.get(sid)
-            st = None
-            if blob is not None:
-                try:
-                    st = AnomalyState.from_bytes([bytes(blob)])
-                except ValueError:  # another detector version: start afresh
-                    st = None
-            parts.append(st if st is not None else AnomalyState.new(1))
+        order: list[int] = []
+        if saved:
+            try:
+                parts.append(AnomalyState.from_bytes([bytes(blobs[s]) for s in saved]))
+                order += saved
+            except ValueError:  # another detector version: those start afresh
+                saved = []
+        fresh = [sid for sid in sids if sid not in set(saved)]
+        if fresh:
+            parts.append(AnomalyState.new(len(fresh)))
+            order += fresh
         base = [self.state] if self.state is not None else []
         self.state = AnomalyState.concat([*base, *parts])
         n0 = len(self.index)
-        for k, sid in enumerate(sids):
+        for k, sid in enumerate(order):
             self.index[sid] = n0 + k
 
     def _score(self, rows: list[Row], blocks: list[tuple[int, int, int]]) -> None:
@@ -103,42 +109,58 @@ class Analyzer:
         need = [(sid, rows[s].t, history_needed_s(thresholds_for(rows[s].metric)))
                 for sid, s, _ in blocks if sid not in self.tails]  # fmt: skip
         if need:
-            for sid in (n[0] for n in need):
-                self.tails[sid] = (np.empty(0), np.empty(0))
-            got: dict[int, list[tuple[float, float]]] = {}
-            for sid, tt, v in conn.execute(
-                "SELECT u.sid, extract(epoch FROM r.time)::float8, r.value"
-                " FROM unnest(%s::int[], %s::float8[], %s::float8[]) AS u(sid, first, span)"
-                " CROSS JOIN LATERAL (SELECT time, value FROM readings WHERE series_id = u.sid"
-                " AND time < to_timestamp(u.first) AND time >= to_timestamp(u.first - u.span)"
-                " ORDER BY time DESC LIMIT %s) r",
-                ([n[0] for n in need], [n[1] for n in need], [n[2] for n in need], MAX_TAIL),
-            ).fetchall():
-                got.setdefault(int(sid), []).append((float(tt), float(v)))
-            for sid, pairs in got.items():
-                pairs.reverse()
-                self.tails[sid] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
-        for sid, s, e in blocks:
-            metric = rows[s].metric
+            self._load_tails(conn, need)
+        by_metric: dict[str, list[tuple[int, int, int]]] = {}
+        for blk in blocks:
+            by_metric.setdefault(rows[blk[1]].metric, []).append(blk)
+        for metric, group in by_metric.items():
+            # one vectorised QC run per metric: rows = series (history + new), NaN-padded at the end
             th = thresholds_for(metric)
-            tail_t, tail_v = self.tails[sid]
-            new_t = np.array([r.t for r in rows[s:e]])
-            new_v = np.array([r.value for r in rows[s:e]])
-            t = np.concatenate([tail_t, new_t])
-            v = np.concatenate([tail_v, new_v])
-            res = qc_metric(metric, t, v, thresholds=th, causal=True)
-            m = e - s
-            agg = res.aggregate[-m:]
-            tests = res.tests()
-            for j, r in enumerate(rows[s:e]):
-                f = int(agg[j])
-                r.qc = f
-                if f in (3, 4):
-                    bad = ",".join(name for name, fl in tests.items() if int(fl[len(t) - m + j]) >= 3)
-                    self.flags.append((r.t, sid, f, bad))
-            keep = t >= t[-1] - history_needed_s(th)
-            keep[: max(0, len(t) - MAX_TAIL)] = False
-            self.tails[sid] = (t[keep], v[keep])
+            hist = history_needed_s(th)
+            lens = [len(self.tails[sid][0]) + (e - s) for sid, s, e in group]
+            width = max(lens)
+            tt = np.full((len(group), width), np.nan)
+            vv = np.full((len(group), width), np.nan)
+            for k, (sid, s, e) in enumerate(group):
+                tail_t, tail_v = self.tails[sid]
+                h = len(tail_t)
+                tt[k, :h], vv[k, :h] = tail_t, tail_v
+                tt[k, h : lens[k]] = [r.t for r in rows[s:e]]
+                vv[k, h : lens[k]] = [r.value for r in rows[s:e]]
+            res = qc_metric(metric, tt, vv, thresholds=th, causal=True)
+            agg = np.asarray(res.aggregate)
+            tests = {name: np.asarray(fl) for name, fl in res.tests().items()}
+            for k, (sid, s, e) in enumerate(group):
+                m, n = e - s, lens[k]
+                flags = agg[k, n - m : n].tolist()
+                for j, r in enumerate(rows[s:e]):
+                    f = int(flags[j])
+                    r.qc = f
+                    if f in (3, 4):
+                        bad = ",".join(name for name, fl in tests.items() if int(fl[k, n - m + j]) >= 3)
+                        self.flags.append((r.t, sid, f, bad))
+                t, v = tt[k, :n], vv[k, :n]
+                keep = t >= t[-1] - hist
+                keep[: max(0, n - MAX_TAIL)] = False
+                self.tails[sid] = (t[keep], v[keep])
+
+    def _load_tails(self, conn: psycopg.Connection[Any], need: list[tuple[int, float, float]]) -> None:
+        """Recent history of series seen for the first time, from the stored readings."""
+        for sid, _, _ in need:
+            self.tails[sid] = (np.empty(0), np.empty(0))
+        got: dict[int, list[tuple[float, float]]] = {}
+        for sid, tt, v in conn.execute(
+            "SELECT u.sid, extract(epoch FROM r.time)::float8, r.value"
+            " FROM unnest(%s::int[], %s::float8[], %s::float8[]) AS u(sid, first, span)"
+            " CROSS JOIN LATERAL (SELECT time, value FROM readings WHERE series_id = u.sid"
+            " AND time < to_timestamp(u.first) AND time >= to_timestamp(u.first - u.span)"
+            " ORDER BY time DESC LIMIT %s) r",
+            ([n[0] for n in need], [n[1] for n in need], [n[2] for n in need], MAX_TAIL),
+        ).fetchall():
+            got.setdefault(int(sid), []).append((float(tt), float(v)))
+        for sid, pairs in got.items():
+            pairs.reverse()
+            self.tails[sid] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
 
     def persist(self, conn: psycopg.Connection[Any]) -> None:
         """Save changed states and this step's scores and flags (inside the step's transaction)."""

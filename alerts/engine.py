@@ -96,18 +96,25 @@ class Evaluator:
         events: list[Event] = []
         derived: dict[tuple[int, float], dict[str, Row]] = {}
         by_farm: dict[str, list[Rule]] = {}
+        by_metric: dict[tuple[str, str], list[Rule]] = {}
+        nodes = self.nodes
+        episodes = self.episodes
         for r in rows:
-            self.evaluated += 1
-            seen = self.nodes.get(r.node_pk)
+            seen = nodes.get(r.node_pk)
             if seen is None:
-                self.nodes[r.node_pk] = NodeSeen(r.farm, r.node, r.t)
+                nodes[r.node_pk] = NodeSeen(r.farm, r.node, r.t)
             elif r.t > seen.last_t:
                 seen.last_t = r.t
-            rules = by_farm.get(r.farm)
+            key = (r.farm, r.metric)
+            rules = by_metric.get(key)
             if rules is None:
-                rules = by_farm[r.farm] = self.rules_for(r.farm)
+                if r.farm not in by_farm:
+                    by_farm[r.farm] = self.rules_for(r.farm)
+                rules = by_metric[key] = [
+                    x for x in by_farm[r.farm] if x.kind == "threshold" and x.metric == r.metric
+                ]
             for rule in rules:
-                if rule.kind != "threshold" or rule.metric != r.metric or not rule.applies_to(r.node):
+                if not rule.applies_to(r.node):
                     continue
                 if rule.source == "value":
                     v: float | None = r.value
@@ -115,10 +122,15 @@ class Evaluator:
                     v = r.score
                 else:
                     v = float(r.qc) if r.qc is not None else None
-                if v is not None and v == v:
-                    self._step(events, rule, r.farm, r.node, r.node_pk, r.series_id, r.metric, r.t, v)
+                if v is None or v != v:
+                    continue
+                # fast path: nothing to step while no episode exists and the condition does not hold
+                if not rule.triggered(v) and episode_key(rule, r.farm, r.node, r.metric) not in episodes:
+                    continue
+                self._step(events, rule, r.farm, r.node, r.node_pk, r.series_id, r.metric, r.t, v)
             if r.metric in ("air_t", "air_rh"):
                 derived.setdefault((r.node_pk, r.t), {})[r.metric] = r
+        self.evaluated += len(rows)
         if derived:
             self._derived(events, derived, by_farm)
         return events

@@ -91,20 +91,24 @@ def read_readings(
         hi += b
     if not nodes:
         return []
-    rows = conn.execute(
-        "SELECT DISTINCT r.series_id, n.id, n.farm_id, n.node_id, s.metric,"
-        " extract(epoch FROM r.time)::float8, r.value"
-        " FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) AS f(node, lo, hi)"
-        " JOIN nodes n ON n.id = f.node AND (hashtext(n.farm_id)::bigint & 2147483647) %% %s = %s"
-        " JOIN series s ON s.node_id = n.id"
-        " JOIN readings r ON r.series_id = s.id"
-        " AND r.time BETWEEN f.lo - interval '1 ms' AND f.hi + interval '1 ms'"
-        " ORDER BY 1, 6",
-        (nodes, lo, hi, part.count, part.index),
-    ).fetchall()
-    return [
-        Row(int(s), int(pk), str(f), str(nd), str(m), float(t), float(v)) for s, pk, f, nd, m, t, v in rows
-    ]
+    out: list[Row] = []
+    with conn.cursor(binary=True) as cur:
+        cur.execute(
+            "SELECT x.sid, n.id, n.farm_id, n.node_id, s.metric, array_agg(x.t ORDER BY x.t),"
+            " array_agg(x.v ORDER BY x.t) FROM (SELECT DISTINCT r.series_id AS sid,"
+            " extract(epoch FROM r.time)::float8 AS t, r.value AS v"
+            " FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) AS f(node, lo, hi)"
+            " JOIN nodes n ON n.id = f.node AND (hashtext(n.farm_id)::bigint & 2147483647) %% %s = %s"
+            " JOIN series s ON s.node_id = n.id"
+            " JOIN readings r ON r.series_id = s.id"
+            " AND r.time BETWEEN f.lo - interval '1 ms' AND f.hi + interval '1 ms') x"
+            " JOIN series s ON s.id = x.sid JOIN nodes n ON n.id = s.node_id"
+            " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1",
+            (nodes, lo, hi, part.count, part.index),
+        )
+        for sid, pk, farm, node, metric, ts, vs in cur:
+            out.extend(Row(sid, pk, farm, node, metric, t, v) for t, v in zip(ts, vs, strict=True))
+    return out
 
 
 def purge(conn: psycopg.Connection[Any]) -> int:
