@@ -1,9 +1,8 @@
 """The alert service's pure core: readings in (series by series, time order), rule transitions out.
 
-Each stored reading is evaluated once: a per-series *watermark* (the newest reading time evaluated)
-drops readings already seen (a feed range may overlap an earlier one, a duplicate is re-read).
-A reading older than its series' watermark (a late backlog behind newer data) is not fed to the
-episodes (it must not flip the current state), as :func:`kernel.rules.step` also guarantees.
+The feed hands over each stored reading once (see :func:`alerts.feed.read_readings`). A per-series
+*watermark* (the newest reading time evaluated) separates readings committed out of time order; an
+older reading never flips an episode (:func:`kernel.rules.step` guarantees it).
 
 Derived indices (``thi``) are computed from the same node's readings at the same time; anomaly
 scores and QC flags come in with the rows (computed by :mod:`alerts.analysis`). Silent-node rules
@@ -78,18 +77,26 @@ class Evaluator:
     dirty_series: set[int] = field(default_factory=set)
     evaluated: int = 0
 
-    def fresh(self, rows: Iterable[Row]) -> list[Row]:
-        """The rows newer than their series' watermark (advancing it): each reading once."""
-        out: list[Row] = []
+    def split(self, rows: Iterable[Row]) -> tuple[list[Row], list[Row]]:
+        """(rows newer than their series' watermark, advancing it; rows behind it).
+
+        Rows come exactly once from the feed; one behind its series' watermark was committed after
+        newer readings of the series (concurrent ingest workers). Both kinds go through the rules
+        (an older reading never flips an episode), only the newer ones through anomaly scoring,
+        whose state needs time order.
+        """
+        ahead: list[Row] = []
+        behind: list[Row] = []
         wm = self.watermarks
         for r in rows:
             w = wm.get(r.series_id)
             if w is not None and r.t <= w:
+                behind.append(r)
                 continue
             wm[r.series_id] = r.t
             self.dirty_series.add(r.series_id)
-            out.append(r)
-        return out
+            ahead.append(r)
+        return ahead, behind
 
     def feed(self, rows: list[Row]) -> list[Event]:
         """Evaluate fresh rows (see :meth:`fresh`), in series/time order; return transitions."""

@@ -160,11 +160,11 @@ class AlertService:
                 rows = feed.next_rows(conn, cursor, hz)
                 if not rows:
                     return 0
-                readings = self.ev.fresh(feed.read_readings(conn, rows, self.part))
+                readings, behind = self.ev.split(feed.read_readings(conn, rows, self.part))
                 if self.opts.analyse:
                     self.an.process(conn, readings)
                 now = time.time() if now is None else now
-                events = self.ev.feed(readings)
+                events = self.ev.feed(readings) + self.ev.feed(behind)
                 self._apply(conn, events, now)
                 self._promote(conn, now)
                 self._persist(conn)
