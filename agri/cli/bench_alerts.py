@@ -37,9 +37,8 @@ def bench_alerts(
     console.print(f"ingest (same run):      {res['ingest_readings_per_s']:>10,} readings/s")
     console.print(f"evaluated:              {res['evaluated_readings_per_s']:>10,} readings/s")
     console.print(f"ratio to ingest:        {res['ratio_to_ingest']}")
-    console.print(
-        f"latency phase:          {lat['achieved_readings_per_s']:,} readings/s, {lat['alerts_opened']} alerts"
-    )
+    achieved, opened = lat["achieved_readings_per_s"], lat["alerts_opened"]
+    console.print(f"latency phase:          {achieved:,} readings/s, {opened} alerts")
     console.print(f"committed -> open (s):  {lat['committed_to_open_s']}")
     console.print(f"open -> webhook (s):    {lat['open_to_webhook_s']}")
 
