@@ -19,6 +19,7 @@ _BENCH_MODULES = (
     "agri.cli.bench_gateway",
     "agri.cli.bench_wire",
     "agri.cli.bench_api",
+    "agri.cli.bench_alerts",
 )
 
 
