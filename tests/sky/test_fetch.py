@@ -72,7 +72,8 @@ def test_fetch_searches_and_reads_only_windows(
         )
         w, s, e, n = body["bbox"]
         lons = [p[0] for f in feats for p in f["geometry"]["coordinates"][0]]
-        assert w == pytest.approx(min(lons)) and e == pytest.approx(max(lons))
+        lats = [p[1] for f in feats for p in f["geometry"]["coordinates"][0]]
+        assert (w, s, e, n) == pytest.approx((min(lons), min(lats), max(lons), max(lats)))
         # Only windows: far less than the files were transferred.
         for band in ("B04", "B08"):
             full = (files / "S2A_A" / f"{band}.tif").stat().st_size
