@@ -190,8 +190,9 @@ def run_drone(path: str, n_blocks: int) -> dict[str, float]:
         t0, c0 = time.perf_counter(), time.process_time()
         res = compute_blocks(scene, blocks, min_valid=0.0)
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
+    px = sum(r.n_pixels for r in res)
     return {
-        "seconds": dt, "cpu_seconds": cpu, "peak_mb": _peak_mb(), "blocks": len(res), "block_pixels": sum(r.n_pixels for r in res),
+        "seconds": dt, "cpu_seconds": cpu, "peak_mb": _peak_mb(), "blocks": len(res), "block_pixels": px,
         "indices": len(res[0].stats), "canopy_mean": float(np.mean([r.canopy or 0 for r in res])),
     }  # fmt: skip
 

@@ -35,10 +35,12 @@ def sky(
         f" {w['block_pixels'] / 1e6:.2f} M block pixels:"
     )
     console.print(
-        f"  windows only   {w['seconds']:6.2f} s   peak memory {w['peak_mb']:6.0f} MB   (<= 10 s, <= 1 GB)"
+        f"  windows only     {w['seconds']:6.2f} s (CPU {w['cpu_seconds']:5.2f} s)"
+        f"   peak memory {w['peak_mb']:5.0f} MB   (target <= 10 s, <= 1 GB)"
     )
     console.print(
-        f"  whole tile read{whole['seconds']:6.2f} s   peak memory {whole['peak_mb']:6.0f} MB   (read only, no statistics)"
+        f"  whole-tile read  {whole['seconds']:6.2f} s (CPU {whole['cpu_seconds']:5.2f} s)"
+        f"   peak memory {whole['peak_mb']:5.0f} MB   (reading only, no statistics)"
     )
     console.print(f"  ratio windows / whole-tile read: {w['seconds'] / whole['seconds']:.3f}")
     if rep.drone:
