@@ -140,14 +140,18 @@ def compute_blocks(
             inside = inside_mask(grid, poly)
             refl, clear = reflectance_on_grid(scene, cache, grid, names)
             res = BlockResult(b.farm_id, b.block_id, "stored", n_pixels=int(inside.sum()))
+            ndvi_px = None
             for index in indices:
-                res.stats[index] = zonal_stats(compute_index(index, refl), inside, clear)
+                values = compute_index(index, refl)
+                res.stats[index] = zonal_stats(values, inside, clear)
+                if index == "ndvi":
+                    ndvi_px = values
             key = "ndvi" if "ndvi" in res.stats else indices[0]
             res.valid = res.stats[key].valid
             if res.valid < min_valid:
                 res.status = "low_valid"
-            elif scene.source == "drone" and "ndvi" in res.stats:
-                res.canopy = canopy_fraction(compute_index("ndvi", refl), inside, clear, canopy_ndvi)
+            elif scene.source == "drone" and ndvi_px is not None:
+                res.canopy = canopy_fraction(ndvi_px, inside, clear, canopy_ndvi)
             results.append(res)
     return results
 

@@ -99,10 +99,12 @@ def _index(centres: NDArray[np.floating[Any]], origin: float, step: float) -> ND
     return idx
 
 
-def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[np.float64]:
-    """``(len(bands), h, w)`` float64 samples of ``ds`` on ``grid`` (NaN beyond the file's extent).
+def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[np.floating[Any]]:
+    """``(len(bands), h, w)`` samples of ``ds`` on ``grid`` (NaN beyond the file's extent).
 
-    Reads one window of the source: the pixels containing the grid's pixel centres.
+    Reads one window of the source: the pixels containing the grid's pixel centres. The result is
+    float32 (exact for the 8- and 16-bit integers of Sentinel-2 and most orthomosaics, half the
+    memory traffic of float64 at 5 cm) unless the file itself stores float64.
     """
     check_north_up(ds)
     g = grid.transform
@@ -113,7 +115,8 @@ def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[np.
     rows = _index(ys, t.f, t.e)
     cok = (cols >= 0) & (cols < ds.width)
     rok = (rows >= 0) & (rows < ds.height)
-    out = np.full((len(bands), grid.height, grid.width), np.nan)
+    dtype = np.float64 if np.dtype(ds.dtypes[bands[0] - 1]) == np.float64 else np.float32
+    out = np.full((len(bands), grid.height, grid.width), np.nan, dtype=dtype)
     if not cok.any() or not rok.any():
         return out
     c0, c1 = int(cols[cok].min()), int(cols[cok].max()) + 1

@@ -41,7 +41,9 @@ def valid_pixels(
     values: ArrayLike, inside: ArrayLike, clear: ArrayLike | None = None
 ) -> tuple[NDArray[np.float64], int]:
     """The finite values inside the block and not masked, and the count of pixels inside it."""
-    v = np.asarray(values, dtype=np.float64)
+    v = np.asarray(values)
+    if v.dtype.kind != "f":
+        v = v.astype(np.float64)
     ins = np.asarray(inside, dtype=bool)
     if ins.shape != v.shape:
         raise ValueError(f"mask shape {ins.shape} differs from values shape {v.shape}")
@@ -51,7 +53,7 @@ def valid_pixels(
         if c.shape != v.shape:
             raise ValueError(f"clear-sky mask shape {c.shape} differs from values shape {v.shape}")
         ok &= c
-    return v[ok], int(np.count_nonzero(ins))
+    return v[ok].astype(np.float64, copy=False), int(np.count_nonzero(ins))
 
 
 def zonal_stats(values: ArrayLike, inside: ArrayLike, clear: ArrayLike | None = None) -> ZonalStats:
