@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import shapely
+from affine import Affine
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
 from rasterio.features import geometry_mask
 from rasterio.io import DatasetReader
-from rasterio.transform import Affine
 from shapely.geometry.base import BaseGeometry
 
 from sky.errors import InputError
