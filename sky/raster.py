@@ -99,12 +99,13 @@ def _index(centres: NDArray[np.floating[Any]], origin: float, step: float) -> ND
     return idx
 
 
-def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[np.floating[Any]]:
-    """``(len(bands), h, w)`` samples of ``ds`` on ``grid`` (NaN beyond the file's extent).
+def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[Any]:
+    """``(len(bands), h, w)`` samples of ``ds`` on ``grid``, reading one window of the source: the
+    pixels containing the grid's pixel centres.
 
-    Reads one window of the source: the pixels containing the grid's pixel centres. The result is
-    float32 (exact for the 8- and 16-bit integers of Sentinel-2 and most orthomosaics, half the
-    memory traffic of float64 at 5 cm) unless the file itself stores float64.
+    When the grid lies inside the file on the file's own lattice (the usual case) this is the
+    window as stored (the file's dtype, no copy). Otherwise it is float (float32, exact for 8- and
+    16-bit data, or float64 for float64 files) with NaN for grid pixels beyond the file's extent.
     """
     check_north_up(ds)
     g = grid.transform
@@ -116,18 +117,21 @@ def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[np.
     cok = (cols >= 0) & (cols < ds.width)
     rok = (rows >= 0) & (rows < ds.height)
     dtype = np.float64 if np.dtype(ds.dtypes[bands[0] - 1]) == np.float64 else np.float32
-    out = np.full((len(bands), grid.height, grid.width), np.nan, dtype=dtype)
     if not cok.any() or not rok.any():
-        return out
+        return np.full((len(bands), grid.height, grid.width), np.nan, dtype=dtype)
     c0, c1 = int(cols[cok].min()), int(cols[cok].max()) + 1
     r0, r1 = int(rows[rok].min()), int(rows[rok].max()) + 1
-    data = ds.read(bands, window=((r0, r1), (c0, c1)))
+    data: NDArray[Any] = ds.read(bands, window=((r0, r1), (c0, c1)))
     ri = rows[rok] - r0
     ci = cols[cok] - c0
-    if _is_run(ri) and _is_run(ci):  # same lattice (the usual case): a plain slice, no gather
+    same_lattice = _is_run(ri) and _is_run(ci)
+    if same_lattice and cok.all() and rok.all() and data.shape[1:] == grid.shape:
+        return data
+    if same_lattice:  # a plain slice, no gather
         block = data[:, int(ri[0]) : int(ri[-1]) + 1, int(ci[0]) : int(ci[-1]) + 1]
     else:
         block = data[:, ri[:, None], ci[None, :]]
+    out = np.full((len(bands), grid.height, grid.width), np.nan, dtype=dtype)
     rsel = np.flatnonzero(rok)
     csel = np.flatnonzero(cok)
     if _is_run(rsel) and _is_run(csel):

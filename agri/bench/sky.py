@@ -8,7 +8,7 @@
    indices and canopy fraction per block.
 
 Inputs are generated once and cached under ``~/.cache/agri/bench-sky``. Each measurement runs in a
-fresh process (spawn), so its peak resident memory (``ru_maxrss``) is its own. GDAL's block cache
+fresh process (spawn), so its peak resident memory (``VmHWM``) is its own. GDAL's block cache
 is capped at 256 MB for every measurement.
 """
 
@@ -34,7 +34,7 @@ from rasterio.transform import from_origin
 from rasterio.windows import Window
 
 from sky.items import item_from_geotiff, scene_from_item
-from sky.process import compute_blocks
+from sky.process import compute_blocks, default_workers
 from store.sky import Block
 
 EPSG = 32650
@@ -154,6 +154,11 @@ def random_blocks(
 
 
 def _peak_mb() -> float:
+    """Peak resident memory of this process image (VmHWM: reset at exec, unlike ``ru_maxrss``,
+    which a spawned child inherits from the parent it was forked from)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -162,7 +167,7 @@ def run_windows(item_path: str, n_blocks: int) -> dict[str, float]:
         scene = scene_from_item(pystac.Item.from_file(item_path))
         blocks = random_blocks(n_blocks, S2_ORIGIN, S2_SIZE * 10, (100, 400), seed=1)
         t0, c0 = time.perf_counter(), time.process_time()
-        res = compute_blocks(scene, blocks, min_valid=0.0)
+        res = compute_blocks(scene, blocks, min_valid=0.0, workers=default_workers())
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     px = sum(r.n_pixels for r in res)
     return {"seconds": dt, "cpu_seconds": cpu, "peak_mb": _peak_mb(), "blocks": len(res), "block_pixels": px,
@@ -188,7 +193,7 @@ def run_drone(path: str, n_blocks: int) -> dict[str, float]:
         scene = scene_from_item(item)
         blocks = random_blocks(n_blocks, DRONE_ORIGIN, DRONE_SIZE * DRONE_RES, (99.0, 101.0), seed=2)
         t0, c0 = time.perf_counter(), time.process_time()
-        res = compute_blocks(scene, blocks, min_valid=0.0)
+        res = compute_blocks(scene, blocks, min_valid=0.0, workers=default_workers())
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
     px = sum(r.n_pixels for r in res)
     return {

@@ -117,11 +117,19 @@ def s2_reflectance(dn: ArrayLike, *, offset: bool, nodata: int | None = S2_NODAT
 
 
 def scaled_reflectance(dn: ArrayLike, *, scale: float, offset: float, nodata: float | None) -> F64:
-    """Generic ``dn * scale + offset`` (drone products), NaN where DN equals ``nodata`` or is NaN."""
-    d = _f(dn)
-    out = d * d.dtype.type(scale) + d.dtype.type(offset)
+    """Generic ``dn * scale + offset`` (drone products), NaN where DN equals ``nodata`` or is NaN.
+
+    8- and 16-bit integers and float32 give float32 (exact for the integers); anything else float64.
+    """
+    raw = np.asarray(dn)
+    narrow = raw.dtype == np.float32 or (raw.dtype.kind in "ui" and raw.dtype.itemsize <= 2)
+    out: F64 = raw.astype(np.float32 if narrow else np.float64)
+    if scale != 1.0:
+        np.multiply(out, scale, out=out, casting="same_kind")
+    if offset != 0.0:
+        np.add(out, offset, out=out, casting="same_kind")
     if nodata is not None and not np.isnan(nodata):
-        out[d == nodata] = np.nan
+        out[raw == nodata] = np.nan
     return out
 
 
