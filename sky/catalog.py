@@ -122,7 +122,16 @@ def collect(
         if not p.exists():
             raise InputError(f"{target}: no such file or directory")
         if p.is_dir():
-            paths = sorted(str(x) for x in p.rglob("*") if x.suffix.lower() in (".json", *_TIFF_SUFFIXES))
+            # A folder's GeoTIFFs are the assets of its items when it has item JSON files; only a
+            # folder without any is a set of plain GeoTIFFs.
+            files = sorted(x for x in p.rglob("*") if x.is_file())
+            with_items = {x.parent for x in files if x.suffix.lower() == ".json"}
+            paths = [
+                str(x)
+                for x in files
+                if x.suffix.lower() == ".json"
+                or (x.suffix.lower() in _TIFF_SUFFIXES and x.parent not in with_items)
+            ]
             if not paths:
                 raise InputError(f"{target}: no STAC item (.json) or GeoTIFF in the directory")
         else:
