@@ -131,17 +131,33 @@ def make_drone(folder: Path, log: Any = print) -> Path:
 
 
 def random_blocks(
-    n: int, origin: tuple[float, float], extent_m: float, size_m: tuple[float, float], seed: int
+    n: int,
+    origin: tuple[float, float],
+    extent_m: float,
+    size_m: tuple[float, float],
+    seed: int,
+    *,
+    farms: int = 0,
+    farm_radius_m: float = 1500.0,
 ) -> list[Block]:
-    """``n`` non-degenerate quadrilaterals (lon/lat) of ``size_m`` metres across, inside the extent."""
+    """``n`` non-degenerate quadrilaterals (lon/lat) of ``size_m`` metres across, inside the extent:
+    scattered uniformly, or (``farms`` > 0) in that many farms whose blocks lie within
+    ``farm_radius_m`` of the farm's centre, as a district's orchards are."""
     rng = np.random.default_rng(seed)
     t = Transformer.from_crs(EPSG, 4326, always_xy=True)
     x0, y0 = origin
+    margin = farm_radius_m + size_m[1]
+    centres = rng.uniform(margin, extent_m - margin, (max(farms, 1), 2))
     out = []
     for i in range(n):
         side = rng.uniform(*size_m)
-        cx = x0 + rng.uniform(side, extent_m - side)
-        cy = y0 - rng.uniform(side, extent_m - side)
+        if farms:
+            fx, fy = centres[i % farms]
+            cx = x0 + fx + rng.uniform(-farm_radius_m, farm_radius_m)
+            cy = y0 - fy - rng.uniform(-farm_radius_m, farm_radius_m)
+        else:
+            cx = x0 + rng.uniform(side, extent_m - side)
+            cy = y0 - rng.uniform(side, extent_m - side)
         ang = rng.uniform(0, math.pi / 2) + np.array([0, 0.5, 1.0, 1.5]) * math.pi
         rad = side / math.sqrt(2) * rng.uniform(0.9, 1.1, 4)
         xs, ys = t.transform(cx + rad * np.cos(ang), cy + rad * np.sin(ang))
@@ -162,10 +178,10 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_windows(item_path: str, n_blocks: int) -> dict[str, float]:
+def run_windows(item_path: str, n_blocks: int, farms: int) -> dict[str, float]:
     with rasterio.Env(**GDAL_ENV):
         scene = scene_from_item(pystac.Item.from_file(item_path))
-        blocks = random_blocks(n_blocks, S2_ORIGIN, S2_SIZE * 10, (100, 400), seed=1)
+        blocks = random_blocks(n_blocks, S2_ORIGIN, S2_SIZE * 10, (100, 400), seed=1, farms=farms)
         t0, c0 = time.perf_counter(), time.process_time()
         res = compute_blocks(scene, blocks, min_valid=0.0, workers=default_workers())
         dt, cpu = time.perf_counter() - t0, time.process_time() - c0
@@ -204,13 +220,15 @@ def run_drone(path: str, n_blocks: int) -> dict[str, float]:
 
 @dataclass
 class Report:
-    s2_windows: dict[str, float]
+    s2_windows: dict[str, float]  # blocks in 25 farms of 20 (a district)
+    s2_scattered: dict[str, float]  # the same count scattered over the whole tile (worst case)
     s2_whole: dict[str, float]
     drone: dict[str, float] | None
 
     def as_dict(self) -> dict[str, Any]:
         return {
-            "s2_windows": self.s2_windows, "s2_whole_tile_read": self.s2_whole,
+            "s2_windows_farms": self.s2_windows, "s2_windows_scattered": self.s2_scattered,
+            "s2_whole_tile_read": self.s2_whole,
             "ratio_windows_to_whole": self.s2_windows["seconds"] / self.s2_whole["seconds"],
             "drone": self.drone,
         }  # fmt: skip
@@ -227,7 +245,8 @@ def run(n_blocks: int = 500, n_drone: int = 50, drone: bool = True, log: Any = p
     log(f"  load average before: {', '.join(f'{x:.1f}' for x in os.getloadavg())} on {os.cpu_count()} CPUs")
     item = make_s2(root / "s2", log)
     ortho = make_drone(root / "drone", log) if drone else None
-    win = in_fresh_process(run_windows, str(item), n_blocks)
+    win = in_fresh_process(run_windows, str(item), n_blocks, max(1, n_blocks // 20))
+    scattered = in_fresh_process(run_windows, str(item), n_blocks, 0)
     whole = in_fresh_process(run_whole, str(item))
     dr = in_fresh_process(run_drone, str(ortho), n_drone) if ortho else None
-    return Report(win, whole, dr)
+    return Report(win, scattered, whole, dr)
