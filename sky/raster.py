@@ -19,10 +19,10 @@ import shapely
 from affine import Affine
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
-from rasterio.features import geometry_mask
 from rasterio.io import DatasetReader
 from shapely.geometry.base import BaseGeometry
 
+from analytics.imagery.mask import polygon_mask
 from sky.errors import InputError
 
 # Densify lon/lat edges before reprojecting (about 10 m), so a long straight edge stays where it is.
@@ -87,11 +87,15 @@ def block_grid(ds: DatasetReader, geom: BaseGeometry) -> Grid | None:
 
 
 def inside_mask(grid: Grid, geom: BaseGeometry) -> NDArray[np.bool_]:
-    """True for grid pixels whose centre lies inside the polygon."""
-    mask: NDArray[np.bool_] = geometry_mask(
-        [geom], out_shape=grid.shape, transform=grid.transform, invert=True
-    )
-    return mask
+    """True for grid pixels whose centre lies inside the polygon (``analytics.imagery.mask``:
+    pure numpy, so blocks can be masked from several threads)."""
+    t = grid.transform
+    rings = []
+    for part in getattr(geom, "geoms", [geom]):
+        for ring in (part.exterior, *part.interiors):
+            xy = np.asarray(ring.coords)[:, :2]
+            rings.append(np.column_stack([(xy[:, 0] - t.c) / t.a, (xy[:, 1] - t.f) / t.e]))
+    return polygon_mask(rings, grid.shape)
 
 
 def _index(centres: NDArray[np.floating[Any]], origin: float, step: float) -> NDArray[np.int64]:

@@ -6,9 +6,9 @@ A block's imagery statistics are ordinary series of its pseudo nodes ``sat-<bloc
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Query, Response
 
 from api.deps import Conn, Reader, farm_access
 from api.errors import AUTH_RESPONSES, INVALID, NOT_FOUND, ApiError
@@ -48,3 +48,35 @@ def list_blocks(conn: Conn, who: Reader, farm: str) -> dict[str, Any]:
             }
         )
     return {"type": "FeatureCollection", "features": features}
+
+
+@router.get(
+    "/farms/{farm}/overlay",
+    responses={
+        **NOT_FOUND,
+        200: {"content": {"image/png": {}}, "description": "PNG, WGS 84 bounds in headers"},
+    },
+    summary="The farm's latest colour-mapped index image over its blocks, for a map overlay",
+    response_class=Response,
+)
+def overlay(
+    conn: Conn,
+    who: Reader,
+    farm: str,
+    index: Annotated[str, Query(pattern="^(ndvi|ndre|ndwi|evi)$")] = "ndvi",
+    source: Annotated[str | None, Query(pattern="^(satellite|drone)$")] = None,
+) -> Response:
+    """The PNG's outer edges are at ``X-Bounds`` (west,south,east,north in degrees); transparent
+    pixels are outside every block or under cloud. Rendered by `agri sky import` / `fetch`."""
+    farm_access(who, farm)
+    o = store_sky.get_overlay(conn, farm, index, source)
+    if o is None:
+        raise ApiError(404, "not_found", f"farm {farm!r} has no {index} image yet")
+    headers = {
+        "X-Bounds": ",".join(f"{v:.8f}" for v in o.bounds),
+        "X-Item": str(o.item_pk),
+        "X-Acquired": o.acquired_at.isoformat(),
+        "X-Range": f"{o.vmin},{o.vmax}",
+        "X-Source": o.source,
+    }
+    return Response(o.png, media_type="image/png", headers=headers)
