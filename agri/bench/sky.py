@@ -147,7 +147,7 @@ def random_blocks(
     t = Transformer.from_crs(EPSG, 4326, always_xy=True)
     x0, y0 = origin
     margin = farm_radius_m + size_m[1]
-    centres = rng.uniform(margin, extent_m - margin, (max(farms, 1), 2))
+    centres = rng.uniform(margin, extent_m - margin, (farms, 2)) if farms else np.zeros((0, 2))
     out = []
     for i in range(n):
         side = rng.uniform(*size_m)
