@@ -20,6 +20,7 @@ _BENCH_MODULES = (
     "agri.cli.bench_wire",
     "agri.cli.bench_api",
     "agri.cli.bench_alerts",
+    "agri.cli.bench_sky",
 )
 
 
