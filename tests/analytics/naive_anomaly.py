@@ -293,3 +293,36 @@ def score_many(times: np.ndarray, values: np.ndarray, cfg: Cfg | None = None) ->
             if math.isfinite(t) and math.isfinite(x):
                 out[i, j] = score_point(s, t, x)
     return out
+
+
+# --- farm alerts (analytics.anomaly.farm), one series at a time ---------------------------------
+
+
+def rain_context(times: list[float], rain: list[float], after_s: float = 7200.0) -> list[bool]:
+    out, last = [], -math.inf
+    for t, r in zip(times, rain, strict=True):
+        if r == r and r > 0:  # not NaN
+            last = t
+        out.append(t - last <= after_s)
+    return out
+
+
+def rollover_context(
+    times: list[float], values: list[float], utc_offset_s: float = 0.0, within_s: float = 1800.0
+) -> list[bool]:
+    out, fell_on_day = [], None
+    for j, (t, x) in enumerate(zip(times, values, strict=True)):
+        local = t + utc_offset_s
+        day = math.floor(local / DAY)
+        near = local - day * DAY < within_s
+        if near and j > 0 and x < values[j - 1]:
+            fell_on_day = day
+        out.append(near and fell_on_day == day)
+    return out
+
+
+def alerts(scores: list[float], level: float, qc: list[bool], explained: list[bool]) -> list[bool]:
+    out = []
+    for s, q, e in zip(scores, qc, explained, strict=True):
+        out.append(q or (s == s and s >= level and not e))
+    return out
