@@ -1,6 +1,6 @@
 """The NAB development subset, end to end (skipped when the shared benchmark folder is absent).
 
-The folder is ``$AGRI_SHARED`` or ``../shared`` next to the checkout (only tests know where it
+The folder is ``$AGRI_NAB_DIR`` or ``../shared`` next to the checkout (only tests know where it
 is; the product takes paths as arguments). Runs in a few seconds: all 34 files advance together
 as one vectorised batch.
 """
@@ -14,7 +14,8 @@ import pytest
 
 from agri import nab
 
-SHARED = Path(os.environ.get("AGRI_SHARED") or Path(__file__).resolve().parents[3] / "shared")
+# The benchmark folder is not part of the product: the test finds it next to the checkout.
+SHARED = Path(os.environ.get("AGRI_NAB_DIR") or Path(__file__).resolve().parents[3] / "shared")
 pytestmark = pytest.mark.skipif(
     not (SHARED / "nab" / "combined_windows.json").exists()
     or not (SHARED / "tools" / "nabscore.py").exists(),
