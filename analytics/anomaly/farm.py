@@ -20,7 +20,7 @@ import numpy as np
 from analytics.qc import FAIL, SUSPECT, QcResult
 
 #: the documented alert level on the anomaly score (docs/analytics.md, "Farm alerts")
-ALERT_LEVEL = 0.225
+ALERT_LEVEL = 0.35
 _DAY = 86_400.0
 
 

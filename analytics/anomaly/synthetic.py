@@ -65,6 +65,7 @@ class FarmData:
     faults: list[Fault]
     interval_s: float
     farms: list[int] = field(default_factory=list)  # farm number per row
+    irrigated: np.ndarray | None = None  # (N, T) True where the row's irrigation ran (soil rows)
 
     def rows_of(self, farm: int, kind: str) -> int:
         """Row of the farm's series of this kind."""
@@ -140,7 +141,13 @@ def _water(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     return np.round(out, 1)
 
 
-def _soil_vwc(rng: np.random.Generator, t: np.ndarray, rain: np.ndarray | None = None) -> np.ndarray:
+def _soil_vwc(
+    rng: np.random.Generator,
+    t: np.ndarray,
+    rain: np.ndarray | None = None,
+    irrigated: np.ndarray | None = None,
+) -> np.ndarray:
+    """Soil moisture; ``irrigated`` (if given) is set True where the farm's irrigation ran."""
     h = _hours(t)
     dt_h = np.diff(t, prepend=t[0]) / 3600.0
     et = np.where((h > 8) & (h < 18), 0.12, 0.01) * dt_h  # % VWC per hour lost
@@ -152,6 +159,8 @@ def _soil_vwc(rng: np.random.Generator, t: np.ndarray, rain: np.ndarray | None =
         if t[i] >= next_irrigation and 6.0 <= h[i] < 6.5:
             level = 34.0 + rng.normal(0, 0.3)
             next_irrigation = t[i] + rng.uniform(1.5, 2.5) * _DAY
+            if irrigated is not None:
+                irrigated[i] = True
         if rain is not None and rain[i] > 0:  # infiltration: about 0.8 % VWC per mm, to saturation
             level = min(level + 0.8 * rain[i], 40.0)
         v[i] = level
@@ -268,13 +277,15 @@ def generate(
     kinds: list[str] = []
     farm_of: list[int] = []
     faults: list[Fault] = []
+    irrigated: list[np.ndarray] = []
     for farm_no in range(farms):
         rain = _rain(rng, t)
         for kind in KINDS:
+            valve = np.zeros(n_pts, dtype=bool)
             if kind == "rain_mm":
                 v = rain
             elif kind == "soil_vwc":
-                v = _soil_vwc(rng, t, rain)
+                v = _soil_vwc(rng, t, rain, valve)
             else:
                 v = _MAKERS[kind](rng, t)
             if FAULT_OF[kind] and rng.random() < fault_fraction:
@@ -284,8 +295,10 @@ def generate(
             rows.append(v)
             kinds.append(kind)
             farm_of.append(farm_no)
+            irrigated.append(valve)
     values = np.array(rows)
-    return FarmData(np.broadcast_to(t, values.shape).copy(), values, kinds, faults, interval_s, farm_of)
+    times = np.broadcast_to(t, values.shape).copy()
+    return FarmData(times, values, kinds, faults, interval_s, farm_of, np.array(irrigated))
 
 
 @dataclass(frozen=True)
@@ -364,10 +377,12 @@ def farm_masks(data: FarmData) -> tuple[np.ndarray, np.ndarray]:
         res = run_qc(t, v, DEFAULT_THRESHOLDS.get(kind, QcThresholds()), causal=True)
         qc[i] = farm.qc_alarms(res)
         if kind == "soil_vwc":
-            rain = data.values[data.rows_of(data.farms[i], "rain_mm")]
-            explained[i] = farm.rain_context(t, rain)
+            water_in = np.nan_to_num(data.values[data.rows_of(data.farms[i], "rain_mm")])
+            if data.irrigated is not None:
+                water_in = water_in + data.irrigated[i]
+            explained[i] = farm.rain_context(t, water_in)
         elif kind == "rain_mm":
-            explained[i] = farm.rain_context(t, v)
+            explained[i] = True
         elif kind == "water_l":
             explained[i] = farm.rollover_context(t, v)
     return qc, explained
