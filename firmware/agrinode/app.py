@@ -129,6 +129,7 @@ class Node:
             self.cfg, _ = config("load", log)
             for k in ("farm", "node", "broker"):  # identity and credentials change only by reflashing
                 self.cfg[k] = keep[k]
+            self.hal.cfg = self.cfg  # (the old config must not stay referenced)
         keep = None
         gc.collect()
         self.sampler = Sampler(self.hal, self.cfg["sensors"], log)

@@ -104,10 +104,11 @@ def test_killed_mid_backlog_then_restarted_delivers_the_spool(
     url = own_broker.node_account(farm, node)
     sub = subscribe(own_broker, [f"agri/v1/{farm}/{node}/up"])
     root = tmp_path / "fs"
-    # Fast simulated clock, broker down: 1,000 samples go to the spool in a few seconds.
+    # Fast simulated clock, broker down: 1,000 samples go to the spool in a few seconds (ending
+    # 1,000 minutes ago: boot 2's fast clock goes on from the newest spooled sample).
     own_broker.broker.stop()
     cfg = node_config(url, farm, node, "pond", interval=60, batch=2, inflight=1, drain=0)
-    n = start_node(cfg, sim={"clock": "fast", "cycles": 1000}, root=root)
+    n = start_node(cfg, sim={"clock": "fast", "cycles": 1000, "start": -120_000}, root=root)
     assert n.wait(60) == 0
     assert next(n.events("stopped"))["spooled"] == "1000"
     # Broker back; the node drains one small message at a time and is killed (SIGKILL, as a power
