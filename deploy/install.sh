@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs everything the platform needs on a Debian 12 machine, idempotently.
 #
-#   1. Debian packages (Mosquitto, PostgreSQL 15 + server headers, build tools, ARM toolchain, QEMU)
+#   1. Debian packages (Mosquitto, PostgreSQL 15 + server headers, build tools, ARM toolchain, QEMU,
+#      headless Chromium + chromedriver and a CJK font for the dashboard's browser tests)
 #   2. a deb-src line for Debian's next release, reusing the mirror already configured here
 #   3. TimescaleDB (Apache-2 edition) built from Debian's own source package
 #   4. the MicroPython unix port (firmware tests, `agri node emulate`) and qemu port (flash tests)
@@ -27,6 +28,7 @@ APT_PACKAGES=(
   postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-client-$PG_MAJOR
   build-essential cmake pkg-config libffi-dev dpkg-dev git
   gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
+  chromium chromium-driver fonts-wqy-microhei
 )
 
 say() { printf '[install] %s\n' "$*"; }

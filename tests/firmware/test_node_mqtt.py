@@ -76,9 +76,11 @@ def test_broker_outage_loses_nothing_and_duplicates_nothing(
     n.wait_event("disconnected", 10)
     time.sleep(20)  # an outage of tens of seconds: ~20 samples go to the spool
     own_broker.broker.start()
+    back = time.time()
     n.wait_event("connected", 30, count=2)
-    # Let it drain the backlog and publish a few fresh samples.
-    time.sleep(4)
+    # The spool drains oldest first: once a sample taken after the broker came back has arrived,
+    # the whole backlog has.
+    sub.wait(lambda _m: max(Delivery(farm, node, sub.ups()).sample_times(), default=0) >= back + 1, 30)
     assert n.stop() == 0
     stopped = next(n.events("stopped"))
     assert stopped["spooled"] == "0" and stopped["pending"] == "0", stopped

@@ -1,0 +1,54 @@
+"""The dashboard's settings, read from ``AGRI_*`` environment variables (one validated object)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class DashboardConfigError(ValueError):
+    """A dashboard setting is wrong; ``str()`` is one line naming the variable."""
+
+
+class DashboardConfig(BaseSettings):
+    """``AGRI_DATABASE_URL`` is shared with every service; the rest is ``AGRI_DASHBOARD_*``."""
+
+    model_config = SettingsConfigDict(env_prefix="AGRI_", extra="ignore")
+
+    database_url: str | None = None
+    #: XYZ raster tiles for the map background, e.g. Tianditu or an in-house server:
+    #: ``https://t0.tianditu.gov.cn/DataServer?T=vec_w&x={x}&y={y}&l={z}&tk=KEY``. Unset: no tiles
+    #: (the map draws farm boundaries and field blocks on a blank background, fully offline).
+    dashboard_tile_url: str | None = None
+    dashboard_tile_attribution: str = ""
+    #: Public base URL of the dashboard, used in alert links: ``<url>/alerts?alert=<id>``.
+    dashboard_url: str | None = None
+    dashboard_lang: Literal["zh", "en"] = "zh"
+    #: Seconds a query result is reused across page views (st.cache_data ttl).
+    dashboard_cache_s: float = Field(30.0, ge=0, le=3600)
+    #: A node whose last message is older than this is "offline".
+    dashboard_offline_after_s: float = Field(1800.0, gt=0)
+
+    @field_validator("dashboard_tile_url")
+    @classmethod
+    def _tile_url(cls, v: str | None) -> str | None:
+        if not v:
+            return None
+        if not v.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL")
+        if not all(k in v for k in ("{x}", "{y}", "{z}")):
+            raise ValueError("must contain {x}, {y} and {z} (an XYZ tile URL)")
+        return v
+
+
+def load_config() -> DashboardConfig:
+    try:
+        return DashboardConfig()  # type: ignore[call-arg]
+    except ValidationError as exc:
+        msgs = []
+        for err in exc.errors():
+            var = "AGRI_" + str((err.get("loc") or ("?",))[0]).upper()
+            msgs.append(f"{var}: {str(err.get('msg', 'invalid value')).removeprefix('Value error, ')}")
+        raise DashboardConfigError("; ".join(msgs)) from None

@@ -1,0 +1,144 @@
+"""The overview map: farms, nodes, gateways and field blocks, coloured by state.
+
+With no tile URL configured the background is blank ("white-bg" needs no server at all) and farm
+boundaries and field blocks are drawn as outlines, so the map works on an offline district network.
+With ``AGRI_DASHBOARD_TILE_URL`` (Tianditu, an in-house tile server) that raster goes underneath.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import pandas as pd
+import plotly.graph_objects as go
+
+from dashboard.i18n import Lang, t
+from dashboard.state import COLOURS, STATES
+
+
+def _extent(lats: Sequence[float], lons: Sequence[float]) -> tuple[dict[str, float], float]:
+    """Centre and a zoom level that fits every point (Web Mercator, ~800 px wide map)."""
+    if not lats:
+        return {"lat": 30.8, "lon": 108.4}, 8.0  # Wanzhou district
+    la0, la1, lo0, lo1 = min(lats), max(lats), min(lons), max(lons)
+    span = max(la1 - la0, (lo1 - lo0) * 0.8, 0.002)
+    zoom = max(1.0, min(16.0, math.log2(360.0 / span) - 0.6))
+    return {"lat": (la0 + la1) / 2, "lon": (lo0 + lo1) / 2}, zoom
+
+
+def _polygons(geo: Mapping[str, Any]) -> list[list[list[float]]]:
+    """Outer rings of a GeoJSON Polygon / MultiPolygon / Feature / FeatureCollection."""
+    kind = geo.get("type")
+    if kind == "FeatureCollection":
+        return [r for f in geo.get("features", []) for r in _polygons(f)]
+    if kind == "Feature":
+        return _polygons(geo.get("geometry") or {})
+    if kind == "Polygon":
+        return [geo["coordinates"][0]] if geo.get("coordinates") else []
+    if kind == "MultiPolygon":
+        return [p[0] for p in geo.get("coordinates", []) if p]
+    return []
+
+
+def overview_map(
+    farms: pd.DataFrame,
+    nodes: pd.DataFrame,
+    gateways: pd.DataFrame,
+    lang: Lang,
+    *,
+    boundaries: Mapping[str, Mapping[str, Any]] | None = None,
+    blocks: Sequence[Mapping[str, Any]] = (),
+    tile_url: str | None = None,
+    tile_attribution: str = "",
+    height: int = 480,
+) -> go.Figure:
+    fig = go.Figure()
+    lats: list[float] = []
+    lons: list[float] = []
+    # Outlines first so the points sit on top of them.
+    for farm_id, geo in (boundaries or {}).items():
+        for ring in _polygons(geo):
+            xs = [p[0] for p in ring]
+            ys = [p[1] for p in ring]
+            lats += ys
+            lons += xs
+            fig.add_trace(
+                go.Scattermap(
+                    lon=xs, lat=ys, mode="lines", line={"color": "#4a6fa5", "width": 2},
+                    name=str(farm_id), hoverinfo="name", showlegend=False,
+                )
+            )  # fmt: skip
+    for block in blocks:
+        for ring in _polygons(block.get("geometry") or {}):
+            fig.add_trace(
+                go.Scattermap(
+                    lon=[p[0] for p in ring], lat=[p[1] for p in ring], mode="lines", fill="toself",
+                    fillcolor=block.get("colour", "rgba(46,157,91,0.25)"),
+                    line={"color": "#2e9d5b", "width": 1},
+                    name=str(block.get("name", "")), hoverinfo="name", showlegend=False,
+                )
+            )  # fmt: skip
+    located = nodes.dropna(subset=["lat", "lon"]) if not nodes.empty else nodes
+    for state in STATES:
+        sub = located[located.state == state] if not located.empty else located
+        if sub.empty:
+            continue
+        lats += list(sub.lat)
+        lons += list(sub.lon)
+        fig.add_trace(
+            go.Scattermap(
+                lat=sub.lat, lon=sub.lon, mode="markers",
+                marker={"size": 11, "color": COLOURS[state]},
+                name=f"{t('ov.nodes', lang)}: {t('state.' + state, lang)}",
+                text=[f"{f}/{n}" for f, n in zip(sub.farm_id, sub.node_id, strict=True)],
+                hovertemplate="%{text}<extra>" + t("state." + state, lang) + "</extra>",
+            )
+        )  # fmt: skip
+    # Farms without located nodes are drawn at the farm's own position, large and in its state colour.
+    if not farms.empty:
+        fl = farms.dropna(subset=["lat", "lon"])
+        if not fl.empty:
+            lats += list(fl.lat)
+            lons += list(fl.lon)
+            fig.add_trace(
+                go.Scattermap(
+                    lat=fl.lat, lon=fl.lon, mode="markers",
+                    marker={"size": 22, "color": [COLOURS[s] for s in fl.state], "opacity": 0.45},
+                    name=t("ov.farms", lang), text=list(fl.name),
+                    hovertemplate="%{text}<extra></extra>",
+                )
+            )  # fmt: skip
+    if not gateways.empty:
+        gl = gateways.dropna(subset=["lat", "lon"])
+        if not gl.empty:
+            fig.add_trace(
+                go.Scattermap(
+                    lat=gl.lat, lon=gl.lon, mode="markers",
+                    marker={"size": 13, "symbol": "circle", "color": [
+                        COLOURS["ok"] if u == "up" else COLOURS["offline"] for u in gl.uplink
+                    ]},
+                    name=t("col.gateway", lang), text=list(gl.gateway_id),
+                    hovertemplate="%{text}<extra></extra>",
+                )
+            )  # fmt: skip
+    centre, zoom = _extent(lats, lons)
+    layers: list[dict[str, Any]] = []
+    if tile_url:
+        layers.append(
+            {
+                "below": "traces",
+                "sourcetype": "raster",
+                "sourceattribution": tile_attribution,
+                "source": [tile_url],
+            }
+        )
+    fig.update_layout(
+        map={"style": "white-bg", "center": centre, "zoom": zoom, "layers": layers},
+        margin={"l": 0, "r": 0, "t": 0, "b": 0},
+        height=height,
+        legend={"orientation": "h", "y": 0.0, "bgcolor": "rgba(255,255,255,0.7)"},
+        paper_bgcolor="#f4f6f8",
+    )
+    return fig

@@ -1,0 +1,1 @@
+"""One module per page; each has ``page()``, run by ``dashboard/app.py`` through st.navigation."""

@@ -1,0 +1,294 @@
+"""Farm page: latest values with QC flags, time series, node health, imagery, agronomic panels."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import pandas as pd
+import streamlit as st
+
+from analytics.agro import THI_BANDS
+from analytics.agro.config import DO_LOW_MGL
+from analytics.qc import FAIL, NOT_EVALUATED, PASS, SUSPECT
+from api.queries.models import Farm
+from dashboard import agro, charts, data, ui
+from dashboard.i18n import Lang, fmt_age, fmt_time, fmt_value, kind_label, metric_label, t
+
+list_farms = ui.cached(data.list_farms)
+list_nodes = ui.cached(data.list_nodes)
+latest_values = ui.cached(data.latest_values)
+chart_series = ui.cached(data.chart_series)
+node_health = ui.cached(data.node_health)
+hourly = ui.cached(data.hourly)
+
+QC_TEXT = {PASS: "qc.pass", SUSPECT: "qc.suspect", FAIL: "qc.fail", NOT_EVALUATED: "qc.not_evaluated"}
+QC_ICON = {PASS: "✅", SUSPECT: "⚠️", FAIL: "❌", NOT_EVALUATED: "–"}
+RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+AGRO_METRICS = {
+    "orchard": ("air_t", "air_rh", "wind_ms", "solar_wm2", "rain_mm", "leaf_wet"),
+    "tea_garden": ("air_t", "air_rh", "wind_ms", "solar_wm2", "rain_mm", "leaf_wet"),
+    "pig_farm": ("air_t", "air_rh", "nh3_ppm", "co2_ppm", "h2s_ppm", "water_l"),
+    "pond": ("do_mgl", "ph", "water_t"),
+}
+
+
+def _choose_farm(lang: Lang) -> Farm | None:
+    farms: list[Farm] = list_farms()
+    if not farms:
+        st.info(t("empty.farms", lang))
+        return None
+    ids = [f.id for f in farms]
+    wanted = st.query_params.get("farm")
+    if wanted is not None and wanted not in ids:
+        st.warning(t("not_found.farm", lang, farm=wanted))
+    idx = ids.index(wanted) if wanted in ids else 0
+    names = {f.id: f"{f.name} · {kind_label(f.kind, lang)}" for f in farms}
+    chosen = st.sidebar.selectbox(t("farm.choose", lang), ids, index=idx, format_func=names.__getitem__)
+    if st.query_params.get("farm") != chosen:
+        st.query_params["farm"] = chosen
+    return farms[ids.index(chosen)]
+
+
+def _range(lang: Lang, tz: str) -> tuple[datetime, datetime]:
+    keys = [*RANGES, "custom"]
+    choice = st.segmented_control(
+        t("farm.range", lang), keys, default="7d", format_func=lambda k: t(f"range.{k}", lang), key="range"
+    )
+    now = ui.now_local(tz)
+    if choice == "custom":
+        c1, c2 = st.columns(2)
+        d0 = c1.date_input(t("range.start", lang), value=(now - timedelta(days=7)).date(), key="d0")
+        d1 = c2.date_input(t("range.end", lang), value=now.date(), key="d1")
+        start = pd.Timestamp(d0, tz=tz).to_pydatetime()
+        end = pd.Timestamp(d1, tz=tz).to_pydatetime() + timedelta(days=1)
+        return start, max(end, start + timedelta(hours=1))
+    span = RANGES.get(choice or "7d", RANGES["7d"])
+    # Round to the minute so the cache key is stable within a minute.
+    end = now.replace(second=0, microsecond=0) + timedelta(minutes=1)
+    return end - span, end
+
+
+def _latest(farm: Farm, lang: Lang) -> None:
+    st.subheader(t("farm.latest", lang))
+    lv: pd.DataFrame = latest_values(farm.id)
+    if lv.empty:
+        st.info(t("empty.nodes", lang))
+        return
+    table = pd.DataFrame(
+        {
+            t("col.node", lang): lv.node_id,
+            t("col.metric", lang): [metric_label(m, lang, unit=False) for m in lv.metric],
+            t("col.value", lang): [fmt_value(m, v) for m, v in zip(lv.metric, lv.value, strict=True)],
+            t("col.unit", lang): lv.unit,
+            t("col.time", lang): [fmt_time(x, farm.tz) if pd.notna(x) else "–" for x in lv.time],
+            t("col.qc", lang): [
+                f"{QC_ICON.get(q, '–')} {t(QC_TEXT.get(q, 'qc.not_evaluated'), lang)}" for q in lv.qc
+            ],
+        }
+    )
+    st.dataframe(table, hide_index=True, height=min(38 + 35 * len(table), 420))
+
+
+def _series(farm: Farm, nodes: list[Any], lang: Lang, start: datetime, end: datetime) -> None:
+    st.subheader(t("farm.charts", lang))
+    metrics = data.farm_metrics(nodes)
+    if not metrics:
+        st.info(t("empty.range", lang))
+        return
+    c1, c2 = st.columns([1, 2])
+    metric = c1.selectbox(
+        t("farm.metric", lang), metrics, format_func=lambda m: metric_label(m, lang), key="metric"
+    )
+    have = [n.node_id for n in nodes if metric in n.metrics]
+    chosen = c2.multiselect(t("farm.nodes", lang), have, default=have, key=f"nodes_{metric}")
+    chart: data.Chart = chart_series(farm.id, metric, start, end, nodes=tuple(chosen))
+    frame = chart.frame
+    st.caption(t("farm.bucket", lang, bucket=chart.bucket) + " · " + t("farm.local_time", lang, tz=farm.tz))
+    if frame.empty or frame["count"].sum() == 0:
+        st.info(t("empty.range", lang))
+        return
+    fig = charts.timeseries(frame, metric, farm.tz, lang)
+    st.plotly_chart(fig, key="series_chart")
+    st.caption(t("farm.legend_gap", lang))
+    ui.downloads(_export_frame(frame, metric), f"{farm.id}-{metric}-{chart.bucket}", lang, key="series")
+
+
+def _export_frame(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
+    out = frame.rename(columns={"node_id": "node", "mean": metric}).copy()
+    return out[["node", "time", metric, "min", "max", "count", "qc"]]
+
+
+def _health(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
+    st.subheader(t("farm.health", lang))
+    h: pd.DataFrame = node_health(farm.id)
+    if h.empty:
+        st.info(t("empty.nodes", lang))
+        return
+    st.dataframe(
+        pd.DataFrame(
+            {
+                t("col.node", lang): h.name,
+                t("col.last_seen", lang): [fmt_age(a if pd.notna(a) else None, lang) for a in h.age_s],
+                t("col.battery", lang): [fmt_value("bat_v", v if pd.notna(v) else None) for v in h.battery_v],
+                t("col.rssi", lang): [fmt_value("rssi_dbm", v if pd.notna(v) else None) for v in h.rssi_dbm],
+                t("col.msgs", lang): h.msgs_received,
+                t("col.missing", lang): h.msgs_missing,
+                t("col.dropped", lang): h.dropped_reported,
+                t("col.completeness", lang): [
+                    f"{100 * c:.1f} %" if pd.notna(c) else "–" for c in h.completeness
+                ],
+                t("col.firmware", lang): h.firmware_version.fillna("–"),
+            }
+        ),
+        hide_index=True,
+    )
+    c1, c2 = st.columns(2)
+    for col, metric, title in ((c1, "bat_v", "farm.battery_trend"), (c2, "rssi_dbm", "farm.rssi_trend")):
+        ch: data.Chart = chart_series(farm.id, metric, start, end)
+        if ch.frame.empty or ch.frame["count"].sum() == 0:
+            col.caption(f"{t(title, lang)}: {t('empty.range', lang)}")
+            continue
+        fig = charts.timeseries(ch.frame, metric, farm.tz, lang, title=t(title, lang))
+        fig.update_layout(height=260, showlegend=False)
+        col.plotly_chart(fig, key=f"health_{metric}")
+
+
+def _sky(lang: Lang) -> None:
+    st.subheader(t("farm.sky", lang))
+    st.info(t("not_configured.sky", lang), icon=":material/satellite_alt:")
+
+
+def _agro(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
+    st.subheader(t("farm.agro", lang))
+    wanted = AGRO_METRICS.get(farm.kind, ())
+    frames: dict[str, pd.DataFrame] = hourly(farm.id, wanted, start, end)
+    if not frames:
+        st.info(
+            t("agro.no_inputs", lang, metrics=", ".join(metric_label(m, lang, unit=False) for m in wanted))
+        )
+        return
+    if farm.kind in ("orchard", "tea_garden"):
+        _agro_crop(farm, frames, lang, start)
+    elif farm.kind == "pig_farm":
+        _agro_pig(farm, frames, lang, end)
+    elif farm.kind == "pond":
+        _agro_pond(farm, frames, lang, end)
+
+
+def _agro_crop(farm: Farm, frames: dict[str, pd.DataFrame], lang: Lang, start: datetime) -> None:
+    wb = agro.water_balance(frames, lat=farm.lat or 30.8, elevation_m=farm.elevation_m or 200.0)
+    if wb is None:
+        st.info(t("agro.no_inputs", lang, metrics=metric_label("air_t", lang, unit=False)))
+        return
+    c1, c2 = st.columns(2)
+    c1.plotly_chart(charts.bars(wb.days, wb.et0_mm, t("agro.et0", lang)), key="agro_et0")
+    c2.plotly_chart(
+        charts.lines(wb.days, {t("agro.balance", lang): wb.cumulative_mm}, t("agro.balance", lang)),
+        key="agro_balance",
+    )
+    since: date = st.date_input(t("agro.gdd_since", lang), value=start.date(), key="gdd_since")
+    since_dt = pd.Timestamp(since, tz=farm.tz).to_pydatetime()
+    th = agro.thermal(frames, farm.kind, gdd_since=since_dt)
+    if th is None:
+        return
+    m = st.columns(4)
+    m[0].metric(t("agro.gdd", lang, date=since.isoformat(), base=13), f"{th.gdd:.1f} °C·d")
+    m[1].metric(t("agro.chill", lang), f"{th.chill_h:.0f} h")
+    m[2].metric(t("agro.frost", lang, limit=th.frost_limit), f"{th.frost_h:.1f} h")
+    m[3].metric(
+        t("agro.disease", lang),
+        t(f"agro.risk.{th.disease_risk}", lang),
+        help=t("agro.wet_hours", lang, hours=f"{th.wet_hours:.1f}", temp=f"{th.wet_temp or 0:.1f}"),
+    )
+
+
+def _agro_pig(farm: Farm, frames: dict[str, pd.DataFrame], lang: Lang, end: datetime) -> None:
+    thi = agro.barn_thi(frames)
+    if thi is not None:
+        bands = [(lo, t(f"thi.{name}", lang)) for name, lo in THI_BANDS if lo > -1e9]
+        fig = charts.timeseries(thi.frame, "thi", farm.tz, lang, title=t("agro.thi", lang), limits=bands)
+        st.plotly_chart(fig, key="agro_thi")
+        st.caption(" · ".join(f"{n}: {t('thi.' + b, lang)}" for n, b in sorted(thi.current.items())))
+    st.markdown(f"**{t('agro.gases', lang)}**")
+    cols = st.columns(3)
+    for col, (metric, limit) in zip(cols, agro.GAS_LIMITS.items(), strict=True):
+        f = frames.get(metric)
+        if f is None or f.empty:
+            col.caption(f"{metric_label(metric, lang)}: {t('empty.range', lang)}")
+            continue
+        unit = metric_label(metric, lang).rsplit("(", 1)[-1].rstrip(")")
+        fig = charts.timeseries(
+            f, metric, farm.tz, lang, limits=[(limit, t("agro.limit", lang, limit=limit, unit=unit))]
+        )
+        fig.update_layout(height=260, showlegend=False)
+        col.plotly_chart(fig, key=f"agro_{metric}")
+    water = agro.pen_water(frames, ui.now_local(farm.tz).date())
+    if water is not None:
+        st.markdown(f"**{t('agro.water', lang)}**")
+        for row in water.itertuples():
+            text = (
+                t("agro.water_drop", lang, pct=f"{-100 * row.change:.0f}")
+                if row.change is not None and row.change < 0
+                else t("agro.water_ok", lang)
+            )
+            (st.warning if row.alert else st.caption)(
+                f"{row.node_id} · {row.day}: {row.litres_day:.0f} L · {text}"
+            )
+
+
+def _agro_pond(farm: Farm, frames: dict[str, pd.DataFrame], lang: Lang, end: datetime) -> None:
+    do = frames.get("do_mgl")
+    if do is not None and not do.empty:
+        fig = charts.timeseries(
+            do, "do_mgl", farm.tz, lang, title=t("agro.do", lang), limits=[(DO_LOW_MGL, f"{DO_LOW_MGL} mg/L")]
+        )
+        st.plotly_chart(fig, key="agro_do")
+        for fc in agro.dawn_do(frames, end, farm.tz):
+            if fc.forecast is None:
+                continue
+            text = t("agro.do_forecast", lang, value=f"{fc.forecast:.2f}")
+            if fc.low:
+                st.warning(f"{fc.node_id}: {text} — {t('agro.do_low', lang, limit=DO_LOW_MGL)}")
+            else:
+                st.caption(f"{fc.node_id}: {text}")
+    st.markdown(f"**{t('agro.ph_wt', lang)}**")
+    cols = st.columns(2)
+    for col, metric in zip(cols, ("ph", "water_t"), strict=True):
+        f = frames.get(metric)
+        if f is None or f.empty:
+            col.caption(f"{metric_label(metric, lang)}: {t('empty.range', lang)}")
+            continue
+        fig = charts.timeseries(f, metric, farm.tz, lang)
+        fig.update_layout(height=260, showlegend=False)
+        col.plotly_chart(fig, key=f"agro_{metric}")
+
+
+def page() -> None:
+    lang = ui.current_lang()
+    farm = _choose_farm(lang)
+    if farm is None:
+        return
+    st.title(f"{farm.name}")
+    st.caption(f"{kind_label(farm.kind, lang)} · {farm.id} · {t('farm.local_time', lang, tz=farm.tz)}")
+    nodes = list_nodes(farm.id)
+    start, end = _range(lang, farm.tz)
+    tabs = st.tabs(
+        [
+            t("farm.latest", lang),
+            t("farm.charts", lang),
+            t("farm.health", lang),
+            t("farm.agro", lang),
+            t("farm.sky", lang),
+        ]
+    )
+    with tabs[0]:
+        _latest(farm, lang)
+    with tabs[1]:
+        _series(farm, nodes, lang, start, end)
+    with tabs[2]:
+        _health(farm, lang, start, end)
+    with tabs[3]:
+        _agro(farm, lang, start, end)
+    with tabs[4]:
+        _sky(lang)

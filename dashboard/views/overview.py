@@ -1,0 +1,116 @@
+"""Overview: every farm on one map coloured by state, open alerts, today's completeness, gateways."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from dashboard import data, mapview, ui
+from dashboard.i18n import Lang, fmt_age, fmt_time, kind_label, t
+from dashboard.state import COLOURS
+
+overview_data = ui.cached(data.overview)
+
+
+def _badge(state: str, lang: Lang) -> str:
+    return f":{_COLOUR_NAME[state]}-background[{t('state.' + state, lang)}]"
+
+
+_COLOUR_NAME = {"ok": "green", "warning": "orange", "alert": "red", "offline": "gray"}
+
+
+def page() -> None:
+    lang = ui.current_lang()
+    cfg = ui.config()
+    st.title(t("ov.header", lang))
+    ov: data.Overview = overview_data(offline_after_s=cfg.dashboard_offline_after_s)
+    if ov.farms.empty:
+        st.info(t("empty.farms", lang))
+        return
+    farms, nodes, gws = ov.farms, ov.nodes, ov.gateways
+    total_have = nodes.hours_with_data.sum() if not nodes.empty else 0
+    total_exp = nodes.hours_expected.sum() if not nodes.empty else 0
+    c = st.columns(4)
+    c[0].metric(t("ov.farms", lang), len(farms))
+    c[1].metric(t("ov.online", lang), f"{int((nodes.state != 'offline').sum())} / {len(nodes)}")
+    if ov.alerts_configured:
+        c[2].metric(t("ov.open_alerts", lang), int(farms.alerts_critical.sum() + farms.alerts_warning.sum()))
+    else:
+        c[2].metric(t("ov.open_alerts", lang), "–", help=t("not_configured.alerts", lang))
+    c[3].metric(t("ov.completeness", lang), f"{100 * total_have / total_exp:.1f} %" if total_exp else "–")
+
+    left, right = st.columns([3, 2])
+    with left:
+        st.subheader(t("ov.map", lang))
+        fig = mapview.overview_map(
+            farms,
+            nodes,
+            gws,
+            lang,
+            boundaries=ov.boundaries,
+            tile_url=cfg.dashboard_tile_url,
+            tile_attribution=cfg.dashboard_tile_attribution,
+        )
+        st.plotly_chart(fig, key="overview_map", config={"displayModeBar": False})
+        if not cfg.dashboard_tile_url:
+            st.caption(t("ov.tiles_off", lang))
+    with right:
+        st.subheader(t("ov.alerts_by_severity", lang))
+        if ov.alerts_configured:
+            sev = pd.DataFrame(
+                {
+                    t("col.severity", lang): [
+                        t(f"severity.{s}", lang) for s in ("critical", "warning", "info")
+                    ],
+                    t("ov.open_alerts", lang): [
+                        int(farms[f"alerts_{s}"].sum()) for s in ("critical", "warning", "info")
+                    ],
+                }
+            )
+            st.dataframe(sev, hide_index=True)
+        else:
+            st.info(t("not_configured.alerts", lang), icon=":material/notifications_off:")
+        st.subheader(t("ov.gateways", lang))
+        if gws.empty:
+            st.caption(t("ov.no_gateways", lang))
+        else:
+            tz_of = dict(zip(farms.id, farms.tz, strict=True))
+            st.dataframe(
+                pd.DataFrame(
+                    {
+                        t("col.farm", lang): gws.farm_id,
+                        t("col.gateway", lang): gws.name,
+                        t("col.uplink", lang): [t(f"uplink.{u}", lang) for u in gws.uplink],
+                        t("col.last_seen", lang): [
+                            fmt_time(ts, tz_of.get(f, "Asia/Shanghai")) if pd.notna(ts) else "–"
+                            for ts, f in zip(gws.last_seen, gws.farm_id, strict=True)
+                        ],
+                    }
+                ),
+                hide_index=True,
+            )
+
+    st.subheader(t("ov.farm_table", lang))
+    for row in farms.itertuples():
+        cols = st.columns([3, 2, 2, 2, 2, 2])
+        page = ui.PAGES.get("farm")
+        label = f"**{row.name}**"
+        if page is not None:
+            q = {"farm": row.id} | ({"lang": "en"} if lang == "en" else {})
+            cols[0].page_link(page, label=row.name, query_params=q, icon=":material/agriculture:")
+        else:
+            cols[0].markdown(label)
+        cols[1].markdown(kind_label(row.kind, lang))
+        cols[2].markdown(_badge(row.state, lang))
+        cols[3].markdown(f"{t('col.online', lang)} {row.online}/{row.nodes}")
+        cols[4].markdown(
+            f"{t('col.completeness', lang)} "
+            + (f"{100 * row.completeness:.0f} %" if pd.notna(row.completeness) else "–")
+        )
+        mine = nodes[nodes.farm_id == row.id]
+        newest = mine.age_s.min() if not mine.empty else None
+        cols[5].markdown(f"{t('col.last_seen', lang)} {fmt_age(newest if pd.notna(newest) else None, lang)}")
+    st.caption(
+        " · ".join(f"<span style='color:{COLOURS[s]}'>●</span> {t('state.' + s, lang)}" for s in COLOURS),
+        unsafe_allow_html=True,
+    )

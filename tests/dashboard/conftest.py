@@ -1,0 +1,36 @@
+"""Dashboard fixtures: a seeded TimescaleDB database and a fresh Streamlit cache per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+import streamlit as st
+
+from agri.bench.dashseed import Seeded, seed
+
+ROOT = Path(__file__).resolve().parents[2]
+APP = str(ROOT / "dashboard" / "app.py")
+
+
+@pytest.fixture(scope="module")
+def seeded(db_url: str) -> tuple[str, Seeded]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        s = seed(conn, nodes_per_farm=3, days=8, interval_s=900, now=datetime.now(UTC))
+    return db_url, s
+
+
+@pytest.fixture
+def dash_env(seeded: tuple[str, Seeded], monkeypatch: pytest.MonkeyPatch) -> Iterator[Seeded]:
+    """AGRI_DATABASE_URL pointing at the seeded database; caches cleared before and after."""
+    for k in ("AGRI_DASHBOARD_TILE_URL", "AGRI_DASHBOARD_LANG", "AGRI_DASHBOARD_URL"):
+        monkeypatch.delenv(k, raising=False)
+    monkeypatch.setenv("AGRI_DATABASE_URL", seeded[0])
+    st.cache_data.clear()
+    st.cache_resource.clear()
+    yield seeded[1]
+    st.cache_data.clear()
+    st.cache_resource.clear()
