@@ -145,6 +145,9 @@ class NodeConfig(_Strict):
     spool: SpoolLimits = Field(default_factory=lambda: SpoolLimits.model_validate({}))
     wifi: Wifi | None = None
     sensors: list[Sensor] = Field(default_factory=list, max_length=16)
+    # HMAC-SHA256 key the node checks firmware update manifests with (agri.node.ota); none: the
+    # node refuses every update.
+    ota_key: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
     def metrics(self) -> list[str]:
         return [m for s in self.sensors for m in s.outputs()]

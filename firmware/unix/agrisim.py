@@ -61,7 +61,7 @@ class SimHal:
         self.noise = {}
         self.frozen = {}
         self.rain = 0
-        self.pins = []
+        self.pins = {}  # pin -> its counter input (a new sampler after a config change replaces it)
         self.buses = {}
         self.probes = {}
 
@@ -72,7 +72,7 @@ class SimHal:
         self.t = t
         self.cycle = cycle
         self.rain = self.rain - 1 if self.rain > 0 else (3 + int(random.random() * 8) if random.random() < 0.02 else 0)
-        for p in self.pins:
+        for p in self.pins.values():
             p.fire()
 
     def fault(self, metric):
@@ -128,7 +128,7 @@ class SimHal:
 
     def pulse(self, s):
         p = SimBus(self, s)
-        self.pins.append(p)
+        self.pins[s["pin"]] = p
         return p
 
     def delay_ms(self, ms):

@@ -70,9 +70,15 @@ def test_three_crashes_in_a_row_boot_into_safe_mode(
     stopped = next(n.events("stopped"))
     assert stopped["cycles"] == "3" and stopped["spooled"] == "3"  # sampled into the spool
     st = status_topic(farm, node)
-    sub.wait(lambda m: any(t == st and p.startswith(b"safe mode: ") for t, p, _ in m), 20)
-    payload = next(p for t, p, _ in sub.messages if t == st and p.startswith(b"safe mode"))
-    assert b"injected fault" in payload
+
+    def safe_status(m: list[tuple[str, bytes, bool]]) -> list[dict[str, str]]:
+        return [
+            s for s in (json.loads(p) for t, p, _ in m if t == st and p.startswith(b"{")) if s["s"] == "safe"
+        ]
+
+    sub.wait(lambda m: bool(safe_status(m)), 20)
+    status = safe_status(sub.messages)[0]
+    assert "injected fault" in status["why"] and status["v"] == "0.1.0"
     assert not sub.ups()  # safe mode sends no readings
     # Still safe at the next boot (no cycle completed normally): the count is not reset.
     n = start_node(cfg, sim=sim, root=root)
