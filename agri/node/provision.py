@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from agri.node import config as nodecfg
+from agri.node import ota
 from agri.stack.mqtt_auth import Account, new_password, node_username, verify_password
 from kernel.catalog import FARM_KINDS
 from kernel.protocol import check_id
@@ -148,6 +149,7 @@ def provision(stack: Any, req: Request) -> Result:
             "broker": {"host": host, "port": port, "user": username, "password": password},
             "interval": interval,
             "sensors": [x.model_dump(exclude_none=True) for x in sensors],
+            "ota_key": ota.node_key(ota.master_key(stack.home), req.farm, req.node),
         }
         if req.wifi_ssid:
             obj["wifi"] = {"ssid": req.wifi_ssid, "password": req.wifi_password}

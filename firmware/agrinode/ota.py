@@ -147,9 +147,12 @@ class Update:
         off = (k - self.firsts[i]) * self.m["c"]
         if len(data) != min(self.m["c"], f[1] - off):
             raise ValueError("chunk %d has %d bytes" % (k, len(data)))
-        with open(self.tmp + "/" + f[0], "r+b") as fh:
+        p = self.tmp + "/" + f[0]
+        with open(p, "r+b") as fh:
             fh.seek(off)
             fh.write(data)
+        if fsutil.hook:
+            fsutil.hook(p, 1)
         self.got[k] = 1
         self.left -= 1
         self.bytes += len(data)
@@ -171,7 +174,11 @@ class Update:
                 return "sha256 mismatch in " + f[0]
         d = DIR + "/" + self.m["v"]
         _rmtree(d)
+        if fsutil.hook:
+            fsutil.hook(d, 0)
         os.rename(self.tmp, d)
+        if fsutil.hook:
+            fsutil.hook(d, 3)
         b = state()
         fsutil.write_atomic(
             STATE,
@@ -203,7 +210,7 @@ def run(node, raw, log):
         m = check(raw, c["ota_key"], "%s/%s" % (c["farm"], c["node"]), node.version, node.bad)
     except ValueError as exc:
         why = str(exc)
-        if not why.startswith("already running"):
+        if not why.startswith("already running") and not why.startswith("rolled back"):
             log("ota_refused", "error", reason=why)
             node.ota = "refused: " + why
             node.say()
@@ -227,7 +234,7 @@ def run(node, raw, log):
             up.client.poll(200)
             if u.left != n:
                 last = time.ticks_ms()
-            elif time.ticks_diff(time.ticks_ms(), last) > 1000 * max(30, c["ack_timeout"] * 3):
+            elif time.ticks_diff(time.ticks_ms(), last) > 1000 * max(10, c["ack_timeout"] * 3):
                 why = "transfer stalled with %d chunks missing" % u.left
                 break
     except Exception as exc:  # noqa: BLE001 (network, filesystem or a bad chunk: stay on this version)

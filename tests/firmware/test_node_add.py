@@ -95,6 +95,7 @@ def test_node_add_registers_authorises_and_the_node_reports(
         "topic write agri/v1/gy-orchard/n-0001/up",
         "topic write agri/v1/gy-orchard/n-0001/status",
         "topic read agri/v1/gy-orchard/n-0001/config",
+        "topic read agri/v1/gy-orchard/n-0001/ota/#",
     ]
     # The broker took the new account without a restart: the emulated node reports with it.
     n = start_node(cfg)
