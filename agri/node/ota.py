@@ -296,3 +296,18 @@ def roll_out(
             out += [Outcome(n, "not started") for g in plan[i + 1 :] for n in g]
             break
     return out
+
+
+def firmware_summary(conn: Any) -> str | None:
+    """'0.2.0 ok: 12, 0.1.0 rolled back: 1' over the registry's nodes (for agri status), or None
+    before migration 0007."""
+    has = conn.execute(
+        "SELECT 1 FROM information_schema.columns WHERE table_name = 'nodes' AND column_name = 'ota_state'"
+    ).fetchone()
+    if not has:
+        return None
+    rows = conn.execute(
+        "SELECT coalesce(firmware_version, 'unknown'), ota_state, count(*) FROM nodes"
+        " WHERE retired_at IS NULL GROUP BY 1, 2 ORDER BY 3 DESC, 1"
+    ).fetchall()
+    return ", ".join(f"{v}{' ' + s if s else ''}: {n}" for v, s, n in rows) or "no nodes"

@@ -14,11 +14,11 @@ from typing import Any, Literal
 import paho.mqtt.client as mqtt
 import pytest
 
-from kernel.mqtt import make_client
 from agri.node.config import Broker, NodeConfig, profile
 from agri.node.emulate import Emulator, NodeProcess
 from agri.node.runtime import RuntimeMissing, micropython_binary
 from agri.node.stage import build
+from kernel.mqtt import make_client
 from kernel.protocol import Limits, NodeMessage, decode_up
 from kernel.settings import MqttUrl
 from tests.fixtures.mqtt import BrokerHandle, start_broker
