@@ -21,6 +21,7 @@ from dashboard.state import COLOURS
 PALETTE = ("#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#17becf", "#7f7f7f", "#bcbd22", "#e377c2")
 QC_MARK = {FAIL: ("#d7263d", "x"), SUSPECT: ("#f28e2b", "circle-open")}
 ANOMALY_COLOUR = "#f28e2b"
+TICKS = "%m-%d\n%H:%M"  # numeric dates: the same in Chinese and English
 _LAYOUT: dict[str, Any] = {
     "margin": {"l": 10, "r": 10, "t": 30, "b": 10},
     "height": 320,
@@ -29,6 +30,11 @@ _LAYOUT: dict[str, Any] = {
     "template": "plotly_white",
     "font": {"family": "WenQuanYi Micro Hei, Noto Sans CJK SC, sans-serif"},
 }
+
+
+def _rgba(hex_colour: str, alpha: float) -> str:
+    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
+    return f"rgba({r},{g},{b},{alpha})"
 
 
 def local_naive(times: pd.Series | Sequence[datetime], tz: str) -> pd.Series:
@@ -56,19 +62,14 @@ def timeseries(
         colour = PALETTE[i % len(PALETTE)]
         y = df["mean"].astype("float64")
         if (df["count"] > 1).any():
-            fig.add_trace(
-                go.Scatter(
-                    x=pd.concat([x, x[::-1]]),
-                    y=pd.concat([df["max"].astype("float64"), df["min"].astype("float64")[::-1]]),
-                    fill="toself",
-                    fillcolor=colour,
-                    opacity=0.12,
-                    line={"width": 0},
-                    hoverinfo="skip",
-                    showlegend=False,
-                    connectgaps=False,
-                )
-            )
+            # min-max band: the max line invisible, the min line filled up to it ("tonexty").
+            for col, fill in (("max", None), ("min", "tonexty")):
+                fig.add_trace(
+                    go.Scatter(
+                        x=x, y=df[col].astype("float64"), mode="lines", line={"width": 0, "color": colour},
+                        fill=fill, fillcolor=_rgba(colour, 0.15), hoverinfo="skip", showlegend=False,
+                    )
+                )  # fmt: skip
         fig.add_trace(
             go.Scatter(x=x, y=y, mode="lines", name=str(node), line={"color": colour, "width": 1.6})
         )
@@ -102,7 +103,7 @@ def timeseries(
     for value, label in limits:
         fig.add_hline(y=value, line_dash="dash", line_color=COLOURS["alert"], annotation_text=label)
     fig.update_layout(**_LAYOUT, title=title or metric_label(metric, lang))
-    fig.update_xaxes(title=None)
+    fig.update_xaxes(title=None, tickformat=TICKS, hoverformat="%Y-%m-%d %H:%M")
     fig.update_yaxes(title=None)
     return fig
 

@@ -8,7 +8,7 @@ cannot be reached raises :class:`DataUnavailable`; a bad argument raises the que
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -374,11 +374,12 @@ def _bucket_qc(metric: str, df: pd.DataFrame) -> np.ndarray[Any, Any]:
     t = np.array([x.timestamp() for x in df["time"]], dtype=np.float64)[have]
     lo = df["min"].to_numpy(dtype=np.float64, na_value=np.nan)[have]
     hi = df["max"].to_numpy(dtype=np.float64, na_value=np.nan)[have]
-    # A bucket fails if its extremes do; its mean alone would hide one impossible reading.
-    f_lo = qc_metric(metric, t, lo).gross_range
-    f_hi = qc_metric(metric, t, hi).gross_range
-    f_mean = qc_metric(metric, t, df["mean"].to_numpy(dtype=np.float64, na_value=np.nan)[have]).aggregate
-    combined = np.maximum(np.maximum(f_lo, f_hi), np.where(f_mean == NOT_EVALUATED, PASS, f_mean))
+    # A bucket fails if its extremes do (its mean alone would hide one bad reading). The tests on
+    # neighbours (spike, rate of change, flat line) mean something only between single readings.
+    combined = np.maximum(qc_metric(metric, t, lo).gross_range, qc_metric(metric, t, hi).gross_range)
+    if (df["count"].to_numpy()[have] <= 1).all():
+        agg = qc_metric(metric, t, lo).aggregate
+        combined = np.maximum(combined, np.where(agg == NOT_EVALUATED, PASS, agg))
     combined = np.where(np.isin(combined, (PASS, SUSPECT, FAIL)), combined, PASS)
     flags[have] = combined
     return flags
@@ -386,7 +387,11 @@ def _bucket_qc(metric: str, df: pd.DataFrame) -> np.ndarray[Any, Any]:
 
 def farm_metrics(nodes: Sequence[NodeStatus]) -> list[str]:
     """Catalog metrics measured on the farm, in catalog order, device health last."""
-    have = {m for n in nodes for m in n.metrics}
+    return farm_metrics_of(m for n in nodes for m in n.metrics)
+
+
+def farm_metrics_of(metrics: Iterable[str]) -> list[str]:
+    have = set(metrics)
     order = [m for m in CATALOG if m in have and m not in HEALTH_METRICS]
     return order + [m for m in HEALTH_METRICS if m in have]
 

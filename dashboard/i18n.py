@@ -130,6 +130,10 @@ TEXT: dict[str, tuple[str, str]] = {
     "farm.sky": ("天空地一体化：影像指数与土壤墒情", "Sky and ground: imagery index beside soil moisture"),
     "farm.agro": ("农学指标", "Agronomic indicators"),
     "farm.local_time": ("时间为农场当地时间（{tz}）", "Times are the farm's local time ({tz})"),
+    "farm.qc_legend": (
+        "⚠ 质控可疑　✗ 质控失败　⌛ 数据过期（节点未按时上报）",
+        "⚠ QC suspect   ✗ QC failed   ⌛ stale (the node has not reported in time)",
+    ),
     "farm.legend_gap": (
         "空白为数据缺失；红点为质控失败，橙点为异常；阴影为告警时段。",
         "Blank stretches are missing data; red points failed QC, orange points are anomalous; "
@@ -174,8 +178,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "agro.gases": ("有害气体与限值", "Barn gases against their limits"),
     "agro.limit": ("限值 {limit} {unit}", "limit {limit} {unit}"),
     "agro.water": ("饮水量与近几日对比", "Drinking water against the pen's recent days"),
-    "agro.water_drop": ("较前几日基线下降 {pct}%", "{pct}% below the previous days' baseline"),
-    "agro.water_ok": ("饮水量正常", "Drinking water normal"),
+    "agro.water_change": ("较前几日中位数 {pct}%", "{pct}% against the previous days' median"),
+    "agro.water_nobase": ("前几日数据不足，暂不比较", "Too few previous days to compare"),
     "agro.do": ("溶解氧与黎明最低值预测", "Dissolved oxygen with the dawn-minimum forecast"),
     "agro.do_forecast": ("预测黎明溶解氧 {value} mg/L", "Forecast dawn DO {value} mg/L"),
     "agro.do_low": ("低于 {limit} mg/L，需增氧", "below {limit} mg/L: aerate"),

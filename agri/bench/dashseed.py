@@ -74,7 +74,9 @@ _GEN = sql.SQL(
     " WHERE NOT (t >= %(gap0)s AND t < %(gap1)s)"
     " ON CONFLICT DO NOTHING"
 )
-_CYCLE = sql.SQL("sin(2 * pi() * (extract(epoch FROM t) / 3600.0 + 8 - 8) / 24.0)")
+# Peaks at 14:00 in UTC+8 (06:00 UTC); the DO cycle two hours later, lowest at 04:00.
+_CYCLE = sql.SQL("sin(2 * pi() * extract(epoch FROM t) / 86400.0)")
+_CYCLE_DO = sql.SQL("sin(2 * pi() * (extract(epoch FROM t) / 3600.0 - 2) / 24.0)")
 
 
 def _expr(metric: str) -> sql.Composable:
@@ -87,8 +89,10 @@ def _expr(metric: str) -> sql.Composable:
             "%(base)s - 0.004 * extract(epoch FROM (t - %(start)s::timestamptz)) / 86400"
             " + %(amp)s * {c} + %(noise)s * (random() - 0.5)"
         ).format(c=_CYCLE)
+    # Dissolved oxygen peaks late in the afternoon and is lowest at dawn (photosynthesis stops at dusk).
+    cycle = _CYCLE_DO if metric == "do_mgl" else _CYCLE
     return sql.SQL("%(base)s + %(amp)s * {c} + %(noise)s * (random() + random() + random() - 1.5)").format(
-        c=_CYCLE
+        c=cycle
     )
 
 

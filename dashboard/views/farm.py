@@ -10,7 +10,7 @@ import streamlit as st
 
 from analytics.agro import THI_BANDS
 from analytics.agro.config import DO_LOW_MGL
-from analytics.qc import FAIL, NOT_EVALUATED, PASS, SUSPECT
+from analytics.qc import FAIL, SUSPECT
 from api.queries.models import Farm
 from dashboard import agro, charts, data, ui
 from dashboard.i18n import Lang, fmt_age, fmt_time, fmt_value, kind_label, metric_label, t
@@ -22,8 +22,7 @@ chart_series = ui.cached(data.chart_series)
 node_health = ui.cached(data.node_health)
 hourly = ui.cached(data.hourly)
 
-QC_TEXT = {PASS: "qc.pass", SUSPECT: "qc.suspect", FAIL: "qc.fail", NOT_EVALUATED: "qc.not_evaluated"}
-QC_ICON = {PASS: "✅", SUSPECT: "⚠️", FAIL: "❌", NOT_EVALUATED: "–"}
+QC_MARK: dict[int, str] = {int(SUSPECT): "⚠", int(FAIL): "✗"}
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 AGRO_METRICS = {
     "orchard": ("air_t", "air_rh", "wind_ms", "solar_wm2", "rain_mm", "leaf_wet"),
@@ -69,25 +68,39 @@ def _range(lang: Lang, tz: str) -> tuple[datetime, datetime]:
     return end - span, end
 
 
-def _latest(farm: Farm, lang: Lang) -> None:
+def _cell(metric: str, value: float | None, flag: int, stale: bool) -> str:
+    text = fmt_value(metric, value)
+    if flag in QC_MARK:
+        text += f" {QC_MARK[flag]}"
+    return text + (" ⌛" if stale else "")
+
+
+def _latest(farm: Farm, lang: Lang, offline_after_s: float) -> None:
     st.subheader(t("farm.latest", lang))
     lv: pd.DataFrame = latest_values(farm.id)
     if lv.empty:
         st.info(t("empty.nodes", lang))
         return
+    order = data.farm_metrics_of(lv.metric.unique())
+    cells: dict[str, dict[str, str]] = {}
+    newest: dict[str, Any] = {}
+    for row in lv.itertuples():
+        stale = pd.isna(row.age_s) or row.age_s > offline_after_s
+        cells.setdefault(row.node_id, {})[row.metric] = _cell(row.metric, row.value, row.qc, stale)
+        if pd.notna(row.time) and (row.node_id not in newest or row.time > newest[row.node_id]):
+            newest[row.node_id] = row.time
     table = pd.DataFrame(
-        {
-            t("col.node", lang): lv.node_id,
-            t("col.metric", lang): [metric_label(m, lang, unit=False) for m in lv.metric],
-            t("col.value", lang): [fmt_value(m, v) for m, v in zip(lv.metric, lv.value, strict=True)],
-            t("col.unit", lang): lv.unit,
-            t("col.time", lang): [fmt_time(x, farm.tz) if pd.notna(x) else "–" for x in lv.time],
-            t("col.qc", lang): [
-                f"{QC_ICON.get(q, '–')} {t(QC_TEXT.get(q, 'qc.not_evaluated'), lang)}" for q in lv.qc
-            ],
-        }
+        [
+            {
+                t("col.node", lang): node,
+                t("col.time", lang): fmt_time(newest.get(node), farm.tz),
+                **{metric_label(m, lang): vals.get(m, "") for m in order},
+            }
+            for node, vals in sorted(cells.items())
+        ]
     )
-    st.dataframe(table, hide_index=True, height=min(38 + 35 * len(table), 420))
+    st.dataframe(table, hide_index=True)
+    st.caption(t("farm.qc_legend", lang))
 
 
 def _series(farm: Farm, nodes: list[Any], lang: Lang, start: datetime, end: datetime) -> None:
@@ -228,9 +241,9 @@ def _agro_pig(farm: Farm, frames: dict[str, pd.DataFrame], lang: Lang, end: date
         st.markdown(f"**{t('agro.water', lang)}**")
         for row in water.itertuples():
             text = (
-                t("agro.water_drop", lang, pct=f"{-100 * row.change:.0f}")
-                if row.change is not None and row.change < 0
-                else t("agro.water_ok", lang)
+                t("agro.water_change", lang, pct=f"{100 * row.change:+.0f}")
+                if row.change is not None and pd.notna(row.change)
+                else t("agro.water_nobase", lang)
             )
             (st.warning if row.alert else st.caption)(
                 f"{row.node_id} · {row.day}: {row.litres_day:.0f} L · {text}"
@@ -272,23 +285,9 @@ def page() -> None:
     st.title(f"{farm.name}")
     st.caption(f"{kind_label(farm.kind, lang)} · {farm.id} · {t('farm.local_time', lang, tz=farm.tz)}")
     nodes = list_nodes(farm.id)
+    _latest(farm, lang, ui.config().dashboard_offline_after_s)
     start, end = _range(lang, farm.tz)
-    tabs = st.tabs(
-        [
-            t("farm.latest", lang),
-            t("farm.charts", lang),
-            t("farm.health", lang),
-            t("farm.agro", lang),
-            t("farm.sky", lang),
-        ]
-    )
-    with tabs[0]:
-        _latest(farm, lang)
-    with tabs[1]:
-        _series(farm, nodes, lang, start, end)
-    with tabs[2]:
-        _health(farm, lang, start, end)
-    with tabs[3]:
-        _agro(farm, lang, start, end)
-    with tabs[4]:
-        _sky(lang)
+    _series(farm, nodes, lang, start, end)
+    _agro(farm, lang, start, end)
+    _health(farm, lang, start, end)
+    _sky(lang)

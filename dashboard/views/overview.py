@@ -6,7 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import data, mapview, ui
-from dashboard.i18n import Lang, fmt_age, fmt_time, kind_label, t
+from dashboard.i18n import Lang, fmt_age, kind_label, t
 from dashboard.state import COLOURS
 
 overview_data = ui.cached(data.overview)
@@ -74,7 +74,6 @@ def page() -> None:
         if gws.empty:
             st.caption(t("ov.no_gateways", lang))
         else:
-            tz_of = dict(zip(farms.id, farms.tz, strict=True))
             st.dataframe(
                 pd.DataFrame(
                     {
@@ -82,8 +81,7 @@ def page() -> None:
                         t("col.gateway", lang): gws.name,
                         t("col.uplink", lang): [t(f"uplink.{u}", lang) for u in gws.uplink],
                         t("col.last_seen", lang): [
-                            fmt_time(ts, tz_of.get(f, "Asia/Shanghai")) if pd.notna(ts) else "–"
-                            for ts, f in zip(gws.last_seen, gws.farm_id, strict=True)
+                            fmt_age(a if pd.notna(a) else None, lang) for a in gws.age_s
                         ],
                     }
                 ),
