@@ -1,9 +1,17 @@
 """CSV in and out for anomaly scoring: ``timestamp,value`` in, ``timestamp,value,anomaly_score`` out.
 
-Input is validated row by row; the first problem raises :class:`SeriesFileError` naming the file
+Input is validated row by row; a malformed row raises :class:`SeriesFileError` naming the file
 and the line. Timestamps are ISO 8601 (``2024-05-01 06:00:00``, ``2024-05-01T06:00:00+08:00``;
-naive means UTC) or Unix seconds; they must not decrease. An empty value (or ``nan``) is a
-missing reading: it is kept in the output with an empty score.
+naive means UTC) or Unix seconds. An empty value (or ``nan``) is a missing reading: it is kept in
+the output with an empty score.
+
+Real exports are not tidy: a logger on local time steps back an hour when daylight saving ends,
+and rows repeat. Every row is still scored, in file order (:attr:`SeriesData.times` is the time
+axis the detector sees): a row whose timestamp is earlier than the previous one continues the
+series one typical interval later (the rest of the file keeps its own spacing, shifted), a
+repeated timestamp is kept as a zero-length step. The lines of both are recorded for one
+warning per file (:meth:`SeriesData.warning`). With ``strict=True`` a step back is refused, as
+before.
 """
 
 from __future__ import annotations
@@ -12,7 +20,7 @@ import csv
 import datetime as dt
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -34,10 +42,29 @@ class SeriesFileError(ValueError):
 
 @dataclass
 class SeriesData:
-    times: np.ndarray  # float64 Unix seconds
+    times: np.ndarray  # float64 Unix seconds, non-decreasing (the time axis the detector sees)
     values: np.ndarray  # float64, NaN where missing
     stamps: list[str]  # timestamps as written
     raw_values: list[str]  # values as written
+    path: str = ""
+    steps_back: list[int] = field(default_factory=list)  # lines whose timestamp steps back
+    repeats: list[int] = field(default_factory=list)  # lines repeating the previous timestamp
+
+    def warning(self, most: int = 10) -> str | None:
+        """One line naming the rows with a step back or a repeated timestamp (None if none)."""
+        parts = []
+        for lines, what in (
+            (self.steps_back, "timestamp earlier than the previous row's (a daylight-saving step back?)"),
+            (self.repeats, "timestamp repeated"),
+        ):
+            if lines:
+                shown = ", ".join(str(n) for n in lines[:most])
+                more = f" and {len(lines) - most} more" if len(lines) > most else ""
+                word = "line" if len(lines) == 1 else "lines"
+                parts.append(f"{what} at {word} {shown}{more}")
+        if not parts:
+            return None
+        return f"{self.path}: " + "; ".join(parts) + "; every row scored in file order"
 
 
 def parse_timestamp(text: str) -> float:
@@ -62,8 +89,8 @@ def parse_timestamp(text: str) -> float:
     return when.timestamp()
 
 
-def read_series_csv(path: Path | str) -> SeriesData:
-    """Read and validate one ``timestamp,value`` CSV file."""
+def read_series_csv(path: Path | str, strict: bool = False) -> SeriesData:
+    """Read and validate one ``timestamp,value`` CSV file (``strict``: refuse a step back)."""
     p = Path(path)
     try:
         fh = p.open(newline="", encoding="utf-8-sig")
@@ -86,6 +113,9 @@ def read_series_csv(path: Path | str) -> SeriesData:
         values: list[float] = []
         stamps: list[str] = []
         raws: list[str] = []
+        lines: list[int] = []
+        back: list[int] = []
+        repeats: list[int] = []
         line = 1
         try:
             for row in reader:
@@ -99,9 +129,13 @@ def read_series_csv(path: Path | str) -> SeriesData:
                 except ValueError as exc:
                     raise SeriesFileError(p, line, str(exc)) from None
                 if times and t < times[-1]:
-                    raise SeriesFileError(
-                        p, line, f"timestamp {row[it].strip()!r} is earlier than the previous row's"
-                    )
+                    if strict:
+                        raise SeriesFileError(
+                            p, line, f"timestamp {row[it].strip()!r} is earlier than the previous row's"
+                        )
+                    back.append(line)
+                elif times and t == times[-1]:
+                    repeats.append(line)
                 raw = row[iv].strip()
                 if raw in _MISSING:
                     v = math.nan
@@ -116,11 +150,29 @@ def read_series_csv(path: Path | str) -> SeriesData:
                 values.append(v)
                 stamps.append(row[it].strip())
                 raws.append(raw)
+                lines.append(line)
         except (csv.Error, UnicodeDecodeError) as exc:
             raise SeriesFileError(p, line + 1, f"unreadable row: {exc}") from None
     if not times:
         raise SeriesFileError(p, None, "no data rows after the header")
-    return SeriesData(np.array(times), np.array(values), stamps, raws)
+    return SeriesData(_time_axis(np.array(times)), np.array(values), stamps, raws, str(p), back, repeats)
+
+
+def _time_axis(t: np.ndarray) -> np.ndarray:
+    """Non-decreasing times keeping the file's own spacing: a step back becomes one median
+    positive interval (so the rows after a daylight-saving step back continue the series, an
+    hour later than written); repeats stay zero-length steps."""
+    if len(t) < 2:
+        return t
+    d = np.diff(t)
+    bad = d < 0
+    if not bad.any():
+        return t
+    pos = d[d > 0]
+    typical = float(np.median(pos)) if len(pos) else 1.0
+    d = np.where(bad, typical, d)
+    out: np.ndarray = t[0] + np.concatenate([[0.0], np.cumsum(d)])
+    return out
 
 
 def write_scores_csv(

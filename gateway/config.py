@@ -7,7 +7,6 @@ A wrong value raises :class:`GatewayConfigError` whose message is one line namin
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
@@ -15,8 +14,8 @@ from urllib.parse import urlsplit
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kernel.protocol import check_id
-from kernel.settings import MIN_SECRET_LEN, PLACEHOLDER_SECRETS, MqttUrl, default_home
+from kernel.protocol import FarmId, GatewayId
+from kernel.settings import MIN_SECRET_LEN, PLACEHOLDER_SECRETS, MqttUrl, default_home, env_error_line
 
 ENV_PREFIX = "AGRI_GATEWAY_"
 MIB = 1024 * 1024
@@ -36,8 +35,8 @@ class GatewaySettings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", validate_default=True)
 
-    farm: str
-    id: str
+    farm: FarmId
+    id: GatewayId
     # The farm's own broker (nodes publish there) and the central broker (batches go there).
     local_url: str
     upstream_url: str
@@ -64,16 +63,6 @@ class GatewaySettings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_max_attempts: int = Field(10, ge=1, le=1000)
-
-    @field_validator("farm")
-    @classmethod
-    def _farm(cls, v: str) -> str:
-        return check_id("farm", v)
-
-    @field_validator("id")
-    @classmethod
-    def _gw(cls, v: str) -> str:
-        return check_id("gateway", v)
 
     @field_validator("local_url", "upstream_url")
     @classmethod
@@ -120,27 +109,9 @@ class GatewaySettings(BaseSettings):
         return f"agri-gw-{self.farm}-{self.id}"
 
 
-def _one_line(exc: ValidationError) -> str:
-    msgs = []
-    for err in exc.errors():
-        loc = err.get("loc") or ()
-        msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
-        if err.get("type") == "missing":
-            msg = "required (not set)"
-        if loc:
-            var = ENV_PREFIX + str(loc[0]).upper()
-            got = os.environ.get(var)
-            secret = "SECRET" in var or var.endswith("_URL")  # URLs may carry a password
-            shown = f" (got {got!r})" if got is not None and not secret else ""
-            msgs.append(f"{var}: {msg}{shown}")
-        else:
-            msgs.append(msg)
-    return "; ".join(msgs)
-
-
 def load_gateway_settings(**overrides: object) -> GatewaySettings:
     """Read gateway settings from the environment; raise :class:`GatewayConfigError` (one line)."""
     try:
         return GatewaySettings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise GatewayConfigError(_one_line(exc)) from None
+        raise GatewayConfigError(env_error_line(exc, GatewaySettings, ENV_PREFIX)) from None

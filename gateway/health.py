@@ -41,13 +41,19 @@ def build(
     interval_s: float,
     now: float,
     state: str = "online",
+    error: str | None = None,
+    spool_error: str | None = None,
 ) -> dict[str, Any]:
+    """``state`` is ``online``, ``stopped`` or ``failed`` (``error`` says why: a loop died);
+    ``spool_error`` is set while spool writes fail (the gateway keeps retrying, acks nothing)."""
     return {
         "v": 1,
         "farm": farm,
         "gw": gateway,
         "ts": round(now, 3),
         "state": state,
+        "error": error,
+        "spool_error": spool_error,
         "interval_s": interval_s,
         "uplink": "up" if uplink.up else "down",
         "uplink_since": round(uplink.since, 3),
@@ -135,18 +141,18 @@ def component(health: dict[str, Any], now: float) -> dict[str, Any]:
     interval = health.get("interval_s")
     age = now - ts if isinstance(ts, (int, float)) else None
     out: dict[str, Any] = {"address": None}
-    if (
-        state == "online"
-        and age is not None
-        and isinstance(interval, (int, float))
-        and age <= 3 * interval + 5
-    ):
+    fresh = age is not None and isinstance(interval, (int, float)) and age <= 3 * interval + 5
+    if state == "online" and fresh and not health.get("spool_error"):
         out["state"] = "running"
     else:
         out["state"] = "error"
-        out["error"] = (
-            f"last health {age:.0f}s ago" if state == "online" and age is not None else f"gateway {state}"
-        )
+        if state == "online" and not fresh:
+            out["error"] = f"last health {age:.0f}s ago" if age is not None else "no health timestamp"
+        elif state == "online":
+            out["error"] = f"spool writes failing: {health['spool_error']}"
+        else:
+            why = health.get("error")
+            out["error"] = f"gateway {state}" + (f": {why}" if why else "")
     for k in ("uplink", "depth", "oldest_age_s", "last_ack_age_s", "drops", "dead_letters"):
         if k in health:
             out[k] = health[k]

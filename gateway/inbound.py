@@ -26,7 +26,9 @@ import paho.mqtt.client as mqtt
 from gateway.classify import classify
 from gateway.config import GatewaySettings
 from gateway.health import offline_payload
+from gateway.loop import Loop, describe
 from gateway.spool import Spool, SpoolError
+from kernel.backoff import Backoff
 from kernel.log import event, get_logger
 from kernel.mqtt import make_client
 from kernel.protocol import Limits, Reading, health_topic, up_topic
@@ -87,7 +89,9 @@ class Inbound:
         self.client.on_subscribe = self._on_subscribe
         self.client.on_connect_fail = self._on_connect_fail
         self._unreachable_logged = False
-        self._thread = threading.Thread(target=self._spooler, name="gateway-spooler", daemon=True)
+        self._failing_since = 0.0
+        self.spool_error: str | None = None  # set while spool writes fail (health reports it)
+        self.spooler = Loop("gateway-spooler", self._spooler)
 
     # --- MQTT network thread ------------------------------------------------------------------
 
@@ -133,14 +137,14 @@ class Inbound:
     # --- lifecycle ----------------------------------------------------------------------------
 
     def start(self) -> None:
-        self._thread.start()
+        self.spooler.start()
         self.client.connect_async(**self._connect_kwargs)
         self.client.loop_start()
 
     def stop(self) -> None:
         """Stop receiving, finish the current group (commit + ack), then disconnect."""
         self._stop.set()
-        self._thread.join(timeout=30)
+        self.spooler.join(timeout=30)
         self.client.disconnect()
         self.client.loop_stop()
 
@@ -160,13 +164,25 @@ class Inbound:
                     break
             self._store(group)
 
+    def _write_failed(self, exc: Exception, messages: int) -> None:
+        """Log a failing spool once, when it starts; health shows it until a write succeeds."""
+        if self.spool_error is None:
+            self.spool_error = describe(exc)
+            self._failing_since = time.monotonic()
+            event(log, "spool_write_failed", logging.ERROR, error=self.spool_error, messages=messages)
+
+    def network_alive(self) -> bool:
+        """Whether paho's network thread (``loop_start``) is running; it has no public accessor."""
+        t = self.client._thread
+        return t is not None and t.is_alive()
+
     def _store(self, group: list[_Inbound]) -> None:
         now = time.time()
         limits = self._limits(now)
         classified = [classify(self.cfg.farm, m.topic, m.payload, m.received, limits) for m in group]
         entries = [c.entry for c in classified]
         dead = [c.dead for c in classified if c.dead is not None]
-        delay = 0.5
+        retry = Backoff(0.5, 10.0)
         while True:
             try:
                 dropped = self.spool.append(entries, dead)
@@ -176,10 +192,15 @@ class Inbound:
                 sqlite3.Error,
                 OSError,
             ) as exc:  # disk full, I/O error: never ack unsaved data
-                event(log, "spool_write_failed", logging.ERROR, error=repr(exc)[:300], messages=len(group))
-                if self._stop.wait(delay):
+                self._write_failed(exc, len(group))
+                if self._stop.wait(retry.next_delay()):
                     return  # not acked: the broker redelivers these after restart
-                delay = min(delay * 2, 10.0)
+        if self.spool_error is not None:
+            event(
+                log, "spool_write_recovered", failed_s=round(time.monotonic() - self._failing_since, 1),
+                attempts=retry.failures + 1, messages=len(group),
+            )  # fmt: skip
+            self.spool_error = None
         if self._after_spool is not None:
             self._after_spool(len(group))
         gen = self._generation

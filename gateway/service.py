@@ -2,7 +2,9 @@
 
 Threads: paho's network thread for the farm broker and the spooler (:mod:`gateway.inbound`), the
 uplink thread (:mod:`gateway.uplink`), the webhook notifier (:mod:`gateway.webhook`) and a
-housekeeping thread here that publishes health and re-checks local rules once a second.
+housekeeping thread here that publishes health and re-checks local rules once a second. Each runs
+inside the exception boundary of :mod:`gateway.loop`; :meth:`GatewayService.run` is the watchdog: a
+loop that is no longer running ends the gateway with health ``state: "failed"`` and exit status 1.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from collections.abc import Callable
 from gateway import health
 from gateway.config import GatewaySettings
 from gateway.inbound import Inbound
+from gateway.loop import Loop
 from gateway.rules import Notification, RuleEngine, RuleSet, load_rules
 from gateway.spool import Spool
 from gateway.uplink import Uplink
@@ -69,7 +72,8 @@ class GatewayService:
         )
         self.rules_fired = 0
         self._stop = threading.Event()
-        self._housekeeper = threading.Thread(target=self._housekeeping, name="gateway-health", daemon=True)
+        self._housekeeper = Loop("gateway-health", self._housekeeping)
+        self.failure: str | None = None  # why the gateway failed (a loop died); None while healthy
 
     def _limits(self, now: float) -> Limits:
         return Limits(now=now, skew_s=self._skew, max_age_s=self._max_age)
@@ -90,10 +94,14 @@ class GatewayService:
         self._housekeeper.start()
 
     def stop(self) -> None:
-        """Clean stop: un-acked node messages stay with the farm broker, spooled ones on disk."""
+        """Clean stop: un-acked node messages stay with the farm broker, spooled ones on disk.
+
+        After a failure the last health says ``failed`` with the reason instead of ``stopped``.
+        """
         self._stop.set()
         self._housekeeper.join(timeout=10)
-        payload = self.health_payload(state="stopped")
+        state = "stopped" if self.failure is None else "failed"
+        payload = self.health_payload(state=state)
         if self.inbound.connected:
             info = self.inbound.client.publish(
                 health_topic(self.cfg.farm, self.cfg.id), payload, qos=1, retain=True
@@ -101,7 +109,7 @@ class GatewayService:
             with contextlib.suppress(RuntimeError, ValueError):
                 info.wait_for_publish(2)
         self.inbound.stop()
-        self.uplink.post_health(self.health_payload(state="stopped"))
+        self.uplink.post_health(payload)
         self.uplink.stop()
         if self.notifier is not None:
             self.notifier.stop()
@@ -110,12 +118,32 @@ class GatewayService:
         event(log, "gateway_stopped", depth=st.depth, drops=st.drops, last_ack=st.last_ack)
         self.spool.close()
 
-    def run(self, stop: threading.Event) -> None:
+    def run(self, stop: threading.Event, watch_s: float = 1.0) -> int:
+        """Run until ``stop`` is set or a loop dies (the watchdog); the process exit status."""
         self.start()
         try:
-            stop.wait()
+            while not stop.wait(watch_s):
+                dead = self.dead_loop()
+                if dead is not None:
+                    self.failure = dead
+                    event(log, "gateway_failed", logging.ERROR, reason=dead)
+                    return 1
+            return 0
         finally:
             self.stop()
+
+    def dead_loop(self) -> str | None:
+        """The first started loop that is no longer running, with why (None: all alive)."""
+        loops: list[Loop] = [self.inbound.spooler, self.uplink, self._housekeeper]
+        if self.notifier is not None:
+            loops.append(self.notifier)
+        for loop in loops:
+            why = loop.failure()
+            if why is not None:
+                return why
+        if not self.inbound.network_alive():
+            return "farm broker network thread (paho) ended"
+        return None
 
     # --- health -------------------------------------------------------------------------------
 
@@ -138,6 +166,8 @@ class GatewayService:
             interval_s=self.cfg.health_interval_s,
             now=time.time(),
             state=state,
+            error=self.failure,
+            spool_error=self.inbound.spool_error,
         )
 
     def health_payload(self, state: str = "online") -> bytes:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import collections
 import logging
-import random
 import threading
 import time
 from collections.abc import Callable
@@ -26,6 +25,7 @@ import paho.mqtt.client as mqtt
 from gateway import batching
 from gateway.config import GatewaySettings
 from gateway.health import UplinkSnapshot, offline_payload
+from gateway.loop import Loop
 from gateway.spool import BatchRange, Spool
 from kernel.backoff import Backoff
 from kernel.log import event, get_logger
@@ -45,16 +45,15 @@ class _Sent:
     first_sent: float
 
 
-class Uplink(threading.Thread):
+class Uplink(Loop):
     def __init__(
         self,
         cfg: GatewaySettings,
         spool: Spool,
         *,
         on_state: Callable[[bool], None] | None = None,
-        rand: Callable[[], float] = random.random,
     ) -> None:
-        super().__init__(name="gateway-uplink", daemon=True)
+        super().__init__("gateway-uplink")
         self.cfg = cfg
         self.spool = spool
         self._on_state = on_state
@@ -69,7 +68,9 @@ class Uplink(threading.Thread):
         self.client.on_connect = self._on_connect
         self.client.on_disconnect = self._on_disconnect
         self.client.on_publish = self._on_publish
-        self.backoff = Backoff(cfg.backoff_min_s, cfg.backoff_max_s, rand)
+        self.backoff = Backoff(cfg.backoff_min_s, cfg.backoff_max_s)
+        # A batch that reached nobody (no ingest session yet) is retried after 5-10 s, jittered.
+        self._batch_retry = Backoff(min(cfg.backoff_max_s, max(cfg.backoff_min_s, 5.0)), cfg.backoff_max_s)
         self.wake = threading.Event()
         self._stopping = threading.Event()
         self._ever_connected = False
@@ -150,12 +151,12 @@ class Uplink(threading.Thread):
         if sent is None:
             return  # a health message
         if rc.is_failure or rc.value == NO_MATCHING_SUBSCRIBERS:
-            delay = min(self.cfg.backoff_max_s, max(self.cfg.backoff_min_s, 5.0))
+            delay = self._batch_retry.delay(0)
             self._retry_at.append((time.monotonic() + delay, sent.batch))
             self.counters["batch_retries"] += 1
             event(
                 log, "batch_not_delivered", logging.WARNING, batch=sent.batch.batch_id, reason=str(rc),
-                retry_in_s=delay,
+                retry_in_s=round(delay, 2),
             )  # fmt: skip
             return
         now = time.time()
@@ -188,7 +189,7 @@ class Uplink(threading.Thread):
                 self._down_logged = True
                 event(log, "uplink_unreachable", logging.WARNING, url=self.url.public(), error=self._error)
 
-    def run(self) -> None:
+    def loop(self) -> None:
         while not self._stopping.is_set():
             if not self._open and time.monotonic() >= self._next_attempt:
                 self._attempt()

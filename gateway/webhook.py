@@ -19,6 +19,7 @@ import time
 
 import httpx
 
+from gateway.loop import Loop
 from gateway.spool import Alert, Spool
 from kernel.backoff import Backoff
 from kernel.log import event, get_logger
@@ -49,7 +50,7 @@ def verify(
     return hmac.compare_digest(sign(secret, ts, body), signature)
 
 
-class Notifier(threading.Thread):
+class Notifier(Loop):
     """Delivers pending local alerts from the spool; one thread, one HTTP client."""
 
     def __init__(
@@ -63,14 +64,13 @@ class Notifier(threading.Thread):
         retry_min_s: float = RETRY_MIN_S,
         retry_max_s: float = RETRY_MAX_S,
     ) -> None:
-        super().__init__(name="gateway-webhook", daemon=True)
+        super().__init__("gateway-webhook")
         self.spool = spool
         self.url = url
         self.secret = secret
         self.max_attempts = max_attempts
         self.timeout_s = timeout_s
-        self.retry_min_s = retry_min_s
-        self.retry_max_s = retry_max_s
+        self._retry = Backoff(retry_min_s, retry_max_s)
         self.wake = threading.Event()
         self.stopping = threading.Event()
         self.delivered = 0
@@ -80,7 +80,7 @@ class Notifier(threading.Thread):
         self.stopping.set()
         self.wake.set()
 
-    def run(self) -> None:
+    def loop(self) -> None:
         with httpx.Client(timeout=self.timeout_s) as http:
             while not self.stopping.is_set():
                 now = time.time()
@@ -134,9 +134,7 @@ class Notifier(threading.Thread):
                 attempts=attempt, error=error,
             )  # fmt: skip
             return
-        b = Backoff(self.retry_min_s, self.retry_max_s)
-        b.failures = attempt - 1
-        delay = b.next_delay()
+        delay = self._retry.delay(attempt - 1)
         self.spool.alert_failed(alert.id, error, time.time() + delay)
         event(
             log, "webhook_failed", logging.WARNING, alert=alert.id, rule=alert.rule, node=alert.node,

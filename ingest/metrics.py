@@ -1,8 +1,9 @@
-"""Prometheus text exposition for the ingest worker, served on a small HTTP thread.
+"""Prometheus metrics of the ingest worker (``prometheus_client``), served on a small HTTP thread.
 
-Counters are plain ints written by the writer thread and read by the HTTP thread (single writer,
-so no lock is needed for a consistent-enough scrape). ``GET /metrics`` returns the text format,
-``GET /healthz`` 200 when both the broker and the database are reachable, else 503.
+Counters are plain ints written by the writer thread (single writer, no lock on the hot path); a
+collector turns them into metric families at scrape time and ``prometheus_client`` writes the text
+format. ``GET /metrics`` returns it, ``GET /healthz`` 200 when both the broker and the database are
+reachable, else 503.
 """
 
 from __future__ import annotations
@@ -11,15 +12,21 @@ import bisect
 import json
 import threading
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client.registry import Collector
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 
 
 @dataclass
 class Histogram:
+    """Bucket counts kept by the writer thread; exposed as a Prometheus histogram at scrape time."""
+
     buckets: tuple[float, ...] = LATENCY_BUCKETS
     counts: list[int] = field(default_factory=list)
     total: float = 0.0
@@ -33,16 +40,14 @@ class Histogram:
         self.total += v
         self.n += 1
 
-    def render(self, name: str, help_: str) -> list[str]:
-        out = [f"# HELP {name} {help_}", f"# TYPE {name} histogram"]
+    def family(self, name: str, help_: str) -> HistogramMetricFamily:
+        cumulative: list[tuple[str, float]] = []
         acc = 0
         for le, c in zip(self.buckets, self.counts, strict=False):
             acc += c
-            out.append(f'{name}_bucket{{le="{le:g}"}} {acc}')
-        out.append(f'{name}_bucket{{le="+Inf"}} {self.n}')
-        out.append(f"{name}_sum {self.total:.6f}")
-        out.append(f"{name}_count {self.n}")
-        return out
+            cumulative.append((f"{le:g}", acc))
+        cumulative.append(("+Inf", self.n))
+        return HistogramMetricFamily(name, help_, buckets=cumulative, sum_value=self.total)
 
 
 @dataclass
@@ -64,59 +69,57 @@ class IngestMetrics:
     # Set by the service: () -> (un-acked messages held, age of the oldest in seconds).
     backlog: Callable[[], tuple[int, float]] = lambda: (0, 0.0)
 
-    def render(self) -> str:
+    def collect(self) -> Iterator[Metric]:
+        """The metric families of one scrape (a ``prometheus_client`` collector)."""
         held, oldest = self.backlog()
-        lines: list[str] = []
 
-        def metric(name: str, kind: str, help_: str, value: float | int, labels: str = "") -> None:
-            lines.extend([f"# HELP {name} {help_}", f"# TYPE {name} {kind}", f"{name}{labels} {value}"])
+        def counter(name: str, help_: str, value: float) -> CounterMetricFamily:
+            return CounterMetricFamily(name, help_, value=value)
 
-        metric("agri_ingest_messages_received_total", "counter", "MQTT messages received", self.received)
-        metric("agri_ingest_node_messages_total", "counter", "Node messages committed", self.messages)
-        metric("agri_ingest_readings_stored_total", "counter", "Readings inserted", self.stored)
-        metric(
+        def gauge(name: str, help_: str, value: float) -> GaugeMetricFamily:
+            return GaugeMetricFamily(name, help_, value=value)
+
+        yield counter("agri_ingest_messages_received_total", "MQTT messages received", self.received)
+        yield counter("agri_ingest_node_messages_total", "Node messages committed", self.messages)
+        yield counter("agri_ingest_readings_stored_total", "Readings inserted", self.stored)
+        yield counter(
             "agri_ingest_readings_duplicate_total",
-            "counter",
             "Readings already stored (redeliveries absorbed by the unique key)",
             self.duplicates,
         )
-        lines += [
-            "# HELP agri_ingest_rejected_total Dead letters written, by reason",
-            "# TYPE agri_ingest_rejected_total counter",
-        ]
-        lines += [f'agri_ingest_rejected_total{{reason="{r}"}} {n}' for r, n in sorted(self.rejected.items())]
-        metric("agri_ingest_batches_total", "counter", "Committed batches", self.batches)
-        metric(
-            "agri_ingest_db_retries_total",
-            "counter",
-            "Batch attempts retried (database unavailable)",
-            self.db_retries,
+        rejected = CounterMetricFamily(
+            "agri_ingest_rejected_total", "Dead letters written, by reason", labels=["reason"]
         )
-        lines += self.batch_seconds.render(
+        for reason, n in sorted(self.rejected.items()):
+            rejected.add_metric([reason], n)
+        yield rejected
+        yield counter("agri_ingest_batches_total", "Committed batches", self.batches)
+        yield counter(
+            "agri_ingest_db_retries_total", "Batch attempts retried (database unavailable)", self.db_retries
+        )
+        yield self.batch_seconds.family(
             "agri_ingest_batch_seconds", "Batch latency: first message taken to commit"
         )
-        lines += self.latency_seconds.render(
+        yield self.latency_seconds.family(
             "agri_ingest_commit_latency_seconds", "Per message: MQTT receive to database commit"
         )
-        metric("agri_ingest_unacked_messages", "gauge", "Messages received and not yet acked", held)
-        metric("agri_ingest_lag_seconds", "gauge", "Age of the oldest un-acked message", round(oldest, 3))
-        metric(
+        yield gauge("agri_ingest_unacked_messages", "Messages received and not yet acked", held)
+        yield gauge("agri_ingest_lag_seconds", "Age of the oldest un-acked message", round(oldest, 3))
+        yield gauge(
             "agri_ingest_reading_lag_seconds",
-            "gauge",
             "Last commit time minus the newest reading time in that batch",
             round(self.last_reading_lag, 3),
         )
-        metric(
-            "agri_ingest_last_commit_timestamp_seconds",
-            "gauge",
-            "Wall time of the last commit",
-            self.last_commit,
+        yield gauge(
+            "agri_ingest_last_commit_timestamp_seconds", "Wall time of the last commit", self.last_commit
         )
-        metric(
-            "agri_ingest_mqtt_connected", "gauge", "1 if connected to the broker", int(self.mqtt_connected())
-        )
-        metric("agri_ingest_db_up", "gauge", "1 if the last database operation succeeded", int(self.db_ok))
-        return "\n".join(lines) + "\n"
+        yield gauge("agri_ingest_mqtt_connected", "1 if connected to the broker", int(self.mqtt_connected()))
+        yield gauge("agri_ingest_db_up", "1 if the last database operation succeeded", int(self.db_ok))
+
+    def registry(self) -> CollectorRegistry:
+        reg = CollectorRegistry(auto_describe=False)
+        reg.register(_Collect(self))
+        return reg
 
     def health(self) -> tuple[bool, dict[str, object]]:
         held, oldest = self.backlog()
@@ -135,11 +138,12 @@ class MetricsServer:
 
     def __init__(self, metrics: IngestMetrics, host: str, port: int) -> None:
         m = metrics
+        registry = metrics.registry()
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 if self.path.split("?")[0] == "/metrics":
-                    self._send(200, m.render().encode(), "text/plain; version=0.0.4; charset=utf-8")
+                    self._send(200, generate_latest(registry), CONTENT_TYPE_LATEST)
                 elif self.path.split("?")[0] == "/healthz":
                     ok, body = m.health()
                     self._send(200 if ok else 503, json.dumps(body).encode(), "application/json")
@@ -167,3 +171,11 @@ class MetricsServer:
     def stop(self) -> None:
         self.httpd.shutdown()
         self.httpd.server_close()
+
+
+class _Collect(Collector):
+    def __init__(self, metrics: IngestMetrics) -> None:
+        self._m = metrics
+
+    def collect(self) -> Iterator[Metric]:
+        return self._m.collect()

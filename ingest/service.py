@@ -27,6 +27,7 @@ from typing import IO
 
 from ingest.consumer import Consumer, Inbound
 from ingest.metrics import IngestMetrics, MetricsServer
+from kernel.backoff import Backoff
 from kernel.decode import Decoded, decode_message
 from kernel.log import event, get_logger
 from kernel.protocol import Limits
@@ -264,7 +265,7 @@ class IngestWorker:
 
     def _commit(self, batch: _Batch, stop: threading.Event) -> None:
         t0 = time.monotonic()
-        backoff = BACKOFF_MIN_S
+        backoff = Backoff(BACKOFF_MIN_S, BACKOFF_MAX_S)
         while True:
             try:
                 res = self.writer.write([d for _, d in batch], batch.prepared)
@@ -272,9 +273,8 @@ class IngestWorker:
             except StoreUnavailable as exc:
                 self.metrics.db_retries += 1
                 self._db_down(str(exc), len(batch))
-                if stop.wait(backoff):
+                if stop.wait(backoff.next_delay()):
                     return  # stopping: the batch stays un-acked and is redelivered later
-                backoff = min(backoff * 2, BACKOFF_MAX_S)
         self._db_up()
         now = time.time()
         self.consumer.ack([it for it, _ in batch])

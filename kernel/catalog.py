@@ -11,7 +11,9 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Literal
 
-Kind = Literal["air", "soil", "weather", "gas", "water", "power", "radio"]
+from analytics.imagery.config import CANOPY_METRIC, INDICES, STATS, metric_name
+
+Kind = Literal["air", "soil", "weather", "gas", "water", "power", "radio", "imagery"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +53,28 @@ _METRICS = (
     Metric("rssi_dbm", "dBm", -140.0, 0.0, "radio", "信号强度", "Signal strength (RSSI)", decimals=0),
 )
 
-CATALOG: MappingProxyType[str, Metric] = MappingProxyType({m.name: m for m in _METRICS})
+# Imagery statistics per field block (issue 13): satellite and drone series, named {index}_{stat}.
+_STAT_ZH = {"mean": "均值", "median": "中位数", "p10": "10%分位", "p90": "90%分位", "valid": "有效像元比例"}
+_STAT_EN = {"mean": "mean", "median": "median", "p10": "p10", "p90": "p90", "valid": "valid fraction"}
+_IMAGERY = (
+    *(
+        Metric(
+            metric_name(i, s),
+            "" if s != "valid" else "fraction",
+            -1.0 if s != "valid" else 0.0,
+            1.0,
+            "imagery",
+            f"{i.upper()} {_STAT_ZH[s]}",
+            f"{i.upper()} {_STAT_EN[s]}",
+            decimals=3,
+        )
+        for i in INDICES
+        for s in STATS
+    ),
+    Metric(CANOPY_METRIC, "fraction", 0.0, 1.0, "imagery", "冠层覆盖度", "Canopy fraction", decimals=3),
+)
+
+CATALOG: MappingProxyType[str, Metric] = MappingProxyType({m.name: m for m in (*_METRICS, *_IMAGERY)})
 
 FARM_KINDS = ("orchard", "pig_farm", "tea_garden", "pond")
 FARM_KIND_LABELS_ZH = MappingProxyType(

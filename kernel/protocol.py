@@ -24,7 +24,9 @@ import reprlib
 import zlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator
 
 from kernel.catalog import CATALOG, Metric
 
@@ -61,6 +63,12 @@ def check_id(kind: str, s: str) -> str:
     if kind == "node" and s in RESERVED_NODE_IDS:
         raise ValueError(f"node id {s!r} is reserved")
     return s
+
+
+# The id types for pydantic models (settings, config files, rules, API bodies): one rule everywhere.
+FarmId = Annotated[str, AfterValidator(lambda v: check_id("farm", v))]
+NodeId = Annotated[str, AfterValidator(lambda v: check_id("node", v))]
+GatewayId = Annotated[str, AfterValidator(lambda v: check_id("gateway", v))]
 
 
 # --- topics -----------------------------------------------------------------------------------

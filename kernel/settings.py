@@ -8,6 +8,8 @@ explicitly and must not be the documented placeholders.
 from __future__ import annotations
 
 import os
+import re
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Literal
 from urllib.parse import unquote, urlsplit
@@ -99,6 +101,12 @@ class Settings(BaseSettings):
     clock_skew_s: float = Field(300.0, gt=0)
     retention_days: int = Field(730, ge=1)
 
+    # Sky (imagery): STAC API searched by `agri sky fetch`, its collection, and the valid-pixel
+    # fraction below which a block-date is skipped.
+    sky_stac_url: str = "https://earth-search.aws.element84.com/v1"
+    sky_collection: str = "sentinel-2-l2a"
+    sky_min_valid: float = Field(0.5, ge=0.0, le=1.0)
+
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["logfmt", "json"] = "logfmt"
 
@@ -113,6 +121,13 @@ class Settings(BaseSettings):
         if not parts.hostname and "host=" not in parts.query:
             raise ValueError("missing host")
         return v
+
+    @field_validator("sky_stac_url")
+    @classmethod
+    def _check_stac_url(cls, v: str) -> str:
+        if urlsplit(v).scheme not in ("http", "https"):
+            raise ValueError("must be an http(s):// URL of a STAC API")
+        return v.rstrip("/")
 
     @field_validator("mqtt_url")
     @classmethod
@@ -148,22 +163,73 @@ class Settings(BaseSettings):
         return MqttUrl(self.mqtt_url) if self.mqtt_url else None
 
 
-def _one_line(exc: ValidationError) -> str:
+Loc = tuple[int | str, ...]
+_SECRET_WORDS = ("PASSWORD", "PASSWD", "SECRET", "TOKEN", "KEY", "CREDENTIAL")
+_URL_PASSWORD = re.compile(r"(?i)\b([a-z][a-z0-9+.-]*://[^\s/@:]*):\S*@")
+_KV_PASSWORD = re.compile(r"(?i)\b(password|passwd|pwd|secret|token|key)=[^&\s]*")
+
+
+def redact(text: str) -> str:
+    """``text`` with URL passwords (``scheme://user:pw@``) and ``password=...`` pairs masked."""
+    return _KV_PASSWORD.sub(r"\1=***", _URL_PASSWORD.sub(r"\1:***@", text))
+
+
+def secret_name(name: str) -> bool:
+    """Whether a setting's or field's name says it holds a secret (its value is never shown)."""
+    return any(w in name.upper() for w in _SECRET_WORDS)
+
+
+def _dotted(loc: Loc) -> str:
+    return ".".join(str(x) for x in loc)
+
+
+def error_line(
+    exc: ValidationError,
+    *,
+    where: Callable[[Loc], str] = _dotted,
+    got: Callable[[Loc], str | None] = lambda _loc: None,
+    secrets: Sequence[str] = (),
+) -> str:
+    """One line for every error of a pydantic ``ValidationError``: ``where: what (got 'value')``.
+
+    The one place that turns validation errors into messages for people (settings, config files,
+    rules). ``where`` names a location, ``got`` gives the raw input to quote. No secret leaks: a
+    value is quoted only if its name is not secret-like, URL passwords are masked in values and
+    messages, and every string in ``secrets`` is masked wherever it appears.
+    """
+    scrub = sorted((x for x in secrets if len(x) >= 4), key=len, reverse=True)
     msgs = []
     for err in exc.errors():
-        loc = err.get("loc") or ()
-        msg = str(err.get("msg", "invalid value"))
-        msg = msg.removeprefix("Value error, ")
-        if loc:
-            var = ENV_PREFIX + str(loc[0]).upper()
-            got = os.environ.get(var)
-            shown = (
-                f" (got {got!r})" if got is not None and "SECRET" not in var and "TOKEN" not in var else ""
-            )
-            msgs.append(f"{var}: {msg}{shown}")
+        loc: Loc = tuple(err.get("loc") or ())
+        if err.get("type") == "missing":
+            msg = "required (not set)"
         else:
-            msgs.append(msg)
+            msg = str(err.get("msg", "invalid value")).removeprefix("Value error, ")
+        name = where(loc) if loc else ""
+        value = got(loc) if loc else None
+        if value is not None and not secret_name(name):
+            msg += f" (got {redact(value)!r})"
+        msg = redact(msg)
+        for x in scrub:
+            msg = msg.replace(x, "***")
+        msgs.append(f"{name}: {msg}" if name else msg)
     return "; ".join(msgs)
+
+
+def env_error_line(exc: ValidationError, model: type[BaseSettings], prefix: str) -> str:
+    """:func:`error_line` for settings read from ``prefix``-ed environment variables."""
+    secret_fields = {
+        n for n, f in model.model_fields.items() if "Secret" in str(f.annotation) or secret_name(n)
+    }
+
+    def var(loc: Loc) -> str:
+        return prefix + str(loc[0]).upper()
+
+    def got(loc: Loc) -> str | None:
+        return None if loc[0] in secret_fields else os.environ.get(var(loc))
+
+    secrets = [os.environ.get(prefix + n.upper(), "") for n in secret_fields]
+    return error_line(exc, where=var, got=got, secrets=secrets)
 
 
 def load_settings(**overrides: object) -> Settings:
@@ -171,4 +237,4 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
-        raise SettingsError(_one_line(exc)) from None
+        raise SettingsError(env_error_line(exc, Settings, ENV_PREFIX)) from None

@@ -28,7 +28,8 @@ from psycopg import errors, sql
 
 from kernel.decode import Accepted, Decoded, Reject
 from kernel.log import event, get_logger
-from store import copyfmt, seqtrack
+from store import copyfmt, rollup, seqtrack
+from store.registry import ensure_series
 
 log = get_logger("ingest")
 
@@ -238,6 +239,7 @@ class Writer:
                         rejects.extend(a.reading_rejects())
             data, n_rows = self._encode(conn, known)
         res = BatchResult(messages=len(known), rejected=Counter(r.reason for r in rejects))
+        hours = self._hour_keys(known) if n_rows else set()
         with conn.transaction():
             if n_rows:
                 res.stored, res.duplicates = self._copy(conn, data, n_rows)
@@ -245,8 +247,25 @@ class Writer:
                 self._insert_rejects(conn, rejects)
             if known:
                 self._update_nodes(conn, known)
+                if res.stored:
+                    _log_feed(conn, known, res.stored)
+            if hours:  # after the node locks: see store.rollup for why that order matters
+                rollup.mark_dirty(conn, hours)
         res.committed = [a for _, a in known]
         return res
+
+    def _hour_keys(self, known: list[tuple[int, Accepted]]) -> set[tuple[int, int]]:
+        """(series id, Unix hour) of every reading in the batch, for the rollup marks."""
+        series = self.series
+        keys: set[tuple[int, int]] = set()
+        add = keys.add
+        for pk, a in known:
+            sids = series.get(pk, {})
+            for r in a.msg.readings:
+                sid = sids.get(r.metric)
+                if sid is not None:
+                    add((sid, int(r.t // 3600)))
+        return keys
 
     def _encode(self, conn: psycopg.Connection[Any], known: list[tuple[int, Accepted]]) -> tuple[bytes, int]:
         """The batch's readings as one binary COPY stream (series ids resolved, created if new)."""
@@ -293,13 +312,7 @@ class Writer:
         # decode_up only yields readings of catalog metrics, and migrate seeds `metrics` from it.
         with conn.transaction():
             for pk, metric in create:
-                row = conn.execute(
-                    "INSERT INTO series (node_id, metric) VALUES (%s, %s) ON CONFLICT (node_id, metric)"
-                    " DO UPDATE SET metric = EXCLUDED.metric RETURNING id",
-                    (pk, metric),
-                ).fetchone()
-                assert row is not None
-                self.series.setdefault(pk, {})[metric] = int(row[0])
+                self.series.setdefault(pk, {})[metric] = ensure_series(conn, pk, metric)
         event(log, "series_created", count=len(create))
 
     def _copy(self, conn: psycopg.Connection[Any], data: bytes, n_rows: int) -> tuple[int, int]:
@@ -423,6 +436,42 @@ class Writer:
                     " %s::bigint[]) AS v(id, last_seq, last_boot, first_seq, new, dropped) WHERE n.id = v.id",
                     [_BIGINT_MAX, *(list(c) for c in cols)],
                 )
+
+
+def _log_feed(conn: psycopg.Connection[Any], known: list[tuple[int, Accepted]], stored: int) -> None:
+    """One ``alert_feed`` row for the batch, in its transaction: each node's time range.
+
+    The alert service tails this log (see alerts/feed.py); it reads the readings back by node and
+    range, so a duplicate inside a range is harmless (its evaluator keeps per-series watermarks).
+    """
+    ranges: dict[int, list[float]] = {}
+    for pk, a in known:
+        rd = a.msg.readings
+        if not rd:
+            continue
+        lo = hi = rd[0].t
+        for r in rd:
+            t = r.t
+            if t < lo:
+                lo = t
+            elif t > hi:
+                hi = t
+        cur = ranges.get(pk)
+        if cur is None:
+            ranges[pk] = [lo, hi]
+        else:
+            cur[0] = min(cur[0], lo)
+            cur[1] = max(cur[1], hi)
+    if not ranges:
+        return
+    pks = sorted(ranges)
+    conn.execute(
+        "INSERT INTO alert_feed (node_ids, t_from, t_to, n_rows) VALUES (%s::int[],"
+        " (SELECT array_agg(to_timestamp(x) ORDER BY o) FROM unnest(%s::float8[]) WITH ORDINALITY u(x, o)),"
+        " (SELECT array_agg(to_timestamp(x) ORDER BY o) FROM unnest(%s::float8[]) WITH ORDINALITY u(x, o)),"
+        " %s)",
+        (pks, [ranges[p][0] for p in pks], [ranges[p][1] for p in pks], stored),
+    )
 
 
 def _pk(item: tuple[int, Accepted]) -> int:

@@ -11,7 +11,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from agri import nab as nabrun
 from agri.anomaly_io import SeriesFileError, read_series_csv, write_scores_csv
-from agri.cli.common import console, fail
+from agri.cli.common import console, err_console, fail
 from analytics.anomaly import AnomalyState, score_series, update
 from analytics.anomaly.synthetic import event_precision_recall, generate
 
@@ -22,8 +22,11 @@ def register(app: typer.Typer) -> None:
     app.add_typer(anomaly_app, name="anomaly")
 
 
-def _score_file(src: Path, dst: Path) -> int:
-    data = read_series_csv(src)
+def _score_file(src: Path, dst: Path, strict: bool = False) -> int:
+    data = read_series_csv(src, strict=strict)
+    note = data.warning()
+    if note is not None:
+        err_console.print(f"[yellow]warning:[/] {note}", highlight=False, soft_wrap=True)
     scores = score_series(data.times, data.values)
     dst.parent.mkdir(parents=True, exist_ok=True)
     write_scores_csv(dst, data.stamps, data.raw_values, scores)
@@ -34,6 +37,9 @@ def _score_file(src: Path, dst: Path) -> int:
 def score(
     input: Annotated[Path, typer.Argument(help="CSV file 'timestamp,value', or a folder of them")],
     out: Annotated[Path, typer.Option("--out", "-o", help="output CSV file, or folder for a folder input")],
+    strict: Annotated[
+        bool, typer.Option("--strict", help="refuse a file whose timestamps step back (default: warn, score)")
+    ] = False,
 ) -> None:
     """Score INPUT and write 'timestamp,value,anomaly_score' to OUTPUT (folders are mirrored)."""
     if not input.exists():
@@ -42,7 +48,7 @@ def score(
         if out.is_dir():
             fail(f"{out}: is a folder; give an output file for a single input file")
         try:
-            rows = _score_file(input, out)
+            rows = _score_file(input, out, strict)
         except SeriesFileError as exc:
             fail(str(exc))
         console.print(f"scored {rows} points -> {out}")
@@ -66,7 +72,7 @@ def score(
             rel = src.relative_to(input)
             bar.update(task, description=f"scoring {rel}")
             try:
-                total += _score_file(src, out / rel)
+                total += _score_file(src, out / rel, strict)
             except SeriesFileError as exc:
                 bar.stop()
                 fail(str(exc))
@@ -76,28 +82,36 @@ def score(
 
 @anomaly_app.command("nab")
 def nab(
-    shared: Annotated[
-        Path | None,
-        typer.Option(help="shared folder holding nab/ and tools/nabscore.py (default: ../shared)"),
-    ] = None,
+    nab_dir: Annotated[
+        Path, typer.Option("--nab", help="NAB folder: data/<category>/<file>.csv, combined_windows.json")
+    ],
+    scorer_path: Annotated[Path, typer.Option("--scorer", help="the NAB scorer, nabscore.py")],
     results: Annotated[Path | None, typer.Option(help="also write per-file result CSVs here")] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
     leave_one_out: Annotated[
         bool, typer.Option(help="also score each category at a threshold tuned on the other categories")
     ] = False,
+    cv: Annotated[
+        bool,
+        typer.Option(
+            "--cv", help="leave one category out: tune constants and thresholds on three, score the fourth"
+        ),
+    ] = False,
+    robust: Annotated[
+        bool,
+        typer.Option("--robustness", help="standard score, 8 edge placements and +-20 %% on each constant"),
+    ] = False,
 ) -> None:
-    """Score the NAB subset end to end with the default configuration; print the three profiles."""
+    """Score a NAB corpus end to end with the default configuration; print the three profiles."""
 
-    base = shared or nabrun.default_shared_dir()
-    data_dir, labels, scorer_path = (
-        base / "nab" / "data",
-        base / "nab" / "combined_windows.json",
-        (base / "tools" / "nabscore.py"),
-    )
+    data_dir, labels = nab_dir / "data", nab_dir / "combined_windows.json"
     for p in (data_dir, labels, scorer_path):
         if not p.exists():
-            fail(f"{p}: not found (pass --shared)")
-    series = nabrun.load_corpus(data_dir)
+            fail(f"{p}: not found (check --nab and --scorer)")
+    try:
+        series = nabrun.load_corpus(data_dir)
+    except (SeriesFileError, FileNotFoundError) as exc:
+        fail(str(exc))
     scores = nabrun.score_corpus(series)
     scorer = nabrun.load_scorer(scorer_path)
     res = nabrun.evaluate(scorer, labels, data_dir, scores)
@@ -107,8 +121,17 @@ def nab(
         "profiles": {p: round(float(r["score"]), 2) for p, r in res.items()},
         "thresholds": {p: r["threshold"] for p, r in res.items()},
     }
+
+    def note(msg: str) -> None:
+        if not json_out:
+            err_console.print(f"  {msg}", highlight=False)
+
     if leave_one_out:
         report["leave_one_category_out"] = nabrun.leave_one_category_out(scorer, labels, data_dir, scores)
+    if cv:
+        report["cv"] = nabrun.cross_validate(scorer, labels, data_dir, series, progress=note)
+    if robust:
+        report["robustness"] = nabrun.robustness(scorer, labels, data_dir, series, progress=note)
     if results is not None:
         nabrun.write_results(results, series, scores)
     if json_out:
@@ -121,6 +144,24 @@ def nab(
         console.print("  leave one category out (threshold chosen on the other categories):")
         for p, v in report["leave_one_category_out"].items():  # type: ignore[attr-defined]
             console.print(f"    {p:<18} {v:6.2f}")
+    if cv:
+        out: dict = report["cv"]  # type: ignore[assignment,type-arg]
+        console.print("  one category held out (constants and thresholds from the other three):")
+        for cat, r in out["categories"].items():
+            score = "n/a (no windows)" if r["standard"] is None else f"{r['standard']:6.2f}"
+            raw = f"{r['standard_raw']:8.3f}"
+            console.print(f"    {cat:<24} standard {score}  raw {raw}  chosen {r['chosen']}")
+        console.print(f"    mean of the normalised categories: {out['mean_standard']}")
+        console.print(f"    pooled: {out['pooled']}")
+    if robust:
+        rob: dict = report["robustness"]  # type: ignore[assignment,type-arg]
+        console.print(
+            f"  edge placements: {rob['edge_placements']} "
+            f"(spread {rob['edge_spread']}, mean {rob['edge_mean']})"
+        )
+        for name, (lo, hi) in rob["constants"].items():
+            console.print(f"    {name:<22} -20 %: {lo:6.2f}  +20 %: {hi:6.2f}")
+        console.print(f"  all: {rob['min']} .. {rob['max']} (spread {rob['constant_spread']})")
 
 
 @anomaly_app.command("synthetic")

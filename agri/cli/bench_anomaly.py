@@ -4,26 +4,23 @@ Baselines measured in the same run: a vectorised rolling z-score (numpy, same da
 HalfSpaceTrees on a sample of one series. The detector loops over time with every step
 vectorised over the series, so memory is bounded by feeding time in chunks (the state carries
 over, so chunked scoring is the batch result). Values are generated in float32 chunks and are
-not part of the timing. The process is pinned to one CPU and BLAS/OpenMP threads are set to one (the
-detector uses no BLAS; element-wise numpy is single-threaded anyway).
+not part of the timing. While it runs, the process is pinned to one CPU and the BLAS/OpenMP thread
+pools are limited to one thread (threadpoolctl; the detector uses no BLAS, element-wise numpy is
+single-threaded anyway). Nothing is changed at import: ``agri`` loads this module for every command.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import time
+from typing import Annotated, Any
 
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMEXPR_NUM_THREADS"):
-    os.environ.setdefault(_var, "1")
+import numpy as np
+import typer
 
-import json  # noqa: E402
-import time  # noqa: E402
-from typing import Annotated, Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-import typer  # noqa: E402
-
-from agri.cli.common import console  # noqa: E402
-from analytics.anomaly import AnomalyState, update  # noqa: E402
+from agri.cli.common import console
+from analytics.anomaly import AnomalyState, update
 
 T0 = 1_717_200_000.0
 
@@ -141,7 +138,7 @@ def run(series: int, points: int, chunk: int, ticks: int, river_points: int, see
 
 
 def _pin_one_core() -> int | None:
-    """Run on one CPU (the env vars above only reach libraries loaded after them)."""
+    """Run on one CPU."""
     if not hasattr(os, "sched_setaffinity"):
         return None
     cpus = sorted(os.sched_getaffinity(0))
@@ -159,10 +156,15 @@ def anomaly(
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Batch points/s and tick latency of the detector, with a rolling z-score and river HST."""
+    # Imported here: threadpoolctl sets KMP_DUPLICATE_LIB_OK when imported, which must not reach
+    # every `agri` process (this module is loaded for every command).
+    from threadpoolctl import threadpool_limits
+
     before = os.sched_getaffinity(0) if hasattr(os, "sched_getaffinity") else None
     try:
         pinned = _pin_one_core()
-        res = run(series, points, min(chunk, points), ticks, river_points, seed)
+        with threadpool_limits(limits=1):
+            res = run(series, points, min(chunk, points), ticks, river_points, seed)
     finally:
         if before is not None:
             os.sched_setaffinity(0, before)

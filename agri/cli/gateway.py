@@ -69,7 +69,7 @@ def gateway(
         svc = GatewayService(cfg, clock_skew_s=s.clock_skew_s, retention_days=s.retention_days, rules=rules)
     except SpoolError as exc:
         fail(str(exc))
-    svc.run(stop)
+    raise typer.Exit(svc.run(stop))  # 1 when a gateway loop died (logged: gateway_failed)
 
 
 def _add_account(s: Settings, spec: str) -> None:

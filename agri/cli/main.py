@@ -29,7 +29,11 @@ _SUBCOMMAND_MODULES = (
     "agri.cli.node",  # agri node add | emulate
     "agri.cli.flash",  # agri flash
     "agri.cli.anomaly",  # agri anomaly score
+    "agri.cli.block",  # agri block import | list | place
+    "agri.cli.sky",  # agri sky import | fetch | render | series | fuse
     "agri.cli.bench",  # agri bench ingest | anomaly
+    "agri.cli.token",  # agri token create | list | revoke
+    "agri.cli.alerts",  # agri alerts [ack | resolve | list], agri commissioner add | list | assign
 )
 register_modules(app, _SUBCOMMAND_MODULES)
 

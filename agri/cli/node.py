@@ -6,6 +6,7 @@ import enum
 from pathlib import Path
 from typing import Annotated, Any
 
+import psycopg
 import typer
 from rich.markup import escape
 
@@ -15,6 +16,9 @@ from agri.node.emulate import Emulator, parse_fault, run_foreground
 from agri.node.provision import ProvisionError, Request, provision
 from agri.node.runtime import RuntimeMissing, parse_heap
 from agri.stack.manager import Stack
+from api.queries import nodeimport
+from api.queries.errors import QueryError
+from store import credentials
 
 node_app = typer.Typer(help="Sensor nodes: provision, emulate", no_args_is_help=True)
 
@@ -177,6 +181,112 @@ def emulate(
         fail(str(exc))
     if rc not in (0, -2):
         fail(f"firmware exited with code {rc}", rc if 0 < rc < 128 else 1)
+
+
+def _sync_accounts(stack: Stack, conn: psycopg.Connection[Any]) -> int | None:
+    """Write pending node credentials (made by an import) into the embedded broker's accounts."""
+    if not stack.s.embedded_mqtt:
+        return None
+    todo = credentials.pending(conn)
+    if not todo:
+        return 0
+    auth = stack.mqtt_auth()
+    for farm, node, user, pw_hash in todo:
+        auth.set_hashed(user, pw_hash, farm, node)
+    auth.save()
+    stack.broker().reload()
+    credentials.mark_applied(conn, [t[2] for t in todo])
+    return len(todo)
+
+
+@node_app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="CSV or Excel (.xlsx) sheet, one row per node")],
+    apply: Annotated[bool, typer.Option("--apply", help="Register the nodes (default: dry run)")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Folder for the node config files [default: $AGRI_HOME/nodes]"),
+    ] = None,
+    broker_host: Annotated[
+        str, typer.Option("--broker-host", help="Broker address as the nodes reach it")
+    ] = "127.0.0.1",
+    broker_port: Annotated[int | None, typer.Option("--broker-port", help="Broker port")] = None,
+) -> None:
+    """Check a sheet of nodes (columns: farm, node, kind, name, lat, lon, sensors, interval, firmware);
+    with --apply register them all or none and write one config file per node for `agri flash`."""
+    try:
+        data = file.read_bytes()
+    except OSError as exc:
+        fail(f"{file}: {exc.strerror}", 2)
+    stack = Stack(settings())
+    try:
+        conn = psycopg.connect(stack.database_url(), autocommit=True, connect_timeout=5)
+    except psycopg.OperationalError as exc:
+        fail(f"database not reachable ({str(exc).strip().splitlines()[0]}): start the stack with `agri up`")
+    with conn:
+        try:
+            report = nodeimport.run(conn, file.name, data, apply=apply)
+        except nodeimport.ImportRejected as exc:
+            report = exc.report
+        except QueryError as exc:
+            fail(f"{file}: {exc}", 2)
+        for e in report.errors:
+            col = f", column {e.column}" if e.column else ""
+            err_console.print(
+                f"{escape(str(file))}, line {e.line}{col}: {escape(e.message)}", highlight=False
+            )
+        if report.errors:
+            fail(f"{len(report.errors)} problem(s) in {file}; nothing was registered", 1)
+        if not apply:
+            console.print(
+                f"[green]✓[/] {report.rows} node(s) OK (dry run; --apply registers them)", highlight=False
+            )
+            return
+        synced = _sync_accounts(stack, conn)
+    home = out or stack.home / "nodes"
+    port = broker_port or stack.s.mqtt_port
+    for c in report.credentials or []:
+        row = next(r for r in report.nodes if (r.farm, r.node) == (c.farm, c.node))
+        interval, sensors = nodecfg.profile(row.kind or _farm_kind(stack, c.farm))
+        wanted = set(c.metrics)
+        chosen = [x for x in sensors if wanted & set(x.outputs())] or sensors
+        cfg = nodecfg.parse(
+            {
+                "farm": c.farm,
+                "node": c.node,
+                "broker": {"host": broker_host, "port": port, "user": c.username, "password": c.password},
+                "interval": c.interval or interval,
+                "sensors": [x.model_dump(exclude_none=True) for x in chosen],
+            },
+            f"{c.farm}/{c.node}",
+        )
+        nodecfg.write(cfg, home / c.farm / f"{c.node}.json")
+    console.print(
+        f"[green]✓[/] registered {report.rows} node(s); configs in {home}/FARM/NODE.json (0600)",
+        highlight=False,
+    )
+    if synced is None:
+        err_console.print(
+            "[yellow]warning:[/] external broker: add the node accounts from the config files",
+            highlight=False,
+        )
+
+
+def _farm_kind(stack: Stack, farm: str) -> str:
+    with psycopg.connect(stack.database_url(), connect_timeout=5) as conn:
+        row = conn.execute("SELECT kind FROM farms WHERE id = %s", (farm,)).fetchone()
+    return str(row[0]) if row else "orchard"
+
+
+@node_app.command("sync-accounts")
+def sync_accounts() -> None:
+    """Apply node credentials registered through the HTTP API to the embedded broker."""
+    stack = Stack(settings())
+    with psycopg.connect(stack.database_url(), autocommit=True, connect_timeout=5) as conn:
+        n = _sync_accounts(stack, conn)
+    if n is None:
+        fail("external broker: create the accounts there (node_credentials holds the $7$ hashes)")
+    console.print(f"[green]✓[/] {n} node account(s) applied", highlight=False)
 
 
 def register(app: typer.Typer) -> None:

@@ -12,11 +12,12 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from agri.node.crc import crc8_maxim
 from kernel.catalog import CATALOG, FARM_KINDS
-from kernel.protocol import check_id
+from kernel.protocol import FarmId, NodeId
+from kernel.settings import error_line
 
 # type -> (bus, default metrics of the driver's outputs, calibration keys it understands)
 SENSOR_TYPES: dict[str, tuple[str, tuple[str, ...], frozenset[str]]] = {
@@ -130,8 +131,8 @@ class Wifi(_Strict):
 
 class NodeConfig(_Strict):
     v: Literal[1] = 1
-    farm: str
-    node: str
+    farm: FarmId
+    node: NodeId
     broker: Broker
     interval: int = Field(300, ge=1, le=86400)
     batch: int = Field(24, ge=1, le=200)
@@ -144,16 +145,6 @@ class NodeConfig(_Strict):
     spool: SpoolLimits = Field(default_factory=lambda: SpoolLimits.model_validate({}))
     wifi: Wifi | None = None
     sensors: list[Sensor] = Field(default_factory=list, max_length=16)
-
-    @field_validator("farm")
-    @classmethod
-    def _farm(cls, v: str) -> str:
-        return check_id("farm", v)
-
-    @field_validator("node")
-    @classmethod
-    def _node(cls, v: str) -> str:
-        return check_id("node", v)
 
     def metrics(self) -> list[str]:
         return [m for s in self.sensors for m in s.outputs()]
@@ -170,11 +161,7 @@ def parse(obj: Any, source: str = "node config") -> NodeConfig:
     try:
         return NodeConfig.model_validate(obj)
     except ValidationError as exc:
-        parts = []
-        for err in exc.errors():
-            loc = ".".join(str(x) for x in err.get("loc", ())) or "(top level)"
-            parts.append(f"{loc}: {str(err.get('msg', 'invalid')).removeprefix('Value error, ')}")
-        raise ConfigError(f"{source}: " + "; ".join(parts)) from None
+        raise ConfigError(f"{source}: " + error_line(exc)) from None
 
 
 def load(path: Path) -> NodeConfig:

@@ -89,16 +89,15 @@ class Emulator:
             sim_json.write_text(json.dumps(self.sim))
         else:
             sim_json.unlink(missing_ok=True)
-        argv = [str(mp), "-X", f"heapsize={self.heap}"]
-        if self.code == "rom":
-            return [*argv, str(build.board_py), str(build.romfs), str(build.main_py)]
-        return [*argv, str(build.main_py)]
+        code = build.romfs if self.code == "rom" else build.lib
+        return [
+            *[str(mp), "-X", f"heapsize={self.heap}"],
+            *[str(build.board_py), str(build.board_img), str(code), str(build.main_py)],
+        ]
 
     def env(self) -> dict[str, str]:
         env = dict(os.environ)
         env.pop("MICROPYPATH", None)
-        if self.code == "ram":
-            env["MICROPYPATH"] = str(stage.build().lib)
         return env
 
     def start(self, stdout: int | None = subprocess.PIPE) -> subprocess.Popen[str]:

@@ -8,41 +8,22 @@ effect without a restart. Passwords are stored only as Mosquitto ``$7$`` hashes
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import hmac
 import json
 import os
-import secrets
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
 from kernel.protocol import ROOT, check_id
+from store.credentials import (  # re-exported: the hashing lives in store so the API can use it
+    PBKDF2_ITERATIONS as PBKDF2_ITERATIONS,
+)
+from store.credentials import hash_password
+from store.credentials import new_password as new_password
+from store.credentials import node_username as node_username
+from store.credentials import verify_password as verify_password
 
 Role = Literal["admin", "ingest", "api", "gateway", "node", "monitor"]
-PBKDF2_ITERATIONS = 101  # what mosquitto_passwd uses for $7$
-
-
-def hash_password(password: str, salt: bytes | None = None, iterations: int = PBKDF2_ITERATIONS) -> str:
-    salt = salt if salt is not None else secrets.token_bytes(12)
-    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations)
-    return f"$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
-
-
-def verify_password(password: str, encoded: str) -> bool:
-    try:
-        _, alg, it, salt, digest = encoded.split("$")
-    except ValueError:
-        return False
-    if alg != "7":
-        return False
-    calc = hashlib.pbkdf2_hmac("sha512", password.encode(), base64.b64decode(salt), int(it))
-    return hmac.compare_digest(base64.b64encode(calc).decode(), digest)
-
-
-def new_password() -> str:
-    return secrets.token_urlsafe(18)
 
 
 @dataclass
@@ -79,11 +60,6 @@ class Account:
         return [f"topic write {base}/up", f"topic write {base}/status", f"topic read {base}/config"]
 
 
-def node_username(farm: str, node: str) -> str:
-    """Broker username of a node: unique across farms (``.`` cannot appear in ids)."""
-    return f"{farm}.{node}"
-
-
 class MqttAuth:
     """Account registry under ``root``: ``accounts.json`` -> ``passwd`` + ``acl``."""
 
@@ -115,6 +91,16 @@ class MqttAuth:
             check_id("farm", farm or "")
             check_id("gateway" if role == "gateway" else "node", node or "")
         acc = Account(username=username, pw_hash=hash_password(password), role=role, farm=farm, node=node)
+        self._accounts[username] = acc
+        return acc
+
+    def set_hashed(self, username: str, pw_hash: str, farm: str, node: str) -> Account:
+        """A node account from a stored ``$7$`` hash (credentials made by the HTTP API)."""
+        check_id("farm", farm)
+        check_id("node", node)
+        if not pw_hash.startswith("$7$"):
+            raise ValueError(f"not a $7$ hash for {username!r}")
+        acc = Account(username=username, pw_hash=pw_hash, role="node", farm=farm, node=node)
         self._accounts[username] = acc
         return acc
 

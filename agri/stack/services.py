@@ -50,9 +50,10 @@ SERVICES: tuple[ServiceSpec, ...] = (
         ],
         mqtt_role="ingest",
     ),
+    ServiceSpec("alerts", "alerts.service", _cli("alerts"), mqtt_role="monitor"),
     ServiceSpec(
         "api",
-        "ingest.api.app",
+        "api.app",
         _cli("api"),
         mqtt_role="api",
         health_url=lambda s: f"http://{s.api_host}:{s.api_port}/healthz",

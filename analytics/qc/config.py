@@ -14,6 +14,8 @@ from types import MappingProxyType
 
 import numpy as np
 
+from analytics.imagery.config import IMAGERY_METRICS
+
 PASS = np.uint8(1)
 NOT_EVALUATED = np.uint8(2)
 SUSPECT = np.uint8(3)
@@ -90,5 +92,8 @@ DEFAULT_THRESHOLDS: MappingProxyType[str, QcThresholds] = MappingProxyType(
         "water_t": _T(0, 40, 2, 4, 2 / 600, 0.01, 12 * _H, 48 * _H),
         "bat_v": _T(3.0, 14.5, 0.5, 1.5, None),
         "rssi_dbm": _T(-125, None, None, None, None),
+        # Imagery statistics per block arrive every few days with cloudy gaps: no spike, rate,
+        # flat-line or gap tests, only the catalog's range.
+        **{name: _T(gap_suspect_s=None, gap_fail_s=None) for name in IMAGERY_METRICS},
     }
 )

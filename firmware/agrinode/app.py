@@ -2,6 +2,7 @@
 import gc
 import sys
 import time
+from binascii import crc32
 
 from agrinode import VERSION, fsutil
 from agrinode.log import log
@@ -10,31 +11,54 @@ from agrinode.spool import Spool
 
 UNIX = sys.platform in ("linux", "darwin")
 REMOTE_FILE = "remote.json"
+NEW_FILE = "remote.new"  # a config message received, checked at the next wake
+CRASHES = "crash.count"
+SAFE_AFTER = 3  # crashes in a row before a cycle completed: boot in safe mode
+
+
+def crashes():
+    try:
+        return int(fsutil.read_atomic(CRASHES) or 0)
+    except ValueError:
+        return 0
+
+
+def unload(prefix):
+    # Drop modules (and their parent's attribute) so the collector takes their code back.
+    for name in [m for m in sys.modules if m.startswith(prefix)]:
+        del sys.modules[name]
+        parent, _, child = name.rpartition(".")
+        if parent in sys.modules:
+            try:
+                delattr(sys.modules[parent], child)
+            except AttributeError:
+                pass
 
 
 def config(fn, *args):
     # The config module is big and needed only at boot and when a config message arrives:
     # import it, call fn, and let the collector take the code back.
-    import agrinode
     from agrinode import config as mod
 
     try:
         return getattr(mod, fn)(*args)
     finally:
-        sys.modules.pop("agrinode.config", None)
-        try:
-            delattr(agrinode, "config")
-        except AttributeError:
-            pass
+        unload("agrinode.config")
 
 
 class Node:
     def __init__(self):
         self.reload = False
+        self.rejected = None  # crc32 of the last config message refused (not retried)
+        # Safe mode: it crashed SAFE_AFTER times in a row before completing a cycle. It then only
+        # samples into the spool (a failing sensor or driver cannot take it down) and reports on
+        # its status topic why; no backlog is sent. A config message or a restart by a
+        # technician (or an update) takes it out: see run().
+        self.safe = fsutil.read_atomic("crash.txt") if crashes() >= SAFE_AFTER else None
         self.cfg, errors = config("load", log)
         gc.collect()
         if UNIX:
-            from agrinode.sim import SimHal as Hal
+            from agrisim import SimHal as Hal
         else:
             from agrinode.hal import Hal
         c = self.cfg
@@ -45,35 +69,76 @@ class Node:
         self.clock = self.hal.clock(self.spool, log)
         log("boot", version=VERSION, node=c["node"], boot=self.spool.boot, seq=self.spool.seq,
             spooled=self.spool.count, pending=len(self.spool.pending), config_errors=errors)
+        if self.safe is not None:
+            log("safe_mode", "error", crashes=crashes(), last=self.safe.decode())
         self.sampler = Sampler(self.hal, c["sensors"], log)
         self.up = None
+        self.connect()
+        if not self.up:
+            log("offline_mode", "error", reason="no valid farm/node/broker in node.json: sampling to the spool only")
+
+    def connect(self):
+        c = self.cfg
         if c["farm"] and c["node"] and c["broker"]:
             from agrinode.net.uplink import Uplink
 
             self.up = Uplink(c, self.spool, self.hal, self.clock, log, self.on_config)
-        else:
-            log("offline_mode", "error", reason="no valid farm/node/broker in node.json: sampling to the spool only")
+            if self.safe is not None:
+                self.up.status = b"safe mode: " + self.safe
         self.wdt = self.hal.wdt(c["wdt"]) if c["wdt"] else None
         self.healthy = False
         self.cycle = 0
 
     def on_config(self, payload):
-        # Retained .../config message: validated, saved, applied from the next wake.
+        # Retained .../config message: saved as it came; checked and applied at the next wake,
+        # after the network and the drivers are unloaded (the config check is the largest module).
         if payload is None:
             log("config_rejected", "error", reason="message too large")
             return
-        if payload == (fsutil.read_atomic(REMOTE_FILE) or b""):
+        if payload == (fsutil.read_atomic(REMOTE_FILE) or b"") or crc32(payload) == self.rejected:
             return
+        fsutil.write_atomic(NEW_FILE, payload)
+        self.reload = True
+
+    def apply(self):
+        # A config message arrived: unload network and drivers, check it, then build them again.
+        if self.up:
+            self.up.flush()
+            self.up.close(False)
+        self.up = self.sampler = None
+        unload("agrinode.net")
+        unload("agrinode.drivers.")
+        gc.collect()
+        keep = self.cfg
+        payload = fsutil.read_atomic(NEW_FILE) or b""
+        ok = True
         if payload:
-            probe = dict(self.cfg)
-            probe["sensors"] = [dict(x) for x in self.cfg["sensors"]]  # probing must not touch the live config
-            if not config("apply_remote", probe, payload, log):
-                return
-            fsutil.write_atomic(REMOTE_FILE, payload)
+            probe = dict(keep)
+            probe["sensors"] = [dict(x) for x in keep["sensors"]]  # probing must not touch the live config
+            ok = config("apply_remote", probe, payload, log)
+            if ok:
+                fsutil.write_atomic(REMOTE_FILE, payload)
+            else:
+                self.rejected = crc32(payload)
         else:
             fsutil.remove(REMOTE_FILE)  # config cleared: back to node.json
-        log("config_received", bytes=len(payload))
-        self.reload = True
+        fsutil.remove(NEW_FILE)
+        probe = payload = None
+        if ok:
+            log("config_received", bytes=len(fsutil.read_atomic(REMOTE_FILE) or b""))
+            self.cfg, _ = config("load", log)
+            for k in ("farm", "node", "broker"):  # identity and credentials change only by reflashing
+                self.cfg[k] = keep[k]
+        keep = None
+        gc.collect()
+        self.sampler = Sampler(self.hal, self.cfg["sensors"], log)
+        self.connect()
+        if ok:
+            log("config_applied", interval=self.cfg["interval"], sensors=len(self.cfg["sensors"]))
+            if self.safe is not None:  # a technician's new config: try the normal mode again
+                self.safe = None
+                if self.up:
+                    self.up.status = b"online"
 
     def feed(self):
         if self.wdt and self.healthy:
@@ -84,25 +149,29 @@ class Node:
         self.healthy = False
         if self.reload:
             self.reload = False
-            keep = self.cfg
-            self.sampler = None
-            gc.collect()
-            self.cfg, _ = config("load", log)
-            for k in ("farm", "node", "broker"):  # identity and credentials change only by reflashing
-                self.cfg[k] = keep[k]
-            if self.up:
-                self.up.cfg = self.cfg
-            self.sampler = Sampler(self.hal, self.cfg["sensors"], log)
-            log("config_applied", interval=self.cfg["interval"], sensors=len(self.cfg["sensors"]))
+            self.apply()
         # Stamps strictly increase: two samples never share a (series, time) key downstream.
         t = max(self.clock.now(), self.spool.t_last + 1)
         self.spool.t_last = t
-        self.hal.before_sample(t, self.cycle)
-        rec, bat = self.sampler.read(t)
-        if self.up:
-            self.up.wake(rec, bat, self.hal.rssi())
-        elif rec:
-            self.spool.append(rec)
+        if self.safe is not None:
+            try:
+                self.hal.before_sample(t, self.cycle)
+                rec, bat = self.sampler.read(t)
+            except Exception as exc:  # noqa: BLE001 (safe mode must not crash)
+                rec = None
+                if self.cycle == 0:
+                    log("safe_sample_failed", "error", err=repr(exc))
+            if rec:
+                self.spool.append(rec)
+            if self.up:
+                self.up.status_only()
+        else:
+            self.hal.before_sample(t, self.cycle)
+            rec, bat = self.sampler.read(t)
+            if self.up:
+                self.up.wake(rec, bat, self.hal.rssi())
+            elif rec:
+                self.spool.append(rec)
         self.cycle += 1
         self.healthy = True
         self.feed()
@@ -127,8 +196,8 @@ class Node:
         next_at = self.clock.ticks_ms()
         while True:
             self.step()
-            if self.cycle == 1:
-                fsutil.remove("crash.count")  # a full cycle ran: the crash backoff restarts
+            if self.cycle == 1 and self.safe is None:
+                fsutil.remove(CRASHES)  # a full cycle ran: the crash backoff restarts
             gc.collect()
             if heap_every and self.cycle % heap_every == 0:
                 log("heap", cycle=self.cycle, free=gc.mem_free(), alloc=gc.mem_alloc())
@@ -163,15 +232,12 @@ def main():
         if node:
             node.stop()
     except Exception as exc:
-        log("crash", "error", err=repr(exc))
+        n = crashes() + 1
+        log("crash", "error", err=repr(exc), count=n)
         sys.print_exception(exc)
+        fsutil.write_atomic(CRASHES, b"%d" % n)
+        fsutil.write_atomic("crash.txt", repr(exc)[:120])
         if UNIX:
             sys.exit(1)
-        n = 0
-        try:
-            n = int(fsutil.read_atomic("crash.count") or 0)
-        except ValueError:
-            pass
-        fsutil.write_atomic("crash.count", b"%d" % (n + 1))
-        time.sleep(min(600, 5 << min(n, 7)))
+        time.sleep(min(600, 5 << min(n - 1, 7)))
         node.hal.reset() if node else __import__("machine").reset()

@@ -1,5 +1,5 @@
 # Hardware abstraction: the buses, watchdog, sleep and radio of a real board (machine module).
-# On the unix port agrinode.sim.SimHal provides the same methods with simulated chips
+# On the unix port agrisim.SimHal (firmware/unix/agrisim.py, emulator only) provides the same methods with simulated chips
 # (agrinode.app picks one).
 # Every method takes the sensor's config dict, so a simulated bus knows what it stands for.
 import time

@@ -8,7 +8,7 @@
 #             reported, newest sample time
 #
 # The ring holds at most max_n records; appending to a full ring drops the oldest and counts it.
-# take() writes a message to <seq>.msg first (write-then-rename), then advances the cursor and
+# take() builds a message into the caller's fixed buffer and writes it to <seq>.msg first (write-then-rename), then advances the cursor and
 # seq in "state" (write-then-rename); a crash in between is repaired at boot from the .msg
 # header. So a message keeps its seq and bytes until acknowledged, and no record is both in the
 # ring and in a message. A torn append (power loss) fails its CRC: the segment ends there and
@@ -122,7 +122,7 @@ class Spool:
         if len(rec) > MAX_RECORD:
             raise ValueError("record too large")
         if self.count >= self.max_n:
-            self._read(1, False)
+            self._drop_oldest()
             self.drop += 1
             self._save()
             self._gc()
@@ -143,49 +143,76 @@ class Spool:
             self.tail += 1
             self.tail_size = 0
 
-    def _read(self, n, keep=True):
-        # Read up to n records from the cursor and move the in-memory cursor past them.
-        out = []
-        while len(out) < n and self.count > 0:
-            end = True
+    def _drop_oldest(self):
+        # Forget the oldest record (ring full, or a record that cannot be sent).
+        while self.count > 0:
             try:
-                f = open(self._seg(self.hs), "rb")
-            except OSError:
-                f = None
-            if f:
-                with f:
+                with open(self._seg(self.hs), "rb") as f:
                     f.seek(self.ho)
-                    end = False
-                    while len(out) < n:
-                        r = self._next(f)
-                        if not r:
-                            end = True
-                            break
-                        out.append(bytes(r) if keep else None)
-                        self.ho += 6 + len(r)
-                        self.count -= 1
-            if end and self.count > 0:
-                if self.hs >= self.tail:  # counted records that are not there: recount
-                    self.count = 0
-                    break
-                self.hs += 1
-                self.ho = 0
-        return out
+                    r = self._next(f)
+            except OSError:
+                r = None
+            if r:
+                self.ho += 6 + len(r)
+                self.count -= 1
+                return
+            if self.hs >= self.tail:
+                self.count = 0
+                return
+            self.hs += 1
+            self.ho = 0
 
     def _gc(self):
         while self.low < self.hs:
             fsutil.remove(self._seg(self.low))
             self.low += 1
 
-    def take(self, fresh, n, build):
-        # One message of `fresh` records plus up to n of the oldest spooled ones.
-        # build(seq, records, drop) -> payload bytes. Returns (seq, payload).
+    def fill(self, mv, pos, end, n):
+        # Copy up to n of the oldest records into mv[pos:end], comma-separated, and move the
+        # in-memory cursor past them; a record that does not fit stays for the next message.
+        # Returns the new pos. No allocation: the message is built in the caller's fixed buffer.
+        k = 0
+        while k < n and self.count > 0:
+            try:
+                f = open(self._seg(self.hs), "rb")
+            except OSError:
+                f = None
+            full = False
+            if f:
+                with f:
+                    f.seek(self.ho)
+                    while k < n:
+                        r = self._next(f)
+                        if not r:
+                            break
+                        ln = len(r)
+                        sep = 1 if pos and mv[pos - 1] != 0x5B else 0  # after "[": no comma
+                        if pos + sep + ln > end:
+                            full = True
+                            break
+                        if sep:
+                            mv[pos] = 0x2C
+                        mv[pos + sep : pos + sep + ln] = r
+                        pos += sep + ln
+                        k += 1
+                        self.ho += 6 + ln
+                        self.count -= 1
+            if full or k >= n or self.count <= 0:
+                break
+            if self.hs >= self.tail:  # counted records that are not there: recount
+                self.count = 0
+                break
+            self.hs += 1
+            self.ho = 0
+        return pos
+
+    def take(self, fill):
+        # One message: fill(seq, drop) builds it (calling self.fill for spooled records) and
+        # returns the payload (a memoryview); it is written to <seq>.msg, then the state moves.
         saved = self.hs, self.ho, self.count
         try:
-            recs = fresh + self._read(n)
             seq = self.seq
-            payload = build(seq, recs, self.drop)
-            recs = None
+            payload = fill(seq, self.drop)
             fsutil.write_atomic(self._f("%d.msg" % seq), b"%d %d %d %d\n" % (seq, self.hs, self.ho, self.drop), payload)
         except Exception:
             self.hs, self.ho, self.count = saved
@@ -197,10 +224,15 @@ class Spool:
         self.pending.append(seq)
         return seq, payload
 
-    def load(self, seq):
+    def load(self, seq, mv):
+        # Read message seq's payload into mv; returns its length (0 if it does not fit). With
+        # mv None, returns the payload as bytes.
         with open(self._f("%d.msg" % seq), "rb") as f:
             f.readline()
-            return f.read()
+            if mv is None:
+                return f.read()
+            n = f.readinto(mv)
+            return 0 if f.read(1) else n
 
     def ack(self, seq):
         fsutil.remove(self._f("%d.msg" % seq))

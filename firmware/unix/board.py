@@ -1,13 +1,16 @@
 # Board support for running the node firmware on the MicroPython unix port (`agri node emulate`);
-# not copied to devices. Like a board with a ROMFS partition (MicroPython 1.25), the compiled
-# firmware image is memory-mapped outside the heap and mounted at /rom, so bytecode runs in place
-# and the heap holds only data, then /main.py runs. The working directory is the node's
-# filesystem root (node.json, spool, state).
-#   micropython -X heapsize=64K board.py ROMFS_IMAGE MAIN_PY
+# not copied to devices. The simulated hardware (agrisim.py) stands where a board has its C
+# drivers: in a ROMFS image mapped outside the heap, mounted at /board. The firmware's compiled
+# code is either another ROMFS image, mounted at /rom and run in place as on a board with a ROMFS
+# partition (MicroPython 1.25), or a directory of .mpy files loaded into the heap, as /lib on a
+# board without one; in that case agrinode.hal (what a board imports instead of the simulator) is
+# loaded too, so the heap holds what a board's would. Then /main.py runs. The working directory is
+# the node's filesystem root (node.json, spool, state).
+#   micropython -X heapsize=64K board.py BOARD_IMAGE (FIRMWARE_IMAGE.img | LIB_DIR) MAIN_PY
 import sys
 
 
-def mount(image):
+def mount(image, at):
     import ffi
     import os
     import uctypes
@@ -21,13 +24,19 @@ def mount(image):
     addr = libc.func("p", "mmap", "pLiiil")(None, size, 1, 2, fd, 0)  # PROT_READ, MAP_PRIVATE
     if addr in (0, -1, (1 << 64) - 1):
         raise OSError("cannot map ROMFS image")
-    vfs.mount(vfs.VfsRom(uctypes.bytearray_at(addr, size)), "/rom")
-    sys.path[:] = ["/rom/lib", ".frozen"]
+    vfs.mount(vfs.VfsRom(uctypes.bytearray_at(addr, size)), at)
 
 
-mount(sys.argv[1])
-main_py = sys.argv[2]
+mount(sys.argv[1], "/board")
+code = sys.argv[2]
+if code.endswith(".img"):
+    mount(code, "/rom")
+    code = "/rom/lib"
+sys.path[:] = [code, "/board", ".frozen"]
+if code[:5] != "/rom/":
+    import agrinode.hal  # noqa: F401 (its heap cost on a board; the simulator replaces it here)
+main_py = sys.argv[3]
 del mount
 with open(main_py) as f:
-    code = compile(f.read(), "main.py", "exec")
-exec(code, {"__name__": "__main__"})
+    src = compile(f.read(), "main.py", "exec")
+exec(src, {"__name__": "__main__"})

@@ -77,7 +77,6 @@ def test_missing_values_keep_rows_with_empty_score(tmp_path: Path) -> None:
         ("timestamp,value\n2024-01-01 00:00,1\n2024-01-01 00:05,abc\n", 3, "'abc' is not a number"),
         ("timestamp,value\n2024-01-01 00:00,1\nyesterday,2\n", 3, "neither ISO 8601 nor Unix seconds"),
         ("timestamp,value\n2024-01-01 00:00,1\n2024-01-01 00:05,2,3\n", 3, "expected 2 columns, got 3"),
-        ("timestamp,value\n2024-01-01 00:10,1\n2024-01-01 00:05,2\n", 3, "earlier than the previous"),
         ("timestamp,value\n2024-01-01 00:00,inf\n", 2, "not finite"),
         ("timestamp,value\n,1\n", 2, "empty timestamp"),
     ],
@@ -134,3 +133,92 @@ def test_synthetic_command_reports_precision_recall() -> None:
     assert out["series"] == 10
     (row,) = out["results"]
     assert row["threshold"] == 0.25 and 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1
+
+
+def _local_rows(
+    n: int, back_at: int | None = None, repeat_at: tuple[int, ...] = ()
+) -> list[tuple[str, float]]:
+    """5-minute local-time rows of a diurnal series; the clock steps back one hour before row
+    ``back_at`` (daylight saving ends); rows in ``repeat_at`` repeat the previous timestamp."""
+    import datetime as dt
+
+    rng = np.random.default_rng(3)
+    start = dt.datetime(2024, 10, 20, 0, 0)
+    rows = []
+    shift = dt.timedelta(0)
+    for i in range(n):
+        if i == back_at:
+            shift = dt.timedelta(hours=1)
+        true = start + dt.timedelta(minutes=5 * i)
+        hour = true.hour + true.minute / 60
+        value = 12 + 6 * np.sin(2 * np.pi * (hour - 9) / 24) + rng.normal(0, 0.2)
+        stamp = (true - shift).strftime("%Y-%m-%d %H:%M:%S")
+        if i in repeat_at:
+            stamp = rows[-1][0]
+        rows.append((stamp, round(float(value), 2)))
+    return rows
+
+
+def _write_rows(path: Path, rows: list[tuple[str, float]]) -> None:
+    path.write_text("timestamp,value\n" + "".join(f"{s},{v}\n" for s, v in rows))
+
+
+def test_dst_step_back_and_repeats_are_scored_in_file_order_with_one_warning(tmp_path: Path) -> None:
+    rows = _local_rows(3000, back_at=2400, repeat_at=(1000, 1500))
+    src, dst = tmp_path / "logger.csv", tmp_path / "out.csv"
+    _write_rows(src, rows)
+    res = runner.invoke(app, ["anomaly", "score", str(src), "--out", str(dst)])
+    assert res.exit_code == 0, res.output
+    # data rows start at line 2: row i is on line i + 2
+    assert res.output.count("warning:") == 1
+    assert (
+        "logger.csv: timestamp earlier than the previous row's (a daylight-saving step back?) at "
+        "line 2402; timestamp repeated at lines 1002, 1502; every row scored in file order"
+    ) in " ".join(res.output.split())
+    out = _read(dst)
+    assert [(r["timestamp"], float(r["value"])) for r in out] == rows  # every row, file order
+    scores = np.array([float(r["anomaly_score"]) for r in out])
+    assert np.all((scores >= 0) & (scores <= 1))
+    # the clock change and the repeats are bookkeeping, not anomalies
+    assert scores[2390:2450].max() < 0.1 and scores[995:1010].max() < 0.1
+
+
+def test_strict_refuses_a_step_back_with_its_line(tmp_path: Path) -> None:
+    src = tmp_path / "logger.csv"
+    _write_rows(src, _local_rows(400, back_at=300))
+    res = runner.invoke(app, ["anomaly", "score", str(src), "--out", str(tmp_path / "o.csv"), "--strict"])
+    assert res.exit_code == 1
+    assert "logger.csv, line 302" in res.output and "earlier than the previous" in res.output
+    assert not (tmp_path / "o.csv").exists()
+    with pytest.raises(SeriesFileError, match="line 302"):
+        read_series_csv(src, strict=True)
+
+
+def test_time_axis_after_a_step_back_keeps_the_file_spacing(tmp_path: Path) -> None:
+    src = tmp_path / "a.csv"
+    src.write_text("timestamp,value\n1000,1\n1300,2\n1600,3\n1600,4\n900,5\n1200,6\n1290,7\n")
+    data = read_series_csv(src)
+    assert data.steps_back == [6] and data.repeats == [5]
+    # the step back becomes one median positive interval (300 s); later rows keep their spacing
+    assert data.times.tolist() == [1000, 1300, 1600, 1600, 1900, 2200, 2290]
+
+
+def test_gaps_and_irregular_sampling_score_without_warning(tmp_path: Path) -> None:
+    rng = np.random.default_rng(4)
+    t = 1_717_200_000 + np.cumsum(rng.uniform(60, 900, 2000))
+    t[1200:] += 2 * 86_400  # a two-day outage
+    x = 5 + rng.normal(0, 0.3, len(t))
+    src, dst = tmp_path / "irregular.csv", tmp_path / "out.csv"
+    src.write_text("timestamp,value\n" + "".join(f"{a:.0f},{b:.3f}\n" for a, b in zip(t, x, strict=True)))
+    res = runner.invoke(app, ["anomaly", "score", str(src), "--out", str(dst)])
+    assert res.exit_code == 0, res.output
+    assert "warning" not in res.output
+    assert len(_read(dst)) == 2000
+
+
+def test_malformed_value_still_stops_a_file_with_a_step_back(tmp_path: Path) -> None:
+    src = tmp_path / "bad.csv"
+    src.write_text("timestamp,value\n2024-01-01 00:10,1\n2024-01-01 00:05,2\n2024-01-01 00:15,x\n")
+    res = runner.invoke(app, ["anomaly", "score", str(src), "--out", str(tmp_path / "o.csv")])
+    assert res.exit_code == 1
+    assert "bad.csv, line 4" in res.output and "'x' is not a number" in res.output

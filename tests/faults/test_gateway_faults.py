@@ -15,9 +15,6 @@ from __future__ import annotations
 import os
 import secrets
 import shutil
-import signal
-import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -27,6 +24,8 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.mqtt import BrokerHandle, start_broker
+from tests.fixtures.process import AgriProcess
+from tests.fixtures.wait import wait_until
 from tests.gateway.support import (
     BatchCollector,
     TcpProxy,
@@ -35,7 +34,7 @@ from tests.gateway.support import (
     spool_batches,
     spool_depth,
 )
-from tests.ingest.support import Fleet, WorkerProcess, assert_exactly_once, register, stored, wait_until
+from tests.ingest.support import Fleet, WorkerProcess, assert_exactly_once, register, stored
 
 pytestmark = [pytest.mark.integration]
 
@@ -50,48 +49,15 @@ def central() -> Iterator[BrokerHandle]:
     shutil.rmtree(broker.root.parent, ignore_errors=True)
 
 
-class GatewayProcess:
-    """A real `agri gateway` process."""
+class GatewayProcess(AgriProcess):
+    """A real `agri gateway` process; ``start`` returns once it subscribed at the farm broker."""
 
     def __init__(self, env: dict[str, str], log: Path) -> None:
-        self.env = env
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.starts = 0
+        super().__init__(["gateway"], env, log)
 
     def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "agri.cli.main", "gateway"],
-                env=self.env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        self.starts += 1
+        super().start()
         self.wait_log("event=local_subscribed", self.starts)
-
-    def count(self, text: str) -> int:
-        return self.log.read_text(errors="replace").count(text)
-
-    def wait_log(self, text: str, n: int = 1, timeout: float = 30) -> None:
-        wait_until(lambda: self.count(text) >= n, timeout, f"{n}x {text!r} in {self.log}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGKILL)
-        assert self.proc.wait(10) == -signal.SIGKILL
-
-    def stop(self) -> int | None:
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return self.proc.returncode
 
 
 @dataclass
@@ -127,7 +93,6 @@ def farm(
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")} | gateway_env(cfg)
     env |= {"AGRI_HOME": str(tmp_path / "home"), "AGRI_LOG_LEVEL": "info"}
     gw = GatewayProcess(env, tmp_path / "gateway.log")
-    time.sleep(0.3)  # accounts: the brokers reload on SIGHUP
     collector = BatchCollector(admin, name, "gw-1")
     worker.start()
     worker.wait_log("mqtt_connected")

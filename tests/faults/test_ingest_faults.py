@@ -22,15 +22,8 @@ from agri.stack.proc import free_port
 from store.migrate import migrate
 from tests.fixtures.mqtt import BrokerHandle, start_broker
 from tests.fixtures.pg import make_tmp_root
-from tests.ingest.support import (
-    Fleet,
-    WorkerProcess,
-    assert_exactly_once,
-    drop_session,
-    register,
-    stored,
-    wait_until,
-)
+from tests.fixtures.wait import wait_until
+from tests.ingest.support import Fleet, WorkerProcess, assert_exactly_once, drop_session, register, stored
 
 pytestmark = [pytest.mark.integration]
 

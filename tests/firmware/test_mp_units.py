@@ -33,7 +33,7 @@ def micropython() -> Path:
 
 @pytest.mark.parametrize(("module", "name"), _cases(), ids=[f"{m}::{n}" for m, n in _cases()])
 def test_on_unix_port(micropython: Path, module: str, name: str, tmp_path: Path) -> None:
-    env = dict(os.environ, MICROPYPATH=f"{FIRMWARE_DIR}:{MP_DIR}")
+    env = dict(os.environ, MICROPYPATH=f"{FIRMWARE_DIR}:{FIRMWARE_DIR / 'unix'}:{MP_DIR}")
     # Sources are compiled on the device here, which needs far more heap than the .mpy files a
     # node runs; the 64K budget is checked by the emulator tests on the staged (compiled) firmware.
     proc = subprocess.run(

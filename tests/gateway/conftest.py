@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.fixtures.mqtt import BrokerHandle, start_broker
-from tests.gateway.support import BatchCollector, Node, TcpProxy, wait_account
+from tests.gateway.support import BatchCollector, Node, TcpProxy
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +40,7 @@ class Rig:
 
     def node(self, name: str) -> Node:
         if name not in self.nodes:
-            url = wait_account(self.farm_broker.node_account(self.farm, name))
+            url = self.farm_broker.node_account(self.farm, name)
             self.nodes[name] = Node(url, self.farm, name)
         return self.nodes[name]
 
@@ -49,9 +49,9 @@ class Rig:
 def rig(mqtt_broker: BrokerHandle, central_broker: BrokerHandle, tmp_path: Path) -> Iterator[Rig]:
     farm = f"farm-{secrets.token_hex(3)}"
     gw = "gw-1"
-    local = wait_account(mqtt_broker.account("gateway", f"gw-{farm}", farm=farm, node=gw))
-    upstream = wait_account(central_broker.account("gateway", f"gw-{farm}", farm=farm, node=gw))
-    admin = wait_account(central_broker.account("admin", "central-admin"))
+    local = mqtt_broker.account("gateway", f"gw-{farm}", farm=farm, node=gw)
+    upstream = central_broker.account("gateway", f"gw-{farm}", farm=farm, node=gw)
+    admin = central_broker.account("admin", "central-admin")
     proxy = TcpProxy(central_broker.port)
     collector = BatchCollector(admin, farm, gw)
     r = Rig(farm, gw, mqtt_broker, central_broker, local, proxy.url(upstream), admin, proxy, collector,

@@ -18,4 +18,4 @@ def _crash(_n: int) -> None:
 
 if __name__ == "__main__":
     configure("info")
-    GatewayService(load_gateway_settings(), after_spool=_crash).run(threading.Event())
+    raise SystemExit(GatewayService(load_gateway_settings(), after_spool=_crash).run(threading.Event()))

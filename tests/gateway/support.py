@@ -9,28 +9,13 @@ import socket
 import sqlite3
 import threading
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 from gateway.config import GatewaySettings
-from kernel.mqtt import make_client, probe
+from kernel.mqtt import make_client
 from kernel.protocol import batch_topic, decode_batch, encode_up, up_topic
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, what: str, interval: float = 0.05) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-
-
-def wait_account(url: str) -> str:
-    """Accounts take effect after the broker's asynchronous SIGHUP reload."""
-    wait_until(lambda: probe(url, timeout=2)[0], 10, "the new broker account")
-    return url
+from tests.fixtures.wait import wait_until
 
 
 class TcpProxy:

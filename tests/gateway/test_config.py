@@ -140,7 +140,10 @@ def test_example_rules_parse(tmp_path: Path) -> None:
         ('[[rules]]\nname="a"\nmetric="do_mgl"\nbelow=30\n', "outside do_mgl's physical range [0, 25] mg/L"),
         ('[[rules]]\nname="a"\nmetric="air_t"\nabove=32\nclear=33\n', "'clear' (33) must be <= 'above' (32)"),
         ('[[rules]]\nname="a"\nmetric="do_mgl"\nbelow=3\nclear=2\n', "'clear' (2) must be >= 'below' (3)"),
-        ('[[rules]]\nname="a"\nmetric="air_t"\nabove=1\nnodes=["BAD"]\n', "rules[0] ('a').nodes: "),
+        (
+            '[[rules]]\nname="a"\nmetric="air_t"\nabove=1\nnodes=["BAD"]\n',
+            "rules[0] ('a').nodes[0]: node id 'BAD'",
+        ),
         ('[[rules]]\nname="a"\nmetric="air_t"\nabove=1\ncooldown_s=-1\n', "rules[0] ('a').cooldown_s"),
         ('[[rules]]\nname="a"\nmetric="air_t"\nabove=1\nthreshold=3\n', "rules[0] ('a').threshold: Extra"),
         ('[[rules]]\nname="a b"\nmetric="air_t"\nabove=1\n', "rules[0] ('a b').name: must be 1-64"),

@@ -12,8 +12,9 @@ import pytest
 
 from gateway.service import GatewayService
 from kernel.protocol import encode_up
+from tests.fixtures.wait import wait_until
 from tests.gateway.conftest import Rig
-from tests.gateway.support import gateway_settings, wait_account, wait_until
+from tests.gateway.support import gateway_settings
 from tests.ingest.support import register, stored, worker_thread
 
 pytestmark = pytest.mark.integration
@@ -29,7 +30,7 @@ def rejects(db_url: str, farm: str) -> list[tuple[str | None, str, bytes]]:
 
 def test_invalid_messages_reach_central_rejects(rig: Rig, db_url: str) -> None:
     register(db_url, rig.farm, ["n-1"])
-    ingest_url = wait_account(rig.central.account("ingest", f"ingest-{rig.farm}"))
+    ingest_url = rig.central.account("ingest", f"ingest-{rig.farm}")
     svc = GatewayService(gateway_settings(rig.farm, rig.gw, rig.local_url, rig.central_url, rig.spool))
     svc.start()
     try:

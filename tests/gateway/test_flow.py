@@ -19,8 +19,9 @@ from gateway.service import GatewayService
 from kernel.mqtt import make_client
 from kernel.protocol import encode_up, health_topic
 from tests.fixtures.mqtt import Collector
+from tests.fixtures.wait import wait_until
 from tests.gateway.conftest import Rig
-from tests.gateway.support import gateway_env, gateway_settings, spool_batches, spool_depth, wait_until
+from tests.gateway.support import gateway_env, gateway_settings, spool_batches, spool_depth
 
 pytestmark = pytest.mark.integration
 

@@ -14,8 +14,9 @@ import pytest
 
 from gateway.service import GatewayService
 from gateway.webhook import SIGNATURE_HEADER, TIMESTAMP_HEADER, verify
+from tests.fixtures.wait import wait_until
 from tests.gateway.conftest import Rig
-from tests.gateway.support import gateway_settings, wait_until
+from tests.gateway.support import gateway_settings
 
 pytestmark = pytest.mark.integration
 

@@ -2,6 +2,7 @@
 
 import base64
 import json
+import random
 
 import pytest
 
@@ -103,15 +104,23 @@ def test_batch_id_is_derived_from_row_range() -> None:
     assert batching.build("gw-1", "pig-1", "ab12cd34", rows)[1] == data  # deterministic bytes
 
 
-def test_backoff_is_capped_jittered_and_resets() -> None:
+def test_backoff_is_capped_and_resets() -> None:
     b = Backoff(1.0, 8.0, rand=lambda: 1.0)
-    assert [b.next_delay() for _ in range(6)] == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+    assert [b.next_delay() for _ in range(6)] == [2.0, 4.0, 8.0, 8.0, 8.0, 8.0]
     lo = Backoff(1.0, 8.0, rand=lambda: 0.0)
-    assert [lo.next_delay() for _ in range(5)] == [0.5, 1.0, 2.0, 4.0, 4.0]
+    assert [lo.next_delay() for _ in range(3)] == [1.0, 1.0, 1.0]  # never below min_s
     b.reset()
-    assert b.next_delay() == 1.0
+    assert b.next_delay() == 2.0
     with pytest.raises(ValueError):
         Backoff(2.0, 1.0)
+
+
+def test_backoff_jitter_spreads_clients_over_the_whole_window() -> None:
+    """1,000 gateways that lost the broker together: their 5th retry is spread over [min_s, step]."""
+    rng = random.Random(7)
+    delays = [Backoff(1.0, 60.0, rand=rng.random).delay(4) for _ in range(1000)]
+    assert 1.0 <= min(delays) < 4.0 and 28.0 < max(delays) <= 32.0
+    assert len({round(d, 1) for d in delays}) > 200  # not a few lock-step values
 
 
 def test_webhook_signature_covers_timestamp_and_body() -> None:

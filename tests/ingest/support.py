@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import subprocess
-import sys
 import threading
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -21,6 +19,8 @@ from ingest.service import IngestOptions, IngestWorker
 from kernel.mqtt import make_client
 from kernel.protocol import encode_up, up_topic
 from store.registry import upsert_farm, upsert_node
+from tests.fixtures.process import AgriProcess
+from tests.fixtures.wait import wait_until
 
 Key = tuple[str, str, float]  # (node, metric, unix time)
 METRICS = ("air_t", "air_rh", "soil_vwc", "soil_t")
@@ -51,15 +51,6 @@ def rejected(db_url: str, farm: str) -> Counter[tuple[str | None, str | None, fl
             (farm,),
         ).fetchall()
     return Counter((n, m, round(float(t), 3) if t is not None else None, str(r)) for n, m, t, r in rows)
-
-
-def wait_until(pred: Callable[[], bool], timeout: float, what: str, interval: float = 0.2) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if pred():
-            return
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 @dataclass
@@ -231,47 +222,18 @@ def worker_thread(
         t.join(30)
 
 
-class WorkerProcess:
+class WorkerProcess(AgriProcess):
     """A real `agri ingest` process (for kill -9 and multi-worker tests)."""
 
     def __init__(self, db_url: str, mqtt_url: str, client_id: str, logdir: Path, *args: str) -> None:
-        self.argv = [
-            sys.executable, "-m", "agri.cli.main", "ingest", "--client-id", client_id,
-            "--metrics-port", "0", *args,
-        ]  # fmt: skip
-        self.env = dict(os.environ)
-        self.env |= {
+        env = dict(os.environ) | {
             "AGRI_DATABASE_URL": db_url,
             "AGRI_MQTT_URL": mqtt_url,
             "AGRI_HOME": str(logdir / "home"),
             "AGRI_LOG_LEVEL": "info",
         }
-        self.log = logdir / f"{client_id}.log"
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        with open(self.log, "ab") as out:
-            self.proc = subprocess.Popen(self.argv, env=self.env, stdout=out, stderr=subprocess.STDOUT)
-
-    def wait_log(self, text: str, timeout: float = 30) -> None:
-        wait_until(lambda: text in self.log.read_text(errors="replace"), timeout, f"{text!r} in {self.log}")
-
-    def kill9(self) -> None:
-        assert self.proc is not None
-        self.proc.kill()
-        self.proc.wait(10)
-
-    def stop(self) -> int:
-        if self.proc is None:
-            return 0
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        return int(self.proc.returncode)
+        argv = ["ingest", "--client-id", client_id, "--metrics-port", "0", *args]
+        super().__init__(argv, env, logdir / f"{client_id}.log")
 
 
 def drop_session(url: str, client_id: str) -> None:

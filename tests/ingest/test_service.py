@@ -8,18 +8,12 @@ import urllib.request
 from collections.abc import Iterator
 
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from kernel.protocol import encode_batch, encode_up
 from tests.fixtures.mqtt import BrokerHandle
-from tests.ingest.support import (
-    Fleet,
-    assert_exactly_once,
-    drop_session,
-    register,
-    stored,
-    wait_until,
-    worker_thread,
-)
+from tests.fixtures.wait import wait_until
+from tests.ingest.support import Fleet, assert_exactly_once, drop_session, register, stored, worker_thread
 
 pytestmark = pytest.mark.integration
 
@@ -80,10 +74,11 @@ def test_messages_are_acked_only_after_commit(
             fleet.wait_acked()
             # Flow control: the broker never sends more than Receive Maximum un-acked messages.
             wait_until(lambda: w.metrics.backlog()[0] == 10, 10, "worker holding 10 messages")
-            time.sleep(0.5)
-            assert w.metrics.backlog()[0] == 10 and w.metrics.db_retries > 0
+            # Two failed commits later (>= one backoff delay) the broker still sent no more.
+            retries = w.metrics.db_retries
+            wait_until(lambda: w.metrics.db_retries >= retries + 2, 10, "two more commit attempts")
+            assert w.metrics.backlog()[0] == 10
             assert not w.metrics.health()[0]
-        assert stored(db_url, farm) == {}
         with worker_thread(db_url, ingest_url, names["cid"], **kw) as w:
             assert_exactly_once(db_url, fleet)
     finally:
@@ -102,11 +97,10 @@ def test_messages_queue_in_the_session_while_the_worker_is_down(
     fleet = Fleet(mqtt_admin_url, farm, ["n-1"], client_id=f"fleet-{farm}")
     try:
         fleet.publish(20)
-        fleet.wait_acked()
-        time.sleep(0.3)
-        assert stored(db_url, farm) == {}
-        with worker_thread(db_url, ingest_url, names["cid"], **kw):
+        fleet.wait_acked()  # the broker has them all while no worker is connected
+        with worker_thread(db_url, ingest_url, names["cid"], **kw) as w:
             assert_exactly_once(db_url, fleet)
+            assert w.metrics.received == 20  # delivered from the session, each once
     finally:
         fleet.close()
         drop_session(ingest_url, names["cid"])
@@ -131,13 +125,17 @@ def test_metrics_endpoint_speaks_prometheus_text(
     finally:
         fleet.close()
         drop_session(ingest_url, names["cid"])
-    lines = dict(line.rsplit(" ", 1) for line in text.splitlines() if not line.startswith("#"))
-    assert lines["agri_ingest_messages_received_total"] == "4"
-    assert lines["agri_ingest_readings_stored_total"] == str(3 * 2 * 4 - 3)
-    assert lines['agri_ingest_rejected_total{reason="out_of_range"}'] == "3"
-    assert lines['agri_ingest_rejected_total{reason="bad_json"}'] == "1"
-    assert lines['agri_ingest_commit_latency_seconds_bucket{le="+Inf"}'] == "4"
-    assert lines["agri_ingest_unacked_messages"] == "0"
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for fam in text_string_to_metric_families(text)
+        for s in fam.samples
+    }
+    assert samples[("agri_ingest_messages_received_total", ())] == 4
+    assert samples[("agri_ingest_readings_stored_total", ())] == 3 * 2 * 4 - 3
+    assert samples[("agri_ingest_rejected_total", (("reason", "out_of_range"),))] == 3
+    assert samples[("agri_ingest_rejected_total", (("reason", "bad_json"),))] == 1
+    assert samples[("agri_ingest_commit_latency_seconds_bucket", (("le", "+Inf"),))] == 4
+    assert samples[("agri_ingest_unacked_messages", ())] == 0
     assert health["mqtt"] == "connected" and health["database"] == "ok"
 
 

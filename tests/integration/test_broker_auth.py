@@ -1,11 +1,12 @@
-import time
+import secrets
 
-import paho.mqtt.client as mqtt
 import pytest
 
+from agri.stack.mqtt_auth import node_username
 from kernel.mqtt import make_client, probe
 from kernel.protocol import config_topic, up_topic
 from tests.fixtures.mqtt import BrokerHandle, Collector
+from tests.fixtures.wait import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -25,13 +26,17 @@ def test_wrong_password_is_refused_and_right_one_accepted(mqtt_broker: BrokerHan
 
 
 def test_new_node_credentials_work_without_broker_restart(mqtt_broker: BrokerHandle) -> None:
-    pid_before = mqtt_broker.broker.pid()
-    url = mqtt_broker.node_account("farm-a", "fresh-node")
-    deadline = time.monotonic() + 5
-    while not probe(url)[0] and time.monotonic() < deadline:
-        time.sleep(0.1)  # SIGHUP is asynchronous
-    assert probe(url)[0]
-    assert mqtt_broker.broker.pid() == pid_before
+    broker = mqtt_broker.broker
+    pid_before = broker.pid()
+    user, password = node_username("farm-a", "fresh-node"), secrets.token_urlsafe(12)
+    url = broker.url(user, password)
+    assert not probe(url)[0]
+    auth = broker.auth
+    auth.set(user, password, "node", "farm-a", "fresh-node")
+    auth.save()
+    broker.reload()
+    wait_until(lambda: probe(url)[0], 10, "the new account to work after SIGHUP")  # reload is asynchronous
+    assert broker.pid() == pid_before
 
 
 def _publish(url: str, topic: str, payload: bytes) -> None:
@@ -46,24 +51,22 @@ def _publish(url: str, topic: str, payload: bytes) -> None:
 
 def test_node_can_publish_only_under_its_own_topic(mqtt_broker: BrokerHandle, mqtt_admin_url: str) -> None:
     node_url = mqtt_broker.node_account("farm-a", "n-7")
-    time.sleep(0.2)
     # Only this test's farm: other tests leave retained messages (gateway health) on the session broker.
     spy = Collector(mqtt_admin_url, ["agri/v1/farm-a/#"])
     try:
         _publish(node_url, up_topic("farm-a", "n-8"), b"spoofed")  # another node's topic
         _publish(node_url, config_topic("farm-a", "n-7"), b"self-config")  # configs are read-only
         _publish(node_url, up_topic("farm-a", "n-7"), b"mine")
+        # Mosquitto handles publishes in order and each _publish waited for its PUBACK, so had a
+        # refused message been forwarded it would have reached the spy before "mine".
         got = spy.wait(1, timeout=5)
-        time.sleep(0.5)
-        assert [t for t, _ in spy.messages] == [up_topic("farm-a", "n-7")]
-        assert got[0][1] == b"mine"
+        assert got == [(up_topic("farm-a", "n-7"), b"mine")]
     finally:
         spy.close()
 
 
 def test_node_reads_only_its_own_config(mqtt_broker: BrokerHandle, mqtt_admin_url: str) -> None:
     node_url = mqtt_broker.node_account("farm-a", "n-9")
-    time.sleep(0.2)
     _publish(mqtt_admin_url, config_topic("farm-a", "n-9"), b"")
     admin, kw = make_client(mqtt_admin_url)
     admin.connect(**kw)
@@ -74,8 +77,13 @@ def test_node_reads_only_its_own_config(mqtt_broker: BrokerHandle, mqtt_admin_ur
     admin.loop_stop()
     node = Collector(node_url, ["agri/v1/farm-a/+/config"])
     try:
-        time.sleep(1.0)
-        assert node.messages == [(config_topic("farm-a", "n-9"), b'{"interval": 60}')]
+        # Retained messages come right after the SUBACK, before anything published later: once
+        # this marker arrives, every retained config the node may read has arrived.
+        _publish(mqtt_admin_url, config_topic("farm-a", "n-9"), b"marker")
+        got = node.wait(2, timeout=10)
+        assert got == [
+            (config_topic("farm-a", "n-9"), b'{"interval": 60}'),
+            (config_topic("farm-a", "n-9"), b"marker"),
+        ]
     finally:
         node.close()
-    assert isinstance(mqtt.MQTT_ERR_SUCCESS, int)

@@ -1,6 +1,8 @@
 import pytest
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from kernel.settings import MqttUrl, SettingsError, load_settings, redact_dsn
+from kernel.settings import MqttUrl, SettingsError, env_error_line, load_settings, redact_dsn
 
 
 def test_defaults_are_development(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -72,3 +74,42 @@ def test_mqtt_url_parsing_and_redaction() -> None:
     assert "p@ss" not in u.public()
     assert MqttUrl("mqtts://h").port == 8883
     assert redact_dsn("postgresql://agri:pw@db:5432/agri") == "postgresql://agri@db:5432/agri"
+
+
+@pytest.mark.parametrize(
+    ("var", "value"),
+    [
+        ("AGRI_DATABASE_URL", "mysql://agri:Hunter2-db-pass@db.example:5432/agri"),
+        ("AGRI_DATABASE_URL", "postgresql:///agri?user=agri&password=Hunter2-db-pass"),
+        ("AGRI_MQTT_URL", "http://agri:Hunter2-db-pass@broker:1883"),
+    ],
+)
+def test_no_password_in_a_bad_settings_message(monkeypatch: pytest.MonkeyPatch, var: str, value: str) -> None:
+    monkeypatch.setenv(var, value)
+    with pytest.raises(SettingsError) as exc:
+        load_settings()
+    msg = str(exc.value)
+    assert msg.startswith(f"{var}: ") and "Hunter2-db-pass" not in msg
+
+
+def test_no_secret_field_value_in_an_error_whatever_its_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A field typed as a secret is never quoted, even when its name does not look secret."""
+
+    class S(BaseSettings):
+        model_config = SettingsConfigDict(env_prefix="AGRI_T_")
+        pin: SecretStr = Field(min_length=12)
+        uplink: str = Field(pattern=r"^mqtt://")
+
+        @field_validator("pin")
+        @classmethod
+        def _pin(cls, v: SecretStr) -> SecretStr:
+            raise ValueError(f"{v.get_secret_value()} is a weak pin")
+
+    monkeypatch.setenv("AGRI_T_PIN", "4711-0815-4711")
+    monkeypatch.setenv("AGRI_T_UPLINK", "https://gw:Tok3n-in-url@central")
+    with pytest.raises(ValidationError) as exc:
+        S()
+    msg = env_error_line(exc.value, S, "AGRI_T_")
+    assert "AGRI_T_PIN" in msg and "AGRI_T_UPLINK" in msg
+    assert "4711-0815-4711" not in msg and "Tok3n-in-url" not in msg
+    assert "https://gw:***@central" in msg  # the rest of a bad value is still shown

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import psycopg
+from prometheus_client.parser import text_string_to_metric_families
 
 from agri.bench.ingest import baseline, procstat
 from agri.bench.ingest.loadgen import DEFAULT_METRICS, LoadSpec, write_spec
@@ -410,12 +411,12 @@ class Bench:
                 text = resp.read().decode()
         except OSError:
             return {}
-        out: dict[str, float] = {}
-        for line in text.splitlines():
-            if line and not line.startswith("#") and "{" not in line:
-                k, v = line.rsplit(" ", 1)
-                out[k] = float(v)
-        return out
+        return {
+            s.name: s.value
+            for fam in text_string_to_metric_families(text)
+            for s in fam.samples
+            if not s.labels
+        }
 
     def _cpu(self) -> dict[str, float]:
         kids = procstat.children_map()

@@ -6,13 +6,23 @@
 # it is sent and deleted only on its PUBACK; after a reconnect the unacknowledged ones are resent
 # with the same seq and bytes. Network trouble is a state, logged when it starts and when it ends,
 # never an exception out of here; reconnects back off exponentially with jitter.
+#
+# Messages are built in one buffer allocated at start (MSG bytes: the payload plus room for the
+# MQTT header in front of it), records copied from the spool straight into it: a batch that does
+# not fit is smaller, never an allocation. Any other exception while sending (MemoryError, a bug,
+# a record that cannot be sent) halves the batch, down to one sample a message, logged once; a
+# record that fails alone is dropped and counted, so one bad record cannot stop the drain.
+import gc
 import random
 import time
+from micropython import const
 
 from agrinode.net.backoff import delay as backoff_delay
 from agrinode.net.mqtt import Client, MQTTError
 
 ERRORS = (OSError, MQTTError)
+MSG = const(1024)
+TAIL = const(64)  # room kept for the envelope after the samples
 
 
 class Uplink:
@@ -24,7 +34,13 @@ class Uplink:
         self.log = log
         self.on_config = on_config
         base = "agri/v1/%s/%s/" % (cfg["farm"], cfg["node"])
-        self.t_up = base + "up"
+        self.t_up = (base + "up").encode()
+        self.off = len(self.t_up) + 7  # payload offset: MQTT fixed header, topic, packet id before it
+        self.buf = bytearray(MSG + self.off)
+        self.cap = cfg["batch"]  # samples per message now (smaller after a failure)
+        self.ok = 0
+        self.took = False
+        self.status = b"online"  # retained on .../status; the node's safe mode says why instead
         self.t_status = base + "status"
         self.t_config = base + "config"
         self.client = None
@@ -52,13 +68,18 @@ class Uplink:
             c.connect(self.t_status, b"offline")  # Last Will: retained "offline"
             c.on_message = self._message
             self.client = c
-            c.publish(self.t_status, b"online", 1, True)
+            c.publish(self.t_status, self.status, 1, True)
             c.subscribe(self.t_config)
             # Unacknowledged messages first, with their original seq and bytes.
             self.inflight = {}
-            for seq in list(self.spool.pending):
+            for seq in list(self.spool.pending) if self.status == b"online" else ():
                 self._window()
-                self.inflight[c.publish(self.t_up, self.spool.load(seq))] = seq
+                n = self.spool.load(seq, memoryview(self.buf)[self.off :])
+                if n:
+                    pid = c.publish_in(self.t_up, self.buf, self.off, self.off + n)
+                else:  # built by an earlier version with a larger buffer
+                    pid = c.publish(self.t_up, self.spool.load(seq, None))
+                self.inflight[pid] = seq
         except ERRORS as exc:
             self._lost(exc)
             return False
@@ -117,43 +138,88 @@ class Uplink:
             self._collect()
 
     def _send(self, fresh, bat, rssi):
-        # Build the next message (fresh records + oldest backlog), spool it, publish it.
-        node = self.cfg["node"]
-        boot = self.spool.boot
+        # Build the next message (fresh record + oldest backlog) in the buffer, spool it, publish.
+        self._window()
+        buf = self.buf
+        mv = memoryview(buf)
+        p0 = self.off
+        sp = self.spool
 
-        def build(seq, recs, drop):
-            tail = b"]"
+        def fill(seq, drop):
+            h = b'{"v":1,"node":"%s","seq":%d,"boot":%d,"s":[' % (self.cfg["node"], seq, sp.boot)
+            p = p0 + len(h)
+            mv[p0:p] = h
+            n = self.cap
+            if fresh:
+                mv[p : p + len(fresh)] = fresh
+                p += len(fresh)
+                n -= 1
+            p = sp.fill(mv, p, p0 + MSG - TAIL, n)
+            t = b"]"
             if fresh:  # battery and signal belong with the fresh sample's time
                 if bat is not None:
-                    tail += b',"bat":' + bat
+                    t += b',"bat":' + bat
                 if rssi is not None:
-                    tail += b',"rssi":%d' % rssi
+                    t += b',"rssi":%d' % rssi
             if drop:
-                tail += b',"drop":%d' % drop
-            return b'{"v":1,"node":"%s","seq":%d,"boot":%d,"s":[%s%s}' % (node, seq, boot, b",".join(recs), tail)
+                t += b',"drop":%d' % drop
+            t += b"}"
+            mv[p : p + len(t)] = t
+            self.end = p + len(t)
+            return mv[p0 : self.end]
 
-        self._window()
-        seq, payload = self.spool.take(fresh, self.cfg["batch"] - len(fresh), build)
-        self.inflight[self.client.publish(self.t_up, payload)] = seq
+        seq, _ = sp.take(fill)
+        self.took = True
+        self.inflight[self.client.publish_in(self.t_up, buf, p0, self.end)] = seq
+        if self.cap < self.cfg["batch"]:
+            self.ok += 1
+            if self.ok >= 20:  # 20 good messages: try twice the batch again
+                self.ok = 0
+                self.cap = min(self.cfg["batch"], self.cap * 2)
+                if self.cap == self.cfg["batch"]:
+                    self.log("send_recovered", batch=self.cap)
+
+    def _failed(self, exc):
+        # Not a network error: a MemoryError or a bug while building or sending a message.
+        gc.collect()
+        self.ok = 0
+        if self.cap > 1:
+            if self.cap == self.cfg["batch"]:
+                self.log("send_degraded", "error", err=repr(exc), free=gc.mem_free())
+            self.cap = max(1, self.cap // 2)
+        elif not isinstance(exc, MemoryError) and self.spool.count:
+            # One record alone fails: it is dropped and counted, the rest goes on.
+            self.spool._drop_oldest()
+            self.spool.drop += 1
+            self.log("record_dropped", "error", err=repr(exc))
 
     def wake(self, rec, bat, rssi):
         # One sampling cycle's network work; rec is the fresh record (bytes) or None.
-        sent = False
+        self.took = False
         if self.ensure():
             try:
                 self.client.poll(0)
                 self._collect()
                 if rec:
-                    self._send([rec], bat, rssi)
-                sent = True
+                    self._send(rec, bat, rssi)
                 for _ in range(self.cfg["drain"]):
                     if not self.spool.count:
                         break
-                    self._send([], None, None)
+                    self._send(None, None, None)
             except ERRORS as exc:
                 self._lost(exc)
-        if rec and not sent:
+            except Exception as exc:
+                self._failed(exc)
+        if rec and not self.took:
             self.spool.append(rec)
+
+    def status_only(self):
+        # Safe mode: stay connected (status, config messages), send no readings.
+        if self.ensure():
+            try:
+                self.client.poll(0)
+            except ERRORS as exc:
+                self._lost(exc)
 
     def flush(self):
         # Before a deep sleep: wait (bounded) for every PUBACK.
@@ -176,8 +242,8 @@ class Uplink:
                 time.sleep_ms(max(1, min(left, time.ticks_diff(self.next_try, time.ticks_ms()), 500)))
                 continue
             try:
-                if self.spool.count and len(self.inflight) < self.cfg["inflight"]:
-                    self._send([], None, None)
+                if self.spool.count and len(self.inflight) < self.cfg["inflight"] and self.status == b"online":
+                    self._send(None, None, None)
                     self.client.poll(0)
                 elif left <= 0:
                     self.client.poll(0)
@@ -186,5 +252,7 @@ class Uplink:
                 self._collect()
             except ERRORS as exc:
                 self._lost(exc)
+            except Exception as exc:
+                self._failed(exc)
             if left <= 0:
                 return

@@ -125,7 +125,7 @@ def test_mqtt_publish_bytes_and_puback():
 
 def _sim(faults):
     from agrinode.sampler import Sampler
-    from agrinode.sim import SimHal
+    from agrisim import SimHal
 
     with open("sim.json", "w") as f:
         json.dump({"faults": faults}, f)

@@ -54,6 +54,9 @@ class SimHal:
         self.opts = o if isinstance(o, dict) else {}
         random.seed(self.opts.get("seed", 1))
         self.faults = self.opts.get("faults", [])
+        die = self.opts.get("die")
+        if die:
+            fsutil.hook = _dier(die)
         self.t = self.dt = self.cycle = self.ms = self.t0 = self.pt = 0
         self.noise = {}
         self.frozen = {}
@@ -184,6 +187,29 @@ class SimHal:
         return True
 
 
+def _dier(d):
+    # sim.json "die": {"file": "state", "step": 1, "n": 40}: the process kills itself (SIGKILL,
+    # as a power cut: nothing flushed, no handler runs) at the n-th time write_atomic reaches
+    # `step` (0 temp file created empty, 1 written, 2 old file removed (FAT), 3 renamed) for a path
+    # ending in `file`.
+    left = [d.get("n", 1)]
+
+    def hook(path, step):
+        if step == d.get("step", 1) and path.endswith(d.get("file", "")):
+            left[0] -= 1
+            if left[0] <= 0:
+                kill_self()
+
+    return hook
+
+
+def kill_self():
+    import ffi
+
+    libc = ffi.open("libc.so.6")
+    libc.func("i", "kill", "ii")(libc.func("i", "getpid", "")(), 9)
+
+
 def _word(buf, i, w):
     w = max(0, min(0xFFFF, int(w + 0.5)))
     buf[i] = w >> 8
@@ -199,17 +225,19 @@ class SimBus:
     IRQ_FALLING = 2
 
     def __init__(self, hal, s):
+        # Only the attributes its kind uses: this heap is the board's (a board's bus objects are
+        # small C objects).
         self.hal = hal
-        self.kind = s["bus"]
+        self.kind = k = s["bus"]
         self.metric = s["metrics"][0]
-        self.devices = {}
-        self.started = set()
-        self.frame = bytearray(b"\x50\x05\x4b\x46\x7f\xff\x0c\x10\x1c")  # DS18B20 power-on pad
-        self.n = self.u = 0
-        self.rest = 0.0
-        self.handler = None
         c = s["cal"]
-        if self.kind == "adc":
+        if k == "i2c" or k == "ow":
+            self.frame = bytearray(b"\x50\x05\x4b\x46\x7f\xff\x0c\x10\x1c")  # DS18B20 power-on pad
+        if k == "i2c":
+            self.devices = {}
+            self.started = []
+        elif self.kind == "adc":
+            self.n = self.u = 0
             from agrinode.drivers.analog import calibrate
 
             # The probe's true response is fixed when it is first wired up; a later calibration
@@ -217,6 +245,8 @@ class SimBus:
             self.vref = s.get("vref", 3.3)
             self.cal = hal.probes.setdefault(s["pin"], calibrate(s["type"], c))
         elif self.kind == "pulse":
+            self.rest = 0.0
+            self.handler = None
             self.per_unit = c.get("pulses_per_l", 450) if s["type"] == "flow" else 1 / c.get("mm_per_tip", 0.2)
 
     # I2C
@@ -231,7 +261,8 @@ class SimBus:
             rh = v(d[1][1])
             w(f, 3, (rh + 6) * 65535 / 125 if d[0] == "sht4x" else rh * 65535 / 100)
         elif cmd == b"\x21\xb1":
-            self.started.add(addr)
+            if addr not in self.started:
+                self.started.append(addr)
         elif cmd == b"\xe4\xb8":
             w(f, 0, 0x8006 if addr in self.started else 0x8000)
         elif cmd == b"\xec\x05":

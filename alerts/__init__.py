@@ -1,0 +1,1 @@
+"""The central alert service: feed from ingest -> rules -> alert lifecycle -> outbox -> webhooks."""

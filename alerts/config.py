@@ -1,0 +1,49 @@
+"""The alert service's rules: shipped defaults per farm kind < the deployment's file < a farm's file.
+
+Layers replace rules by name (``enabled = false`` switches one off). Farm files live in a directory,
+one ``<farm-id>.toml`` each. Every file is validated at start; a malformed one stops the service
+with one line naming the file, the rule and the key (:class:`kernel.rules.RulesError`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+
+from kernel.catalog import FARM_KINDS
+from kernel.rules import Rule, RulesError, RuleSet, load_rules, merge_rules, parse_rules
+
+
+def default_rules(kind: str) -> RuleSet:
+    if kind not in FARM_KINDS:
+        raise ValueError(f"farm kind {kind!r} must be one of {', '.join(FARM_KINDS)}")
+    text = resources.files("alerts").joinpath("defaults", f"{kind}.toml").read_text(encoding="utf-8")
+    return parse_rules(text, "toml", f"alerts/defaults/{kind}.toml")
+
+
+@dataclass
+class RuleBook:
+    deployment: RuleSet | None = None
+    farms: dict[str, RuleSet] = field(default_factory=dict)
+    defaults: dict[str, RuleSet] = field(default_factory=dict)
+
+    @classmethod
+    def load(cls, deployment: Path | None = None, farm_dir: Path | None = None) -> RuleBook:
+        book = cls(defaults={k: default_rules(k) for k in FARM_KINDS})
+        if deployment is not None:
+            book.deployment = load_rules(deployment)
+        if farm_dir is not None:
+            if not farm_dir.is_dir():
+                raise RulesError(f"{farm_dir}: not a directory of <farm-id>.toml files")
+            for p in sorted(farm_dir.glob("*.toml")):
+                book.farms[p.stem] = load_rules(p)
+        return book
+
+    def rules(self, farm: str, kind: str) -> list[Rule]:
+        layers = [self.defaults[kind].rules if kind in self.defaults else ()]
+        if self.deployment is not None:
+            layers.append(self.deployment.rules)
+        if farm in self.farms:
+            layers.append(self.farms[farm].rules)
+        return [r for r in merge_rules(*layers) if r.enabled]

@@ -1,0 +1,185 @@
+"""The alert service's pure core: readings in (series by series, time order), rule transitions out.
+
+Each stored reading is evaluated once: a per-series *watermark* (the newest reading time evaluated)
+drops readings already seen (a feed range may overlap an earlier one, a duplicate is re-read).
+A reading older than its series' watermark (a late backlog behind newer data) is not fed to the
+episodes (it must not flip the current state), as :func:`kernel.rules.step` also guarantees.
+
+Derived indices (``thi``) are computed from the same node's readings at the same time; anomaly
+scores and QC flags come in with the rows (computed by :mod:`alerts.analysis`). Silent-node rules
+run on a clock (:meth:`Evaluator.tick`). Episodes are keyed ``rule|farm|node|metric`` and exported
+for persistence when they change.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from alerts.gateways import GatewayBoard
+from analytics.agro import thi_nrc1971
+from kernel.rules import Episode, Rule, step
+from kernel.rules.model import DERIVED
+
+
+@dataclass(slots=True)
+class Row:
+    series_id: int
+    node_pk: int
+    farm: str
+    node: str
+    metric: str
+    t: float
+    value: float
+    score: float | None = None  # anomaly score, when scored
+    qc: int | None = None  # QARTOD flag, when checked
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    kind: str  # open | close
+    rule: Rule
+    farm: str
+    node: str  # node id, or gateway id for gateway rules
+    node_pk: int | None
+    series_id: int | None
+    metric: str
+    t: float
+    since: float
+    value: float
+    peak: float
+
+
+def episode_key(rule: Rule, farm: str, node: str, metric: str) -> str:
+    return f"{rule.name}|{farm}|{node}|{metric}"
+
+
+def subject(rule: Rule, node: str, metric: str) -> str:
+    """What an alert is about: ``node/metric``, ``node`` (silent) or ``gw/<gateway>``."""
+    if rule.kind in ("gateway", "gateway_backlog"):
+        return f"gw/{node}"
+    return f"{node}/{metric}" if metric else node
+
+
+@dataclass
+class NodeSeen:
+    farm: str
+    node: str
+    last_t: float
+
+
+@dataclass
+class Evaluator:
+    rules_for: Callable[[str], list[Rule]]  # farm -> its effective rules
+    episodes: dict[str, Episode] = field(default_factory=dict)
+    watermarks: dict[int, float] = field(default_factory=dict)
+    nodes: dict[int, NodeSeen] = field(default_factory=dict)
+    dirty: set[str] = field(default_factory=set)
+    dirty_series: set[int] = field(default_factory=set)
+    evaluated: int = 0
+
+    def fresh(self, rows: Iterable[Row]) -> list[Row]:
+        """The rows newer than their series' watermark (advancing it): each reading once."""
+        out: list[Row] = []
+        wm = self.watermarks
+        for r in rows:
+            w = wm.get(r.series_id)
+            if w is not None and r.t <= w:
+                continue
+            wm[r.series_id] = r.t
+            self.dirty_series.add(r.series_id)
+            out.append(r)
+        return out
+
+    def feed(self, rows: list[Row]) -> list[Event]:
+        """Evaluate fresh rows (see :meth:`fresh`), in series/time order; return transitions."""
+        events: list[Event] = []
+        derived: dict[tuple[int, float], dict[str, Row]] = {}
+        by_farm: dict[str, list[Rule]] = {}
+        for r in rows:
+            self.evaluated += 1
+            seen = self.nodes.get(r.node_pk)
+            if seen is None:
+                self.nodes[r.node_pk] = NodeSeen(r.farm, r.node, r.t)
+            elif r.t > seen.last_t:
+                seen.last_t = r.t
+            rules = by_farm.get(r.farm)
+            if rules is None:
+                rules = by_farm[r.farm] = self.rules_for(r.farm)
+            for rule in rules:
+                if rule.kind != "threshold" or rule.metric != r.metric or not rule.applies_to(r.node):
+                    continue
+                if rule.source == "value":
+                    v: float | None = r.value
+                elif rule.source == "anomaly":
+                    v = r.score
+                else:
+                    v = float(r.qc) if r.qc is not None else None
+                if v is not None and v == v:
+                    self._step(events, rule, r.farm, r.node, r.node_pk, r.series_id, r.metric, r.t, v)
+            if r.metric in ("air_t", "air_rh"):
+                derived.setdefault((r.node_pk, r.t), {})[r.metric] = r
+        if derived:
+            self._derived(events, derived, by_farm)
+        return events
+
+    def _derived(
+        self,
+        events: list[Event],
+        pairs: dict[tuple[int, float], dict[str, Row]],
+        by_farm: dict[str, list[Rule]],
+    ) -> None:
+        needs = DERIVED["thi"][0]
+        for (pk, t), got in sorted(pairs.items(), key=lambda kv: kv[0][1]):
+            if not all(m in got for m in needs):
+                continue
+            r = got["air_t"]
+            rules = [x for x in by_farm.get(r.farm, []) if x.metric == "thi" and x.kind == "threshold"]
+            if not rules:
+                continue
+            thi = float(thi_nrc1971(got["air_t"].value, got["air_rh"].value))
+            for rule in rules:
+                if rule.applies_to(r.node):
+                    self._step(events, rule, r.farm, r.node, pk, None, "thi", t, thi)
+
+    def tick(self, now: float) -> list[Event]:
+        """Clock rules: a node silent for its rule's intervals opens; a reading again closes it."""
+        events: list[Event] = []
+        for pk, seen in self.nodes.items():
+            for rule in self.rules_for(seen.farm):
+                if rule.kind == "silent" and rule.applies_to(seen.node):
+                    self._step(events, rule, seen.farm, seen.node, pk, None, "", now, now - seen.last_t)
+        return events
+
+    def gateway_tick(self, now: float, board: GatewayBoard) -> list[Event]:
+        """Gateway rules on a clock: out of touch (offline or no health) and spool backlog."""
+        events: list[Event] = []
+        for g, _, depth in board.values(now, 0.0):
+            for rule in self.rules_for(g.farm):
+                if rule.kind == "gateway":
+                    age = next(a for x, a, _ in board.values(now, rule.threshold) if x is g)
+                    self._step(events, rule, g.farm, g.gateway, None, None, "", now, age)
+                elif rule.kind == "gateway_backlog":
+                    self._step(events, rule, g.farm, g.gateway, None, None, "", now, depth)
+        return events
+
+    def _step(
+        self, events: list[Event], rule: Rule, farm: str, node: str, pk: int | None, sid: int | None,
+        metric: str, t: float, v: float,
+    ) -> None:  # fmt: skip
+        key = episode_key(rule, farm, node, metric)
+        ep = self.episodes.get(key)
+        if ep is None:
+            ep = self.episodes[key] = Episode()
+        before = (ep.active, ep.pending is not None)
+        tr = step(rule, ep, t, v)
+        if (
+            rule.kind not in ("silent", "gateway")
+            or tr is not None
+            or before != (ep.active, ep.pending is not None)
+        ):
+            self.dirty.add(key)
+        if tr is not None:
+            events.append(
+                Event(tr.kind, rule, farm, node, pk, sid, metric, tr.t, tr.since, tr.value, tr.peak)
+            )

@@ -1,0 +1,126 @@
+"""Spectral indices from reflectance arrays, Sentinel-2 L2A scaling and the SCL cloud mask.
+
+Arrays in, arrays out (float64; NaN marks an invalid pixel). Reflectance inputs are unitless
+(0..1); a zero denominator gives NaN, never a warning or an infinity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+from analytics.imagery.config import (
+    EVI_CLIP,
+    EVI_MIN_DENOMINATOR,
+    INDEX_BANDS,
+    S2_BOA_ADD_OFFSET,
+    S2_NODATA_DN,
+    S2_OFFSET_FROM_BASELINE,
+    S2_QUANTIFICATION,
+    SCL_MASKED,
+)
+
+F64 = NDArray[np.float64]
+
+
+def _f(x: ArrayLike) -> F64:
+    return np.asarray(x, dtype=np.float64)
+
+
+def normalized_difference(a: ArrayLike, b: ArrayLike) -> F64:
+    """(a - b) / (a + b), NaN where the sum is zero or an input is NaN."""
+    a, b = np.broadcast_arrays(_f(a), _f(b))
+    s = a + b
+    out = np.full(s.shape, np.nan)
+    ok = s != 0
+    np.divide(a - b, s, out=out, where=ok)
+    return out
+
+
+def ndvi(nir: ArrayLike, red: ArrayLike) -> F64:
+    return normalized_difference(nir, red)
+
+
+def ndre(nir: ArrayLike, rededge: ArrayLike) -> F64:
+    return normalized_difference(nir, rededge)
+
+
+def ndwi(green: ArrayLike, nir: ArrayLike) -> F64:
+    """McFeeters' NDWI: (green - nir) / (green + nir)."""
+    return normalized_difference(green, nir)
+
+
+def evi(nir: ArrayLike, red: ArrayLike, blue: ArrayLike) -> F64:
+    """2.5 (NIR - red) / (NIR + 6 red - 7.5 blue + 1), clipped to [-1, 1]; NaN near a zero denominator."""
+    n, r, b = np.broadcast_arrays(_f(nir), _f(red), _f(blue))
+    d = n + 6.0 * r - 7.5 * b + 1.0
+    out = np.full(d.shape, np.nan)
+    ok = np.abs(d) > EVI_MIN_DENOMINATOR
+    np.divide(2.5 * (n - r), d, out=out, where=ok)
+    clipped: F64 = np.clip(out, *EVI_CLIP)
+    return clipped
+
+
+def compute_index(name: str, bands: Mapping[str, ArrayLike]) -> F64:
+    """Index ``name`` (ndvi, ndre, ndwi, evi) from reflectances keyed by band common name."""
+    need = INDEX_BANDS.get(name)
+    if need is None:
+        raise ValueError(f"unknown index {name!r}; known: {', '.join(INDEX_BANDS)}")
+    missing = [b for b in need if b not in bands]
+    if missing:
+        raise ValueError(f"index {name} needs bands {', '.join(missing)}")
+    if name == "ndvi":
+        return ndvi(bands["nir"], bands["red"])
+    if name == "ndre":
+        return ndre(bands["nir"], bands["rededge"])
+    if name == "ndwi":
+        return ndwi(bands["green"], bands["nir"])
+    return evi(bands["nir"], bands["red"], bands["blue"])
+
+
+def available_indices(bands: set[str] | frozenset[str]) -> tuple[str, ...]:
+    """The indices that can be computed from these band common names."""
+    return tuple(i for i, need in INDEX_BANDS.items() if set(need) <= bands)
+
+
+def s2_offset_applies(processing_baseline: str | float | None, offset_applied: bool = False) -> bool:
+    """Whether the BOA_ADD_OFFSET must be added to this Sentinel-2 L2A item's digital numbers.
+
+    From processing baseline 04.00 on the product carries the offset in its DNs, unless the
+    provider already harmonised the values (``offset_applied``, e.g. ``earthsearch:boa_offset_applied``).
+    A missing baseline means an older product (none before 04.00 carried the property).
+    """
+    if offset_applied or processing_baseline is None or processing_baseline == "":
+        return False
+    try:
+        baseline = float(processing_baseline)
+    except (TypeError, ValueError):
+        raise ValueError(
+            f"processing baseline {processing_baseline!r} is not a number like '04.00'"
+        ) from None
+    return baseline >= S2_OFFSET_FROM_BASELINE
+
+
+def s2_reflectance(dn: ArrayLike, *, offset: bool, nodata: int | None = S2_NODATA_DN) -> F64:
+    """Sentinel-2 L2A digital numbers to reflectance: (DN + offset) / 10000, NaN where DN is no-data."""
+    d = _f(dn)
+    out = (d + (S2_BOA_ADD_OFFSET if offset else 0.0)) / S2_QUANTIFICATION
+    if nodata is not None:
+        out[d == nodata] = np.nan
+    return out
+
+
+def scaled_reflectance(dn: ArrayLike, *, scale: float, offset: float, nodata: float | None) -> F64:
+    """Generic ``dn * scale + offset`` (drone products), NaN where DN equals ``nodata`` or is NaN."""
+    d = _f(dn)
+    out = d * scale + offset
+    if nodata is not None and not np.isnan(nodata):
+        out[d == nodata] = np.nan
+    return out
+
+
+def scl_clear(scl: ArrayLike, masked: tuple[int, ...] = SCL_MASKED) -> NDArray[np.bool_]:
+    """True where the scene classification allows the pixel (not cloud, shadow, snow, no data...)."""
+    return ~np.isin(np.asarray(scl), np.asarray(masked))

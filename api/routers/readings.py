@@ -1,0 +1,162 @@
+"""Readings: series, latest values, raw pages, buckets, dead letters, data completeness.
+
+Times without an offset are read in the farm's time zone (``2026-05-01T00:00`` is local midnight).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated
+from zoneinfo import ZoneInfo
+
+from fastapi import APIRouter, Query, Response
+from pydantic import TypeAdapter
+
+from api.deps import Conn, Reader, farm_access
+from api.errors import AUTH_RESPONSES, INVALID, NOT_FOUND
+from api.queries import readings
+from api.queries.models import (
+    Bucket,
+    BucketSeries,
+    Completeness,
+    LatestValue,
+    Page,
+    RawSeries,
+    Rejected,
+    SeriesInfo,
+)
+from api.queries.tokens import Principal
+
+router = APIRouter(tags=["readings"], responses={**AUTH_RESPONSES, **INVALID})
+
+FarmQ = Annotated[
+    str | None, Query(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$", description="Farm id")
+]
+NodeQ = Annotated[
+    str | None, Query(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$", description="Node id")
+]
+MetricQ = Annotated[str | None, Query(min_length=1, max_length=64, description="Metric name (catalog)")]
+SeriesQ = Annotated[list[int] | None, Query(description="Series ids (repeat the parameter)", max_length=5000)]
+StartQ = Annotated[datetime, Query(description="Range start (inclusive); no offset: farm-local time")]
+EndQ = Annotated[datetime, Query(description="Range end (exclusive); no offset: farm-local time")]
+
+_BUCKETS = TypeAdapter(list[BucketSeries])
+
+
+def localise(t: datetime, tz: str) -> datetime:
+    return t.replace(tzinfo=ZoneInfo(tz)) if t.tzinfo is None or t.utcoffset() is None else t
+
+
+def select_series(
+    conn: Conn,
+    who: Principal,
+    farm: str | None,
+    node: str | None,
+    metric: str | None,
+    series_id: list[int] | None,
+) -> list[SeriesInfo]:
+    farm_access(who, farm)
+    return readings.find_series(
+        conn, farms=who.farm_list(), farm=farm, node=node, metric=metric, series_ids=series_id
+    )
+
+
+@router.get("/series", response_model=list[SeriesInfo], summary="Series (node x metric) matching the filters")
+def list_series(
+    conn: Conn,
+    who: Reader,
+    farm: FarmQ = None,
+    node: NodeQ = None,
+    metric: MetricQ = None,
+    series_id: SeriesQ = None,
+) -> list[SeriesInfo]:
+    return select_series(conn, who, farm, node, metric, series_id)
+
+
+@router.get("/readings/latest", response_model=list[LatestValue], summary="Newest reading per series")
+def latest(
+    conn: Conn,
+    who: Reader,
+    farm: FarmQ = None,
+    node: NodeQ = None,
+    metric: MetricQ = None,
+    series_id: SeriesQ = None,
+) -> list[LatestValue]:
+    farm_access(who, farm)
+    return readings.latest(
+        conn, farms=who.farm_list(), farm=farm, node=node, metric=metric, series_ids=series_id
+    )
+
+
+@router.get(
+    "/readings/raw", response_model=RawSeries, responses=NOT_FOUND, summary="Raw readings of one series"
+)
+def raw(
+    conn: Conn,
+    who: Reader,
+    series_id: int,
+    start: StartQ,
+    end: EndQ,
+    limit: Annotated[int, Query(ge=1, le=readings.MAX_RAW_PAGE)] = 10_000,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> RawSeries:
+    s = readings.get_series(conn, series_id, farms=who.farm_list())
+    return readings.raw(conn, s, localise(start, s.tz), localise(end, s.tz), limit=limit, cursor=cursor)
+
+
+@router.get(
+    "/readings/buckets",
+    response_model=list[BucketSeries],
+    summary="min / mean / max / count (sum for rain and water) per bucket; 1d = local midnight to midnight",
+)
+def buckets(
+    conn: Conn,
+    who: Reader,
+    start: StartQ,
+    end: EndQ,
+    bucket: Bucket = "1h",
+    farm: FarmQ = None,
+    node: NodeQ = None,
+    metric: MetricQ = None,
+    series_id: SeriesQ = None,
+) -> Response:
+    series = select_series(conn, who, farm, node, metric, series_id)
+    if not series:
+        return Response(b"[]", media_type="application/json")
+    tz = series[0].tz
+    out = readings.buckets(conn, series, localise(start, tz), localise(end, tz), bucket)
+    return Response(_BUCKETS.dump_json(out), media_type="application/json")
+
+
+@router.get("/rejects", response_model=Page[Rejected], summary="Rejected readings and messages, newest first")
+def rejects(
+    conn: Conn,
+    who: Reader,
+    farm: FarmQ = None,
+    node: NodeQ = None,
+    reason: Annotated[str | None, Query(max_length=64)] = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    cursor: Annotated[str | None, Query(max_length=200)] = None,
+) -> Page[Rejected]:
+    farm_access(who, farm)
+    return readings.rejects(
+        conn,
+        farms=who.farm_list(),
+        farm=farm,
+        node=node,
+        reason=reason,
+        since=localise(since, "UTC") if since else None,
+        until=localise(until, "UTC") if until else None,
+        limit=limit,
+        cursor=cursor,
+    )
+
+
+@router.get(
+    "/completeness", response_model=list[Completeness], summary="Data completeness per node (from seq)"
+)
+def completeness(conn: Conn, who: Reader, farm: FarmQ = None, node: NodeQ = None) -> list[Completeness]:
+    farm_access(who, farm)
+    return readings.completeness(conn, farms=who.farm_list(), farm=farm, node=node)

@@ -1,0 +1,1 @@
+"""Sky and air layers: field blocks, the STAC imagery catalog, per-block index statistics."""

@@ -1,0 +1,139 @@
+"""Windowed raster reads on a block's pixel grid.
+
+A block's grid is the window of the reference band's pixel lattice that covers the block's
+polygon (reprojected to the raster's CRS with pyproj). Every band, whatever its resolution, is
+sampled onto that grid by nearest neighbour (the source pixel that contains each grid pixel's
+centre), reading only the window of the source file that covers it. Grid pixels beyond the
+file's extent come back as NaN, so a block crossing the tile edge counts them as not valid.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+import shapely
+from affine import Affine
+from numpy.typing import NDArray
+from pyproj import CRS, Transformer
+from rasterio.features import geometry_mask
+from rasterio.io import DatasetReader
+from shapely.geometry.base import BaseGeometry
+
+from sky.errors import InputError
+
+# Densify lon/lat edges before reprojecting (about 10 m), so a long straight edge stays where it is.
+_SEGMENT_DEG = 1e-4
+
+
+@lru_cache(maxsize=64)
+def _to_crs(crs_wkt: str) -> Transformer:
+    return Transformer.from_crs(CRS.from_epsg(4326), CRS.from_wkt(crs_wkt), always_xy=True)
+
+
+def reproject_lonlat(geom: BaseGeometry, crs_wkt: str) -> BaseGeometry:
+    """A WGS 84 lon/lat geometry in the raster's CRS."""
+    t = _to_crs(crs_wkt)
+    dense = shapely.segmentize(geom, _SEGMENT_DEG)
+
+    def fn(xy: NDArray[np.float64]) -> NDArray[np.float64]:
+        x, y = t.transform(xy[:, 0], xy[:, 1])
+        return np.column_stack([x, y])
+
+    return shapely.transform(dense, fn)
+
+
+@dataclass(frozen=True)
+class Grid:
+    """A window of a north-up pixel lattice: its transform and shape."""
+
+    transform: Affine
+    height: int
+    width: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.height, self.width)
+
+    @property
+    def bounds(self) -> tuple[float, float, float, float]:
+        """(west, south, east, north) of the window (north-up lattice)."""
+        t = self.transform
+        return (t.c, t.f + t.e * self.height, t.c + t.a * self.width, t.f)
+
+
+def check_north_up(ds: DatasetReader) -> None:
+    t = ds.transform
+    if t.b != 0 or t.d != 0 or t.a <= 0 or t.e >= 0:
+        raise InputError(f"{ds.name}: only north-up rasters are supported (transform {tuple(t)[:6]})")
+
+
+def block_grid(ds: DatasetReader, geom: BaseGeometry) -> Grid | None:
+    """The window of ``ds``'s lattice covering ``geom`` (in ``ds``'s CRS), unclipped; None if it
+    does not overlap the raster at all."""
+    t = ds.transform
+    w, s, e, n = geom.bounds
+    col0 = math.floor((w - t.c) / t.a)
+    col1 = math.ceil((e - t.c) / t.a)
+    row0 = math.floor((n - t.f) / t.e)
+    row1 = math.ceil((s - t.f) / t.e)
+    if col1 <= 0 or row1 <= 0 or col0 >= ds.width or row0 >= ds.height or col1 <= col0 or row1 <= row0:
+        return None
+    shifted = Affine(t.a, 0.0, t.c + col0 * t.a, 0.0, t.e, t.f + row0 * t.e)
+    return Grid(shifted, row1 - row0, col1 - col0)
+
+
+def inside_mask(grid: Grid, geom: BaseGeometry) -> NDArray[np.bool_]:
+    """True for grid pixels whose centre lies inside the polygon."""
+    mask: NDArray[np.bool_] = geometry_mask(
+        [geom], out_shape=grid.shape, transform=grid.transform, invert=True
+    )
+    return mask
+
+
+def _index(centres: NDArray[np.floating[Any]], origin: float, step: float) -> NDArray[np.int64]:
+    idx: NDArray[np.int64] = np.floor((centres - origin) / step).astype(np.int64)
+    return idx
+
+
+def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[np.float64]:
+    """``(len(bands), h, w)`` float64 samples of ``ds`` on ``grid`` (NaN beyond the file's extent).
+
+    Reads one window of the source: the pixels containing the grid's pixel centres.
+    """
+    check_north_up(ds)
+    g = grid.transform
+    t = ds.transform
+    xs = g.c + g.a * (np.arange(grid.width) + 0.5)
+    ys = g.f + g.e * (np.arange(grid.height) + 0.5)
+    cols = _index(xs, t.c, t.a)
+    rows = _index(ys, t.f, t.e)
+    cok = (cols >= 0) & (cols < ds.width)
+    rok = (rows >= 0) & (rows < ds.height)
+    out = np.full((len(bands), grid.height, grid.width), np.nan)
+    if not cok.any() or not rok.any():
+        return out
+    c0, c1 = int(cols[cok].min()), int(cols[cok].max()) + 1
+    r0, r1 = int(rows[rok].min()), int(rows[rok].max()) + 1
+    data = ds.read(bands, window=((r0, r1), (c0, c1)))
+    ri = rows[rok] - r0
+    ci = cols[cok] - c0
+    if _is_run(ri) and _is_run(ci):  # same lattice (the usual case): a plain slice, no gather
+        block = data[:, int(ri[0]) : int(ri[-1]) + 1, int(ci[0]) : int(ci[-1]) + 1]
+    else:
+        block = data[:, ri[:, None], ci[None, :]]
+    rsel = np.flatnonzero(rok)
+    csel = np.flatnonzero(cok)
+    if _is_run(rsel) and _is_run(csel):
+        out[:, int(rsel[0]) : int(rsel[-1]) + 1, int(csel[0]) : int(csel[-1]) + 1] = block
+    else:
+        out[np.ix_(np.arange(len(bands)), rsel, csel)] = block
+    return out
+
+
+def _is_run(idx: NDArray[np.int64]) -> bool:
+    """Consecutive increasing integers (a slice)."""
+    return idx.size > 0 and int(idx[-1]) - int(idx[0]) + 1 == idx.size and bool(np.all(np.diff(idx) == 1))

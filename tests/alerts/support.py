@@ -1,0 +1,65 @@
+"""Helpers for the alert tests: a farm with commissioners on the local receiver, an alert service thread."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import psycopg
+
+from alerts import commissioners as comm
+from alerts.config import RuleBook
+from alerts.service import AlertOptions, AlertService
+from kernel.rules import parse_rules
+from tests.ingest.support import register
+
+BARN_RULES = """
+[[rules]]
+name = "barn-heat"
+metric = "air_t"
+above = 32
+clear = 30
+for_s = 60
+cooldown_s = 0
+severity = "critical"
+"""
+
+
+def setup_farm(db_url: str, farm: str, base: str, nodes: list[str], kind: str = "pig_farm") -> None:
+    register(db_url, farm, nodes, kind)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        secret = "whsec_" + "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
+        comm.add(conn, f"{farm}-gen", "generic", f"{base}/generic/{farm}", secret, "en")
+        comm.add(conn, f"{farm}-wecom", "wecom", f"{base}/wecom/{farm}?key=k1")
+        comm.add(conn, f"{farm}-feishu", "feishu", f"{base}/feishu/{farm}", "fsecret")
+        comm.add(conn, f"{farm}-ding", "dingtalk", f"{base}/dingtalk/{farm}?access_token=t1", "SECx")
+        for name in ("gen", "wecom", "feishu"):
+            comm.assign(conn, f"{farm}-{name}", [farm], "warning", 0)
+        comm.assign(conn, f"{farm}-ding", [farm], "warning", 1)
+
+
+def book(text: str = BARN_RULES) -> RuleBook:
+    b = RuleBook.load()
+    b.deployment = parse_rules(text, "toml", "test.toml")
+    return b
+
+
+@contextmanager
+def service_thread(db_url: str, **kw: Any) -> Iterator[AlertService]:
+    kw.setdefault("rules", book())
+    svc = AlertService(AlertOptions(database_url=db_url, **kw))
+    stop = threading.Event()
+    t = threading.Thread(target=svc.serve, args=(stop,), daemon=True)
+    t.start()
+    try:
+        yield svc
+    finally:
+        stop.set()
+        t.join(20)
+
+
+def q(db_url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        return conn.execute(query, args).fetchall()  # type: ignore[arg-type]

@@ -1,0 +1,143 @@
+"""The pure evaluator: minimum duration, hysteresis, derived THI, anomaly/QC sources, silent nodes,
+each reading once (watermarks), defaults and overrides, malformed rule files named precisely."""
+
+from pathlib import Path
+
+import pytest
+
+from alerts.config import RuleBook, default_rules
+from alerts.engine import Evaluator, Row
+from kernel.rules import RulesError, parse_rules
+
+T0 = 1_764_201_600.0
+RULES = parse_rules(
+    """
+[[rules]]
+name = "heat"
+metric = "air_t"
+above = 32
+clear = 30
+for_s = 120
+[[rules]]
+name = "thi"
+metric = "thi"
+above = 79
+[[rules]]
+name = "weird"
+source = "anomaly"
+metric = "do_mgl"
+above = 0.9
+clear = 0.5
+[[rules]]
+name = "broken"
+source = "qc"
+metric = "ph"
+above = 3.5
+[[rules]]
+name = "silent"
+kind = "silent"
+intervals = 3
+interval_s = 60
+""",
+    "toml",
+)
+
+
+def ev() -> Evaluator:
+    return Evaluator(lambda farm: list(RULES.rules))
+
+
+def row(metric: str, t: float, v: float, sid: int = 1, **kw: float) -> Row:
+    return Row(sid, 10, "f", "n-1", metric, t, v, **kw)  # type: ignore[arg-type]
+
+
+def kinds(e: Evaluator, rows: list[Row]) -> list[str]:
+    return [f"{x.kind}:{x.rule.name}@{x.t - T0:g}" for x in e.feed(e.fresh(rows))]
+
+
+def test_minimum_duration_and_hysteresis() -> None:
+    e = ev()
+    assert kinds(e, [row("air_t", T0 + i * 60, v) for i, v in enumerate([31, 33, 34])]) == []  # held 60 s
+    out = e.feed(e.fresh([row("air_t", T0 + 180, 33)]))
+    assert [(x.kind, x.since - T0, x.peak) for x in out] == [("open", 60, 34)]  # true start, worst value
+    assert kinds(e, [row("air_t", T0 + 240, 31)]) == []  # inside the band
+    assert kinds(e, [row("air_t", T0 + 300, 29.9)]) == ["close:heat@300"]
+
+
+def test_a_dip_restarts_the_minimum_duration() -> None:
+    e = ev()
+    vals = [33, 33, 31, 33, 33, 33]
+    assert kinds(e, [row("air_t", T0 + i * 60, v) for i, v in enumerate(vals)]) == ["open:heat@300"]
+
+
+def test_each_reading_once_and_older_readings_ignored() -> None:
+    e = ev()
+    rows = [row("air_t", T0 + i * 60, 33) for i in range(3)]
+    assert len(e.fresh(rows)) == 3
+    assert e.fresh(rows) == []  # re-read (overlapping feed ranges, redelivery): nothing new
+    assert e.fresh([row("air_t", T0 + 30, 50)]) == []  # behind the watermark
+
+
+def test_thi_is_derived_from_the_same_node_and_time() -> None:
+    e = ev()
+    out = kinds(e, [row("air_t", T0, 35, sid=1), row("air_rh", T0, 80, sid=2)])
+    assert out == ["open:thi@0"]  # THI(35 °C, 80 %) ~ 91
+
+
+def test_anomaly_and_qc_sources() -> None:
+    e = ev()
+    assert kinds(e, [row("do_mgl", T0, 5.0, sid=3, score=0.95)]) == ["open:weird@0"]
+    assert kinds(e, [row("do_mgl", T0 + 60, 5.0, sid=3, score=0.2)]) == ["close:weird@60"]
+    assert kinds(e, [row("ph", T0, 7.0, sid=4, qc=4)]) == ["open:broken@0"]
+    assert kinds(e, [row("ph", T0 + 60, 7.0, sid=4, qc=1)]) == ["close:broken@60"]
+
+
+def test_silent_node_on_a_clock() -> None:
+    e = ev()
+    e.feed(e.fresh([row("air_t", T0, 20)]))
+    assert e.tick(T0 + 180) == []
+    assert [x.kind for x in e.tick(T0 + 181)] == ["open"]
+    assert e.tick(T0 + 300) == []
+    e.feed(e.fresh([row("air_t", T0 + 310, 20)]))
+    assert [x.kind for x in e.tick(T0 + 311)] == ["close"]
+
+
+def test_defaults_for_every_farm_kind_and_overrides_by_name(tmp_path: Path) -> None:
+    for kind in ("orchard", "pig_farm", "tea_garden", "pond"):
+        assert default_rules(kind).rules
+    (tmp_path / "deploy.toml").write_text('[[rules]]\nname = "do-low"\nmetric = "do_mgl"\nbelow = 4.0\n')
+    farms = tmp_path / "farms"
+    farms.mkdir()
+    (farms / "pond-7.toml").write_text(
+        '[[rules]]\nname = "do-low"\nmetric = "do_mgl"\nbelow = 2.5\n'
+        '[[rules]]\nname = "ph-range"\nmetric = "ph"\nbelow = 6\nenabled = false\n'
+    )
+    book = RuleBook.load(tmp_path / "deploy.toml", farms)
+    by = {r.name: r for r in book.rules("pond-1", "pond")}
+    assert by["do-low"].threshold == 4.0 and "ph-range" in by
+    by7 = {r.name: r for r in book.rules("pond-7", "pond")}
+    assert by7["do-low"].threshold == 2.5 and "ph-range" not in by7
+
+
+@pytest.mark.parametrize(
+    ("text", "needle"),
+    [
+        ('[[rules]]\nname = "a"\nmetric = "air_t"\nabove = 30\nfor_s = -1\n', "rules[0] ('a').for_s"),
+        (
+            '[[rules]]\nname = "a"\nsource = "anomaly"\nmetric = "air_t"\nabove = 2\n',
+            "outside anomaly of air_t's range",
+        ),
+        ('[[rules]]\nname = "a"\nkind = "silent"\nabove = 3\n', "'silent' rule takes 'intervals'"),
+        (
+            '[[rules]]\nname = "a"\nmetric = "thi"\nsource = "qc"\nabove = 3\n',
+            "rules[0] ('a').metric: derived index",
+        ),
+        ('[[rules]]\nname = "a"\nmetric = "air_t"\nabove = 3\nwhatever = 1\n', "rules[0] ('a').whatever"),
+    ],
+)
+def test_malformed_rule_files_name_file_rule_and_key(tmp_path: Path, text: str, needle: str) -> None:
+    p = tmp_path / "bad.toml"
+    p.write_text(text)
+    with pytest.raises(RulesError) as exc:
+        RuleBook.load(p)
+    assert str(exc.value).startswith(f"{p}: ") and needle in str(exc.value), str(exc.value)
