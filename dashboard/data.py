@@ -166,8 +166,28 @@ def today_completeness(
     return out
 
 
-def overview(src: Source, *, now: datetime | None = None, offline_after_s: float = 1800.0) -> Overview:
+def overview(
+    src: Source,
+    *,
+    now: datetime | None = None,
+    offline_after_s: float = 1800.0,
+    alert_counts: pd.DataFrame | None = None,
+) -> Overview:
+    """``alert_counts`` (farm_id, node_id, severity, n of unresolved alerts; None: no alert service)
+    colours nodes and farms; without it only silence and battery do."""
     now = now or datetime.now(UTC)
+    counts = (
+        alert_counts
+        if alert_counts is not None
+        else pd.DataFrame(columns=["farm_id", "node_id", "severity", "n"])
+    )
+
+    def n_alerts(severity: str, farm: str, node: str | None = None) -> int:
+        sel = (counts.farm_id == farm) & (counts.severity == severity)
+        if node is not None:
+            sel &= counts.node_id == node
+        return int(counts.n[sel].sum())
+
     farms = list_farms(src)
     nodes = list_nodes(src)
     gateways = list_gateways(src)
@@ -191,7 +211,13 @@ def overview(src: Source, *, now: datetime | None = None, offline_after_s: float
                 "completeness": n.completeness,
                 "hours_with_data": have,
                 "hours_expected": total,
-                "state": node_state(age, offline_after_s=offline_after_s, battery_v=n.battery_v),
+                "state": node_state(
+                    age,
+                    offline_after_s=offline_after_s,
+                    battery_v=n.battery_v,
+                    critical=n_alerts("critical", n.farm_id, n.node_id),
+                    warning=n_alerts("warning", n.farm_id, n.node_id),
+                ),
             }
         )
     node_df = pd.DataFrame(
@@ -235,10 +261,12 @@ def overview(src: Source, *, now: datetime | None = None, offline_after_s: float
                 "nodes": len(mine),
                 "online": int((mine.state != "offline").sum()),
                 "completeness": (have / total) if total else None,
-                "alerts_critical": 0,
-                "alerts_warning": 0,
-                "alerts_info": 0,
-                "state": farm_state(list(mine.state), critical=0, warning=0),
+                "alerts_critical": n_alerts("critical", f.id),
+                "alerts_warning": n_alerts("warning", f.id),
+                "alerts_info": n_alerts("info", f.id),
+                "state": farm_state(
+                    list(mine.state), critical=n_alerts("critical", f.id), warning=n_alerts("warning", f.id)
+                ),
             }
         )
     farm_df = pd.DataFrame(
@@ -249,7 +277,14 @@ def overview(src: Source, *, now: datetime | None = None, offline_after_s: float
         ],
     )  # fmt: skip
     bounds = {f.id: f.boundary for f in farms if f.boundary}
-    return Overview(now=now, farms=farm_df, nodes=node_df, gateways=gw_df, boundaries=bounds)
+    return Overview(
+        now=now,
+        farms=farm_df,
+        nodes=node_df,
+        gateways=gw_df,
+        boundaries=bounds,
+        alerts_configured=alert_counts is not None,
+    )
 
 
 # --- farm page ------------------------------------------------------------------------------------

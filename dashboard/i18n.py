@@ -205,6 +205,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "al.link": ("本告警链接", "Link to this alert"),
     "al.not_found": ("找不到告警 #{id}。", "Alert #{id} not found."),
     "al.need_token": ("请先输入令牌。", "Enter your token first."),
+    "al.all": ("全部", "All"),
+    "al.by": ("操作人", "By"),
+    "al.event.opened": ("开启", "opened"),
+    "al.event.acknowledged": ("确认", "acknowledged"),
+    "al.event.resolved": ("解决", "resolved"),
+    "al.event.escalated": ("升级", "escalated"),
+    "al.event.attached": ("归并", "attached"),
+    "al.event.suppressed": ("抑制", "suppressed"),
+    "al.event.late": ("迟到数据", "late data"),
 }
 
 FARM_KIND: dict[str, tuple[str, str]] = {

@@ -9,7 +9,7 @@ a few hours, and the hourly/daily rollups refreshed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,6 +65,7 @@ class Seeded:
     rows: int
     offline: tuple[str, str]  # the node that went silent two days ago
     gap: tuple[str, str, datetime, datetime]  # a node whose readings stop for a few hours
+    alerts: dict[str, int] = field(default_factory=dict)  # rule -> alert id (seed_alerts)
 
 
 _GEN = sql.SQL(
@@ -199,3 +200,55 @@ def seed(
         offline=offline or ("", ""),
         gap=gap or ("", "", start, start),
     )
+
+
+def seed_alerts(conn: Conn, seeded: Seeded, *, now: datetime | None = None) -> dict[str, int]:
+    """Three alerts as the alert service would leave them: a critical one open on the pig farm's
+    ammonia, the silent orchard node's acknowledged warning, and the pond's resolved low oxygen."""
+    now = now or datetime.now(UTC)
+    out: dict[str, int] = {}
+    specs = (
+        ("open", "ganning-pigs", "n-0001", "nh3_ppm", "nh3_high", "critical", 31.5, timedelta(hours=3),
+         None, "氨气浓度 31.5 ppm，超过 25 ppm 已持续 3 小时"),
+        ("acknowledged", seeded.offline[0], seeded.offline[1], None, "node_silent", "warning", None,
+         timedelta(days=2), None, "节点 2 天未上报数据"),
+        ("resolved", "xiaozhou-pond", "n-0002", "do_mgl", "do_low", "warning", 2.7, timedelta(hours=30),
+         timedelta(hours=27), "溶解氧 2.7 mg/L，低于 3 mg/L"),
+    )  # fmt: skip
+    for status, farm, node, metric, rule, sev, value, ago, ended_ago, msg in specs:
+        if not farm or (farm, node) not in seeded.nodes:
+            continue
+        row = conn.execute(
+            "SELECT n.id, s.id FROM nodes n LEFT JOIN series s ON s.node_id = n.id AND s.metric = %s"
+            " WHERE n.farm_id = %s AND n.node_id = %s",
+            (metric, farm, node),
+        ).fetchone()
+        assert row is not None
+        started = now - ago
+        ended = now - ended_ago if ended_ago is not None else None
+        got = conn.execute(
+            "INSERT INTO alerts (farm_id, node_id, series_id, rule, subject, severity, status, message,"
+            " value, details, started_at, ended_at, acked_at, acked_by, resolved_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                farm, row[0], row[1], rule, node, sev, status, msg, value,
+                Jsonb({"node": node, "metric": metric}), started, ended,
+                started + timedelta(minutes=20) if status != "open" else None,
+                "李技术员" if status != "open" else None,
+                "auto" if status == "resolved" else None,
+            ),
+        ).fetchone()  # fmt: skip
+        assert got is not None
+        alert_id = int(got[0])
+        events = [("opened", "alerts", started)]
+        if status != "open":
+            events.append(("acknowledged", "李技术员", started + timedelta(minutes=20)))
+        if ended is not None:
+            events.append(("resolved", "auto", ended))
+        for kind, who, at in events:
+            conn.execute(
+                "INSERT INTO alert_events (alert_id, at, kind, by_whom) VALUES (%s, %s, %s, %s)",
+                (alert_id, at, kind, who),
+            )
+        out[rule] = alert_id
+    return out

@@ -12,7 +12,7 @@ from analytics.agro import THI_BANDS
 from analytics.agro.config import DO_LOW_MGL
 from analytics.qc import FAIL, SUSPECT
 from api.queries.models import Farm
-from dashboard import agro, charts, data, ui
+from dashboard import agro, alertsdata, charts, data, ui
 from dashboard.i18n import Lang, fmt_age, fmt_time, fmt_value, kind_label, metric_label, t
 
 list_farms = ui.cached(data.list_farms)
@@ -21,6 +21,7 @@ latest_values = ui.cached(data.latest_values)
 chart_series = ui.cached(data.chart_series)
 node_health = ui.cached(data.node_health)
 hourly = ui.cached(data.hourly)
+alert_periods = ui.cached(alertsdata.periods)
 
 QC_MARK: dict[int, str] = {int(SUSPECT): "⚠", int(FAIL): "✗"}
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -43,8 +44,15 @@ def _choose_farm(lang: Lang) -> Farm | None:
         st.warning(t("not_found.farm", lang, farm=wanted))
     idx = ids.index(wanted) if wanted in ids else 0
     names = {f.id: f"{f.name} · {kind_label(f.kind, lang)}" for f in farms}
-    chosen = st.sidebar.selectbox(t("farm.choose", lang), ids, index=idx, format_func=names.__getitem__)
-    if st.query_params.get("farm") != chosen:
+    chosen = st.sidebar.selectbox(
+        t("farm.choose", lang),
+        ids,
+        index=idx,
+        format_func=names.__getitem__,
+        key="farm_choice",
+        on_change=lambda: st.session_state.update(farm_touched=True),
+    )
+    if wanted != chosen and (wanted in ids or st.session_state.get("farm_touched")):
         st.query_params["farm"] = chosen
     return farms[ids.index(chosen)]
 
@@ -121,10 +129,25 @@ def _series(farm: Farm, nodes: list[Any], lang: Lang, start: datetime, end: date
     if frame.empty or frame["count"].sum() == 0:
         st.info(t("empty.range", lang))
         return
-    fig = charts.timeseries(frame, metric, farm.tz, lang)
+    fig = charts.timeseries(
+        frame, metric, farm.tz, lang, alert_periods=_periods(farm, metric, chosen, start, end)
+    )
     st.plotly_chart(fig, key="series_chart")
     st.caption(t("farm.legend_gap", lang))
     ui.downloads(_export_frame(frame, metric), f"{farm.id}-{metric}-{chart.bucket}", lang, key="series")
+
+
+def _periods(
+    farm: Farm, metric: str, nodes: list[str], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime | None]]:
+    """Alert periods of the chosen nodes on this metric (or on the whole node), to shade."""
+    if not alertsdata.CONFIGURED:
+        return []
+    df: pd.DataFrame = alert_periods(farm.id, start, end)
+    if df.empty:
+        return []
+    mine = df[df.node_id.isin(nodes) & (df.metric.isna() | (df.metric == metric))]
+    return [(s, None if pd.isna(e) else e) for s, e in zip(mine.started_at, mine.ended_at, strict=True)]
 
 
 def _export_frame(frame: pd.DataFrame, metric: str) -> pd.DataFrame:

@@ -64,14 +64,19 @@ def errors(driver: webdriver.Chrome) -> list[str]:
     return [e.text for e in driver.find_elements(By.CSS_SELECTOR, '[data-testid="stException"]')]
 
 
+_HEIGHT_JS = """
+let h = document.body.scrollHeight;
+for (const id of ['stMain', 'stAppViewContainer', 'stMainBlockContainer']) {
+  const m = document.querySelector(`[data-testid="${id}"]`);
+  if (m) h = Math.max(h, m.scrollHeight);
+}
+return h;
+"""
+
+
 def full_screenshot(driver: webdriver.Chrome, path: Path, max_height: int = 4000) -> None:
     """Screenshot of the whole scrollable app (the window is resized to the content's height)."""
-    h = driver.execute_script(
-        "let h = document.body.scrollHeight;"
-        "for (const sel of ['stMain', 'stAppViewContainer', 'stMainBlockContainer', 'stAppScrollToBottomContainer']) {"
-        "  const m = document.querySelector(`[data-testid=\"${sel}\"]`); if (m) h = Math.max(h, m.scrollHeight); }"
-        "return h;"
-    )
+    h = driver.execute_script(_HEIGHT_JS)
     w = driver.get_window_size()["width"]
     driver.set_window_size(w, min(int(h) + 40, max_height))
     time.sleep(0.5)
