@@ -218,9 +218,7 @@ def test_alert_deep_link_to_unknown_alert(dash_env: Seeded) -> None:
 def test_database_down_shows_a_message(dash_env: Seeded, monkeypatch: pytest.MonkeyPatch, page: str) -> None:
     monkeypatch.setenv("AGRI_DATABASE_URL", f"postgresql://agri:x@127.0.0.1:{free_port()}/agri")
     at = _page(page, farm="ganning-pigs")
-    assert [e.value for e in at.error] == [
-        "无法连接数据库，数据暂时不可用。请稍后刷新；如持续出现，请联系运维人员。"
-    ]
+    assert [e.value for e in at.error] == [t("err.db_down", "zh")]
 
 
 def test_no_database_configured(dash_env: Seeded, monkeypatch: pytest.MonkeyPatch) -> None:
