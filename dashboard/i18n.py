@@ -131,8 +131,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "farm.agro": ("农学指标", "Agronomic indicators"),
     "farm.local_time": ("时间为农场当地时间（{tz}）", "Times are the farm's local time ({tz})"),
     "farm.qc_legend": (
-        "⚠ 质控可疑　✗ 质控失败　⌛ 数据过期（节点未按时上报）",
-        "⚠ QC suspect   ✗ QC failed   ⌛ stale (the node has not reported in time)",
+        "⚠ 质控可疑　✗ 质控失败　※ 数据过期（节点未按时上报）",
+        "⚠ QC suspect   ✗ QC failed   ※ stale (the node has not reported in time)",
     ),
     "farm.legend_gap": (
         "空白为数据缺失；红点为质控失败，橙点为异常；阴影为告警时段。",
@@ -264,11 +264,12 @@ def fmt_value(metric: str, value: float | None) -> str:
     return f"{value:.{m.decimals if m is not None else 2}f}"
 
 
-def fmt_time(t: datetime | None, tz: str, *, seconds: bool = False) -> str:
-    """A time in the farm's zone, ``2026-05-01 14:03`` ("–" when missing)."""
+def fmt_time(t: datetime | None, tz: str, *, seconds: bool = False, short: bool = False) -> str:
+    """A time in the farm's zone, ``2026-05-01 14:03`` (``05-01 14:03`` short; "–" when missing)."""
     if t is None:
         return "–"
-    return t.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    fmt = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return t.astimezone(ZoneInfo(tz)).strftime(fmt)
 
 
 def fmt_age(seconds: float | None, lang: Lang) -> str:

@@ -80,7 +80,7 @@ def _cell(metric: str, value: float | None, flag: int, stale: bool) -> str:
     text = fmt_value(metric, value)
     if flag in QC_MARK:
         text += f" {QC_MARK[flag]}"
-    return text + (" ⌛" if stale else "")
+    return text + (" ※" if stale else "")
 
 
 def _latest(farm: Farm, lang: Lang, offline_after_s: float) -> None:

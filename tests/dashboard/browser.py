@@ -38,7 +38,7 @@ def start(width: int = 1440, height: int = 1100) -> webdriver.Chrome:
     return webdriver.Chrome(options=opts, service=Service(executable_path=CHROMEDRIVER))
 
 
-def wait(driver: webdriver.Chrome, pred: Callable[[webdriver.Chrome], Any], timeout: float, what: str) -> Any:
+def wait(driver: Any, pred: Callable[[Any], Any], timeout: float, what: str) -> Any:
     deadline = time.monotonic() + timeout
     last: Exception | None = None
     while time.monotonic() < deadline:
@@ -74,11 +74,14 @@ return h;
 """
 
 
-def full_screenshot(driver: webdriver.Chrome, path: Path, max_height: int = 4000) -> None:
+def full_screenshot(
+    driver: webdriver.Chrome, path: Path, max_height: int = 4000, settle_s: float = 1.5
+) -> None:
     """Screenshot of the whole scrollable app (the window is resized to the content's height)."""
     h = driver.execute_script(_HEIGHT_JS)
     w = driver.get_window_size()["width"]
     driver.set_window_size(w, min(int(h) + 40, max_height))
-    time.sleep(0.5)
+    # Charts redraw at the new size (plotly's resize is debounced, the map's WebGL canvas repaints).
+    time.sleep(settle_s)
     path.parent.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(path))

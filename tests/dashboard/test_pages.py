@@ -123,8 +123,8 @@ def test_farm_page_latest_values_units_and_stale_node(dash_env: Seeded) -> None:
     rows = {r["节点"]: r for r in _table(at, 0)}
     assert "空气温度 (°C)" in rows["n-0001"]
     silent = dash_env.offline[1]
-    assert str(rows[silent]["空气温度 (°C)"]).endswith("⌛")
-    assert not str(rows["n-0001"]["空气温度 (°C)"]).endswith("⌛")
+    assert str(rows[silent]["空气温度 (°C)"]).endswith("※")
+    assert not str(rows["n-0001"]["空气温度 (°C)"]).endswith("※")
 
 
 def test_farm_page_range_and_metric_filters(dash_env: Seeded) -> None:
