@@ -20,13 +20,13 @@ import pandas as pd
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from analytics.qc import FAIL, NOT_EVALUATED, PASS, SUSPECT
+from analytics.qc import FAIL, NOT_EVALUATED, PASS, SUSPECT, gross_range
 from api.queries import readings as rq
 from api.queries import registry as reg
 from api.queries.models import BucketSeries, Farm, Gateway, NodeStatus, SeriesInfo
 from dashboard.state import farm_state, node_state, uplink_state
 from kernel.catalog import CATALOG
-from kernel.qc import qc_metric
+from kernel.qc import qc_metric, thresholds_for
 
 Conn = psycopg.Connection[Any]
 
@@ -378,40 +378,56 @@ def chart_series(
             series = [s for s in series if s.node_id in wanted]
         got: list[BucketSeries] = rq.buckets(conn, series, start, end, bucket) if series else []  # type: ignore[arg-type]
     tz = series[0].tz if series else "UTC"
-    frames = []
-    for b in got:
-        use_sum = b.sum is not None
-        value = b.sum if use_sum else b.mean
-        df = pd.DataFrame(
-            {
-                "node_id": b.series.node_id,
-                "time": pd.DatetimeIndex(b.start).tz_convert(b.series.tz),
-                "mean": pd.array(value, dtype="Float64"),
-                "min": pd.array(b.min, dtype="Float64"),
-                "max": pd.array(b.max, dtype="Float64"),
-                "count": b.count,
-            }
-        )
-        df["qc"] = _bucket_qc(metric, df)
-        frames.append(df)
+    frames = _bucket_frames(got)
     cols = ["node_id", "time", "mean", "min", "max", "count", "qc"]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     return Chart(metric=metric, bucket=bucket, tz=tz, frame=frame)
 
 
+def _bucket_frames(got: Sequence[BucketSeries]) -> list[pd.DataFrame]:
+    """Each series' buckets as a frame (plain float64, NaN for an empty bucket); ``mean`` holds the
+    bucket's sum for summed metrics. Series of one query share their list of bucket starts: it is
+    converted once."""
+    index: dict[int, pd.DatetimeIndex] = {}
+    out = []
+    for b in got:
+        key = id(b.start)
+        if key not in index:
+            epoch = np.array([t.timestamp() for t in b.start], dtype=np.float64)
+            index[key] = pd.DatetimeIndex((epoch * 1e9).astype("int64"), tz="UTC").tz_convert(b.series.tz)
+        value = b.sum if b.sum is not None else b.mean
+        df = pd.DataFrame(
+            {
+                "node_id": b.series.node_id,
+                "time": index[key],
+                "mean": np.array(value, dtype=np.float64),
+                "min": np.array(b.min, dtype=np.float64),
+                "max": np.array(b.max, dtype=np.float64),
+                "count": np.array(b.count, dtype=np.int64),
+            }
+        )
+        df["qc"] = _bucket_qc(b.series.metric, df)
+        out.append(df)
+    return out
+
+
 def _bucket_qc(metric: str, df: pd.DataFrame) -> np.ndarray[Any, Any]:
     flags = np.full(len(df), NOT_EVALUATED, dtype=np.int64)
-    if metric not in CATALOG:
+    m = CATALOG.get(metric)
+    if m is None:
         return flags
     have = df["count"].to_numpy() > 0
     if have.sum() == 0:
         return flags
-    t = np.array([x.timestamp() for x in df["time"]], dtype=np.float64)[have]
+    t = pd.DatetimeIndex(df["time"]).asi8[have] / 1e9
     lo = df["min"].to_numpy(dtype=np.float64, na_value=np.nan)[have]
     hi = df["max"].to_numpy(dtype=np.float64, na_value=np.nan)[have]
+    th = thresholds_for(metric)
     # A bucket fails if its extremes do (its mean alone would hide one bad reading). The tests on
     # neighbours (spike, rate of change, flat line) mean something only between single readings.
-    combined = np.maximum(qc_metric(metric, t, lo).gross_range, qc_metric(metric, t, hi).gross_range)
+    both = np.stack([lo, hi])
+    gr = gross_range(np.stack([t, t]), both, m.lo, m.hi, th.suspect_lo, th.suspect_hi)
+    combined = gr.max(axis=0)
     if (df["count"].to_numpy()[have] <= 1).all():
         agg = qc_metric(metric, t, lo).aggregate
         combined = np.maximum(combined, np.where(agg == NOT_EVALUATED, PASS, agg))
@@ -467,10 +483,13 @@ def node_health(src: Source, farm_id: str, *, now: datetime | None = None) -> pd
 def hourly(
     src: Source, farm_id: str, metrics: Sequence[str], start: datetime, end: datetime
 ) -> dict[str, pd.DataFrame]:
-    """Hourly buckets of each metric, all of the farm's nodes: metric -> frame (node_id, time, ...)."""
-    out = {}
-    for m in metrics:
-        chart = chart_series(src, farm_id, m, start, end, bucket="1h")
-        if not chart.frame.empty:
-            out[m] = chart.frame
-    return out
+    """Hourly buckets of each metric, all of the farm's nodes (one query, from the rollups):
+    metric -> frame (node_id, time, mean, min, max, count, qc)."""
+    with src.conn() as conn:
+        wanted = set(metrics)
+        series = [s for s in rq.find_series(conn, farm=farm_id) if s.metric in wanted]
+        got = rq.buckets(conn, series, start, end, "1h") if series else []
+    frames: dict[str, list[pd.DataFrame]] = {}
+    for b, df in zip(got, _bucket_frames(got), strict=True):
+        frames.setdefault(b.series.metric, []).append(df)
+    return {m: pd.concat(fs, ignore_index=True) for m, fs in frames.items()}

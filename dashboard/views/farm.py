@@ -59,8 +59,13 @@ def _choose_farm(lang: Lang) -> Farm | None:
 
 def _range(lang: Lang, tz: str) -> tuple[datetime, datetime]:
     keys = [*RANGES, "custom"]
+    wanted = st.query_params.get("range")  # links may carry ?range=30d
     choice = st.segmented_control(
-        t("farm.range", lang), keys, default="7d", format_func=lambda k: t(f"range.{k}", lang), key="range"
+        t("farm.range", lang),
+        keys,
+        default=wanted if wanted in RANGES else "7d",
+        format_func=lambda k: t(f"range.{k}", lang),
+        key="range",
     )
     now = ui.now_local(tz)
     if choice == "custom":
@@ -185,8 +190,9 @@ def _health(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
         if ch.frame.empty or ch.frame["count"].sum() == 0:
             col.caption(f"{t(title, lang)}: {t('empty.range', lang)}")
             continue
-        fig = charts.timeseries(ch.frame, metric, farm.tz, lang, title=t(title, lang))
-        fig.update_layout(height=260, showlegend=False)
+        fig = charts.timeseries(
+            ch.frame, metric, farm.tz, lang, title=t(title, lang), height=260, legend=False
+        )
         col.plotly_chart(fig, key=f"health_{metric}")
 
 
@@ -255,9 +261,14 @@ def _agro_pig(farm: Farm, frames: dict[str, pd.DataFrame], lang: Lang, end: date
             continue
         unit = metric_label(metric, lang).rsplit("(", 1)[-1].rstrip(")")
         fig = charts.timeseries(
-            f, metric, farm.tz, lang, limits=[(limit, t("agro.limit", lang, limit=limit, unit=unit))]
+            f,
+            metric,
+            farm.tz,
+            lang,
+            limits=[(limit, t("agro.limit", lang, limit=limit, unit=unit))],
+            height=260,
+            legend=False,
         )
-        fig.update_layout(height=260, showlegend=False)
         col.plotly_chart(fig, key=f"agro_{metric}")
     water = agro.pen_water(frames, ui.now_local(farm.tz).date())
     if water is not None:
@@ -295,8 +306,7 @@ def _agro_pond(farm: Farm, frames: dict[str, pd.DataFrame], lang: Lang, end: dat
         if f is None or f.empty:
             col.caption(f"{metric_label(metric, lang)}: {t('empty.range', lang)}")
             continue
-        fig = charts.timeseries(f, metric, farm.tz, lang)
-        fig.update_layout(height=260, showlegend=False)
+        fig = charts.timeseries(f, metric, farm.tz, lang, height=260, legend=False)
         col.plotly_chart(fig, key=f"agro_{metric}")
 
 
