@@ -71,7 +71,8 @@ def test_nab_command_prints_three_profiles() -> None:
 
     from agri.cli.main import app
 
-    res = CliRunner().invoke(app, ["anomaly", "nab", "--json", "--leave-one-out"])
+    args = ["--nab", str(SHARED / "nab"), "--scorer", str(SHARED / "tools" / "nabscore.py")]
+    res = CliRunner().invoke(app, ["anomaly", "nab", *args, "--json", "--leave-one-out"])
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert set(out["profiles"]) == set(MINIMUM)
