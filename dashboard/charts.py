@@ -51,11 +51,6 @@ def figure(data: list[dict[str, Any]], layout: dict[str, Any]) -> go.Figure:
     return go.Figure({"data": data, "layout": layout}, _validate=False)
 
 
-def _rgba(hex_colour: str, alpha: float) -> str:
-    r, g, b = (int(hex_colour[i : i + 2], 16) for i in (1, 3, 5))
-    return f"rgba({r},{g},{b},{alpha})"
-
-
 def local_naive(times: pd.Series | Sequence[datetime], tz: str) -> pd.Series:
     s = pd.Series(pd.to_datetime(list(times) if not isinstance(times, pd.Series) else times, utc=True))
     return s.dt.tz_convert(tz).dt.tz_localize(None)
@@ -86,23 +81,14 @@ def timeseries(
     height: int = 320,
     legend: bool = True,
 ) -> go.Figure:
-    """One line per node (``mean`` column), a min-max band when buckets hold several readings,
-    QC-failed / suspect buckets marked, anomalies marked, alert periods shaded, limit lines."""
+    """One line per node (``mean`` column; min and max go into the export), QC-failed /
+    suspect buckets marked, anomalies marked, alert periods shaded, limit lines. (A filled min-max
+    band cannot follow a gap: plotly closes the fill polygon across it.)"""
     data: list[dict[str, Any]] = []
     for i, (node, df) in enumerate(frame.groupby("node_id", sort=True)):
         x = _x(df["time"], tz)
         colour = PALETTE[i % len(PALETTE)]
         y = _y(df["mean"])
-        if (df["count"] > 1).any():
-            # min-max band: the max line invisible, the min line filled up to it ("tonexty").
-            for col, fill in (("max", "none"), ("min", "tonexty")):
-                data.append(
-                    {
-                        "type": "scatter", "x": x, "y": _y(df[col]), "mode": "lines",
-                        "line": {"width": 0, "color": colour}, "fill": fill,
-                        "fillcolor": _rgba(colour, 0.15), "hoverinfo": "skip", "showlegend": False,
-                    }
-                )  # fmt: skip
         data.append(
             {
                 "type": "scatter", "x": x, "y": y, "mode": "lines", "name": str(node),
