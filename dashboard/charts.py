@@ -163,3 +163,36 @@ def lines(
     layout = _layout(title, height)
     layout["xaxis"] = {"type": "date", "tickformat": "%m-%d"}
     return figure(data, layout)
+
+
+def index_beside_soil(
+    index: dict[str, pd.DataFrame], soil: pd.DataFrame | None, tz: str, lang: Lang, title: str
+) -> go.Figure:
+    """Per-block index means (markers and lines, left axis) beside the farm's daily soil moisture
+    (right axis): imagery every few days, the ground every day."""
+    data: list[dict[str, Any]] = []
+    i = 0
+    for metric, frame in sorted(index.items()):
+        for node, df in frame.groupby("node_id", sort=True):
+            have = df["count"].to_numpy() > 0
+            data.append(
+                {
+                    "type": "scatter", "mode": "lines+markers", "x": _x(df["time"], tz)[have],
+                    "y": _y(df["mean"])[have], "name": f"{metric_label(metric, lang, unit=False)} · {node}",
+                    "line": {"color": PALETTE[i % len(PALETTE)]}, "yaxis": "y",
+                }
+            )  # fmt: skip
+            i += 1
+    layout = _layout(title)
+    if soil is not None and not soil.empty:
+        mean = soil.groupby("time")["mean"].mean()
+        data.append(
+            {
+                "type": "scatter", "mode": "lines", "x": _x(pd.Series(mean.index), tz), "y": _y(mean),
+                "name": metric_label("soil_vwc", lang), "line": {"color": "#8c564b", "dash": "dot"},
+                "yaxis": "y2",
+            }
+        )  # fmt: skip
+        layout["yaxis2"] = {"overlaying": "y", "side": "right", "showgrid": False, "title": {"text": "%"}}
+    layout["xaxis"]["tickformat"] = "%m-%d"
+    return figure(data, layout)

@@ -45,6 +45,7 @@ ROLLUP_AFTER = timedelta(days=3)
 LATEST_QC_WINDOW = timedelta(hours=2)
 HEALTH_METRICS = ("bat_v", "rssi_dbm")
 _PAGE = 1000
+SKY_PREFIXES = ("sat-", "uav-")  # the pseudo nodes that carry a block's satellite / drone statistics
 
 
 class DataUnavailable(Exception):
@@ -109,9 +110,16 @@ def get_farm(src: Source, farm_id: str) -> Farm:
         return reg.get_farm(conn, farm_id)
 
 
+def is_sensor(node_id: str) -> bool:
+    """False for the pseudo nodes that carry imagery statistics (``sat-<block>``, ``uav-<block>``)."""
+    return not node_id.startswith(SKY_PREFIXES)
+
+
 def list_nodes(src: Source, farm_id: str | None = None) -> list[NodeStatus]:
+    """The sensor nodes (imagery pseudo nodes left out: they have no battery, link or last seen)."""
     with src.conn() as conn:
-        return _all_pages(lambda **kw: reg.list_nodes(conn, farm=farm_id, **kw))
+        nodes = _all_pages(lambda **kw: reg.list_nodes(conn, farm=farm_id, **kw))
+    return [n for n in nodes if is_sensor(n.node_id)]
 
 
 def list_gateways(src: Source, farm_id: str | None = None) -> list[Gateway]:
@@ -149,7 +157,7 @@ def today_completeness(
     with src.conn() as conn:
         series: list[SeriesInfo] = []
         for f in farms:
-            series += rq.find_series(conn, farm=f.id)
+            series += [s for s in rq.find_series(conn, farm=f.id) if is_sensor(s.node_id)]
         by_tz: dict[str, list[SeriesInfo]] = {}
         for s in series:
             by_tz.setdefault(s.tz, []).append(s)
@@ -304,7 +312,7 @@ def latest_values(src: Source, farm_id: str, *, now: datetime | None = None) -> 
     """One row per (node, metric): newest value, its time and its QC flag over the last two hours."""
     now = now or datetime.now(UTC)
     with src.conn() as conn:
-        latest = rq.latest(conn, farm=farm_id)
+        latest = [lv for lv in rq.latest(conn, farm=farm_id) if is_sensor(lv.node_id)]
         series = {s.series_id: s for s in rq.find_series(conn, farm=farm_id)}
         rows = []
         for lv in latest:
@@ -451,7 +459,8 @@ def node_health(src: Source, farm_id: str, *, now: datetime | None = None) -> pd
     """Per node: last seen, battery, RSSI, messages received / missing, drops reported by the node."""
     now = now or datetime.now(UTC)
     with src.conn() as conn:
-        nodes = _all_pages(lambda **kw: reg.list_nodes(conn, farm=farm_id, **kw))
+        every = _all_pages(lambda **kw: reg.list_nodes(conn, farm=farm_id, **kw))
+        nodes = [n for n in every if is_sensor(n.node_id)]
         comp = {c.node_id: c for c in rq.completeness(conn, farm=farm_id)}
     rows = []
     for n in nodes:
@@ -489,6 +498,29 @@ def hourly(
         wanted = set(metrics)
         series = [s for s in rq.find_series(conn, farm=farm_id) if s.metric in wanted]
         got = rq.buckets(conn, series, start, end, "1h") if series else []
+    frames: dict[str, list[pd.DataFrame]] = {}
+    for b, df in zip(got, _bucket_frames(got), strict=True):
+        frames.setdefault(b.series.metric, []).append(df)
+    return {m: pd.concat(fs, ignore_index=True) for m, fs in frames.items()}
+
+
+
+
+def sky_series(src: Source, farm_id: str, start: datetime, end: datetime) -> dict[str, pd.DataFrame]:
+    """Daily per-block imagery index means (``ndvi_mean`` ...) and the farm's daily soil moisture:
+    metric -> frame (node_id = ``sat-<block>`` / ``uav-<block>`` or the sensor node). Empty when
+    the farm has no imagery yet."""
+    with src.conn() as conn:
+        all_series = rq.find_series(conn, farm=farm_id)
+        sky = [
+            s
+            for s in all_series
+            if s.node_id.startswith(SKY_PREFIXES) and s.metric.endswith("_mean") and s.metric in CATALOG
+        ]
+        if not sky:
+            return {}
+        soil = [s for s in all_series if s.metric == "soil_vwc" and not s.node_id.startswith(SKY_PREFIXES)]
+        got = rq.buckets(conn, [*sky, *soil], start, end, "1d")
     frames: dict[str, list[pd.DataFrame]] = {}
     for b, df in zip(got, _bucket_frames(got), strict=True):
         frames.setdefault(b.series.metric, []).append(df)

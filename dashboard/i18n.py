@@ -129,6 +129,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "farm.rssi_trend": ("信号强度趋势", "Signal strength trend"),
     "farm.sky": ("天空地一体化：影像指数与土壤墒情", "Sky and ground: imagery index beside soil moisture"),
     "farm.agro": ("农学指标", "Agronomic indicators"),
+    "farm.sky_chart": (
+        "地块影像指数（左）与土壤含水量（右）",
+        "Block imagery index (left) and soil moisture (right)",
+    ),
+    "farm.sky_note": (
+        "影像指数为各地块像元均值（云、阴影已剔除）；土壤含水量为农场各节点日均值。",
+        "Index values are block means of the clear pixels (clouds and shadows masked); soil moisture is "
+        "the daily mean of the farm's nodes.",
+    ),
     "farm.local_time": ("时间为农场当地时间（{tz}）", "Times are the farm's local time ({tz})"),
     "farm.qc_legend": (
         "⚠ 质控可疑　✗ 质控失败　※ 数据过期（节点未按时上报）",

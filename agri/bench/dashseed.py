@@ -252,3 +252,35 @@ def seed_alerts(conn: Conn, seeded: Seeded, *, now: datetime | None = None) -> d
             )
         out[rule] = alert_id
     return out
+
+
+def seed_sky(conn: Conn, farm_id: str, *, days: float, now: datetime | None = None) -> list[int]:
+    """Two field blocks of the farm with a satellite NDVI mean every 5 days (what `agri sky import`
+    stores: a ``sat-<block>`` pseudo node per block, its index statistics as ordinary series)."""
+    now = now or datetime.now(UTC)
+    row = conn.execute("SELECT lat, lon FROM farms WHERE id = %s", (farm_id,)).fetchone()
+    assert row is not None
+    lat, lon = float(row[0]), float(row[1])
+    sids = []
+    for k, (block, name, base) in enumerate((("b1", "一号地块", 0.72), ("b2", "二号地块", 0.61))):
+        w, s_, e, n = lon - 0.005 + 0.005 * k, lat - 0.004, lon + 0.005 * k, lat + 0.004
+        ring = [[w, s_], [e, s_], [e, n], [w, n], [w, s_]]
+        conn.execute(
+            "INSERT INTO blocks (farm_id, block_id, name, kind, geometry, area_m2, west, south, east, north)"
+            " VALUES (%s, %s, %s, 'orchard_block', %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (farm_id, block, name, Jsonb({"type": "Polygon", "coordinates": [ring]}), 400_000.0, w, s_, e, n),
+        )
+        node = upsert_node(conn, farm_id, f"sat-{block}", name=f"{name} (Sentinel-2)", profile="satellite")
+        conn.execute("UPDATE nodes SET source = 'satellite', block_id = %s WHERE id = %s", (block, node.pk))
+        sid = ensure_series(conn, node.pk, "ndvi_mean")
+        conn.execute(
+            "INSERT INTO readings (time, series_id, value)"
+            " SELECT t, %s, %s + 0.04 * sin(extract(epoch FROM t) / 864000.0) + 0.01 * random()"
+            " FROM generate_series(%s::timestamptz, %s::timestamptz, interval '5 days') AS t"
+            " ON CONFLICT DO NOTHING",
+            (sid, base, now - timedelta(days=days), now),
+        )
+        sids.append(sid)
+    rollup.mark_range(conn, sids, now - timedelta(days=days + 1), now + timedelta(seconds=1))
+    rollup.refresh_all(conn)
+    return sids

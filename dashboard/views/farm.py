@@ -22,6 +22,7 @@ chart_series = ui.cached(data.chart_series)
 node_health = ui.cached(data.node_health)
 hourly = ui.cached(data.hourly)
 alert_periods = ui.cached(alertsdata.periods)
+sky_series = ui.cached(data.sky_series)
 
 QC_MARK: dict[int, str] = {int(SUSPECT): "⚠", int(FAIL): "✗"}
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -196,9 +197,17 @@ def _health(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
         col.plotly_chart(fig, key=f"health_{metric}")
 
 
-def _sky(lang: Lang) -> None:
+def _sky(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
     st.subheader(t("farm.sky", lang))
-    st.info(t("not_configured.sky", lang), icon=":material/satellite_alt:")
+    # Imagery comes every few days: a 30-day window at least, so a week's range still shows some.
+    frames: dict[str, pd.DataFrame] = sky_series(farm.id, min(start, end - timedelta(days=30)), end)
+    index = {m: f for m, f in frames.items() if m != "soil_vwc"}
+    if not index:
+        st.info(t("not_configured.sky", lang), icon=":material/satellite_alt:")
+        return
+    fig = charts.index_beside_soil(index, frames.get("soil_vwc"), farm.tz, lang, t("farm.sky_chart", lang))
+    st.plotly_chart(fig, key="sky_chart")
+    st.caption(t("farm.sky_note", lang))
 
 
 def _agro(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
@@ -323,4 +332,4 @@ def page() -> None:
     _series(farm, nodes, lang, start, end)
     _agro(farm, lang, start, end)
     _health(farm, lang, start, end)
-    _sky(lang)
+    _sky(farm, lang, start, end)

@@ -118,6 +118,19 @@ def test_farm_page_per_kind(dash_env: Seeded, farm: str, title: str, expect: str
     assert len(at.get("plotly_chart")) >= 3  # series, agronomy, health trends
 
 
+def test_sky_panel_shows_block_index_beside_soil_moisture(dash_env: Seeded) -> None:
+    at = _page("farm", farm="longju-orchard")
+    charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    sky = [c for c in charts if c["layout"]["title"]["text"] == "地块影像指数（左）与土壤含水量（右）"]
+    assert len(sky) == 1
+    names = [tr["name"] for tr in sky[0]["data"]]
+    assert names[:2] == ["NDVI 均值 · sat-b1", "NDVI 均值 · sat-b2"]
+    assert names[2] == "土壤含水量 (%)"
+    # the other farms have no imagery: the panel says so
+    at = _page("farm", farm="ganning-pigs")
+    assert "尚无卫星或无人机影像" in _text(at)
+
+
 def test_farm_page_latest_values_units_and_stale_node(dash_env: Seeded) -> None:
     at = _page("farm", farm="longju-orchard")
     rows = {r["节点"]: r for r in _table(at, 0)}
