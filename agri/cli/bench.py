@@ -21,6 +21,7 @@ _BENCH_MODULES = (
     "agri.cli.bench_api",
     "agri.cli.bench_alerts",
     "agri.cli.bench_sky",
+    "agri.cli.bench_dashboard",
 )
 
 
