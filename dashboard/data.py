@@ -504,8 +504,6 @@ def hourly(
     return {m: pd.concat(fs, ignore_index=True) for m, fs in frames.items()}
 
 
-
-
 def sky_series(src: Source, farm_id: str, start: datetime, end: datetime) -> dict[str, pd.DataFrame]:
     """Daily per-block imagery index means (``ndvi_mean`` ...) and the farm's daily soil moisture:
     metric -> frame (node_id = ``sat-<block>`` / ``uav-<block>`` or the sensor node). Empty when

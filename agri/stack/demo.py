@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib.util
 import json
 import os
 import subprocess
@@ -64,7 +65,7 @@ class Pace:
     length_s: float  # how long each condition lasts
 
 
-NORMAL = Pace("normal", dict(district.FARM_KINDS_INTERVAL), 15, 10, 60, 5.0, 30, 1800, 20, 45, 120)
+NORMAL = Pace("normal", dict(district.FARM_KINDS_INTERVAL), 15, 10, 60, 5.0, 30, 1200, 20, 45, 120)
 FAST = Pace(
     "fast", {"orchard": 5, "pig_farm": 5, "tea_garden": 5, "pond": 5}, 1, 2, 4, 1.0, 4, 7200, 2, 2, 10
 )
@@ -79,20 +80,21 @@ class Scenario:
     what: str
     values: dict[str, float]  # metric -> value while the condition lasts
     needs: str | None = None  # a platform piece it needs (skipped, with one log line, until present)
+    history_h: float = 0.0  # the condition began this long before the demo went live (in the history)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("barn-heat", "ganning-pigs", "s-001", "heat-stress",
-             "barn heat stress: 31 °C at 78 % RH (THI about 84) in barn 1 of 甘宁镇生态猪场",
-             {"air_t": 31.0, "air_rh": 78.0}),
+             "barn heat stress: 29.5 °C at 85 % RH (THI about 83) in barn 1 of 甘宁镇生态猪场",
+             {"air_t": 29.5, "air_rh": 85.0}),
     Scenario("dawn-oxygen", "xiaozhou-pond", "s-001", "do-low",
              "dawn oxygen sag: dissolved oxygen falls to 2.4 mg/L in pond 1 of 小周镇生态渔场",
              {"do_mgl": 2.4}),
     Scenario("frost-night", "taolong-citrus", "s-001", "frost",
              "frost night: −3.5 °C in block 1 of 太龙镇古红桔园", {"air_t": -3.5, "air_rh": 95.0}),
     Scenario("stuck-soil", "taolong-citrus", "s-002", "soil-stuck",
-             "stuck soil-moisture probe: 23.41 % on every reading (QARTOD flat line)",
-             {"soil_vwc": 23.41}, needs="alerts.qc"),
+             "stuck soil-moisture probe in 太龙镇古红桔园: 23.41 % on every reading for 28 h (flat line)",
+             {"soil_vwc": 23.41}, needs="alerts.analysis", history_h=28.0),
     Scenario("uplink-outage", "ganning-pigs", "gw-1", "gateway-down",
              "uplink outage at 甘宁镇生态猪场: the 4G link drops, the gateway spools, then catches up",
              {}),
@@ -100,11 +102,9 @@ SCENARIOS: tuple[Scenario, ...] = (
 
 
 def qc_available() -> bool:
-    """QC flags reach alert rules once the alert service computes them (alerts.qc lands)."""
-    import importlib.util
-
+    """QC flags reach alert rules when the alert service computes them (alerts.analysis)."""
     try:
-        return importlib.util.find_spec("alerts.qc") is not None
+        return importlib.util.find_spec("alerts.analysis") is not None
     except ModuleNotFoundError:
         return False
 
@@ -272,7 +272,9 @@ class Demo:
             if any(g.poll() is not None for g in self.gateways):
                 break
             time.sleep(0.2)
-        raise StackError(f"a farm gateway did not subscribe to its farm broker: see {', '.join(map(str, logs))}")
+        raise StackError(
+            f"a farm gateway did not subscribe to its farm broker: see {', '.join(map(str, logs))}"
+        )
 
     def start_firmware(self) -> None:
         st, p = self.stack, self.opts.pace
@@ -310,6 +312,7 @@ class Demo:
     def start_fleet(self, nodes: list[SimNode]) -> None:
         p = self.opts.pace
         fleet = Fleet(nodes)
+        self.start_history_scenarios(nodes)
         fleet.connect()
         n = fleet.wait_connected(60)
         self.say(f"[green]✓[/] {n}/{len(nodes)} simulated nodes connected (one process, one thread)")
@@ -332,6 +335,23 @@ class Demo:
 
     # --- scenarios ------------------------------------------------------------------------------
 
+    def cannot_play(self, sc: Scenario) -> str | None:
+        if sc.needs == "alerts.analysis" and not qc_available():
+            return "QC flags do not reach alert rules yet (alerts.analysis)"
+        if sc.history_h and self.opts.history_days * 24 < sc.history_h + 1:
+            return f"it needs {sc.history_h + 1:g} h of history (--history-days)"
+        return None
+
+    def start_history_scenarios(self, nodes: list[SimNode]) -> None:
+        """Conditions that began before the demo went live are part of the backfilled history."""
+        by_key = {(n.farm, n.node): n for n in nodes}
+        for sc in SCENARIOS:
+            node = by_key.get((sc.farm, sc.node))
+            if not sc.history_h or node is None or self.cannot_play(sc):
+                continue
+            since, vals = time.time() - sc.history_h * 3600, dict(sc.values)
+            node.override = lambda m, t, _v, vals=vals, since=since: vals.get(m) if t >= since else None
+
     def scenario_window(self, i: int) -> tuple[float, float]:
         p = self.opts.pace
         start = self.started_live + p.lead_s + i * p.spacing_s
@@ -345,11 +365,9 @@ class Demo:
             start, end = self.scenario_window(i)
             state = self.scenario_state.get(sc.name, "waiting")
             if state == "waiting" and now >= start:
-                if sc.needs == "alerts.qc" and not qc_available():
-                    self.say(
-                        f"[yellow]↷[/] scenario {sc.name} skipped: QC flags do not reach alert rules yet"
-                        " (alerts.qc)"
-                    )
+                why = self.cannot_play(sc)
+                if why:
+                    self.say(f"[yellow]↷[/] scenario {sc.name} skipped: {why}")
                     self.scenario_state[sc.name] = "skipped"
                     continue
                 if sc.rule == "gateway-down":
@@ -365,8 +383,9 @@ class Demo:
                     if node is None:
                         self.scenario_state[sc.name] = "skipped"
                         continue
-                    vals = dict(sc.values)
-                    node.override = lambda m, _t, _v, vals=vals: vals.get(m)
+                    if not sc.history_h:
+                        vals = dict(sc.values)
+                        node.override = lambda m, _t, _v, vals=vals: vals.get(m)
                 self.say(f"[bold magenta]▶ scenario[/] {sc.what}")
                 self.scenario_state[sc.name] = "on"
             elif state == "on" and now >= end:
@@ -530,8 +549,13 @@ def start_sky(demo: Demo) -> None:
         demo.say(f"[yellow]↷[/] sky layers skipped: {exc}")
         return
     try:
+        t0 = time.monotonic()
         n = skydemo.import_demo_imagery(demo.stack, demo.demo_dir / "sky", district.FARMS)
-        demo.say(f"[green]✓[/] sky: {n} satellite scene(s) and one drone flight imported (NDVI per block)")
+        demo.say(
+            f"[green]✓[/] sky: {n} satellite scenes and one drone flight imported through `agri sky import`'s"
+            f" path in {time.monotonic() - t0:.1f} s; block b3 of {skydemo.NDVI_DROP_FARM} lost NDVI"
+            " against its neighbours in the newest scene (dashboard: farm page, sky layer)"
+        )
     except Exception as exc:
         demo.say(f"[yellow]↷[/] sky layers skipped: {exc}")
 

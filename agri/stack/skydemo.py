@@ -70,7 +70,9 @@ def _reflectances(ndvi: np.ndarray) -> dict[str, np.ndarray]:
 def write_s2(path: Path, f: Farm, when_index: int, rng: np.random.Generator) -> None:
     west, north, dlon, dlat, w, h = _grid(f, 10.0)
     refl = _reflectances(_ndvi_map(f, when_index, west, north, dlon, dlat, w, h, rng))
-    dn = [np.round(refl[b] * 10000 + 1000).astype("uint16") for b in ("blue", "green", "red", "rededge", "nir")]
+    dn = [
+        np.round(refl[b] * 10000 + 1000).astype("uint16") for b in ("blue", "green", "red", "rededge", "nir")
+    ]
     scl = np.full((h, w), 4, dtype="uint16")  # vegetation
     with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=6, dtype="uint16", crs="EPSG:4326",
                        transform=from_origin(west, north, dlon, dlat), nodata=0) as dst:  # fmt: skip
@@ -81,8 +83,9 @@ def write_s2(path: Path, f: Farm, when_index: int, rng: np.random.Generator) -> 
 def write_drone(path: Path, f: Farm, rng: np.random.Generator) -> None:
     west, north, dlon, dlat, w, h = _grid(f, 1.0)
     refl = _reflectances(_ndvi_map(f, len(SCENE_DAYS_AGO) - 1, west, north, dlon, dlat, w, h, rng))
-    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=5, dtype="float32", crs="EPSG:4326",
-                       transform=from_origin(west, north, dlon, dlat), nodata=-1) as dst:  # fmt: skip
+    tr = from_origin(west, north, dlon, dlat)
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=5, dtype="float32",
+                       crs="EPSG:4326", transform=tr, nodata=-1) as dst:  # fmt: skip
         for i, b in enumerate(("blue", "green", "red", "rededge", "nir"), start=1):
             dst.write(refl[b].astype("float32"), i)
 

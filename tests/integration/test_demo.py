@@ -50,7 +50,7 @@ def test_demo_end_to_end_counts_match_and_stops_cleanly(monkeypatch: pytest.Monk
     out = open(out_path, "w")  # noqa: SIM115 - closed in finally
     proc = subprocess.Popen(
         [sys.executable, "-m", "agri.cli.main", "demo", "--fast", "--scale", "0.1",
-         "--history-days", "0.5", "--quiesce"],
+         "--history-days", "1.3", "--quiesce"],
         env=env, text=True, stdout=out, stderr=subprocess.STDOUT,
     )  # fmt: skip
 
@@ -77,7 +77,9 @@ def test_demo_end_to_end_counts_match_and_stops_cleanly(monkeypatch: pytest.Monk
                     "SELECT count(*) FROM readings r JOIN series s ON s.id = r.series_id"
                     " JOIN nodes n ON n.id = s.node_id WHERE n.node_id ~ '^s-[0-9]{3}$'"
                 ).fetchone()
-                rejected = conn.execute("SELECT count(*) FROM rejects WHERE node_id ~ '^s-[0-9]{3}$'").fetchone()
+                rejected = conn.execute(
+                    "SELECT count(*) FROM rejects WHERE node_id ~ '^s-[0-9]{3}$'"
+                ).fetchone()
                 assert stored is not None and rejected is not None
                 return int(stored[0]), int(rejected[0])
 
