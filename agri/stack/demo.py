@@ -512,8 +512,8 @@ def run(stack: Stack, stop: threading.Event, console: Console, opts: DemoOptions
         if opts.firmware:
             demo.start_firmware()
         demo.start_fleet(nodes)
-        if opts.sky:
-            start_sky(demo)
+        if opts.sky:  # in the background: the scenarios do not wait for the imagery
+            threading.Thread(target=start_sky, args=(demo,), name="sky", daemon=True).start()
         banner(demo)
         demo.write_status()
         last = demo.started_live = time.monotonic()

@@ -167,7 +167,7 @@ def write_rules(root: Path, hold_s: int, gateway_after_s: int) -> Path:
         "orchard": (
             '[[rules]]\nname = "frost"\nmetric = "air_t"\nbelow = -2.0\nclear = 0.0\n'
             f'for_s = {hold_s}\nseverity = "critical"\nmessage = "霜冻风险 / frost risk"\n\n'
-            '[[rules]]\nname = "soil-stuck"\nsource = "qc"\nmetric = "soil_vwc"\nabove = 2.5\n'
+            '[[rules]]\nname = "soil-stuck"\nsource = "qc"\nmetric = "soil_vwc"\nabove = 2.5\nfor_s = 7200\n'
             'severity = "warning"\nmessage = "土壤湿度传感器卡死 / soil-moisture sensor stuck"\n\n'
             '[[rules]]\nname = "air-anomaly"\nenabled = false\nsource = "anomaly"\nmetric = "air_t"\n'
             "above = 0.95\n"

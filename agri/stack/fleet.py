@@ -55,7 +55,7 @@ def model_value(kind: str, metric: str, t: float, offset: float, rng: random.Ran
     elif metric == "air_rh":
         v = (66.0 if kind == "pig_farm" else 72.0) - 12.0 * d + g(0, 1.0)
     elif metric == "soil_vwc":
-        v = 27.0 + 2.0 * offset - 0.8 * d + g(0, 0.3)
+        v = 27.0 + 2.0 * offset - 0.8 * d + g(0, 0.03)  # soil moisture moves slowly
     elif metric == "soil_t":
         v = 15.0 + 2.0 * _wave(t, 17.0) + g(0, 0.1)
     elif metric == "leaf_wet":

@@ -35,6 +35,12 @@ def _get(url: str, token: str | None = None) -> Any:
         return json.loads(resp.read())
 
 
+def _text(at: AppTest) -> str:
+    parts = [e.value for e in at.title] + [e.value for e in at.subheader] + [e.value for e in at.markdown]
+    parts += [e.value for e in at.caption] + [e.proto.label for e in at.get("page_link")]
+    return "\n".join(str(p) for p in parts)
+
+
 def _status(home: Path) -> dict[str, Any] | None:
     p = home / "demo" / "status.json"
     try:
@@ -152,14 +158,20 @@ def test_demo_end_to_end_counts_match_and_stops_cleanly(monkeypatch: pytest.Monk
             listed = _get(f"{api}/alerts?limit=500", token)
             assert alert_ids <= {a["id"] for a in listed["items"]}
 
-        # And the dashboard (AppTest against the demo's database).
+        # And the dashboard (AppTest against the demo's database): the new farms on the overview,
+        # each scenario's alert on the alerts page (deep link, as the message links to it).
         monkeypatch.setenv("AGRI_DATABASE_URL", dsn)
         st.cache_data.clear()
         at = AppTest.from_file(APP, default_timeout=60).run()
         assert not at.exception, at.exception
-        text = "\n".join(str(e.value) for e in [*at.title, *at.markdown, *at.caption, *at.subheader])
-        text += "\n".join(e.proto.label for e in at.get("page_link"))
-        assert "太龙镇古红桔园" in text and "分水镇生猪养殖场" in text, text[:2000]
+        assert "太龙镇古红桔园" in _text(at) and "分水镇生猪养殖场" in _text(at), _text(at)[:2000]
+        for aid in ids:
+            at = AppTest.from_file(APP, default_timeout=60)
+            at.query_params["alert"] = str(aid)
+            at.run()
+            at.switch_page("screens/alerts.py").run()
+            assert not at.exception, at.exception
+            assert f"#{aid}" in _text(at), _text(at)[:2000]
     finally:
         proc.send_signal(signal.SIGINT)
         try:
