@@ -167,8 +167,6 @@ def write_rules(root: Path, hold_s: int, gateway_after_s: int) -> Path:
         "orchard": (
             '[[rules]]\nname = "frost"\nmetric = "air_t"\nbelow = -2.0\nclear = 0.0\n'
             f'for_s = {hold_s}\nseverity = "critical"\nmessage = "霜冻风险 / frost risk"\n\n'
-            '[[rules]]\nname = "soil-stuck"\nsource = "qc"\nmetric = "soil_vwc"\nabove = 2.5\nfor_s = 7200\n'
-            'severity = "warning"\nmessage = "土壤湿度传感器卡死 / soil-moisture sensor stuck"\n\n'
             '[[rules]]\nname = "air-anomaly"\nenabled = false\nsource = "anomaly"\nmetric = "air_t"\n'
             "above = 0.95\n"
         ),
@@ -185,9 +183,17 @@ def write_rules(root: Path, hold_s: int, gateway_after_s: int) -> Path:
         ),
         "tea_garden": "",
     }
+    # The probe under watch at 太龙 (QC flags reach a rule only when raised, so a one-off flag such as a
+    # series' first-reading gap would otherwise count towards the hold at every probe).
+    extra = {
+        "taolong-citrus": '[[rules]]\nname = "soil-stuck"\nsource = "qc"\nmetric = "soil_vwc"\nabove = 2.5\n'
+        'for_s = 7200\nnodes = ["s-002"]\nseverity = "warning"\n'
+        'message = "土壤湿度传感器卡死 / soil-moisture sensor stuck"\n\n'
+    }
     for f in FARMS:
         (root / f"{f.id}.toml").write_text(
-            f"# agri demo: shortened holds so scenarios play out in minutes\n{texts[f.kind]}\n{gw}",
+            f"# agri demo: shortened holds so scenarios play out in minutes\n{texts[f.kind]}\n"
+            f"{extra.get(f.id, '')}{gw}",
             encoding="utf-8",
         )
     return root
