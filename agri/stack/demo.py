@@ -353,8 +353,12 @@ class Demo:
             node.override = lambda m, t, _v, vals=vals, since=since: vals.get(m) if t >= since else None
 
     def scenario_window(self, i: int) -> tuple[float, float]:
+        """A scenario's (start, end); one that began in the history is announced at once."""
         p = self.opts.pace
-        start = self.started_live + p.lead_s + i * p.spacing_s
+        if SCENARIOS[i].history_h:
+            return self.started_live, self.started_live + p.length_s
+        k = sum(1 for sc in SCENARIOS[:i] if not sc.history_h)
+        start = self.started_live + p.lead_s + k * p.spacing_s
         return start, start + p.length_s
 
     def play(self, now: float) -> None:

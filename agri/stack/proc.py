@@ -66,10 +66,13 @@ def read_pid(pidfile: Path) -> int | None:
     """The pid recorded by :func:`write_pidfile` if that very process still runs, else None."""
     try:
         rec = json.loads(pidfile.read_text())
-        pid, start, argv = int(rec["pid"]), int(rec["start"]), list(rec["argv"])
+        pid, start, _argv = int(rec["pid"]), int(rec["start"]), list(rec["argv"])
     except (OSError, ValueError, TypeError, KeyError):
         return None  # missing, garbled, or not written by spawn: not a process we can vouch for
-    return pid if proc_identity(pid) == (start, argv) else None
+    ident = proc_identity(pid)
+    # The start time alone tells a reused pid apart; the argv may differ after an exec (`agri dashboard`
+    # execs into streamlit), and that process is still the one we started.
+    return pid if ident is not None and ident[0] == start else None
 
 
 def read_foreign_pid(pidfile: Path) -> int | None:

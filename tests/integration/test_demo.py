@@ -21,6 +21,7 @@ import pytest
 import streamlit as st
 from streamlit.testing.v1 import AppTest
 
+from agri.stack.proc import port_open
 from tests.fixtures.pg import make_tmp_root
 from tests.fixtures.stack import private_stack_env
 from tests.fixtures.wait import wait_until
@@ -182,3 +183,5 @@ def test_demo_end_to_end_counts_match_and_stops_cleanly(monkeypatch: pytest.Monk
     assert "stopping" in text and "database: stopped" in text, text[-3000:]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(home) not in ps
+    for key in ("AGRI_PG_PORT", "AGRI_MQTT_PORT", "AGRI_API_PORT", "AGRI_DASHBOARD_PORT"):
+        assert not port_open("127.0.0.1", int(env[key])), f"{key} {env[key]} still served after Ctrl-C"
