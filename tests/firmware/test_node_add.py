@@ -8,30 +8,28 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
 
-from kernel.mqtt import make_client
 from agri.node import config as nodecfg
 from agri.node.emulate import NodeProcess
 from agri.stack.mosquitto import Broker
 from agri.stack.mqtt_auth import MqttAuth
 from agri.stack.proc import free_port
+from kernel.mqtt import make_client
 from tests.firmware.conftest import Delivery, Subscriber
 from tests.fixtures.mqtt import BrokerHandle
 from tests.fixtures.pg import make_tmp_root
+from tests.fixtures.process import run_agri
 
 pytestmark = [pytest.mark.firmware, pytest.mark.integration]
 
 
 def _agri(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agri.cli.main", *args], env=env, capture_output=True, text=True, timeout=60
-    )
+    return run_agri(*args, env=env, timeout=60)
 
 
 @pytest.fixture

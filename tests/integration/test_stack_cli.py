@@ -2,7 +2,6 @@
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -10,19 +9,14 @@ import pytest
 from agri.stack.proc import boot_id, pid_alive, read_pid, spawn, terminate
 from agri.stack.services import SERVICES
 from tests.fixtures.pg import make_tmp_root
+from tests.fixtures.process import run_agri
 from tests.fixtures.stack import private_stack_env
 
 pytestmark = pytest.mark.integration
 
 
 def _agri(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agri.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_agri(*args, env=env, timeout=timeout)
 
 
 @pytest.fixture
