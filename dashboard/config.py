@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
@@ -46,6 +48,12 @@ class DashboardConfig(BaseSettings):
 
 
 def load_config() -> DashboardConfig:
+    """The settings for the current environment (parsed once per distinct set of AGRI_* values)."""
+    return _load(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AGRI_"))))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(env: tuple[tuple[str, str], ...]) -> DashboardConfig:
     try:
         return DashboardConfig()  # type: ignore[call-arg]
     except ValidationError as exc:

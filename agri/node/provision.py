@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from agri.node import config as nodecfg
+from agri.node import ota
 from agri.stack.mqtt_auth import Account, new_password, node_username, verify_password
 from kernel.catalog import FARM_KINDS
 from kernel.protocol import check_id
@@ -143,6 +144,7 @@ def provision(stack: Any, req: Request) -> Result:
             cfg = nodecfg.for_node(
                 req.farm, req.node, kind, interval=req.interval, host=host, port=port, user=username,
                 password=password, wifi_ssid=req.wifi_ssid, wifi_password=req.wifi_password,
+                ota_key=ota.node_key(ota.master_key(stack.home), req.farm, req.node),
             )  # fmt: skip
         except nodecfg.ConfigError as exc:
             raise ProvisionError(str(exc)) from None

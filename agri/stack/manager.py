@@ -19,6 +19,7 @@ from typing import Any
 
 import psycopg
 
+from agri.node import ota
 from agri.stack.mosquitto import Broker
 from agri.stack.mqtt_auth import MqttAuth, Role, verify_password
 from agri.stack.postgres import PgCluster
@@ -230,6 +231,7 @@ class Stack:
                 if ver and ver[0]:
                     r = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
                     schema = r[0] if r else None
+                    detail["node_firmware"] = ota.firmware_summary(conn)  # versions and update outcomes
             assert row is not None
             detail |= {"postgres": row[0], "timescaledb": row[1], "schema_version": schema}
             return ComponentStatus("running", redact_dsn(dsn), detail)

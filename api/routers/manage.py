@@ -7,6 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Conn, Operator, farm_access
 from api.errors import AUTH_RESPONSES, CONFLICT, INVALID, NOT_FOUND, ApiError
@@ -175,7 +176,9 @@ async def import_nodes(
 ) -> Any:
     data = await request.body()
     try:
-        report = nodeimport.run(conn, filename, data, apply=not dry_run, farms=who.farm_list())
+        report = await run_in_threadpool(
+            nodeimport.run, conn, filename, data, apply=not dry_run, farms=who.farm_list()
+        )
     except nodeimport.ImportRejected as exc:
         return JSONResponse(exc.report.model_dump(mode="json"), status_code=400)
     return report

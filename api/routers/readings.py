@@ -38,6 +38,7 @@ StartQ = Annotated[datetime, Query(description="Range start (inclusive); no offs
 EndQ = Annotated[datetime, Query(description="Range end (exclusive); no offset: farm-local time")]
 
 _BUCKETS = TypeAdapter(list[BucketSeries])
+_LATEST = TypeAdapter(list[LatestValue])
 
 
 def localise(t: datetime, tz: str) -> datetime:
@@ -78,11 +79,12 @@ def latest(
     node: NodeQ = None,
     metric: MetricQ = None,
     series_id: SeriesQ = None,
-) -> list[LatestValue]:
+) -> Response:
     farm_access(who, farm)
-    return readings.latest(
+    out = readings.latest(
         conn, farms=who.farm_list(), farm=farm, node=node, metric=metric, series_ids=series_id
     )
+    return Response(_LATEST.dump_json(out), media_type="application/json")
 
 
 @router.get(

@@ -8,7 +8,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 import pytest
@@ -64,9 +64,13 @@ def start_node(firmware_build: None, tmp_path: Path) -> Iterator[Callable[..., N
     started: list[NodeProcess] = []
 
     def start(
-        cfg: NodeConfig | str, sim: dict[str, Any] | None = None, root: Path | None = None
+        cfg: NodeConfig | str,
+        sim: dict[str, Any] | None = None,
+        root: Path | None = None,
+        heap: str = "64K",
+        code: Literal["rom", "ram"] = "rom",
     ) -> NodeProcess:
-        p = NodeProcess(Emulator(cfg, root or tmp_path / "node", sim=sim or {}))
+        p = NodeProcess(Emulator(cfg, root or tmp_path / "node", heap=heap, sim=sim or {}, code=code))
         started.append(p)
         return p
 

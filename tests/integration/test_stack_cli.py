@@ -53,6 +53,7 @@ def test_up_status_down_lifecycle(stack_env: dict[str, str]) -> None:
     assert ":" not in br["address"].split("//")[1].split("@")[0]  # no password in the address
     for name, comp in status.items():
         assert comp["state"] == "running", (name, comp)
+    assert status["api"]["address"] == f"http://127.0.0.1:{stack_env['AGRI_API_PORT']}"
 
     human = _agri(stack_env, "status")
     assert human.returncode == 0 and "2.19.3" in human.stdout
