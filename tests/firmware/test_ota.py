@@ -159,6 +159,7 @@ def test_update_to_a_new_version(
     board = Board(start_node, _cfg(mqtt_broker, farm, node), tmp_path / "fs", [])
     try:
         board.wait_for(lambda: bool(board.events("connected")), 20)
+        assert board.events("boot")[0]["config_errors"] == "0"  # ota_key: same schema on both sides
         rel = releases["0.2.0"]
         t0 = time.monotonic()
         n = _update(p, farm, node, rel)
