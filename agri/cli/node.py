@@ -238,7 +238,9 @@ def import_(
         for e in report.errors:
             col = f", column {e.column}" if e.column else ""
             err_console.print(
-                f"{escape(str(file))}, line {e.line}{col}: {escape(e.message)}", highlight=False
+                f"{escape(str(file))}, line {e.line}{col}: {escape(e.message)}",
+                highlight=False,
+                soft_wrap=True,
             )
         if report.errors:
             fail(f"{len(report.errors)} problem(s) in {file}; nothing was registered", 1)

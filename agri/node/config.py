@@ -249,3 +249,34 @@ def profile(kind: str) -> tuple[int, list[Sensor]]:
         raise ValueError(f"farm kind {kind!r} must be one of {', '.join(FARM_KINDS)}")
     interval, sensors = PROFILES[kind]
     return interval, [Sensor.model_validate(s) for s in sensors]
+
+
+def for_node(
+    farm: str,
+    node: str,
+    kind: str,
+    *,
+    interval: int | None,
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    wifi_ssid: str | None = None,
+    wifi_password: str = "",
+    ota_key: str | None = None,
+) -> NodeConfig:
+    """The config ``agri node add`` writes: the farm kind's sensor profile and the node's broker
+    account (``tests/firmware/test_config_agreement.py`` runs the firmware's check on all of them)."""
+    default_interval, sensors = profile(kind)
+    obj: dict[str, Any] = {
+        "farm": farm,
+        "node": node,
+        "broker": {"host": host, "port": port, "user": user, "password": password},
+        "interval": default_interval if interval is None else interval,
+        "sensors": [x.model_dump(exclude_none=True) for x in sensors],
+    }
+    if ota_key is not None:
+        obj["ota_key"] = ota_key
+    if wifi_ssid:
+        obj["wifi"] = {"ssid": wifi_ssid, "password": wifi_password}
+    return parse(obj, "node config")
