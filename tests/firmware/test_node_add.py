@@ -278,3 +278,5 @@ def test_node_update_cli_updates_a_provisioned_node_and_records_it(
             "SELECT firmware_version, ota_state FROM nodes WHERE farm_id = 'up-farm' AND node_id = 'n-1'"
         ).fetchone()
     assert row == ("0.2.0", "ok")
+    r = _agri(env, "status", "--json")  # exit 1: the stack's services are not running here
+    assert json.loads(r.stdout)["database"]["node_firmware"] == "0.2.0 ok: 1", r.stdout + r.stderr
