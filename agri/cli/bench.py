@@ -13,7 +13,16 @@ bench_app = typer.Typer(
     help="Benchmarks (numbers + ratios to a baseline measured in the same run)", no_args_is_help=True
 )
 
-_BENCH_MODULES = ("agri.cli.bench_ingest", "agri.cli.bench_anomaly", "agri.cli.bench_gateway")
+_BENCH_MODULES = (
+    "agri.cli.bench_ingest",
+    "agri.cli.bench_anomaly",
+    "agri.cli.bench_gateway",
+    "agri.cli.bench_wire",
+    "agri.cli.bench_api",
+    "agri.cli.bench_alerts",
+    "agri.cli.bench_sky",
+    "agri.cli.bench_dashboard",
+)
 
 
 def register(app: typer.Typer) -> None:

@@ -62,7 +62,8 @@ from pydantic import (
 )
 
 from kernel.catalog import CATALOG
-from kernel.protocol import check_id
+from kernel.protocol import NodeId
+from kernel.settings import error_line
 
 _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 
@@ -89,7 +90,7 @@ class Rule(BaseModel):
     below: float | None = None
     clear: float | None = None
     for_s: float = Field(0.0, ge=0, le=7 * 86400)
-    nodes: tuple[str, ...] | None = None
+    nodes: tuple[NodeId, ...] | None = None
     cooldown_s: float = Field(600.0, ge=0, le=7 * 86400)
     severity: Literal["critical", "warning", "info"] = "critical"
     when: Literal["uplink_down", "always"] = "uplink_down"  # gateway only: when it may notify
@@ -121,11 +122,8 @@ class Rule(BaseModel):
     @field_validator("nodes")
     @classmethod
     def _nodes(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
-        if v is not None:
-            if not v:
-                raise ValueError("must list at least one node (omit it for every node)")
-            for n in v:
-                check_id("node", n)
+        if v is not None and not v:
+            raise ValueError("must list at least one node (omit it for every node)")
         return v
 
     @model_validator(mode="after")
@@ -193,10 +191,13 @@ class RuleSet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_reading_age_s: float = Field(900.0, gt=0)
-    rules: tuple[Rule, ...] = Field(min_length=1)
+    rules: tuple[Rule, ...]
 
     @model_validator(mode="after")
     def _unique(self) -> RuleSet:
+        # (not Field(min_length=1): that adds a second, confusing error when one rule is invalid)
+        if not self.rules:
+            raise ValueError("rules: list at least one [[rules]] entry")
         seen: set[str] = set()
         for r in self.rules:
             if r.name in seen:
@@ -239,12 +240,7 @@ def parse_rules(text: str, fmt: Literal["toml", "json"], source: str = "rules") 
     try:
         return RuleSet.model_validate(data)
     except ValidationError as exc:
-        msgs = []
-        for err in exc.errors():
-            where = _loc(tuple(err.get("loc") or ()), data)
-            msg = str(err.get("msg", "invalid")).removeprefix("Value error, ")
-            msgs.append(f"{where}: {msg}" if where else msg)
-        raise RulesError(f"{source}: " + "; ".join(msgs)) from None
+        raise RulesError(f"{source}: " + error_line(exc, where=lambda loc: _loc(loc, data))) from None
 
 
 def load_rules(path: Path) -> RuleSet:

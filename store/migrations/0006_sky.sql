@@ -1,7 +1,7 @@
 -- Sky and air data (issue 13): field blocks, nodes placed in blocks, imagery sources, STAC items.
 
 -- A farm's outline (GeoJSON Polygon or MultiPolygon, WGS 84); blocks must lie inside it when set.
-ALTER TABLE farms ADD COLUMN boundary jsonb;
+ALTER TABLE farms ADD COLUMN IF NOT EXISTS boundary jsonb;  -- also added by 0004_api (same type)
 
 CREATE TABLE blocks (
     farm_id     text NOT NULL REFERENCES farms (id) ON DELETE CASCADE,
