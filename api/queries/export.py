@@ -1,7 +1,7 @@
 """Readings export as CSV or Parquet, streamed in chunks: memory stays flat for any size.
 
 CSV is PostgreSQL's own ``COPY (SELECT ...) TO STDOUT (FORMAT CSV)``, passed through in blocks
-of ~1 MB; Parquet reads a server-side cursor in batches and writes one row group per batch.
+of ~256 KB; Parquet reads a server-side cursor in batches and writes one row group per batch.
 Times are in the farm's time zone (CSV: ``2026-05-01 08:00:00+08``; Parquet: UTC timestamps
 tagged with the zone).
 """
@@ -22,7 +22,7 @@ from api.queries.readings import check_range
 
 Conn = psycopg.Connection[Any]
 
-CHUNK_BYTES = 1024 * 1024
+CHUNK_BYTES = 256 * 1024
 PARQUET_BATCH = 100_000
 CSV_HEADER = b"time,farm,node,metric,value\n"
 
@@ -55,10 +55,10 @@ def csv_chunks(
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT set_config('TimeZone', %s, true)", (tz,))
         with cur.copy(stmt) as cp:
-            buf: list[Any] = []  # psycopg's row buffers, joined without a copy each
+            buf: list[bytes] = []
             size = 0
             for row in cp:
-                buf.append(row)
+                buf.append(bytes(row))
                 size += len(row)
                 if size >= CHUNK_BYTES:
                     yield b"".join(buf)
