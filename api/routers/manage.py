@@ -13,12 +13,13 @@ from api.deps import Conn, Operator, farm_access
 from api.errors import AUTH_RESPONSES, CONFLICT, INVALID, NOT_FOUND, ApiError
 from api.queries import manage, nodeimport
 from api.queries.models import Farm, FarmKind, Gateway, NodeStatus
+from kernel.protocol import ID_REGEX
 
 router = APIRouter(
     tags=["registry changes"], responses={**AUTH_RESPONSES, **INVALID, **NOT_FOUND, **CONFLICT}
 )
 
-Id = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$")]
+Id = Annotated[str, Field(pattern=ID_REGEX)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Lat = Annotated[float, Field(ge=-90, le=90)]
 Lon = Annotated[float, Field(ge=-180, le=180)]

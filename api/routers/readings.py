@@ -27,15 +27,12 @@ from api.queries.models import (
     SeriesInfo,
 )
 from api.queries.tokens import Principal
+from kernel.protocol import ID_REGEX
 
 router = APIRouter(tags=["readings"], responses={**AUTH_RESPONSES, **INVALID})
 
-FarmQ = Annotated[
-    str | None, Query(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$", description="Farm id")
-]
-NodeQ = Annotated[
-    str | None, Query(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$", description="Node id")
-]
+FarmQ = Annotated[str | None, Query(pattern=ID_REGEX, description="Farm id")]
+NodeQ = Annotated[str | None, Query(pattern=ID_REGEX, description="Node id")]
 MetricQ = Annotated[str | None, Query(min_length=1, max_length=64, description="Metric name (catalog)")]
 SeriesQ = Annotated[list[int] | None, Query(description="Series ids (repeat the parameter)", max_length=5000)]
 StartQ = Annotated[datetime, Query(description="Range start (inclusive); no offset: farm-local time")]
