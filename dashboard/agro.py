@@ -62,7 +62,7 @@ def water_balance(frames: Frames, *, lat: float, elevation_m: float) -> WaterBal
     t = frames.get("air_t")
     if t is None or t.empty:
         return None
-    day = t["time"].map(lambda x: x.date())
+    day = t["time"].dt.date
     tmax = t["max"].astype("float64").groupby(day).max()
     tmin = t["min"].astype("float64").groupby(day).min()
     days = list(tmax.index)
@@ -71,7 +71,7 @@ def water_balance(frames: Frames, *, lat: float, elevation_m: float) -> WaterBal
         f = frames.get(metric)
         if f is None or f.empty:
             return None
-        s = f[col].astype("float64").groupby(f["time"].map(lambda x: x.date())).agg(agg)
+        s = f[col].astype("float64").groupby(f["time"].dt.date).agg(agg)
         return np.asarray(s.reindex(days).to_numpy(), dtype=np.float64)
 
     rh_max = daily("air_rh", "max", "max")
@@ -176,7 +176,7 @@ def pen_water(frames: Frames, today: date) -> pd.DataFrame | None:
         return None
     rows = []
     for node, g in w.groupby("node_id"):
-        day = g["time"].map(lambda x: x.date())
+        day = g["time"].dt.date
         keep = (day < today).to_numpy()
         daily = g["mean"].astype("float64")[keep].groupby(day[keep]).sum(min_count=1)
         if daily.empty:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import functools
+import os
 from typing import Literal
 
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kernel.settings import env_error_line
 
 
 class DashboardConfigError(ValueError):
@@ -44,11 +48,13 @@ class DashboardConfig(BaseSettings):
 
 
 def load_config() -> DashboardConfig:
+    """The settings for the current environment (parsed once per distinct set of AGRI_* values)."""
+    return _load(tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith("AGRI_"))))
+
+
+@functools.lru_cache(maxsize=8)
+def _load(env: tuple[tuple[str, str], ...]) -> DashboardConfig:
     try:
         return DashboardConfig()  # type: ignore[call-arg]
     except ValidationError as exc:
-        msgs = []
-        for err in exc.errors():
-            var = "AGRI_" + str((err.get("loc") or ("?",))[0]).upper()
-            msgs.append(f"{var}: {str(err.get('msg', 'invalid value')).removeprefix('Value error, ')}")
-        raise DashboardConfigError("; ".join(msgs)) from None
+        raise DashboardConfigError(env_error_line(exc, DashboardConfig, "AGRI_")) from None

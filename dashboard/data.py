@@ -8,7 +8,7 @@ cannot be reached raises :class:`DataUnavailable`; a bad argument raises the que
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -20,13 +20,13 @@ import pandas as pd
 import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
-from analytics.qc import FAIL, NOT_EVALUATED, PASS, SUSPECT
+from analytics.qc import FAIL, NOT_EVALUATED, PASS, SUSPECT, gross_range
 from api.queries import readings as rq
 from api.queries import registry as reg
 from api.queries.models import BucketSeries, Farm, Gateway, NodeStatus, SeriesInfo
 from dashboard.state import farm_state, node_state, uplink_state
 from kernel.catalog import CATALOG
-from kernel.qc import qc_metric
+from kernel.qc import qc_metric, thresholds_for
 
 Conn = psycopg.Connection[Any]
 
@@ -45,6 +45,7 @@ ROLLUP_AFTER = timedelta(days=3)
 LATEST_QC_WINDOW = timedelta(hours=2)
 HEALTH_METRICS = ("bat_v", "rssi_dbm")
 _PAGE = 1000
+SKY_PREFIXES = ("sat-", "uav-")  # the pseudo nodes that carry a block's satellite / drone statistics
 
 
 class DataUnavailable(Exception):
@@ -109,9 +110,16 @@ def get_farm(src: Source, farm_id: str) -> Farm:
         return reg.get_farm(conn, farm_id)
 
 
+def is_sensor(node_id: str) -> bool:
+    """False for the pseudo nodes that carry imagery statistics (``sat-<block>``, ``uav-<block>``)."""
+    return not node_id.startswith(SKY_PREFIXES)
+
+
 def list_nodes(src: Source, farm_id: str | None = None) -> list[NodeStatus]:
+    """The sensor nodes (imagery pseudo nodes left out: they have no battery, link or last seen)."""
     with src.conn() as conn:
-        return _all_pages(lambda **kw: reg.list_nodes(conn, farm=farm_id, **kw))
+        nodes = _all_pages(lambda **kw: reg.list_nodes(conn, farm=farm_id, **kw))
+    return [n for n in nodes if is_sensor(n.node_id)]
 
 
 def list_gateways(src: Source, farm_id: str | None = None) -> list[Gateway]:
@@ -149,7 +157,7 @@ def today_completeness(
     with src.conn() as conn:
         series: list[SeriesInfo] = []
         for f in farms:
-            series += rq.find_series(conn, farm=f.id)
+            series += [s for s in rq.find_series(conn, farm=f.id) if is_sensor(s.node_id)]
         by_tz: dict[str, list[SeriesInfo]] = {}
         for s in series:
             by_tz.setdefault(s.tz, []).append(s)
@@ -166,8 +174,28 @@ def today_completeness(
     return out
 
 
-def overview(src: Source, *, now: datetime | None = None, offline_after_s: float = 1800.0) -> Overview:
+def overview(
+    src: Source,
+    *,
+    now: datetime | None = None,
+    offline_after_s: float = 1800.0,
+    alert_counts: pd.DataFrame | None = None,
+) -> Overview:
+    """``alert_counts`` (farm_id, node_id, severity, n of unresolved alerts; None: no alert service)
+    colours nodes and farms; without it only silence and battery do."""
     now = now or datetime.now(UTC)
+    counts = (
+        alert_counts
+        if alert_counts is not None
+        else pd.DataFrame(columns=["farm_id", "node_id", "severity", "n"])
+    )
+
+    def n_alerts(severity: str, farm: str, node: str | None = None) -> int:
+        sel = (counts.farm_id == farm) & (counts.severity == severity)
+        if node is not None:
+            sel &= counts.node_id == node
+        return int(counts.n[sel].sum())
+
     farms = list_farms(src)
     nodes = list_nodes(src)
     gateways = list_gateways(src)
@@ -191,7 +219,13 @@ def overview(src: Source, *, now: datetime | None = None, offline_after_s: float
                 "completeness": n.completeness,
                 "hours_with_data": have,
                 "hours_expected": total,
-                "state": node_state(age, offline_after_s=offline_after_s, battery_v=n.battery_v),
+                "state": node_state(
+                    age,
+                    offline_after_s=offline_after_s,
+                    battery_v=n.battery_v,
+                    critical=n_alerts("critical", n.farm_id, n.node_id),
+                    warning=n_alerts("warning", n.farm_id, n.node_id),
+                ),
             }
         )
     node_df = pd.DataFrame(
@@ -235,10 +269,12 @@ def overview(src: Source, *, now: datetime | None = None, offline_after_s: float
                 "nodes": len(mine),
                 "online": int((mine.state != "offline").sum()),
                 "completeness": (have / total) if total else None,
-                "alerts_critical": 0,
-                "alerts_warning": 0,
-                "alerts_info": 0,
-                "state": farm_state(list(mine.state), critical=0, warning=0),
+                "alerts_critical": n_alerts("critical", f.id),
+                "alerts_warning": n_alerts("warning", f.id),
+                "alerts_info": n_alerts("info", f.id),
+                "state": farm_state(
+                    list(mine.state), critical=n_alerts("critical", f.id), warning=n_alerts("warning", f.id)
+                ),
             }
         )
     farm_df = pd.DataFrame(
@@ -249,7 +285,14 @@ def overview(src: Source, *, now: datetime | None = None, offline_after_s: float
         ],
     )  # fmt: skip
     bounds = {f.id: f.boundary for f in farms if f.boundary}
-    return Overview(now=now, farms=farm_df, nodes=node_df, gateways=gw_df, boundaries=bounds)
+    return Overview(
+        now=now,
+        farms=farm_df,
+        nodes=node_df,
+        gateways=gw_df,
+        boundaries=bounds,
+        alerts_configured=alert_counts is not None,
+    )
 
 
 # --- farm page ------------------------------------------------------------------------------------
@@ -269,7 +312,7 @@ def latest_values(src: Source, farm_id: str, *, now: datetime | None = None) -> 
     """One row per (node, metric): newest value, its time and its QC flag over the last two hours."""
     now = now or datetime.now(UTC)
     with src.conn() as conn:
-        latest = rq.latest(conn, farm=farm_id)
+        latest = [lv for lv in rq.latest(conn, farm=farm_id) if is_sensor(lv.node_id)]
         series = {s.series_id: s for s in rq.find_series(conn, farm=farm_id)}
         rows = []
         for lv in latest:
@@ -343,42 +386,59 @@ def chart_series(
             series = [s for s in series if s.node_id in wanted]
         got: list[BucketSeries] = rq.buckets(conn, series, start, end, bucket) if series else []  # type: ignore[arg-type]
     tz = series[0].tz if series else "UTC"
-    frames = []
-    for b in got:
-        use_sum = b.sum is not None
-        value = b.sum if use_sum else b.mean
-        df = pd.DataFrame(
-            {
-                "node_id": b.series.node_id,
-                "time": pd.DatetimeIndex(b.start).tz_convert(b.series.tz),
-                "mean": pd.array(value, dtype="Float64"),
-                "min": pd.array(b.min, dtype="Float64"),
-                "max": pd.array(b.max, dtype="Float64"),
-                "count": b.count,
-            }
-        )
-        df["qc"] = _bucket_qc(metric, df)
-        frames.append(df)
+    frames = _bucket_frames(got)
     cols = ["node_id", "time", "mean", "min", "max", "count", "qc"]
     frame = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=cols)
     return Chart(metric=metric, bucket=bucket, tz=tz, frame=frame)
 
 
+def _bucket_frames(got: Sequence[BucketSeries]) -> list[pd.DataFrame]:
+    """Each series' buckets as a frame (plain float64, NaN for an empty bucket); ``mean`` holds the
+    bucket's sum for summed metrics. Series of one query share their list of bucket starts: it is
+    converted once."""
+    index: dict[int, pd.DatetimeIndex] = {}
+    out = []
+    for b in got:
+        key = id(b.start)
+        if key not in index:
+            epoch = np.array([t.timestamp() for t in b.start], dtype=np.float64)
+            index[key] = pd.DatetimeIndex((epoch * 1e9).astype("int64"), tz="UTC").tz_convert(b.series.tz)
+        value = b.sum if b.sum is not None else b.mean
+        df = pd.DataFrame(
+            {
+                "node_id": b.series.node_id,
+                "time": index[key],
+                "mean": np.array(value, dtype=np.float64),
+                "min": np.array(b.min, dtype=np.float64),
+                "max": np.array(b.max, dtype=np.float64),
+                "count": np.array(b.count, dtype=np.int64),
+            }
+        )
+        df["qc"] = _bucket_qc(b.series.metric, df)
+        out.append(df)
+    return out
+
+
 def _bucket_qc(metric: str, df: pd.DataFrame) -> np.ndarray[Any, Any]:
     flags = np.full(len(df), NOT_EVALUATED, dtype=np.int64)
-    if metric not in CATALOG:
+    m = CATALOG.get(metric)
+    if m is None:
         return flags
     have = df["count"].to_numpy() > 0
     if have.sum() == 0:
         return flags
-    t = np.array([x.timestamp() for x in df["time"]], dtype=np.float64)[have]
+    t = pd.DatetimeIndex(df["time"]).asi8[have] / 1e9
     lo = df["min"].to_numpy(dtype=np.float64, na_value=np.nan)[have]
     hi = df["max"].to_numpy(dtype=np.float64, na_value=np.nan)[have]
-    # A bucket fails if its extremes do; its mean alone would hide one impossible reading.
-    f_lo = qc_metric(metric, t, lo).gross_range
-    f_hi = qc_metric(metric, t, hi).gross_range
-    f_mean = qc_metric(metric, t, df["mean"].to_numpy(dtype=np.float64, na_value=np.nan)[have]).aggregate
-    combined = np.maximum(np.maximum(f_lo, f_hi), np.where(f_mean == NOT_EVALUATED, PASS, f_mean))
+    th = thresholds_for(metric)
+    # A bucket fails if its extremes do (its mean alone would hide one bad reading). The tests on
+    # neighbours (spike, rate of change, flat line) mean something only between single readings.
+    both = np.stack([lo, hi])
+    gr = gross_range(np.stack([t, t]), both, m.lo, m.hi, th.suspect_lo, th.suspect_hi)
+    combined = gr.max(axis=0)
+    if (df["count"].to_numpy()[have] <= 1).all():
+        agg = qc_metric(metric, t, lo).aggregate
+        combined = np.maximum(combined, np.where(agg == NOT_EVALUATED, PASS, agg))
     combined = np.where(np.isin(combined, (PASS, SUSPECT, FAIL)), combined, PASS)
     flags[have] = combined
     return flags
@@ -386,7 +446,11 @@ def _bucket_qc(metric: str, df: pd.DataFrame) -> np.ndarray[Any, Any]:
 
 def farm_metrics(nodes: Sequence[NodeStatus]) -> list[str]:
     """Catalog metrics measured on the farm, in catalog order, device health last."""
-    have = {m for n in nodes for m in n.metrics}
+    return farm_metrics_of(m for n in nodes for m in n.metrics)
+
+
+def farm_metrics_of(metrics: Iterable[str]) -> list[str]:
+    have = set(metrics)
     order = [m for m in CATALOG if m in have and m not in HEALTH_METRICS]
     return order + [m for m in HEALTH_METRICS if m in have]
 
@@ -395,7 +459,8 @@ def node_health(src: Source, farm_id: str, *, now: datetime | None = None) -> pd
     """Per node: last seen, battery, RSSI, messages received / missing, drops reported by the node."""
     now = now or datetime.now(UTC)
     with src.conn() as conn:
-        nodes = _all_pages(lambda **kw: reg.list_nodes(conn, farm=farm_id, **kw))
+        every = _all_pages(lambda **kw: reg.list_nodes(conn, farm=farm_id, **kw))
+        nodes = [n for n in every if is_sensor(n.node_id)]
         comp = {c.node_id: c for c in rq.completeness(conn, farm=farm_id)}
     rows = []
     for n in nodes:
@@ -427,10 +492,36 @@ def node_health(src: Source, farm_id: str, *, now: datetime | None = None) -> pd
 def hourly(
     src: Source, farm_id: str, metrics: Sequence[str], start: datetime, end: datetime
 ) -> dict[str, pd.DataFrame]:
-    """Hourly buckets of each metric, all of the farm's nodes: metric -> frame (node_id, time, ...)."""
-    out = {}
-    for m in metrics:
-        chart = chart_series(src, farm_id, m, start, end, bucket="1h")
-        if not chart.frame.empty:
-            out[m] = chart.frame
-    return out
+    """Hourly buckets of each metric, all of the farm's nodes (one query, from the rollups):
+    metric -> frame (node_id, time, mean, min, max, count, qc)."""
+    with src.conn() as conn:
+        wanted = set(metrics)
+        series = [s for s in rq.find_series(conn, farm=farm_id) if s.metric in wanted]
+        got = rq.buckets(conn, series, start, end, "1h") if series else []
+    frames: dict[str, list[pd.DataFrame]] = {}
+    for b, df in zip(got, _bucket_frames(got), strict=True):
+        frames.setdefault(b.series.metric, []).append(df)
+    return {m: pd.concat(fs, ignore_index=True) for m, fs in frames.items()}
+
+
+
+
+def sky_series(src: Source, farm_id: str, start: datetime, end: datetime) -> dict[str, pd.DataFrame]:
+    """Daily per-block imagery index means (``ndvi_mean`` ...) and the farm's daily soil moisture:
+    metric -> frame (node_id = ``sat-<block>`` / ``uav-<block>`` or the sensor node). Empty when
+    the farm has no imagery yet."""
+    with src.conn() as conn:
+        all_series = rq.find_series(conn, farm=farm_id)
+        sky = [
+            s
+            for s in all_series
+            if s.node_id.startswith(SKY_PREFIXES) and s.metric.endswith("_mean") and s.metric in CATALOG
+        ]
+        if not sky:
+            return {}
+        soil = [s for s in all_series if s.metric == "soil_vwc" and not s.node_id.startswith(SKY_PREFIXES)]
+        got = rq.buckets(conn, [*sky, *soil], start, end, "1d")
+    frames: dict[str, list[pd.DataFrame]] = {}
+    for b, df in zip(got, _bucket_frames(got), strict=True):
+        frames.setdefault(b.series.metric, []).append(df)
+    return {m: pd.concat(fs, ignore_index=True) for m, fs in frames.items()}

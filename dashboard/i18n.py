@@ -129,7 +129,20 @@ TEXT: dict[str, tuple[str, str]] = {
     "farm.rssi_trend": ("信号强度趋势", "Signal strength trend"),
     "farm.sky": ("天空地一体化：影像指数与土壤墒情", "Sky and ground: imagery index beside soil moisture"),
     "farm.agro": ("农学指标", "Agronomic indicators"),
+    "farm.sky_chart": (
+        "地块影像指数（左）与土壤含水量（右）",
+        "Block imagery index (left) and soil moisture (right)",
+    ),
+    "farm.sky_note": (
+        "影像指数为各地块像元均值（云、阴影已剔除）；土壤含水量为农场各节点日均值。",
+        "Index values are block means of the clear pixels (clouds and shadows masked); soil moisture is "
+        "the daily mean of the farm's nodes.",
+    ),
     "farm.local_time": ("时间为农场当地时间（{tz}）", "Times are the farm's local time ({tz})"),
+    "farm.qc_legend": (
+        "⚠ 质控可疑　✗ 质控失败　※ 数据过期（节点未按时上报）",
+        "⚠ QC suspect   ✗ QC failed   ※ stale (the node has not reported in time)",
+    ),
     "farm.legend_gap": (
         "空白为数据缺失；红点为质控失败，橙点为异常；阴影为告警时段。",
         "Blank stretches are missing data; red points failed QC, orange points are anomalous; "
@@ -174,8 +187,8 @@ TEXT: dict[str, tuple[str, str]] = {
     "agro.gases": ("有害气体与限值", "Barn gases against their limits"),
     "agro.limit": ("限值 {limit} {unit}", "limit {limit} {unit}"),
     "agro.water": ("饮水量与近几日对比", "Drinking water against the pen's recent days"),
-    "agro.water_drop": ("较前几日基线下降 {pct}%", "{pct}% below the previous days' baseline"),
-    "agro.water_ok": ("饮水量正常", "Drinking water normal"),
+    "agro.water_change": ("较前几日中位数 {pct}%", "{pct}% against the previous days' median"),
+    "agro.water_nobase": ("前几日数据不足，暂不比较", "Too few previous days to compare"),
     "agro.do": ("溶解氧与黎明最低值预测", "Dissolved oxygen with the dawn-minimum forecast"),
     "agro.do_forecast": ("预测黎明溶解氧 {value} mg/L", "Forecast dawn DO {value} mg/L"),
     "agro.do_low": ("低于 {limit} mg/L，需增氧", "below {limit} mg/L: aerate"),
@@ -201,6 +214,15 @@ TEXT: dict[str, tuple[str, str]] = {
     "al.link": ("本告警链接", "Link to this alert"),
     "al.not_found": ("找不到告警 #{id}。", "Alert #{id} not found."),
     "al.need_token": ("请先输入令牌。", "Enter your token first."),
+    "al.all": ("全部", "All"),
+    "al.by": ("操作人", "By"),
+    "al.event.opened": ("开启", "opened"),
+    "al.event.acknowledged": ("确认", "acknowledged"),
+    "al.event.resolved": ("解决", "resolved"),
+    "al.event.escalated": ("升级", "escalated"),
+    "al.event.attached": ("归并", "attached"),
+    "al.event.suppressed": ("抑制", "suppressed"),
+    "al.event.late": ("迟到数据", "late data"),
 }
 
 FARM_KIND: dict[str, tuple[str, str]] = {
@@ -251,11 +273,12 @@ def fmt_value(metric: str, value: float | None) -> str:
     return f"{value:.{m.decimals if m is not None else 2}f}"
 
 
-def fmt_time(t: datetime | None, tz: str, *, seconds: bool = False) -> str:
-    """A time in the farm's zone, ``2026-05-01 14:03`` ("–" when missing)."""
+def fmt_time(t: datetime | None, tz: str, *, seconds: bool = False, short: bool = False) -> str:
+    """A time in the farm's zone, ``2026-05-01 14:03`` (``05-01 14:03`` short; "–" when missing)."""
     if t is None:
         return "–"
-    return t.astimezone(ZoneInfo(tz)).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+    fmt = "%m-%d %H:%M" if short else "%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M"
+    return t.astimezone(ZoneInfo(tz)).strftime(fmt)
 
 
 def fmt_age(seconds: float | None, lang: Lang) -> str:

@@ -54,7 +54,7 @@ def overview_map(
     tile_attribution: str = "",
     height: int = 480,
 ) -> go.Figure:
-    fig = go.Figure()
+    traces: list[dict[str, Any]] = []
     lats: list[float] = []
     lons: list[float] = []
     # Outlines first so the points sit on top of them.
@@ -64,16 +64,18 @@ def overview_map(
             ys = [p[1] for p in ring]
             lats += ys
             lons += xs
-            fig.add_trace(
-                go.Scattermap(
+            traces.append(
+                dict(
+                    type="scattermap",
                     lon=xs, lat=ys, mode="lines", line={"color": "#4a6fa5", "width": 2},
                     name=str(farm_id), hoverinfo="name", showlegend=False,
                 )
             )  # fmt: skip
     for block in blocks:
         for ring in _polygons(block.get("geometry") or {}):
-            fig.add_trace(
-                go.Scattermap(
+            traces.append(
+                dict(
+                    type="scattermap",
                     lon=[p[0] for p in ring], lat=[p[1] for p in ring], mode="lines", fill="toself",
                     fillcolor=block.get("colour", "rgba(46,157,91,0.25)"),
                     line={"color": "#2e9d5b", "width": 1},
@@ -87,9 +89,10 @@ def overview_map(
             continue
         lats += list(sub.lat)
         lons += list(sub.lon)
-        fig.add_trace(
-            go.Scattermap(
-                lat=sub.lat, lon=sub.lon, mode="markers",
+        traces.append(
+            dict(
+                type="scattermap",
+                lat=list(sub.lat), lon=list(sub.lon), mode="markers",
                 marker={"size": 11, "color": COLOURS[state]},
                 name=f"{t('ov.nodes', lang)}: {t('state.' + state, lang)}",
                 text=[f"{f}/{n}" for f, n in zip(sub.farm_id, sub.node_id, strict=True)],
@@ -102,9 +105,10 @@ def overview_map(
         if not fl.empty:
             lats += list(fl.lat)
             lons += list(fl.lon)
-            fig.add_trace(
-                go.Scattermap(
-                    lat=fl.lat, lon=fl.lon, mode="markers",
+            traces.append(
+                dict(
+                    type="scattermap",
+                    lat=list(fl.lat), lon=list(fl.lon), mode="markers",
                     marker={"size": 22, "color": [COLOURS[s] for s in fl.state], "opacity": 0.45},
                     name=t("ov.farms", lang), text=list(fl.name),
                     hovertemplate="%{text}<extra></extra>",
@@ -113,9 +117,10 @@ def overview_map(
     if not gateways.empty:
         gl = gateways.dropna(subset=["lat", "lon"])
         if not gl.empty:
-            fig.add_trace(
-                go.Scattermap(
-                    lat=gl.lat, lon=gl.lon, mode="markers",
+            traces.append(
+                dict(
+                    type="scattermap",
+                    lat=list(gl.lat), lon=list(gl.lon), mode="markers",
                     marker={"size": 13, "symbol": "circle", "color": [
                         COLOURS["ok"] if u == "up" else COLOURS["offline"] for u in gl.uplink
                     ]},
@@ -134,11 +139,11 @@ def overview_map(
                 "source": [tile_url],
             }
         )
-    fig.update_layout(
-        map={"style": "white-bg", "center": centre, "zoom": zoom, "layers": layers},
-        margin={"l": 0, "r": 0, "t": 0, "b": 0},
-        height=height,
-        legend={"orientation": "h", "y": 0.0, "bgcolor": "rgba(255,255,255,0.7)"},
-        paper_bgcolor="#f4f6f8",
-    )
-    return fig
+    layout = {
+        "map": {"style": "white-bg", "center": centre, "zoom": zoom, "layers": layers},
+        "margin": {"l": 0, "r": 0, "t": 0, "b": 0},
+        "height": height,
+        "legend": {"orientation": "h", "y": 0.0, "bgcolor": "rgba(255,255,255,0.7)"},
+        "paper_bgcolor": "#f4f6f8",
+    }
+    return go.Figure({"data": traces, "layout": layout}, _validate=False)

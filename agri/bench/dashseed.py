@@ -9,7 +9,7 @@ a few hours, and the hourly/daily rollups refreshed.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -65,6 +65,7 @@ class Seeded:
     rows: int
     offline: tuple[str, str]  # the node that went silent two days ago
     gap: tuple[str, str, datetime, datetime]  # a node whose readings stop for a few hours
+    alerts: dict[str, int] = field(default_factory=dict)  # rule -> alert id (seed_alerts)
 
 
 _GEN = sql.SQL(
@@ -74,7 +75,9 @@ _GEN = sql.SQL(
     " WHERE NOT (t >= %(gap0)s AND t < %(gap1)s)"
     " ON CONFLICT DO NOTHING"
 )
-_CYCLE = sql.SQL("sin(2 * pi() * (extract(epoch FROM t) / 3600.0 + 8 - 8) / 24.0)")
+# Peaks at 14:00 in UTC+8 (06:00 UTC); the DO cycle two hours later, lowest at 04:00.
+_CYCLE = sql.SQL("sin(2 * pi() * extract(epoch FROM t) / 86400.0)")
+_CYCLE_DO = sql.SQL("sin(2 * pi() * (extract(epoch FROM t) / 3600.0 - 2) / 24.0)")
 
 
 def _expr(metric: str) -> sql.Composable:
@@ -87,8 +90,10 @@ def _expr(metric: str) -> sql.Composable:
             "%(base)s - 0.004 * extract(epoch FROM (t - %(start)s::timestamptz)) / 86400"
             " + %(amp)s * {c} + %(noise)s * (random() - 0.5)"
         ).format(c=_CYCLE)
+    # Dissolved oxygen peaks late in the afternoon and is lowest at dawn (photosynthesis stops at dusk).
+    cycle = _CYCLE_DO if metric == "do_mgl" else _CYCLE
     return sql.SQL("%(base)s + %(amp)s * {c} + %(noise)s * (random() + random() + random() - 1.5)").format(
-        c=_CYCLE
+        c=cycle
     )
 
 
@@ -195,3 +200,87 @@ def seed(
         offline=offline or ("", ""),
         gap=gap or ("", "", start, start),
     )
+
+
+def seed_alerts(conn: Conn, seeded: Seeded, *, now: datetime | None = None) -> dict[str, int]:
+    """Three alerts as the alert service would leave them: a critical one open on the pig farm's
+    ammonia, the silent orchard node's acknowledged warning, and the pond's resolved low oxygen."""
+    now = now or datetime.now(UTC)
+    out: dict[str, int] = {}
+    specs = (
+        ("open", "ganning-pigs", "n-0001", "nh3_ppm", "nh3_high", "critical", 31.5, timedelta(hours=3),
+         None, "氨气浓度 31.5 ppm，超过 25 ppm 已持续 3 小时"),
+        ("acknowledged", seeded.offline[0], seeded.offline[1], None, "node_silent", "warning", None,
+         timedelta(days=2), None, "节点 2 天未上报数据"),
+        ("resolved", "xiaozhou-pond", "n-0002", "do_mgl", "do_low", "warning", 2.7, timedelta(hours=30),
+         timedelta(hours=27), "溶解氧 2.7 mg/L，低于 3 mg/L"),
+    )  # fmt: skip
+    for status, farm, node, metric, rule, sev, value, ago, ended_ago, msg in specs:
+        if not farm or (farm, node) not in seeded.nodes:
+            continue
+        row = conn.execute(
+            "SELECT n.id, s.id FROM nodes n LEFT JOIN series s ON s.node_id = n.id AND s.metric = %s"
+            " WHERE n.farm_id = %s AND n.node_id = %s",
+            (metric, farm, node),
+        ).fetchone()
+        assert row is not None
+        started = now - ago
+        ended = now - ended_ago if ended_ago is not None else None
+        got = conn.execute(
+            "INSERT INTO alerts (farm_id, node_id, series_id, rule, subject, severity, status, message,"
+            " value, details, started_at, ended_at, acked_at, acked_by, resolved_by)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+            (
+                farm, row[0], row[1], rule, node, sev, status, msg, value,
+                Jsonb({"node": node, "metric": metric}), started, ended,
+                started + timedelta(minutes=20) if status != "open" else None,
+                "李技术员" if status != "open" else None,
+                "auto" if status == "resolved" else None,
+            ),
+        ).fetchone()  # fmt: skip
+        assert got is not None
+        alert_id = int(got[0])
+        events = [("opened", "alerts", started)]
+        if status != "open":
+            events.append(("acknowledged", "李技术员", started + timedelta(minutes=20)))
+        if ended is not None:
+            events.append(("resolved", "auto", ended))
+        for kind, who, at in events:
+            conn.execute(
+                "INSERT INTO alert_events (alert_id, at, kind, by_whom) VALUES (%s, %s, %s, %s)",
+                (alert_id, at, kind, who),
+            )
+        out[rule] = alert_id
+    return out
+
+
+def seed_sky(conn: Conn, farm_id: str, *, days: float, now: datetime | None = None) -> list[int]:
+    """Two field blocks of the farm with a satellite NDVI mean every 5 days (what `agri sky import`
+    stores: a ``sat-<block>`` pseudo node per block, its index statistics as ordinary series)."""
+    now = now or datetime.now(UTC)
+    row = conn.execute("SELECT lat, lon FROM farms WHERE id = %s", (farm_id,)).fetchone()
+    assert row is not None
+    lat, lon = float(row[0]), float(row[1])
+    sids = []
+    for k, (block, name, base) in enumerate((("b1", "一号地块", 0.72), ("b2", "二号地块", 0.61))):
+        w, s_, e, n = lon - 0.005 + 0.005 * k, lat - 0.004, lon + 0.005 * k, lat + 0.004
+        ring = [[w, s_], [e, s_], [e, n], [w, n], [w, s_]]
+        conn.execute(
+            "INSERT INTO blocks (farm_id, block_id, name, kind, geometry, area_m2, west, south, east, north)"
+            " VALUES (%s, %s, %s, 'orchard_block', %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            (farm_id, block, name, Jsonb({"type": "Polygon", "coordinates": [ring]}), 400_000.0, w, s_, e, n),
+        )
+        node = upsert_node(conn, farm_id, f"sat-{block}", name=f"{name} (Sentinel-2)", profile="satellite")
+        conn.execute("UPDATE nodes SET source = 'satellite', block_id = %s WHERE id = %s", (block, node.pk))
+        sid = ensure_series(conn, node.pk, "ndvi_mean")
+        conn.execute(
+            "INSERT INTO readings (time, series_id, value)"
+            " SELECT t, %s, %s + 0.04 * sin(extract(epoch FROM t) / 864000.0) + 0.01 * random()"
+            " FROM generate_series(%s::timestamptz, %s::timestamptz, interval '5 days') AS t"
+            " ON CONFLICT DO NOTHING",
+            (sid, base, now - timedelta(days=days), now),
+        )
+        sids.append(sid)
+    rollup.mark_range(conn, sids, now - timedelta(days=days + 1), now + timedelta(seconds=1))
+    rollup.refresh_all(conn)
+    return sids

@@ -10,9 +10,9 @@ import streamlit as st
 
 from analytics.agro import THI_BANDS
 from analytics.agro.config import DO_LOW_MGL
-from analytics.qc import FAIL, NOT_EVALUATED, PASS, SUSPECT
+from analytics.qc import FAIL, SUSPECT
 from api.queries.models import Farm
-from dashboard import agro, charts, data, ui
+from dashboard import agro, alertsdata, charts, data, ui
 from dashboard.i18n import Lang, fmt_age, fmt_time, fmt_value, kind_label, metric_label, t
 
 list_farms = ui.cached(data.list_farms)
@@ -21,9 +21,10 @@ latest_values = ui.cached(data.latest_values)
 chart_series = ui.cached(data.chart_series)
 node_health = ui.cached(data.node_health)
 hourly = ui.cached(data.hourly)
+alert_periods = ui.cached(alertsdata.periods)
+sky_series = ui.cached(data.sky_series)
 
-QC_TEXT = {PASS: "qc.pass", SUSPECT: "qc.suspect", FAIL: "qc.fail", NOT_EVALUATED: "qc.not_evaluated"}
-QC_ICON = {PASS: "✅", SUSPECT: "⚠️", FAIL: "❌", NOT_EVALUATED: "–"}
+QC_MARK: dict[int, str] = {int(SUSPECT): "⚠", int(FAIL): "✗"}
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
 AGRO_METRICS = {
     "orchard": ("air_t", "air_rh", "wind_ms", "solar_wm2", "rain_mm", "leaf_wet"),
@@ -44,16 +45,28 @@ def _choose_farm(lang: Lang) -> Farm | None:
         st.warning(t("not_found.farm", lang, farm=wanted))
     idx = ids.index(wanted) if wanted in ids else 0
     names = {f.id: f"{f.name} · {kind_label(f.kind, lang)}" for f in farms}
-    chosen = st.sidebar.selectbox(t("farm.choose", lang), ids, index=idx, format_func=names.__getitem__)
-    if st.query_params.get("farm") != chosen:
+    chosen = st.sidebar.selectbox(
+        t("farm.choose", lang),
+        ids,
+        index=idx,
+        format_func=names.__getitem__,
+        key="farm_choice",
+        on_change=lambda: st.session_state.update(farm_touched=True),
+    )
+    if wanted != chosen and (wanted in ids or st.session_state.get("farm_touched")):
         st.query_params["farm"] = chosen
     return farms[ids.index(chosen)]
 
 
 def _range(lang: Lang, tz: str) -> tuple[datetime, datetime]:
     keys = [*RANGES, "custom"]
+    wanted = st.query_params.get("range")  # links may carry ?range=30d
     choice = st.segmented_control(
-        t("farm.range", lang), keys, default="7d", format_func=lambda k: t(f"range.{k}", lang), key="range"
+        t("farm.range", lang),
+        keys,
+        default=wanted if wanted in RANGES else "7d",
+        format_func=lambda k: t(f"range.{k}", lang),
+        key="range",
     )
     now = ui.now_local(tz)
     if choice == "custom":
@@ -69,25 +82,39 @@ def _range(lang: Lang, tz: str) -> tuple[datetime, datetime]:
     return end - span, end
 
 
-def _latest(farm: Farm, lang: Lang) -> None:
+def _cell(metric: str, value: float | None, flag: int, stale: bool) -> str:
+    text = fmt_value(metric, value)
+    if flag in QC_MARK:
+        text += f" {QC_MARK[flag]}"
+    return text + (" ※" if stale else "")
+
+
+def _latest(farm: Farm, lang: Lang, offline_after_s: float) -> None:
     st.subheader(t("farm.latest", lang))
     lv: pd.DataFrame = latest_values(farm.id)
     if lv.empty:
         st.info(t("empty.nodes", lang))
         return
+    order = data.farm_metrics_of(lv.metric.unique())
+    cells: dict[str, dict[str, str]] = {}
+    newest: dict[str, Any] = {}
+    for row in lv.itertuples():
+        stale = pd.isna(row.age_s) or row.age_s > offline_after_s
+        cells.setdefault(row.node_id, {})[row.metric] = _cell(row.metric, row.value, row.qc, stale)
+        if pd.notna(row.time) and (row.node_id not in newest or row.time > newest[row.node_id]):
+            newest[row.node_id] = row.time
     table = pd.DataFrame(
-        {
-            t("col.node", lang): lv.node_id,
-            t("col.metric", lang): [metric_label(m, lang, unit=False) for m in lv.metric],
-            t("col.value", lang): [fmt_value(m, v) for m, v in zip(lv.metric, lv.value, strict=True)],
-            t("col.unit", lang): lv.unit,
-            t("col.time", lang): [fmt_time(x, farm.tz) if pd.notna(x) else "–" for x in lv.time],
-            t("col.qc", lang): [
-                f"{QC_ICON.get(q, '–')} {t(QC_TEXT.get(q, 'qc.not_evaluated'), lang)}" for q in lv.qc
-            ],
-        }
+        [
+            {
+                t("col.node", lang): node,
+                t("col.time", lang): fmt_time(newest.get(node), farm.tz),
+                **{metric_label(m, lang): vals.get(m, "") for m in order},
+            }
+            for node, vals in sorted(cells.items())
+        ]
     )
-    st.dataframe(table, hide_index=True, height=min(38 + 35 * len(table), 420))
+    st.dataframe(table, hide_index=True)
+    st.caption(t("farm.qc_legend", lang))
 
 
 def _series(farm: Farm, nodes: list[Any], lang: Lang, start: datetime, end: datetime) -> None:
@@ -108,10 +135,25 @@ def _series(farm: Farm, nodes: list[Any], lang: Lang, start: datetime, end: date
     if frame.empty or frame["count"].sum() == 0:
         st.info(t("empty.range", lang))
         return
-    fig = charts.timeseries(frame, metric, farm.tz, lang)
+    fig = charts.timeseries(
+        frame, metric, farm.tz, lang, alert_periods=_periods(farm, metric, chosen, start, end)
+    )
     st.plotly_chart(fig, key="series_chart")
     st.caption(t("farm.legend_gap", lang))
     ui.downloads(_export_frame(frame, metric), f"{farm.id}-{metric}-{chart.bucket}", lang, key="series")
+
+
+def _periods(
+    farm: Farm, metric: str, nodes: list[str], start: datetime, end: datetime
+) -> list[tuple[datetime, datetime | None]]:
+    """Alert periods of the chosen nodes on this metric (or on the whole node), to shade."""
+    if not alertsdata.CONFIGURED:
+        return []
+    df: pd.DataFrame = alert_periods(farm.id, start, end)
+    if df.empty:
+        return []
+    mine = df[df.node_id.isin(nodes) & (df.metric.isna() | (df.metric == metric))]
+    return [(s, None if pd.isna(e) else e) for s, e in zip(mine.started_at, mine.ended_at, strict=True)]
 
 
 def _export_frame(frame: pd.DataFrame, metric: str) -> pd.DataFrame:
@@ -149,14 +191,23 @@ def _health(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
         if ch.frame.empty or ch.frame["count"].sum() == 0:
             col.caption(f"{t(title, lang)}: {t('empty.range', lang)}")
             continue
-        fig = charts.timeseries(ch.frame, metric, farm.tz, lang, title=t(title, lang))
-        fig.update_layout(height=260, showlegend=False)
+        fig = charts.timeseries(
+            ch.frame, metric, farm.tz, lang, title=t(title, lang), height=260, legend=False
+        )
         col.plotly_chart(fig, key=f"health_{metric}")
 
 
-def _sky(lang: Lang) -> None:
+def _sky(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
     st.subheader(t("farm.sky", lang))
-    st.info(t("not_configured.sky", lang), icon=":material/satellite_alt:")
+    # Imagery comes every few days: a 30-day window at least, so a week's range still shows some.
+    frames: dict[str, pd.DataFrame] = sky_series(farm.id, min(start, end - timedelta(days=30)), end)
+    index = {m: f for m, f in frames.items() if m != "soil_vwc"}
+    if not index:
+        st.info(t("not_configured.sky", lang), icon=":material/satellite_alt:")
+        return
+    fig = charts.index_beside_soil(index, frames.get("soil_vwc"), farm.tz, lang, t("farm.sky_chart", lang))
+    st.plotly_chart(fig, key="sky_chart")
+    st.caption(t("farm.sky_note", lang))
 
 
 def _agro(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
@@ -219,18 +270,23 @@ def _agro_pig(farm: Farm, frames: dict[str, pd.DataFrame], lang: Lang, end: date
             continue
         unit = metric_label(metric, lang).rsplit("(", 1)[-1].rstrip(")")
         fig = charts.timeseries(
-            f, metric, farm.tz, lang, limits=[(limit, t("agro.limit", lang, limit=limit, unit=unit))]
+            f,
+            metric,
+            farm.tz,
+            lang,
+            limits=[(limit, t("agro.limit", lang, limit=limit, unit=unit))],
+            height=260,
+            legend=False,
         )
-        fig.update_layout(height=260, showlegend=False)
         col.plotly_chart(fig, key=f"agro_{metric}")
     water = agro.pen_water(frames, ui.now_local(farm.tz).date())
     if water is not None:
         st.markdown(f"**{t('agro.water', lang)}**")
         for row in water.itertuples():
             text = (
-                t("agro.water_drop", lang, pct=f"{-100 * row.change:.0f}")
-                if row.change is not None and row.change < 0
-                else t("agro.water_ok", lang)
+                t("agro.water_change", lang, pct=f"{100 * row.change:+.0f}")
+                if row.change is not None and pd.notna(row.change)
+                else t("agro.water_nobase", lang)
             )
             (st.warning if row.alert else st.caption)(
                 f"{row.node_id} · {row.day}: {row.litres_day:.0f} L · {text}"
@@ -259,8 +315,7 @@ def _agro_pond(farm: Farm, frames: dict[str, pd.DataFrame], lang: Lang, end: dat
         if f is None or f.empty:
             col.caption(f"{metric_label(metric, lang)}: {t('empty.range', lang)}")
             continue
-        fig = charts.timeseries(f, metric, farm.tz, lang)
-        fig.update_layout(height=260, showlegend=False)
+        fig = charts.timeseries(f, metric, farm.tz, lang, height=260, legend=False)
         col.plotly_chart(fig, key=f"agro_{metric}")
 
 
@@ -272,23 +327,9 @@ def page() -> None:
     st.title(f"{farm.name}")
     st.caption(f"{kind_label(farm.kind, lang)} · {farm.id} · {t('farm.local_time', lang, tz=farm.tz)}")
     nodes = list_nodes(farm.id)
+    _latest(farm, lang, ui.config().dashboard_offline_after_s)
     start, end = _range(lang, farm.tz)
-    tabs = st.tabs(
-        [
-            t("farm.latest", lang),
-            t("farm.charts", lang),
-            t("farm.health", lang),
-            t("farm.agro", lang),
-            t("farm.sky", lang),
-        ]
-    )
-    with tabs[0]:
-        _latest(farm, lang)
-    with tabs[1]:
-        _series(farm, nodes, lang, start, end)
-    with tabs[2]:
-        _health(farm, lang, start, end)
-    with tabs[3]:
-        _agro(farm, lang, start, end)
-    with tabs[4]:
-        _sky(lang)
+    _series(farm, nodes, lang, start, end)
+    _agro(farm, lang, start, end)
+    _health(farm, lang, start, end)
+    _sky(farm, lang, start, end)

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import data, mapview, ui
-from dashboard.i18n import Lang, fmt_age, fmt_time, kind_label, t
+from dashboard import alertsdata, data, mapview, ui
+from dashboard.i18n import Lang, fmt_age, kind_label, t
 from dashboard.state import COLOURS
 
-overview_data = ui.cached(data.overview)
+overview_data = ui.cached(alertsdata.overview)
 
 
 def _badge(state: str, lang: Lang) -> str:
@@ -21,6 +21,10 @@ _COLOUR_NAME = {"ok": "green", "warning": "orange", "alert": "red", "offline": "
 
 def page() -> None:
     lang = ui.current_lang()
+    farm = st.query_params.get("farm")
+    if farm and "farm" in ui.PAGES:
+        # Links of the form <dashboard>/?farm=ID (older alert messages) land on that farm's page.
+        st.switch_page(ui.PAGES["farm"], query_params=dict(st.query_params))
     cfg = ui.config()
     st.title(t("ov.header", lang))
     ov: data.Overview = overview_data(offline_after_s=cfg.dashboard_offline_after_s)
@@ -74,7 +78,6 @@ def page() -> None:
         if gws.empty:
             st.caption(t("ov.no_gateways", lang))
         else:
-            tz_of = dict(zip(farms.id, farms.tz, strict=True))
             st.dataframe(
                 pd.DataFrame(
                     {
@@ -82,8 +85,7 @@ def page() -> None:
                         t("col.gateway", lang): gws.name,
                         t("col.uplink", lang): [t(f"uplink.{u}", lang) for u in gws.uplink],
                         t("col.last_seen", lang): [
-                            fmt_time(ts, tz_of.get(f, "Asia/Shanghai")) if pd.notna(ts) else "–"
-                            for ts, f in zip(gws.last_seen, gws.farm_id, strict=True)
+                            fmt_age(a if pd.notna(a) else None, lang) for a in gws.age_s
                         ],
                     }
                 ),

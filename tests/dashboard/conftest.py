@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import psycopg
 import pytest
 import streamlit as st
 
-from agri.bench.dashseed import Seeded, seed
+from agri.bench.dashseed import Seeded, seed, seed_alerts, seed_sky
 
 ROOT = Path(__file__).resolve().parents[2]
 APP = str(ROOT / "dashboard" / "app.py")
@@ -18,9 +19,13 @@ APP = str(ROOT / "dashboard" / "app.py")
 
 @pytest.fixture(scope="module")
 def seeded(db_url: str) -> tuple[str, Seeded]:
+    """Four farms (one of each kind) x 3 nodes, 8 days every 15 min, three alerts, NDVI of the
+    orchard's two blocks every 5 days."""
     with psycopg.connect(db_url, autocommit=True) as conn:
         s = seed(conn, nodes_per_farm=3, days=8, interval_s=900, now=datetime.now(UTC))
-    return db_url, s
+        alerts = seed_alerts(conn, s)
+        seed_sky(conn, "longju-orchard", days=8)
+    return db_url, replace(s, alerts=alerts)
 
 
 @pytest.fixture
