@@ -135,7 +135,7 @@ def test_dispatcher_kill_9_mid_send_loses_nothing(db_url: str, receiver: Receive
     ]
     p = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: len(receiver.got("/k9")) >= 1, 30, "a send in flight")
+        wait_until(lambda: len(receiver.got("/k9")) >= 1, 120, "a send in flight")
         os.kill(p.pid, signal.SIGKILL)
         p.wait(10)
     finally:
@@ -146,7 +146,7 @@ def test_dispatcher_kill_9_mid_send_loses_nothing(db_url: str, receiver: Receive
     assert "sent" not in statuses(db_url, ids)[:1]
     p2 = subprocess.Popen(argv, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        wait_until(lambda: statuses(db_url, ids) == ["sent"] * 3, 30, "all sent after the restart")
+        wait_until(lambda: statuses(db_url, ids) == ["sent"] * 3, 120, "all sent after the restart")
     finally:
         p2.send_signal(signal.SIGTERM)
         p2.wait(20)
