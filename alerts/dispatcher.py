@@ -62,6 +62,7 @@ class Dispatcher:
         self.opts = opts
         self._sent: dict[str, deque[float]] = {}  # robot URL -> send times in the last minute
         self.conn: psycopg.Connection[Any] | None = None
+        self._backoff = Backoff(opts.min_backoff_s, opts.max_backoff_s)
         self.delivered = 0
         self.failed = 0
 
@@ -192,9 +193,7 @@ class Dispatcher:
                 event(log, "delivered", delivery=lead.id, channel=lead.channel, merged=len(group) - 1,
                       ms=round(latency, 1))  # fmt: skip
                 return
-            b = Backoff(self.opts.min_backoff_s, self.opts.max_backoff_s)
-            b.failures = max(0, lead.attempts - 1)
-            delay = b.next_delay()
+            delay = self._backoff.delay(max(0, lead.attempts - 1))
             conn.execute(
                 "UPDATE webhook_deliveries SET next_attempt_at = now() + make_interval(secs => %s),"
                 " last_error = %s, response_code = %s WHERE id = ANY(%s)",

@@ -1,9 +1,8 @@
 """The alert service's pure core: readings in (series by series, time order), rule transitions out.
 
-Each stored reading is evaluated once: a per-series *watermark* (the newest reading time evaluated)
-drops readings already seen (a feed range may overlap an earlier one, a duplicate is re-read).
-A reading older than its series' watermark (a late backlog behind newer data) is not fed to the
-episodes (it must not flip the current state), as :func:`kernel.rules.step` also guarantees.
+The feed hands over each stored reading once (see :func:`alerts.feed.read_readings`). A per-series
+*watermark* (the newest reading time evaluated) separates readings committed out of time order; an
+older reading never flips an episode (:func:`kernel.rules.step` guarantees it).
 
 Derived indices (``thi``) are computed from the same node's readings at the same time; anomaly
 scores and QC flags come in with the rows (computed by :mod:`alerts.analysis`). Silent-node rules
@@ -78,36 +77,51 @@ class Evaluator:
     dirty_series: set[int] = field(default_factory=set)
     evaluated: int = 0
 
-    def fresh(self, rows: Iterable[Row]) -> list[Row]:
-        """The rows newer than their series' watermark (advancing it): each reading once."""
-        out: list[Row] = []
+    def split(self, rows: Iterable[Row]) -> tuple[list[Row], list[Row]]:
+        """(rows newer than their series' watermark, advancing it; rows behind it).
+
+        Rows come exactly once from the feed; one behind its series' watermark was committed after
+        newer readings of the series (concurrent ingest workers). Both kinds go through the rules
+        (an older reading never flips an episode), only the newer ones through anomaly scoring,
+        whose state needs time order.
+        """
+        ahead: list[Row] = []
+        behind: list[Row] = []
         wm = self.watermarks
         for r in rows:
             w = wm.get(r.series_id)
             if w is not None and r.t <= w:
+                behind.append(r)
                 continue
             wm[r.series_id] = r.t
             self.dirty_series.add(r.series_id)
-            out.append(r)
-        return out
+            ahead.append(r)
+        return ahead, behind
 
     def feed(self, rows: list[Row]) -> list[Event]:
         """Evaluate fresh rows (see :meth:`fresh`), in series/time order; return transitions."""
         events: list[Event] = []
         derived: dict[tuple[int, float], dict[str, Row]] = {}
         by_farm: dict[str, list[Rule]] = {}
+        by_metric: dict[tuple[str, str], list[Rule]] = {}
+        nodes = self.nodes
+        episodes = self.episodes
         for r in rows:
-            self.evaluated += 1
-            seen = self.nodes.get(r.node_pk)
+            seen = nodes.get(r.node_pk)
             if seen is None:
-                self.nodes[r.node_pk] = NodeSeen(r.farm, r.node, r.t)
+                nodes[r.node_pk] = NodeSeen(r.farm, r.node, r.t)
             elif r.t > seen.last_t:
                 seen.last_t = r.t
-            rules = by_farm.get(r.farm)
+            key = (r.farm, r.metric)
+            rules = by_metric.get(key)
             if rules is None:
-                rules = by_farm[r.farm] = self.rules_for(r.farm)
+                if r.farm not in by_farm:
+                    by_farm[r.farm] = self.rules_for(r.farm)
+                rules = by_metric[key] = [
+                    x for x in by_farm[r.farm] if x.kind == "threshold" and x.metric == r.metric
+                ]
             for rule in rules:
-                if rule.kind != "threshold" or rule.metric != r.metric or not rule.applies_to(r.node):
+                if not rule.applies_to(r.node):
                     continue
                 if rule.source == "value":
                     v: float | None = r.value
@@ -115,10 +129,15 @@ class Evaluator:
                     v = r.score
                 else:
                     v = float(r.qc) if r.qc is not None else None
-                if v is not None and v == v:
-                    self._step(events, rule, r.farm, r.node, r.node_pk, r.series_id, r.metric, r.t, v)
+                if v is None or v != v:
+                    continue
+                # fast path: nothing to step while no episode exists and the condition does not hold
+                if not rule.triggered(v) and episode_key(rule, r.farm, r.node, r.metric) not in episodes:
+                    continue
+                self._step(events, rule, r.farm, r.node, r.node_pk, r.series_id, r.metric, r.t, v)
             if r.metric in ("air_t", "air_rh"):
                 derived.setdefault((r.node_pk, r.t), {})[r.metric] = r
+        self.evaluated += len(rows)
         if derived:
             self._derived(events, derived, by_farm)
         return events

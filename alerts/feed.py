@@ -21,6 +21,8 @@ import psycopg
 
 from alerts.engine import Row
 
+FeedRow = tuple[str, int, list[int], list[Any], list[Any], int]
+
 # Feed rows per evaluation transaction (a backlog is worked through in steps).
 CHUNK_ROWS = 200
 
@@ -59,14 +61,15 @@ def horizon(conn: psycopg.Connection[Any]) -> str:
 
 def next_rows(
     conn: psycopg.Connection[Any], cursor: tuple[str, int], limit_xid: str, limit: int = CHUNK_ROWS
-) -> list[tuple[str, int, list[int], list[Any], list[Any]]]:
+) -> list[FeedRow]:
     """Final feed rows after ``cursor``: (xid, id, node pks, range starts, range ends)."""
     rows = conn.execute(
-        "SELECT xid::text, id, node_ids, t_from, t_to FROM alert_feed"
+        "SELECT xmin::text, id, node_ids, t_from, t_to, xid::text FROM alert_feed"
         " WHERE (xid, id) > (%s::xid8, %s) AND xid < %s::xid8 ORDER BY xid, id LIMIT %s",
         (cursor[0], cursor[1], limit_xid, limit),
     ).fetchall()
-    return [(str(x), int(i), list(n), list(a), list(b)) for x, i, n, a, b in rows]
+    # (xid8 of the transaction, id, nodes, starts, ends, xmin the batch's readings carry)
+    return [(str(x8), int(i), list(n), list(a), list(b), int(xm)) for xm, i, n, a, b, x8 in rows]
 
 
 def save_cursor(conn: psycopg.Connection[Any], part: Partition, cursor: tuple[str, int]) -> None:
@@ -78,33 +81,46 @@ def save_cursor(conn: psycopg.Connection[Any], part: Partition, cursor: tuple[st
 
 def read_readings(
     conn: psycopg.Connection[Any],
-    feed: list[tuple[str, int, list[int], list[Any], list[Any]]],
+    feed: list[FeedRow],
     part: Partition,
 ) -> list[Row]:
-    """The readings the feed rows name, of this partition's farms, by series then time."""
+    """The readings the feed rows' transactions stored, of this partition's farms, by series then time.
+
+    Exact: within each node's time range only rows whose ``xmin`` is the feed row's own (the writer
+    inserts both in the same subtransaction; a redelivered duplicate keeps the xmin of the batch that
+    first stored it), so every stored reading is read once however the ranges of batches overlap.
+    """
     nodes: list[int] = []
     lo: list[Any] = []
     hi: list[Any] = []
-    for _, _, n, a, b in feed:
+    xids: list[int] = []
+    for _, _, n, a, b, xm in feed:
         nodes += n
         lo += a
         hi += b
+        xids += [xm] * len(n)
     if not nodes:
         return []
-    rows = conn.execute(
-        "SELECT DISTINCT r.series_id, n.id, n.farm_id, n.node_id, s.metric,"
-        " extract(epoch FROM r.time)::float8, r.value"
-        " FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[]) AS f(node, lo, hi)"
-        " JOIN nodes n ON n.id = f.node AND (hashtext(n.farm_id)::bigint & 2147483647) %% %s = %s"
-        " JOIN series s ON s.node_id = n.id"
-        " JOIN readings r ON r.series_id = s.id"
-        " AND r.time BETWEEN f.lo - interval '1 ms' AND f.hi + interval '1 ms'"
-        " ORDER BY 1, 6",
-        (nodes, lo, hi, part.count, part.index),
-    ).fetchall()
-    return [
-        Row(int(s), int(pk), str(f), str(nd), str(m), float(t), float(v)) for s, pk, f, nd, m, t, v in rows
-    ]
+    out: list[Row] = []
+    with conn.cursor(binary=True) as cur:
+        cur.execute(
+            "SELECT x.sid, n.id, n.farm_id, n.node_id, s.metric, array_agg(x.t ORDER BY x.t),"
+            " array_agg(x.v ORDER BY x.t) FROM (SELECT r.series_id AS sid,"
+            " extract(epoch FROM r.time)::float8 AS t, r.value AS v"
+            " FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[], %s::bigint[])"
+            " AS f(node, lo, hi, x)"
+            " JOIN nodes n ON n.id = f.node AND (hashtext(n.farm_id)::bigint & 2147483647) %% %s = %s"
+            " JOIN series s ON s.node_id = n.id"
+            " JOIN readings r ON r.series_id = s.id"
+            " AND r.time BETWEEN f.lo - interval '1 ms' AND f.hi + interval '1 ms'"
+            " AND r.xmin::text::bigint = f.x) x"
+            " JOIN series s ON s.id = x.sid JOIN nodes n ON n.id = s.node_id"
+            " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1",
+            (nodes, lo, hi, xids, part.count, part.index),
+        )
+        for sid, pk, farm, node, metric, ts, vs in cur:
+            out.extend(Row(sid, pk, farm, node, metric, t, v) for t, v in zip(ts, vs, strict=True))
+    return out
 
 
 def purge(conn: psycopg.Connection[Any]) -> int:

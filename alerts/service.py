@@ -27,6 +27,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from alerts import feed, lifecycle
+from alerts.analysis import DEFAULT_FLOOR, Analyzer
 from alerts.config import RuleBook
 from alerts.dispatcher import Dispatcher, DispatchOptions
 from alerts.engine import Evaluator, Event, NodeSeen, episode_key, subject
@@ -53,6 +54,8 @@ class AlertOptions:
     tick_s: float = 1.0
     dispatch: bool = True
     mqtt_url: str | None = None  # central broker: gateway health (topology, backlog)
+    analyse: bool = True  # anomaly scores and QC flags on every evaluated reading
+    anomaly_floor: float = DEFAULT_FLOOR
 
 
 class AlertService:
@@ -62,6 +65,7 @@ class AlertService:
         self.conn: psycopg.Connection[Any] | None = None
         self.kinds: dict[str, str] = {}
         self.ev = Evaluator(self._rules_for)
+        self.an = Analyzer(opts.anomaly_floor)
         self.pending_late: dict[str, dict[str, Any]] = {}  # farm -> summary being collected
         self.late_open: set[str] = set()  # episode keys opened from late data, not yet told
         self.dispatcher = (
@@ -95,6 +99,7 @@ class AlertService:
         conn = self.conn
         assert conn is not None
         ev = Evaluator(self._rules_for)
+        self.an = Analyzer(self.opts.anomaly_floor)  # states reload lazily from what was committed
         self.pending_late, self.late_open = {}, set()
         for key, state in conn.execute(
             "SELECT key, state FROM alert_state WHERE worker = %s", (self.part.name,)
@@ -139,6 +144,7 @@ class AlertService:
             )
 
     def _commit_done(self) -> None:
+        self.an.committed()
         self.ev.dirty.clear()
         self.ev.dirty_series.clear()
 
@@ -154,12 +160,15 @@ class AlertService:
                 rows = feed.next_rows(conn, cursor, hz)
                 if not rows:
                     return 0
-                readings = self.ev.fresh(feed.read_readings(conn, rows, self.part))
+                readings, behind = self.ev.split(feed.read_readings(conn, rows, self.part))
+                if self.opts.analyse:
+                    self.an.process(conn, readings)
                 now = time.time() if now is None else now
-                events = self.ev.feed(readings)
+                events = self.ev.feed(readings) + self.ev.feed(behind)
                 self._apply(conn, events, now)
                 self._promote(conn, now)
                 self._persist(conn)
+                self.an.persist(conn)
                 feed.save_cursor(conn, self.part, (rows[-1][0], rows[-1][1]))
         except BaseException:
             self._reset()

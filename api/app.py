@@ -20,7 +20,7 @@ from psycopg_pool import ConnectionPool
 from api import errors
 from api.deps import ApiConfig, AppState
 from api.middleware import BodyLimit, Metrics
-from api.routers import export, health, manage, readings, registry
+from api.routers import alerts, analytics, blocks, export, health, ingest, manage, readings, registry
 from kernel.log import event, get_logger
 from store import rollup
 
@@ -114,7 +114,17 @@ def create_app(config: ApiConfig) -> FastAPI:
     )
     app.state.metrics_registry = registry_
     errors.install(app)
-    for r in (health.router, registry.router, manage.router, readings.router, export.router):
+    for r in (
+        health.router,
+        registry.router,
+        manage.router,
+        readings.router,
+        export.router,
+        analytics.router,
+        ingest.router,
+        alerts.router,
+        blocks.router,
+    ):
         app.include_router(r)
     app.add_middleware(Metrics, registry=registry_)
     app.add_middleware(

@@ -37,6 +37,7 @@ class ApiConfig:
     refresh_interval_s: float = 5.0  # rollup refresher period (0: off)
     clock_skew_s: float = 300.0
     retention_days: int = 730
+    dashboard_url: str = "http://127.0.0.1:8501"  # links in alert messages
 
 
 @dataclass

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
-from starlette.routing import Match
 
 from api.errors import error_response
 
@@ -104,13 +103,10 @@ class Metrics:
         )
 
     def route_of(self, scope: Scope) -> str:
-        app = scope.get("app")
-        router = getattr(app, "router", None)
-        for r in getattr(router, "routes", []):
-            match, _ = r.matches(scope)
-            if match == Match.FULL:
-                return str(getattr(r, "path", "?"))
-        return "unmatched"
+        """The matched route's path template (bounded label values), set by the router."""
+        route = scope.get("route")
+        path = getattr(route, "path", None)
+        return str(path) if path else "unmatched"
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":

@@ -9,6 +9,8 @@ from typing import Literal
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from kernel.settings import env_error_line
+
 
 class DashboardConfigError(ValueError):
     """A dashboard setting is wrong; ``str()`` is one line naming the variable."""
@@ -55,8 +57,4 @@ def _load(env: tuple[tuple[str, str], ...]) -> DashboardConfig:
     try:
         return DashboardConfig()  # type: ignore[call-arg]
     except ValidationError as exc:
-        msgs = []
-        for err in exc.errors():
-            var = "AGRI_" + str((err.get("loc") or ("?",))[0]).upper()
-            msgs.append(f"{var}: {str(err.get('msg', 'invalid value')).removeprefix('Value error, ')}")
-        raise DashboardConfigError("; ".join(msgs)) from None
+        raise DashboardConfigError(env_error_line(exc, DashboardConfig, "AGRI_")) from None

@@ -168,9 +168,9 @@ def _decode(out: Decoded, topic: str, payload: bytes, limits: Limits, catalog: M
         raise ProtocolError("bad_topic", f"ingest does not consume {t.kind} topics")
     batch = decode_batch(t.farm, t.source, payload)
     out.batch_id = batch.batch_id
-    for i, (why, raw) in enumerate(batch.invalid):
+    for i, bad in enumerate(batch.invalid):
         key = _topic_key(topic, payload) + i.to_bytes(4, "big")
-        out.rejects.append(Reject(topic, "bad_entry", why, t.farm, None, None, None, raw, key))
+        out.rejects.append(Reject(topic, bad.reason, bad.detail, t.farm, bad.node, None, None, bad.raw, key))
     for node, p in batch.messages:
         key = message_key(t.farm, node, p)
         try:

@@ -33,12 +33,14 @@ from kernel.catalog import CATALOG, Metric
 VERSION = 1
 ROOT = "agri/v1"
 ID_PATTERN = r"[a-z0-9-]{1,32}"
+ID_REGEX = f"^{ID_PATTERN}$"  # the same rule where only a pattern can be given (OpenAPI query parameters)
 _ID_RE = re.compile(ID_PATTERN + r"\Z")
 RESERVED_NODE_IDS = frozenset({"gw"})
 MAX_PAYLOAD_BYTES = 256 * 1024  # one node message (a long backlog is split by the node)
 MAX_BATCH_BYTES = 4 * 1024 * 1024  # one gateway envelope, compressed
 MAX_BATCH_INFLATED = 32 * 1024 * 1024
 MAX_SEQ = 2**53
+MAX_INVALID_B64 = 8192  # base64 of an invalid entry's raw bytes (gateways send at most 2 KiB raw)
 
 TopicKind = Literal["up", "status", "config", "batch", "health"]
 
@@ -375,12 +377,42 @@ def encode_up(
 
 
 @dataclass(frozen=True, slots=True)
+class BadEntry:
+    """An envelope entry that is not a node payload: one the gateway marked invalid (with its
+    reason, e.g. ``bad_encoding``, and the message's raw bytes) or a malformed one (``bad_entry``)."""
+
+    node: str | None  # the node id, when the entry names a valid one
+    reason: str
+    detail: str
+    raw: bytes  # the message as the gateway received it; for a malformed entry, the entry's JSON
+
+
+@dataclass(frozen=True, slots=True)
 class Batch:
     gateway: str
     farm: str
     batch_id: str
     messages: list[tuple[str, bytes]]  # (node id, verbatim node payload)
-    invalid: list[tuple[str, bytes]] = field(default_factory=list)  # (why, raw entry) for bad entries
+    invalid: list[BadEntry] = field(default_factory=list)
+
+
+_REASON_RE = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
+
+
+def _gateway_invalid(m: dict[str, Any]) -> BadEntry | None:
+    """A ``{"node", "invalid": "<reason>: <detail>", "raw_b64"}`` entry; None if it is not one."""
+    why, b64, node = m.get("invalid"), m.get("raw_b64"), m.get("node")
+    if not isinstance(why, str) or not isinstance(b64, str) or len(b64) > MAX_INVALID_B64:
+        return None
+    try:
+        raw = base64.b64decode(b64, validate=True)
+    except ValueError:
+        return None
+    reason, _, detail = why.partition(": ")
+    if not _REASON_RE.match(reason):
+        reason, detail = "bad_entry", why
+    ok_node = isinstance(node, str) and valid_id(node) and node not in RESERVED_NODE_IDS
+    return BadEntry(node if ok_node else None, reason, detail[:500] or "marked invalid by the gateway", raw)
 
 
 def encode_batch(
@@ -392,10 +424,11 @@ def encode_batch(
 ) -> bytes:
     """Encode a gateway envelope.
 
-    ``invalid`` holds (topic node segment, reason, raw bytes) of messages the gateway received but
-    cannot carry verbatim (not UTF-8, bad topic, too large). They travel as
-    ``{"node":..,"invalid":reason,"raw_b64":..}`` entries, which :func:`decode_batch` reports in
-    :attr:`Batch.invalid`, so the central dead-letter table records them with the gateway's reason.
+    ``invalid`` holds (topic node segment, ``"<reason>: <detail>"``, raw bytes) of messages the
+    gateway received but cannot carry verbatim (not UTF-8, bad topic, too large). They travel as
+    ``{"node":..,"invalid":"<reason>: <detail>","raw_b64":..}`` entries, which :func:`decode_batch`
+    reports as :class:`BadEntry` with that node, reason and detail, so the central dead-letter
+    table records them as the gateway classified them.
     """
     msgs: list[dict[str, str]] = [{"node": n, "p": p.decode("utf-8")} for n, p in messages]
     msgs += [
@@ -431,17 +464,25 @@ def decode_batch(farm: str, gateway: str, payload: bytes) -> Batch:
     if not isinstance(msgs, list):
         raise ProtocolError("bad_field", "'msgs' must be a list")
     out: list[tuple[str, bytes]] = []
-    invalid: list[tuple[str, bytes]] = []
+    invalid: list[BadEntry] = []
     for i, m in enumerate(msgs):
+        # ensure_ascii: JSON strings may hold lone surrogates, which UTF-8 cannot encode.
+        if isinstance(m, dict) and "invalid" in m and "p" not in m:
+            bad = _gateway_invalid(m)
+            invalid.append(
+                bad
+                or BadEntry(None, "bad_entry", f"msgs[{i}]: malformed invalid entry",
+                            json.dumps(m, ensure_ascii=True)[:4096].encode())
+            )  # fmt: skip
+            continue
         if not isinstance(m, dict) or not isinstance(m.get("node"), str) or not isinstance(m.get("p"), str):
-            # ensure_ascii: JSON strings may hold lone surrogates, which UTF-8 cannot encode.
             raw = json.dumps(m, ensure_ascii=True)[:4096].encode()
-            invalid.append((f"msgs[{i}] must be {{'node': str, 'p': str}}", raw))
+            invalid.append(BadEntry(None, "bad_entry", f"msgs[{i}] must be {{'node': str, 'p': str}}", raw))
             continue
         node = m["node"]
         if not valid_id(node) or node in RESERVED_NODE_IDS:
             raw = json.dumps(m, ensure_ascii=True)[:4096].encode()
-            invalid.append((f"msgs[{i}]: bad node id {short(node)}", raw))
+            invalid.append(BadEntry(None, "bad_entry", f"msgs[{i}]: bad node id {short(node)}", raw))
             continue
         # surrogatepass keeps the payload byte-exact for the dead-letter row; decode_up then
         # refuses it as bad_encoding.

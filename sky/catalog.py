@@ -4,6 +4,7 @@ process them for the blocks they cover."""
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -14,12 +15,15 @@ import pystac
 from shapely.geometry import box, shape
 
 from analytics.imagery.config import MIN_VALID_FRACTION
-from sky.errors import InputError
+from kernel.log import event, get_logger
+from sky.errors import InputError, SourceUnavailable
 from sky.items import Scene, item_from_geotiff, processing_baseline, read_item, scene_from_item
 from sky.process import BlockResult, process_scene
+from sky.render import render_item
 from store import sky as store_sky
 
 _TIFF_SUFFIXES = (".tif", ".tiff")
+log = get_logger("sky")
 
 
 @dataclass
@@ -81,7 +85,40 @@ def import_item(
     pk = record_item(conn, item, scene, href)
     blocks = blocks_for_item(conn, item, farm_id)
     results = process_scene(conn, pk, scene, blocks, min_valid=min_valid)
+    stored_farms = sorted({r.farm_id for r in results if r.status == "stored"})
+    for farm in stored_farms:
+        update_overlay(conn, item, pk, scene, [b for b in blocks if b.farm_id == farm])
     return ImportResult(item.id, pk, scene.source, scene.when, results)
+
+
+def update_overlay(
+    conn: psycopg.Connection[Any],
+    item: pystac.Item,
+    item_pk: int,
+    scene: Scene,
+    blocks: list[store_sky.Block],
+    index: str = "ndvi",
+) -> bool:
+    """Render the farm's map overlay from this item and keep it if it is the newest; a failure to
+    render is logged, never fatal to the import (the statistics are already stored)."""
+    try:
+        r = render_item(item, blocks, index)
+    except (InputError, SourceUnavailable) as exc:
+        event(
+            log,
+            "overlay_skipped",
+            level=logging.WARNING,
+            farm=blocks[0].farm_id,
+            item=item.id,
+            reason=str(exc),
+        )
+        return False
+    return store_sky.save_overlay(
+        conn,
+        store_sky.Overlay(
+            blocks[0].farm_id, index, scene.source, item_pk, scene.when, r.png, r.bounds, r.vmin, r.vmax
+        ),
+    )
 
 
 def _items_in_json(path: Path) -> list[pystac.Item]:
@@ -122,7 +159,16 @@ def collect(
         if not p.exists():
             raise InputError(f"{target}: no such file or directory")
         if p.is_dir():
-            paths = sorted(str(x) for x in p.rglob("*") if x.suffix.lower() in (".json", *_TIFF_SUFFIXES))
+            # A folder's GeoTIFFs are the assets of its items when it has item JSON files; only a
+            # folder without any is a set of plain GeoTIFFs.
+            files = sorted(x for x in p.rglob("*") if x.is_file())
+            with_items = {x.parent for x in files if x.suffix.lower() == ".json"}
+            paths = [
+                str(x)
+                for x in files
+                if x.suffix.lower() == ".json"
+                or (x.suffix.lower() in _TIFF_SUFFIXES and x.parent not in with_items)
+            ]
             if not paths:
                 raise InputError(f"{target}: no STAC item (.json) or GeoTIFF in the directory")
         else:

@@ -152,6 +152,7 @@ def fetch(
     items = search(stac_url, collection, union.bounds, start, end, max_cloud=max_cloud, max_items=max_items)
     res = FetchResult(found=len(items))
     needed = {b for bands in INDEX_BANDS.values() for b in bands} | {"scl"}
+    clipped: list[tuple[pystac.Item, str]] = []
     with rasterio.Env(**GDAL_HTTP_ENV):
         for item in items:
             try:
@@ -188,9 +189,10 @@ def fetch(
             item_path = folder / "item.json"
             local.set_self_href(str(item_path))
             item_path.write_text(json.dumps(local.to_dict(transform_hrefs=False), indent=1), encoding="utf-8")
-            res.imported.append(
-                import_item(conn, local, href=str(item_path), farm_id=farm_id, min_valid=min_valid)
-            )
+            clipped.append((local, str(item_path)))
+    # Processing reads the local clips, outside the HTTP settings.
+    for local, href in clipped:
+        res.imported.append(import_item(conn, local, href=href, farm_id=farm_id, min_valid=min_valid))
     event(
         log, "fetch_done", farm=farm_id, found=res.found, imported=len(res.imported), skipped=len(res.skipped)
     )

@@ -19,10 +19,10 @@ import shapely
 from affine import Affine
 from numpy.typing import NDArray
 from pyproj import CRS, Transformer
-from rasterio.features import geometry_mask
 from rasterio.io import DatasetReader
 from shapely.geometry.base import BaseGeometry
 
+from analytics.imagery.mask import polygon_mask
 from sky.errors import InputError
 
 # Densify lon/lat edges before reprojecting (about 10 m), so a long straight edge stays where it is.
@@ -87,11 +87,15 @@ def block_grid(ds: DatasetReader, geom: BaseGeometry) -> Grid | None:
 
 
 def inside_mask(grid: Grid, geom: BaseGeometry) -> NDArray[np.bool_]:
-    """True for grid pixels whose centre lies inside the polygon."""
-    mask: NDArray[np.bool_] = geometry_mask(
-        [geom], out_shape=grid.shape, transform=grid.transform, invert=True
-    )
-    return mask
+    """True for grid pixels whose centre lies inside the polygon (``analytics.imagery.mask``:
+    pure numpy, so blocks can be masked from several threads)."""
+    t = grid.transform
+    rings = []
+    for part in getattr(geom, "geoms", [geom]):
+        for ring in (part.exterior, *part.interiors):
+            xy = np.asarray(ring.coords)[:, :2]
+            rings.append(np.column_stack([(xy[:, 0] - t.c) / t.a, (xy[:, 1] - t.f) / t.e]))
+    return polygon_mask(rings, grid.shape)
 
 
 def _index(centres: NDArray[np.floating[Any]], origin: float, step: float) -> NDArray[np.int64]:
@@ -99,10 +103,13 @@ def _index(centres: NDArray[np.floating[Any]], origin: float, step: float) -> ND
     return idx
 
 
-def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[np.float64]:
-    """``(len(bands), h, w)`` float64 samples of ``ds`` on ``grid`` (NaN beyond the file's extent).
+def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[Any]:
+    """``(len(bands), h, w)`` samples of ``ds`` on ``grid``, reading one window of the source: the
+    pixels containing the grid's pixel centres.
 
-    Reads one window of the source: the pixels containing the grid's pixel centres.
+    When the grid lies inside the file on the file's own lattice (the usual case) this is the
+    window as stored (the file's dtype, no copy). Otherwise it is float (float32, exact for 8- and
+    16-bit data, or float64 for float64 files) with NaN for grid pixels beyond the file's extent.
     """
     check_north_up(ds)
     g = grid.transform
@@ -113,18 +120,22 @@ def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[np.
     rows = _index(ys, t.f, t.e)
     cok = (cols >= 0) & (cols < ds.width)
     rok = (rows >= 0) & (rows < ds.height)
-    out = np.full((len(bands), grid.height, grid.width), np.nan)
+    dtype = np.float64 if np.dtype(ds.dtypes[bands[0] - 1]) == np.float64 else np.float32
     if not cok.any() or not rok.any():
-        return out
+        return np.full((len(bands), grid.height, grid.width), np.nan, dtype=dtype)
     c0, c1 = int(cols[cok].min()), int(cols[cok].max()) + 1
     r0, r1 = int(rows[rok].min()), int(rows[rok].max()) + 1
-    data = ds.read(bands, window=((r0, r1), (c0, c1)))
+    data: NDArray[Any] = ds.read(bands, window=((r0, r1), (c0, c1)))
     ri = rows[rok] - r0
     ci = cols[cok] - c0
-    if _is_run(ri) and _is_run(ci):  # same lattice (the usual case): a plain slice, no gather
+    same_lattice = _is_run(ri) and _is_run(ci)
+    if same_lattice and cok.all() and rok.all() and data.shape[1:] == grid.shape:
+        return data
+    if same_lattice:  # a plain slice, no gather
         block = data[:, int(ri[0]) : int(ri[-1]) + 1, int(ci[0]) : int(ci[-1]) + 1]
     else:
         block = data[:, ri[:, None], ci[None, :]]
+    out = np.full((len(bands), grid.height, grid.width), np.nan, dtype=dtype)
     rsel = np.flatnonzero(rok)
     csel = np.flatnonzero(cok)
     if _is_run(rsel) and _is_run(csel):

@@ -27,7 +27,7 @@ from shapely.ops import unary_union
 from analytics.imagery import INDEX_BANDS, compute_index
 from sky.errors import InputError
 from sky.items import scene_from_item
-from sky.process import open_dataset, reflectance_on_grid
+from sky.process import clear_on_grid, open_dataset, reflectance_on_grid
 from sky.raster import block_grid, inside_mask, reproject_lonlat
 from store import sky as store_sky
 
@@ -98,7 +98,8 @@ def render_item(item: pystac.Item, blocks: list[store_sky.Block], index: str = "
             raise InputError(f"item {item.id} does not cover the blocks")
         if grid.width * grid.height > MAX_PIXELS:
             raise InputError(f"the blocks span {grid.width}x{grid.height} pixels; render fewer blocks")
-        refl, clear = reflectance_on_grid(scene, cache, grid, list(INDEX_BANDS[index]))
+        refl = reflectance_on_grid(scene, cache, grid, list(INDEX_BANDS[index]))
+        clear = clear_on_grid(scene, cache, grid)
         values = compute_index(index, refl)
         ok = inside_mask(grid, poly)
         if clear is not None:

@@ -136,3 +136,22 @@ def node_map(conn: psycopg.Connection[Any]) -> dict[tuple[str, str], int]:
     """All node primary keys keyed by (farm, node)."""
     rows = conn.execute("SELECT farm_id, node_id, id FROM nodes").fetchall()
     return {(f, n): int(i) for f, n, i in rows}
+
+
+def farm_nodes(conn: psycopg.Connection[Any], farm_id: str) -> list[str]:
+    """Node ids of a farm that are not retired, sorted."""
+    rows = conn.execute(
+        "SELECT node_id FROM nodes WHERE farm_id = %s AND retired_at IS NULL ORDER BY node_id", (farm_id,)
+    ).fetchall()
+    return [r[0] for r in rows]
+
+
+def set_node_firmware(
+    conn: psycopg.Connection[Any], farm_id: str, node_id: str, state: str, version: str | None = None
+) -> None:
+    """Record an update outcome (and the version the node now runs, when known)."""
+    conn.execute(
+        "UPDATE nodes SET ota_state = %s, ota_at = now(), firmware_version = COALESCE(%s, firmware_version)"
+        " WHERE farm_id = %s AND node_id = %s",
+        (state, version, farm_id, node_id),
+    )

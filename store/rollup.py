@@ -134,8 +134,9 @@ def refresh(conn: psycopg.Connection[Any], limit: int = 20_000) -> RefreshResult
             "DELETE FROM readings_hourly h USING rollup_keys k WHERE h.series_id = k.s AND h.hour = k.hr"
         )
         conn.execute(
-            "INSERT INTO readings_hourly (series_id, hour, n, sum, min, max)"
-            " SELECT k.s, k.hr, count(*), sum(r.value), min(r.value), max(r.value)"
+            "INSERT INTO readings_hourly (series_id, hour, n, sum, min, max, last_time, last_value)"
+            " SELECT k.s, k.hr, count(*), sum(r.value), min(r.value), max(r.value), max(r.time),"
+            " last(r.value, r.time)"
             " FROM rollup_keys k JOIN readings r"
             " ON r.series_id = k.s AND r.time >= k.hr AND r.time < k.hr + interval '1 hour'"
             " GROUP BY k.s, k.hr"

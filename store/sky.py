@@ -352,3 +352,49 @@ def block_soil_vwc(
         (farm_id, start, end),
     ).fetchall()
     return {b: float(v) for b, v in rows}
+
+
+@dataclass(frozen=True)
+class Overlay:
+    farm_id: str
+    index: str
+    source: str
+    item_pk: int
+    acquired_at: datetime
+    png: bytes
+    bounds: tuple[float, float, float, float]  # west, south, east, north
+    vmin: float
+    vmax: float
+
+
+def save_overlay(conn: psycopg.Connection[Any], o: Overlay) -> bool:
+    """Keep ``o`` unless the farm already has a newer image of that index and source."""
+    cur = conn.execute(
+        "INSERT INTO sky_overlays (farm_id, index, source, item_id, acquired_at, png, west, south, east,"
+        " north, vmin, vmax) VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s)"
+        " ON CONFLICT (farm_id, index, source) DO UPDATE SET item_id = EXCLUDED.item_id,"
+        " acquired_at = EXCLUDED.acquired_at, png = EXCLUDED.png, west = EXCLUDED.west,"
+        " south = EXCLUDED.south, east = EXCLUDED.east, north = EXCLUDED.north, vmin = EXCLUDED.vmin,"
+        " vmax = EXCLUDED.vmax, rendered_at = now()"
+        " WHERE sky_overlays.acquired_at <= EXCLUDED.acquired_at",
+        (o.farm_id, o.index, o.source, o.item_pk, o.acquired_at, o.png, *o.bounds, o.vmin, o.vmax),
+    )
+    return cur.rowcount == 1
+
+
+def get_overlay(
+    conn: psycopg.Connection[Any], farm_id: str, index: str = "ndvi", source: str | None = None
+) -> Overlay | None:
+    """The farm's stored overlay of ``index`` (the newest over both sources unless one is named)."""
+    q = sql.SQL(
+        "SELECT farm_id, index, source, item_id, acquired_at, png, west, south, east, north, vmin, vmax"
+        " FROM sky_overlays WHERE farm_id = %s AND index = %s {} ORDER BY acquired_at DESC LIMIT 1"
+    ).format(sql.SQL("AND source = %s") if source else sql.SQL(""))
+    params: tuple[Any, ...] = (farm_id, index, source) if source else (farm_id, index)
+    row = conn.execute(q, params).fetchone()
+    if row is None:
+        return None
+    bounds = (float(row[6]), float(row[7]), float(row[8]), float(row[9]))
+    return Overlay(
+        row[0], row[1], row[2], int(row[3]), row[4], bytes(row[5]), bounds, float(row[10]), float(row[11])
+    )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -242,13 +242,13 @@ class Writer:
         hours = self._hour_keys(known) if n_rows else set()
         with conn.transaction():
             if n_rows:
-                res.stored, res.duplicates = self._copy(conn, data, n_rows)
+                res.stored, res.duplicates = self._copy(
+                    conn, data, n_rows, lambda n: _log_feed(conn, known, n)
+                )
             if rejects:
                 self._insert_rejects(conn, rejects)
             if known:
                 self._update_nodes(conn, known)
-                if res.stored:
-                    _log_feed(conn, known, res.stored)
             if hours:  # after the node locks: see store.rollup for why that order matters
                 rollup.mark_dirty(conn, hours)
         res.committed = [a for _, a in known]
@@ -315,12 +315,19 @@ class Writer:
                 self.series.setdefault(pk, {})[metric] = ensure_series(conn, pk, metric)
         event(log, "series_created", count=len(create))
 
-    def _copy(self, conn: psycopg.Connection[Any], data: bytes, n_rows: int) -> tuple[int, int]:
-        """COPY the stream into readings; return (stored, duplicates)."""
+    def _copy(
+        self, conn: psycopg.Connection[Any], data: bytes, n_rows: int, feed: Callable[[int], None]
+    ) -> tuple[int, int]:
+        """COPY the stream into readings; return (stored, duplicates).
+
+        ``feed(stored)`` logs the batch for the alert service in the same (sub)transaction as the
+        readings, so the feed row and its readings share one ``xmin`` (see alerts/feed.py).
+        """
         try:
             with conn.transaction(), conn.cursor() as cur:
                 with cur.copy(_COPY_READINGS.format(sql.Identifier("readings"))) as cp:
                     cp.write(data)
+                feed(n_rows)
                 return n_rows, 0
         except errors.UniqueViolation:
             pass
@@ -335,6 +342,8 @@ class Writer:
             )
             stored = max(cur.rowcount, 0)
             cur.execute(sql.SQL("TRUNCATE {}").format(sql.Identifier(_STAGE)))
+        if stored:
+            feed(stored)
         return stored, n_rows - stored
 
     def _insert_rejects(self, conn: psycopg.Connection[Any], rejects: Iterable[Reject]) -> None:
@@ -441,8 +450,8 @@ class Writer:
 def _log_feed(conn: psycopg.Connection[Any], known: list[tuple[int, Accepted]], stored: int) -> None:
     """One ``alert_feed`` row for the batch, in its transaction: each node's time range.
 
-    The alert service tails this log (see alerts/feed.py); it reads the readings back by node and
-    range, so a duplicate inside a range is harmless (its evaluator keeps per-series watermarks).
+    The alert service tails this log (see alerts/feed.py) and reads the readings back by node, range
+    and the feed row's ``xmin``, which is why this runs where the readings were inserted.
     """
     ranges: dict[int, list[float]] = {}
     for pk, a in known:

@@ -13,7 +13,8 @@ from agri import nab as nabrun
 from agri.anomaly_io import SeriesFileError, read_series_csv, write_scores_csv
 from agri.cli.common import console, err_console, fail
 from analytics.anomaly import AnomalyState, score_series, update
-from analytics.anomaly.synthetic import event_precision_recall, generate
+from analytics.anomaly.farm import ALERT_LEVEL, alerts
+from analytics.anomaly.synthetic import alarm_precision_recall, farm_masks, generate
 
 anomaly_app = typer.Typer(help="Streaming anomaly detection on CSV series", no_args_is_help=True)
 
@@ -166,19 +167,23 @@ def nab(
 
 @anomaly_app.command("synthetic")
 def synthetic(
-    seed: Annotated[int, typer.Option(help="generator seed (tests use 1; development used 0)")] = 1,
+    seed: Annotated[int, typer.Option(help="generator seed (development used 0 and 5)")] = 1,
     farms: Annotated[int, typer.Option(min=1, help="farms, each with one series of every kind")] = 10,
     days: Annotated[float, typer.Option(min=4.0, help="days of 5-minute data")] = 14.0,
-    threshold: Annotated[list[float] | None, typer.Option(help="alarm threshold(s) on the score")] = None,
+    threshold: Annotated[
+        list[float] | None, typer.Option(help=f"alert level(s) on the score (default {ALERT_LEVEL})")
+    ] = None,
     json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
-    """Event precision/recall on seeded synthetic farm series with injected faults."""
+    """Event precision/recall of farm alerts (QC flags, physical context, the score at an alert
+    level) on seeded synthetic farm series with injected faults."""
 
     data = generate(seed=seed, farms=farms, days=days)
     scores = update(AnomalyState.new(data.values.shape[0]), data.times, data.values)
+    qc, explained = farm_masks(data)
     rows = []
-    for thr in threshold or [0.2, 0.3]:
-        r = event_precision_recall(data, scores, thr)
+    for thr in threshold or [ALERT_LEVEL]:
+        r = alarm_precision_recall(data, alerts(scores, thr, qc, explained))
         rows.append(
             {
                 "threshold": thr,
@@ -196,6 +201,6 @@ def synthetic(
     for row in rows:
         kinds = ", ".join(f"{k} {v}" for k, v in row["faults_found"].items())  # type: ignore[attr-defined]
         console.print(
-            f"  threshold {row['threshold']}: precision {row['precision']}, recall {row['recall']} "
+            f"  alert level {row['threshold']}: precision {row['precision']}, recall {row['recall']} "
             f"({row['true_alarms']} true / {row['false_alarms']} false alarms; {kinds})"
         )

@@ -39,6 +39,7 @@ def api(
         refresh_interval_s=refresh_interval,
         clock_skew_s=s.clock_skew_s,
         retention_days=s.retention_days,
+        dashboard_url=f"http://{s.api_host}:{s.dashboard_port}",
     )
     uvicorn.run(
         create_app(cfg),

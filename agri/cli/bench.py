@@ -17,6 +17,10 @@ _BENCH_MODULES = (
     "agri.cli.bench_ingest",
     "agri.cli.bench_anomaly",
     "agri.cli.bench_gateway",
+    "agri.cli.bench_wire",
+    "agri.cli.bench_api",
+    "agri.cli.bench_alerts",
+    "agri.cli.bench_sky",
     "agri.cli.bench_dashboard",
 )
 

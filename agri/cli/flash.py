@@ -234,6 +234,19 @@ def flash(
         f"{res.free_bytes_after} bytes free",
         highlight=False,
     )
+    if res.romfs_partitions:
+        console.print(
+            f"[yellow]![/] code placement: /lib (bytecode in the heap); this board has "
+            f"{res.romfs_partitions} ROMFS partition(s), which agri flash does not write yet: "
+            "run `mpremote romfs deploy` with the built lib/ to run the code in place",
+            highlight=False,
+        )
+    else:
+        console.print(
+            "[cyan]•[/] code placement: /lib, bytecode loaded into the heap (this board's MicroPython "
+            "has no ROMFS: no vfs.rom_ioctl)",
+            highlight=False,
+        )
     if reset is not ResetChoice.none:
         console.print(f"[green]✓[/] {reset.value} reset: the node is starting", highlight=False)
     if res.boot_output.strip():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import os
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -11,14 +12,18 @@ import typer
 from rich.markup import escape
 
 from agri.cli.common import console, err_console, fail, settings
+from agri.flash.build import default_firmware_dir
+from agri.flash.errors import FlashError
 from agri.node import config as nodecfg
+from agri.node import ota
 from agri.node.emulate import Emulator, parse_fault, run_foreground
 from agri.node.provision import ProvisionError, Request, provision
 from agri.node.runtime import RuntimeMissing, parse_heap
 from agri.stack.manager import Stack
 from api.queries import nodeimport
 from api.queries.errors import QueryError
-from store import credentials
+from kernel.mqtt import make_client
+from store import credentials, registry
 
 node_app = typer.Typer(help="Sensor nodes: provision, emulate", no_args_is_help=True)
 
@@ -233,7 +238,9 @@ def import_(
         for e in report.errors:
             col = f", column {e.column}" if e.column else ""
             err_console.print(
-                f"{escape(str(file))}, line {e.line}{col}: {escape(e.message)}", highlight=False
+                f"{escape(str(file))}, line {e.line}{col}: {escape(e.message)}",
+                highlight=False,
+                soft_wrap=True,
             )
         if report.errors:
             fail(f"{len(report.errors)} problem(s) in {file}; nothing was registered", 1)
@@ -287,6 +294,84 @@ def sync_accounts() -> None:
     if n is None:
         fail("external broker: create the accounts there (node_credentials holds the $7$ hashes)")
     console.print(f"[green]✓[/] {n} node account(s) applied", highlight=False)
+
+
+@node_app.command("update")
+def update(
+    farm: Annotated[str, typer.Option("--farm", help="Farm id")],
+    version: Annotated[str, typer.Option("--version", help="Version name of this release (e.g. 0.2.0)")],
+    node: Annotated[
+        list[str] | None, typer.Option("--node", help="Node id (repeatable; default: every node of the farm)")
+    ] = None,
+    stages: Annotated[
+        str, typer.Option("--stages", help="Stages: counts or cumulative percentages, e.g. 1,25%,100%")
+    ] = "100%",
+    firmware_dir: Annotated[
+        Path | None,
+        typer.Option("--firmware-dir", help="Firmware sources (default: this checkout's firmware/)"),
+    ] = None,
+    max_boots: Annotated[
+        int,
+        typer.Option("--max-boots", help="Boots a new version gets to connect and publish before rollback"),
+    ] = 3,
+    timeout: Annotated[
+        float, typer.Option("--timeout", help="Seconds to wait for each stage's nodes to report")
+    ] = 900,
+    mqtt_url: Annotated[
+        str | None,
+        typer.Option("--mqtt-url", help="Broker URL with a platform account (default: the stack's)"),
+    ] = None,
+) -> None:
+    """Update node firmware over the air, stage by stage; a stage with a node that does not report
+    the new version running (rolled back, refused, failed, silent) stops the roll-out."""
+    stack = Stack(settings())
+    try:
+        rel = ota.release(version, firmware_dir or default_firmware_dir())
+        master = ota.master_key(stack.home)
+    except (ota.UpdateError, FlashError) as exc:
+        fail(str(exc), 2)
+    with psycopg.connect(stack.database_url(), autocommit=True, connect_timeout=5) as conn:
+        nodes = list(node) if node else registry.farm_nodes(conn, farm)
+        if not nodes:
+            fail(f"farm {farm!r} has no nodes", 2)
+        watch = ota.StatusWatch()
+        client, kwargs = make_client(mqtt_url or stack.mqtt_url("admin"), f"agri-update-{os.getpid()}")
+        client.on_connect = lambda c, *_a: c.subscribe(f"agri/v1/{farm}/+/status", 1)
+        client.on_message = lambda _c, _u, m: watch.on_message(m.topic, bytes(m.payload))
+        client.connect(**kwargs)
+        client.loop_start()
+        try:
+            console.print(
+                f"release {rel.version}: {len(rel.files)} files, {rel.size} B, "
+                f"{len(ota.chunks(rel))} chunks per node",
+                highlight=False,
+            )
+            out = ota.roll_out(
+                client,
+                watch,
+                farm,
+                nodes,
+                rel,
+                master,
+                stage_spec=stages,
+                max_boots=max_boots,
+                timeout=timeout,
+                record=lambda n, st, v: registry.set_node_firmware(conn, farm, n, st, v),
+                say=lambda m: console.print(m, highlight=False),
+            )
+        except ota.UpdateError as exc:
+            fail(str(exc), 2)
+        finally:
+            client.disconnect()
+            client.loop_stop()
+    for o in out:
+        color = {"ok": "green", "timeout": "yellow", "not started": "yellow"}.get(o.result, "red")
+        note = " (asleep? it takes the update at its next wake)" if o.result == "timeout" else ""
+        console.print(
+            f"[{color}]{o.result}[/] {farm}/{o.node}: {o.air_bytes} B on air, {o.seconds:.0f} s{note}",
+            highlight=False,
+        )
+    raise typer.Exit(0 if all(o.result == "ok" for o in out) else 1)
 
 
 def register(app: typer.Typer) -> None:

@@ -69,16 +69,30 @@ def status(as_json: Annotated[bool, typer.Option("--json", help="Print one JSON 
     raise typer.Exit(0 if all(c["state"] == "running" for c in st.values()) else 1)
 
 
-def demo() -> None:
-    """Start the whole stack (plus simulated farms when available) in the foreground; Ctrl-C stops it."""
+def demo(
+    fast: Annotated[
+        bool,
+        typer.Option("--fast", help="Compress time (seconds instead of minutes): for tests and a quick look"),
+    ] = False,
+    scale: Annotated[
+        float, typer.Option(help="Share of the simulated nodes to run (1.0: 200 nodes)", min=0.01, max=1.0)
+    ] = 1.0,
+    history_days: Annotated[
+        float, typer.Option(help="Days of history sent through ingest before going live", min=0, max=30)
+    ] = 7.0,
+    firmware: Annotated[
+        bool, typer.Option(help="Run 8 nodes on the real MicroPython firmware (unix port)")
+    ] = True,
+    sky: Annotated[bool, typer.Option(help="Import generated satellite scenes and a drone flight")] = True,
+) -> None:
+    """The whole platform with a simulated Wanzhou district and scripted scenarios; Ctrl-C stops it."""
 
     st = _stack()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    opts = demo_mod.DemoOptions(fast=fast, scale=scale, history_days=history_days, firmware=firmware, sky=sky)
     try:
-        st.up(log=lambda m: console.print(f"[green]✓[/] {m}", highlight=False))
-
-        demo_mod.run(st, stop, console)
+        demo_mod.run(st, stop, console, opts)
     except (StackError, MigrationError) as exc:
         fail(str(exc))
     except KeyboardInterrupt:

@@ -166,6 +166,15 @@ class Device:
         out = self._exec("inspect", _DESCRIBE_SCRIPT)
         return out.decode(errors="replace").strip()
 
+    def romfs_partitions(self) -> int:
+        """ROMFS partitions the board offers (MicroPython 1.25+ ``vfs.rom_ioctl``); 0 if none."""
+        code = "import vfs\nprint(vfs.rom_ioctl(1) if hasattr(vfs, 'rom_ioctl') else 0)"
+        out = self._exec("inspect", code).decode(errors="replace").strip()
+        try:
+            return max(0, int(out.splitlines()[-1]))
+        except (ValueError, IndexError):
+            return 0
+
     def files(self, roots: list[str]) -> dict[str, DeviceFile]:
         """Size and sha256 of every file at or under ``roots`` (missing roots are skipped)."""
         out = self._exec("inspect", _STATE_SCRIPT % (roots,))

@@ -63,6 +63,7 @@ class FlashResult:
     removed: list[str] = field(default_factory=list)
     verified: int = 0
     free_bytes_after: int = 0
+    romfs_partitions: int = 0  # the board's ROMFS partitions (0: code runs from /lib in the heap)
     boot_output: bytes = b""
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -90,6 +91,7 @@ def flash(
     try:
         res.device = dev.describe()
         rep.step(f"connected: {res.device}")
+        res.romfs_partitions = dev.romfs_partitions()
         lap("connect")
         roots = inspect_roots(plan)
         before = dev.files(roots)

@@ -145,6 +145,9 @@ class NodeConfig(_Strict):
     spool: SpoolLimits = Field(default_factory=lambda: SpoolLimits.model_validate({}))
     wifi: Wifi | None = None
     sensors: list[Sensor] = Field(default_factory=list, max_length=16)
+    # HMAC-SHA256 key the node checks firmware update manifests with (agri.node.ota); none: the
+    # node refuses every update.
+    ota_key: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
 
     def metrics(self) -> list[str]:
         return [m for s in self.sensors for m in s.outputs()]
@@ -246,3 +249,34 @@ def profile(kind: str) -> tuple[int, list[Sensor]]:
         raise ValueError(f"farm kind {kind!r} must be one of {', '.join(FARM_KINDS)}")
     interval, sensors = PROFILES[kind]
     return interval, [Sensor.model_validate(s) for s in sensors]
+
+
+def for_node(
+    farm: str,
+    node: str,
+    kind: str,
+    *,
+    interval: int | None,
+    host: str,
+    port: int,
+    user: str,
+    password: str,
+    wifi_ssid: str | None = None,
+    wifi_password: str = "",
+    ota_key: str | None = None,
+) -> NodeConfig:
+    """The config ``agri node add`` writes: the farm kind's sensor profile and the node's broker
+    account (``tests/firmware/test_config_agreement.py`` runs the firmware's check on all of them)."""
+    default_interval, sensors = profile(kind)
+    obj: dict[str, Any] = {
+        "farm": farm,
+        "node": node,
+        "broker": {"host": host, "port": port, "user": user, "password": password},
+        "interval": default_interval if interval is None else interval,
+        "sensors": [x.model_dump(exclude_none=True) for x in sensors],
+    }
+    if ota_key is not None:
+        obj["ota_key"] = ota_key
+    if wifi_ssid:
+        obj["wifi"] = {"ssid": wifi_ssid, "password": wifi_password}
+    return parse(obj, "node config")

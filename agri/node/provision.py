@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from agri.node import config as nodecfg
+from agri.node import ota
 from agri.stack.mqtt_auth import Account, new_password, node_username, verify_password
 from kernel.catalog import FARM_KINDS
 from kernel.protocol import check_id
@@ -129,9 +130,6 @@ def provision(stack: Any, req: Request) -> Result:
                     conn, req.farm, req.farm_name.strip(), farm.kind, lat=farm.lat, lon=farm.lon, tz=farm.tz
                 )
         kind = req.profile or farm.kind
-        interval, sensors = nodecfg.profile(kind)
-        if req.interval is not None:
-            interval = req.interval
 
         auth = stack.mqtt_auth() if not external else None
         username = node_username(req.farm, req.node)
@@ -142,17 +140,12 @@ def provision(stack: Any, req: Request) -> Result:
         rotated = password is None and acc is not None
         password = password or new_password()
 
-        obj: dict[str, Any] = {
-            "farm": req.farm,
-            "node": req.node,
-            "broker": {"host": host, "port": port, "user": username, "password": password},
-            "interval": interval,
-            "sensors": [x.model_dump(exclude_none=True) for x in sensors],
-        }
-        if req.wifi_ssid:
-            obj["wifi"] = {"ssid": req.wifi_ssid, "password": req.wifi_password}
         try:
-            cfg = nodecfg.parse(obj, "node config")
+            cfg = nodecfg.for_node(
+                req.farm, req.node, kind, interval=req.interval, host=host, port=port, user=username,
+                password=password, wifi_ssid=req.wifi_ssid, wifi_password=req.wifi_password,
+                ota_key=ota.node_key(ota.master_key(stack.home), req.farm, req.node),
+            )  # fmt: skip
         except nodecfg.ConfigError as exc:
             raise ProvisionError(str(exc)) from None
         metrics = cfg.metrics()

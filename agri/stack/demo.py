@@ -1,19 +1,31 @@
-"""What `agri demo` runs after the stack is up: simulated farms, then wait for Ctrl-C.
+"""What `agri demo` runs: a whole district on one machine, and its story in the first minutes.
 
-Four farms of the Wanzhou district plan (智慧果园, 智慧猪场, 智慧茶园, 渔场), two nodes each, are
-provisioned exactly as a technician would (`agri node add`: registry rows, broker account, node
-config) and each node runs the real MicroPython firmware under the unix port (`agri node emulate`)
-with simulated sensors, publishing to the embedded broker; `agri ingest` stores what they send.
+1. The embedded stack with every service (ingest, alerts, API, dashboard), with per-farm rule
+   overrides that shorten the scenario rules' holds (``$AGRI_HOME/demo/rules``).
+2. A local webhook receiver (:mod:`agri.stack.receiver`) and six Wanzhou farms
+   (:mod:`agri.stack.district`): blocks, nodes, commissioners whose webhooks point at the receiver in
+   four channel formats, a read-only API token.
+3. Farms with a gateway get their own farm broker and a real ``agri gateway`` whose uplink runs
+   through a relay the demo can cut (:mod:`agri.stack.uplink`).
+4. The fleet: two nodes per original farm run the real firmware under the MicroPython unix port;
+   the rest (>= 200) are simulated in one process (:mod:`agri.stack.fleet`), each with its own
+   broker account. A week of history goes through MQTT -> ingest first, in big messages.
+5. Sky: generated Sentinel-2-like scenes and one drone flight, imported like any imagery.
+6. Scenarios (:data:`SCENARIOS`) play out; the receiver shows what each commissioner was told.
 """
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import os
+import subprocess
+import sys
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
 
 import psycopg
 from rich.console import Console
@@ -21,70 +33,365 @@ from rich.console import Console
 from agri.node import config as nodecfg
 from agri.node.emulate import Emulator
 from agri.node.provision import Request, provision
-from store import registry
+from agri.stack import district
+from agri.stack.fleet import Fleet, SimNode
+from agri.stack.manager import Stack
+from agri.stack.mosquitto import Broker
+from agri.stack.mqtt_auth import MqttAuth
+from agri.stack.proc import Detached, free_port, spawn, terminate
+from agri.stack.receiver import DemoReceiver, Endpoint, Message
+from agri.stack.uplink import Uplink
 
-if TYPE_CHECKING:
-    from agri.node.emulate import Emulator
-    from agri.stack.manager import Stack
+FIRMWARE_FARMS = ("longju-citrus", "ganning-pigs", "taibai-tea", "xiaozhou-pond")
+FIRMWARE_NODES_PER_FARM = 2
 
 
 @dataclass(frozen=True)
-class DemoFarm:
-    id: str
+class Pace:
+    """How fast the demo runs. ``normal`` is for people; ``fast`` compresses time for tests."""
+
     name: str
-    kind: str
-    lat: float
-    lon: float
-    elevation_m: float
+    sim_interval: dict[str, int]  # sampling interval per farm kind
+    scenario_interval: int  # nodes in a scenario report this often
+    firmware_interval: int
+    hold_s: int  # scenario rules must hold this long (field defaults: 15-30 min)
+    gateway_health_s: float
+    gateway_after_s: int
+    history_step_s: int
+    lead_s: float  # first scenario starts this long after the fleet is live
+    spacing_s: float  # between scenario starts
+    length_s: float  # how long each condition lasts
 
 
-DEMO_FARMS = (
-    DemoFarm("longju-citrus", "龙驹镇柑橘园", "orchard", 30.63, 108.63, 420.0),
-    DemoFarm("ganning-pigs", "甘宁镇生态猪场", "pig_farm", 30.72, 108.27, 350.0),
-    DemoFarm("taibai-tea", "太白茶园", "tea_garden", 30.86, 108.52, 780.0),
-    DemoFarm("xiaozhou-pond", "小周镇生态渔场", "pond", 30.86, 108.49, 180.0),
+NORMAL = Pace("normal", dict(district.FARM_KINDS_INTERVAL), 15, 10, 60, 5.0, 15, 1800, 20, 30, 150)
+FAST = Pace(
+    "fast", {"orchard": 5, "pig_farm": 5, "tea_garden": 5, "pond": 5}, 1, 2, 4, 1.0, 4, 7200, 2, 2, 10
 )
-NODES_PER_FARM = 2
-DEMO_INTERVAL_S = 10  # faster than a field node, so the dashboard fills within minutes
 
 
-def provision_demo(stack: Stack, console: Console) -> list[Any]:
-    """Provision the demo farms and nodes (idempotent); return their node configs."""
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    farm: str
+    node: str  # a simulated node
+    rule: str  # the alert rule it trips
+    what: str
+    values: dict[str, float]  # metric -> value while the condition lasts
+    needs: str | None = None  # a platform piece it needs (skipped, with one log line, until present)
 
-    configs = []
-    for farm in DEMO_FARMS:
-        for i in range(1, NODES_PER_FARM + 1):
-            res = provision(
-                stack,
-                Request(
-                    farm=farm.id,
-                    node=f"n-{i:02d}",
-                    farm_kind=farm.kind,
-                    farm_name=farm.name,
-                    node_name=f"{farm.name} {i}号节点",
-                    interval=DEMO_INTERVAL_S,
-                ),
+
+SCENARIOS: tuple[Scenario, ...] = (
+    Scenario("barn-heat", "ganning-pigs", "s-001", "heat-stress",
+             "barn heat stress: 31 °C at 78 % RH (THI about 84) in barn 1 of 甘宁镇生态猪场",
+             {"air_t": 31.0, "air_rh": 78.0}),
+    Scenario("dawn-oxygen", "xiaozhou-pond", "s-001", "do-low",
+             "dawn oxygen sag: dissolved oxygen falls to 2.4 mg/L in pond 1 of 小周镇生态渔场",
+             {"do_mgl": 2.4}),
+    Scenario("frost-night", "taolong-citrus", "s-001", "frost",
+             "frost night: −3.5 °C in block 1 of 太龙镇古红桔园", {"air_t": -3.5, "air_rh": 95.0}),
+    Scenario("stuck-soil", "taolong-citrus", "s-002", "soil-stuck",
+             "stuck soil-moisture probe: 23.41 % on every reading (QARTOD flat line)",
+             {"soil_vwc": 23.41}, needs="alerts.qc"),
+    Scenario("uplink-outage", "ganning-pigs", "gw-1", "gateway-down",
+             "gateway uplink outage at 甘宁镇生态猪场: the 4G link drops, the gateway spools, then catches up",
+             {}),
+)  # fmt: skip
+
+
+def qc_available() -> bool:
+    """QC flags reach alert rules once the alert service computes them (alerts.qc lands)."""
+    import importlib.util
+
+    try:
+        return importlib.util.find_spec("alerts.qc") is not None
+    except ModuleNotFoundError:
+        return False
+
+
+@dataclass
+class DemoOptions:
+    fast: bool = False
+    scale: float = 1.0  # share of the simulated nodes (tests use less)
+    history_days: float = 7.0
+    firmware: bool = True
+    sky: bool = True
+    print_every_s: float = 30.0
+
+    @property
+    def pace(self) -> Pace:
+        return FAST if self.fast else NORMAL
+
+
+@dataclass
+class Demo:
+    """Everything the demo started, so it can all be stopped."""
+
+    stack: Stack
+    opts: DemoOptions
+    say: Callable[[str], None]
+    receiver: DemoReceiver | None = None
+    brokers: list[Broker] = field(default_factory=list)
+    gateways: list[Detached] = field(default_factory=list)
+    uplinks: dict[str, Uplink] = field(default_factory=dict)
+    fleet: Fleet | None = None
+    fleet_thread: threading.Thread | None = None
+    fleet_stop: threading.Event = field(default_factory=threading.Event)
+    firmware: list[tuple[Emulator, subprocess.Popen[str]]] = field(default_factory=list)
+    token: str | None = None
+    started_live: float = 0.0
+    scenario_state: dict[str, str] = field(default_factory=dict)
+    outage_cut_at: float | None = None
+    outage_acked_before: int = 0
+
+    @property
+    def home(self) -> Path:
+        return self.stack.home
+
+    @property
+    def demo_dir(self) -> Path:
+        return self.home / "demo"
+
+    # --- setup ----------------------------------------------------------------------------------
+
+    def start_stack(self, log: Callable[[str], None]) -> None:
+        p = self.opts.pace
+        rules = district.write_rules(self.demo_dir / "rules", p.hold_s, p.gateway_after_s)
+        os.environ["AGRI_ALERT_FARM_RULES"] = str(rules)
+        self.stack.up(log=log)
+
+    def start_receiver(self) -> None:
+        def show(m: Message) -> None:
+            ok = "[green]signature verified[/]" if m.verified else f"[red]NOT verified ({m.check})[/]"
+            self.say(f"[bold]📨 webhook #{m.n}[/] to {m.commissioner} ({m.channel}): {m.event} · {ok}")
+
+        self.receiver = DemoReceiver(log=show)
+
+    def seed(self) -> list[SimNode]:
+        st, p = self.stack, self.opts.pace
+        assert self.receiver is not None
+        urls: dict[str, str] = {}
+        secrets: dict[str, str | None] = {}
+        for f in district.FARMS:
+            c = f.commissioner
+            secret = st.secrets.get(f"demo_hook_{c.name}", 24)
+            if c.channel == "generic":  # Standard Webhooks: whsec_ + base64 of the key
+                secret = "whsec_" + base64.b64encode(secret.encode()[:24]).decode()
+            secrets[c.name] = secret
+            urls[c.name] = self.receiver.add(Endpoint(c.name, c.channel, secret))
+        ports: dict[str, int] = {}
+        for f in district.FARMS:
+            ports[f.id] = st.s.mqtt_port
+        with psycopg.connect(st.database_url(), autocommit=True) as conn:
+            district.seed_farms(conn, district.FARMS)
+            district.seed_commissioners(conn, district.FARMS, urls, secrets)
+            self.token = district.read_token(conn)
+        # Farm brokers first: nodes of a farm with a gateway talk to it.
+        for f in district.FARMS:
+            if f.gateway:
+                ports[f.id] = free_port()
+        auth = st.mqtt_auth()
+        intervals = dict(p.sim_interval)
+        with psycopg.connect(st.database_url(), autocommit=True) as conn:
+            nodes = district.sim_nodes(
+                conn, district.FARMS, auth, "127.0.0.1", ports, intervals, self.opts.scale
             )
-            configs.append(nodecfg.load(res.config_path))
-        with psycopg.connect(stack.database_url(), autocommit=True) as conn:
-            registry.upsert_farm(
-                conn, farm.id, farm.name, farm.kind, lat=farm.lat, lon=farm.lon, elevation_m=farm.elevation_m
+        auth.save()
+        st.broker().reload()
+        scen = {(s.farm, s.node) for s in SCENARIOS}
+        for n in nodes:
+            if (n.farm, n.node) in scen:
+                n.interval = p.scenario_interval
+        for f in district.FARMS:
+            if f.gateway:
+                self._farm_gateway(f, ports[f.id], auth, [n for n in nodes if n.farm == f.id])
+        self.say(
+            f"[green]✓[/] district seeded: {len(district.FARMS)} farms, "
+            f"{sum(f.blocks for f in district.FARMS)} blocks, {len(nodes)} simulated nodes, "
+            f"{sum(1 for f in district.FARMS if f.gateway)} gateways, {len(district.FARMS)} commissioners"
+        )
+        return nodes
+
+    def _farm_gateway(self, f: district.Farm, port: int, central: MqttAuth, nodes: list[SimNode]) -> None:
+        """The farm's own broker (its nodes' accounts), its gateway's accounts, the uplink relay."""
+        st, p = self.stack, self.opts.pace
+        assert f.gateway is not None
+        root = self.demo_dir / "farms" / f.id / "mqtt"
+        broker = Broker(root=root, port=port)
+        local = MqttAuth(root)
+        for n in nodes:
+            acc = central.get(n.user)
+            assert acc is not None
+            local.set_hashed(n.user, acc.pw_hash, n.farm, n.node)
+        gw_user, gw_pw = f"gw-{f.id}-{f.gateway}", st.secrets.get(f"demo_gw_{f.id}")
+        local.set(gw_user, gw_pw, "gateway", f.id, f.gateway)
+        local.save()
+        central.set(gw_user, gw_pw, "gateway", f.id, f.gateway)
+        central.save()
+        st.broker().reload()
+        broker.stop()
+        broker.start()
+        self.brokers.append(broker)
+        uplink = Uplink("127.0.0.1", st.s.mqtt_port)
+        self.uplinks[f.id] = uplink
+        env = dict(os.environ)
+        env.update(
+            AGRI_HOME=str(self.home),
+            AGRI_GATEWAY_FARM=f.id,
+            AGRI_GATEWAY_ID=f.gateway,
+            AGRI_GATEWAY_LOCAL_URL=broker.url(gw_user, gw_pw),
+            AGRI_GATEWAY_UPSTREAM_URL=f"mqtt://{gw_user}:{gw_pw}@127.0.0.1:{uplink.port}",
+            AGRI_GATEWAY_SPOOL_PATH=str(self.demo_dir / "farms" / f.id / "spool.db"),
+            AGRI_GATEWAY_HEALTH_INTERVAL_S=str(p.gateway_health_s),
+            AGRI_GATEWAY_BACKOFF_MIN_S="0.5",
+            AGRI_GATEWAY_BACKOFF_MAX_S="2",
+            AGRI_GATEWAY_UPSTREAM_KEEPALIVE_S="5",
+            AGRI_GATEWAY_SPOOL_SYNC="normal",
+        )
+        proc = spawn(
+            [sys.executable, "-m", "agri.cli.main", "gateway"],
+            self.home / "log" / f"gateway-{f.id}.log",
+            self.home / "run" / f"demo-gateway-{f.id}.pid",
+            env=env,
+        )
+        self.gateways.append(proc)
+        self.say(
+            f"[green]✓[/] {f.id}: farm broker :{port}, gateway {f.gateway} (pid {proc.pid}) → central via a 4G stand-in"
+        )
+
+    def start_firmware(self) -> None:
+        st, p = self.stack, self.opts.pace
+        with_gw = {f.id: f for f in district.FARMS if f.gateway}
+        farms = {f.id: f for f in district.FARMS}
+        for fid in FIRMWARE_FARMS:
+            f = farms[fid]
+            port = (
+                next((b.port for b in self.brokers if f.id in str(b.root)), None) if fid in with_gw else None
             )
-    console.print(f"[green]✓[/] provisioned {len(DEMO_FARMS)} farms, {len(configs)} nodes", highlight=False)
-    return configs
+            for i in range(1, FIRMWARE_NODES_PER_FARM + 1):
+                res = provision(
+                    st,
+                    Request(farm=f.id, node=f"n-{i:02d}", node_name=f"{f.name} {i}号节点 (MicroPython)",
+                            interval=p.firmware_interval, broker_port=port, broker_host="127.0.0.1"),
+                )  # fmt: skip
+                cfg = nodecfg.load(res.config_path)
+                if port is not None:
+                    acc = st.mqtt_auth().get(res.username)
+                    assert acc is not None
+                    b = next(b for b in self.brokers if f.id in str(b.root))
+                    local = MqttAuth(b.root)
+                    local.set_hashed(res.username, acc.pw_hash, f.id, f"n-{i:02d}")
+                    local.save()
+                    b.reload()
+                emu = Emulator(config=cfg, root=self.demo_dir / "firmware" / f.id / cfg.node)
+                with open(self.home / "log" / f"node-{f.id}-{cfg.node}.log", "a") as logf:
+                    proc = emu.start(stdout=logf.fileno())
+                self.firmware.append((emu, proc))
+        self.say(
+            f"[green]✓[/] {len(self.firmware)} nodes run the real MicroPython firmware (unix port); "
+            f"logs: {self.home / 'log'}/node-*.log"
+        )
 
+    def start_fleet(self, nodes: list[SimNode]) -> None:
+        p = self.opts.pace
+        fleet = Fleet(nodes)
+        fleet.connect()
+        n = fleet.wait_connected(60)
+        self.say(f"[green]✓[/] {n}/{len(nodes)} simulated nodes connected (one process, one thread)")
+        if self.opts.history_days > 0:
+            t0 = time.monotonic()
+            end = time.time() - 60
+            fleet.backfill(end - self.opts.history_days * 86400, end, p.history_step_s, per_msg=10_000)
+            self.say(
+                f"[green]✓[/] {self.opts.history_days:g} days of history sent through MQTT → ingest: "
+                f"{fleet.acked_readings:,} readings in {time.monotonic() - t0:.1f} s"
+            )
+        for node in nodes:
+            node.next_t = 0.0
+        self.fleet = fleet
+        self.fleet_thread = threading.Thread(
+            target=fleet.run, args=(self.fleet_stop,), name="fleet", daemon=True
+        )
+        self.fleet_thread.start()
+        self.started_live = time.monotonic()
 
-def start_nodes(stack: Stack, configs: list[Any]) -> list[tuple[Emulator, Any]]:
+    # --- scenarios ------------------------------------------------------------------------------
 
-    running = []
-    for cfg in configs:
-        root = stack.home / "demo" / cfg.farm / cfg.node
-        emu = Emulator(config=cfg, root=Path(root))
-        log = open(stack.home / "log" / f"node-{cfg.farm}-{cfg.node}.log", "a")  # noqa: SIM115
-        proc = emu.start(stdout=log.fileno())
-        log.close()
-        running.append((emu, proc))
-    return running
+    def scenario_window(self, i: int) -> tuple[float, float]:
+        p = self.opts.pace
+        start = self.started_live + p.lead_s + i * p.spacing_s
+        return start, start + p.length_s
+
+    def play(self, now: float) -> None:
+        """Switch scenario conditions on and off as their windows open and close."""
+        assert self.fleet is not None
+        by_key = {(n.farm, n.node): n for n in self.fleet.nodes}
+        for i, sc in enumerate(SCENARIOS):
+            start, end = self.scenario_window(i)
+            state = self.scenario_state.get(sc.name, "waiting")
+            if state == "waiting" and now >= start:
+                if sc.needs == "alerts.qc" and not qc_available():
+                    self.say(
+                        f"[yellow]↷[/] scenario {sc.name} skipped: QC flags do not reach alert rules yet (alerts.qc)"
+                    )
+                    self.scenario_state[sc.name] = "skipped"
+                    continue
+                if sc.rule == "gateway-down":
+                    up = self.uplinks.get(sc.farm)
+                    if up is None:
+                        self.scenario_state[sc.name] = "skipped"
+                        continue
+                    self.outage_acked_before = self.fleet.acked_readings
+                    up.cut()
+                    self.outage_cut_at = now
+                else:
+                    node = by_key.get((sc.farm, sc.node))
+                    if node is None:
+                        self.scenario_state[sc.name] = "skipped"
+                        continue
+                    vals = dict(sc.values)
+                    node.override = lambda m, _t, _v, vals=vals: vals.get(m)
+                self.say(f"[bold magenta]▶ scenario[/] {sc.what}")
+                self.scenario_state[sc.name] = "on"
+            elif state == "on" and now >= end:
+                if sc.rule == "gateway-down":
+                    self.uplinks[sc.farm].restore()
+                    self.say(
+                        f"[bold magenta]■ scenario[/] {sc.name}: uplink restored; the gateway sends its spool"
+                    )
+                elif sc.rule != "soil-stuck":  # a stuck probe stays stuck
+                    by_key[(sc.farm, sc.node)].override = None
+                    self.say(f"[bold magenta]■ scenario[/] {sc.name}: back to normal")
+                self.scenario_state[sc.name] = "done"
+
+    def active_scenarios(self) -> list[Scenario]:
+        return [s for s in SCENARIOS if self.scenario_state.get(s.name) not in ("skipped",)]
+
+    # --- teardown -------------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        self.fleet_stop.set()
+        if self.fleet_thread is not None:
+            self.fleet_thread.join(10)
+        if self.fleet is not None:
+            with contextlib.suppress(Exception):
+                self.fleet.close()
+        for _emu, proc in self.firmware:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(2)
+        for _emu, proc in self.firmware:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
+        for proc in self.gateways:
+            terminate(proc.pid)
+        for up in self.uplinks.values():
+            up.close()
+        for b in self.brokers:
+            b.stop()
+        if self.receiver is not None:
+            self.receiver.close()
 
 
 def stored_readings(stack: Stack) -> int | None:
@@ -96,36 +403,75 @@ def stored_readings(stack: Stack) -> int | None:
         return None
 
 
-def run(stack: Stack, stop: threading.Event, console: Console) -> None:
-    configs = provision_demo(stack, console)
-    nodes = start_nodes(stack, configs)
-    console.print(
-        f"[green]✓[/] {len(nodes)} emulated MicroPython nodes started "
-        f"(logs: {stack.home / 'log'}/node-*.log)",
-        highlight=False,
-    )
-    status = stack.status()
-    for name, comp in status.items():
-        console.print(f"  {name:<10} {comp['state']:<8} {comp.get('address') or ''}", highlight=False)
-    console.print("The platform is running with simulated farms. Press Ctrl-C to stop.")
+def alert_count(stack: Stack) -> int | None:
     try:
+        with psycopg.connect(stack.database_url(), connect_timeout=3) as conn:
+            row = conn.execute("SELECT count(*) FROM alerts").fetchone()
+            return int(row[0]) if row else 0
+    except psycopg.Error:
+        return None
+
+
+def run(stack: Stack, stop: threading.Event, console: Console, opts: DemoOptions | None = None) -> None:
+    opts = opts or DemoOptions()
+
+    def say(m: str) -> None:
+        console.print(m, highlight=False, soft_wrap=True)
+
+    demo = Demo(stack, opts, say)
+    try:
+        demo.start_stack(lambda m: say(f"[green]✓[/] {m}"))
+        demo.start_receiver()
+        nodes = demo.seed()
+        if opts.firmware:
+            demo.start_firmware()
+        demo.start_fleet(nodes)
+        if opts.sky:
+            start_sky(demo)
+        banner(demo)
         last = time.monotonic()
-        while not stop.wait(1.0):
-            for emu, proc in nodes:
+        while not stop.wait(0.5):
+            demo.play(time.monotonic())
+            for emu, proc in list(demo.firmware):
                 if proc.poll() is not None:
-                    console.print(f"[red]node {emu.root.name} exited ({proc.returncode})[/]", highlight=False)
-                    nodes.remove((emu, proc))
-                    break
-            if time.monotonic() - last >= 30:
+                    say(f"[red]firmware node {emu.root.name} exited ({proc.returncode})[/]")
+                    demo.firmware.remove((emu, proc))
+            if time.monotonic() - last >= opts.print_every_s:
                 last = time.monotonic()
-                n = stored_readings(stack)
-                console.print(f"  readings stored: {n if n is not None else '?'}", highlight=False)
+                say(
+                    f"  readings stored: {stored_readings(stack) or 0:,} · alerts: {alert_count(stack) or 0}"
+                    f" · webhooks received: {len(demo.receiver.snapshot()) if demo.receiver else 0}"
+                )
     finally:
-        for _emu, proc in nodes:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(2)
-        for _emu, proc in nodes:
-            try:
-                proc.wait(10)
-            except Exception:
-                proc.kill()
+        demo.stop()
+
+
+def start_sky(demo: Demo) -> None:
+    """Generated imagery through `agri sky import` (skipped with one line when sky is absent)."""
+    try:
+        from agri.stack import skydemo
+    except ImportError as exc:  # pragma: no cover - rasterio missing
+        demo.say(f"[yellow]↷[/] sky layers skipped: {exc}")
+        return
+    try:
+        n = skydemo.import_demo_imagery(demo.stack, demo.demo_dir / "sky", district.FARMS)
+        demo.say(f"[green]✓[/] sky: {n} satellite scene(s) and one drone flight imported (NDVI per block)")
+    except Exception as exc:
+        demo.say(f"[yellow]↷[/] sky layers skipped: {exc}")
+
+
+def banner(demo: Demo) -> None:
+    s = demo.stack.s
+    status = demo.stack.status()
+    api = status.get("api", {}).get("address") or f"http://{s.api_host}:{s.api_port}"
+    dash = status.get("dashboard", {}).get("address") or f"http://127.0.0.1:{s.dashboard_port}"
+    r = demo.receiver.url if demo.receiver else "?"
+    demo.say("")
+    demo.say("[bold]The district is live.[/]")
+    demo.say(f"  dashboard        {dash}   (?lang=en for English)")
+    demo.say(f"  API              {api}/docs   token (read): {demo.token}")
+    demo.say(f"                   curl -H 'Authorization: Bearer {demo.token}' {api}/farms")
+    demo.say(f"  webhook receiver {r}/   (every message, its channel format and its signature check)")
+    demo.say(f"  logs             {demo.home / 'log'}")
+    demo.say("  scenarios in the next minutes: " + ", ".join(sc.name for sc in SCENARIOS))
+    demo.say("Press Ctrl-C to stop everything.")

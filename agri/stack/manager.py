@@ -19,10 +19,11 @@ from typing import Any
 
 import psycopg
 
+from agri.node import ota
 from agri.stack.mosquitto import Broker
 from agri.stack.mqtt_auth import MqttAuth, Role, verify_password
 from agri.stack.postgres import PgCluster
-from agri.stack.proc import StackError, pid_alive, read_pid, spawn, tail, terminate, wait_for
+from agri.stack.proc import StackError, read_pid, spawn, tail, terminate, wait_for
 from agri.stack.services import SERVICES, ServiceSpec, available_services
 from gateway.status import status_components
 from kernel.mqtt import probe
@@ -178,10 +179,12 @@ class Stack:
     def down(self, log: Any = print) -> None:
         for spec in reversed(SERVICES):
             pidfile = self._pidfile(spec.name)
-            pid = read_pid(pidfile)
+            pid = read_pid(pidfile)  # None for a stale file, whatever process now has its pid
             if pid is not None:
                 terminate(pid)
                 log(f"{spec.name}: stopped")
+            elif pidfile.exists():
+                log(f"{spec.name}: not running (stale pid file removed)")
             pidfile.unlink(missing_ok=True)
         if self.s.embedded_mqtt:
             br = self.broker()
@@ -228,6 +231,7 @@ class Stack:
                 if ver and ver[0]:
                     r = conn.execute("SELECT max(version) FROM schema_migrations").fetchone()
                     schema = r[0] if r else None
+                    detail["node_firmware"] = ota.firmware_summary(conn)  # versions and update outcomes
             assert row is not None
             detail |= {"postgres": row[0], "timescaledb": row[1], "schema_version": schema}
             return ComponentStatus("running", redact_dsn(dsn), detail)
@@ -252,7 +256,7 @@ class Stack:
     def _service_status(self, spec: ServiceSpec) -> ComponentStatus:
         pid = read_pid(self._pidfile(spec.name))
         addr = spec.url(self.s) if spec.url else None
-        if pid is None or not pid_alive(pid):
+        if pid is None:
             return ComponentStatus("stopped", addr)
         detail: dict[str, Any] = {"pid": pid}
         if spec.health_url is not None and not _http_ok(spec.health_url(self.s)):

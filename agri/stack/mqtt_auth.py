@@ -55,9 +55,15 @@ class Account:
                 f"topic readwrite {r}/{f}/gw/{self.node}/health",
                 f"topic readwrite {r}/{f}/+/config",
             ]
-        # A node publishes only under its own topic and reads only its own config.
+        # A node publishes only under its own topic and reads only its own config and firmware
+        # updates (manifest .../ota and chunks .../ota/c/<k>; agri.node.ota).
         base = f"{r}/{self.farm}/{self.node}"
-        return [f"topic write {base}/up", f"topic write {base}/status", f"topic read {base}/config"]
+        return [
+            f"topic write {base}/up",
+            f"topic write {base}/status",
+            f"topic read {base}/config",
+            f"topic read {base}/ota/#",
+        ]
 
 
 class MqttAuth:

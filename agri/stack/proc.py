@@ -1,8 +1,16 @@
-"""Small process helpers for the embedded stack: pid files, detached starts, clean stops."""
+"""Small process helpers for the embedded stack: pid files, detached starts, clean stops.
+
+A pid file written by :func:`spawn` records the process's identity as well as its pid: the start
+time (``/proc/PID/stat`` field 22, clock ticks since boot) and the command line. :func:`read_pid`
+returns the pid only while that same process runs, so a pid file left behind by a crash or a
+reboot never makes ``agri down`` signal, or ``agri status`` report, an unrelated process that now
+has the pid. A pid file without an identity (written by something else) is never trusted.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import socket
@@ -30,7 +38,45 @@ def pid_alive(pid: int) -> bool:
         return False
 
 
+def proc_identity(pid: int) -> tuple[int, list[str]] | None:
+    """(start time in clock ticks since boot, argv) of a live process; None if gone or a zombie."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 (state) is fields[0]
+    if fields[0] == "Z":
+        return None
+    argv = cmdline.removesuffix(b"\0").split(b"\0") if cmdline else []
+    return int(fields[19]), [a.decode("utf-8", "surrogateescape") for a in argv]
+
+
+def write_pidfile(pidfile: Path, pid: int) -> None:
+    """Record ``pid`` with its start time and command line (see the module docstring)."""
+    ident = proc_identity(pid)
+    rec: dict[str, object] = {"pid": pid}
+    if ident is not None:
+        rec |= {"start": ident[0], "argv": ident[1]}
+    pidfile.parent.mkdir(parents=True, exist_ok=True)
+    pidfile.write_text(json.dumps(rec) + "\n")
+
+
 def read_pid(pidfile: Path) -> int | None:
+    """The pid recorded by :func:`write_pidfile` if that very process still runs, else None."""
+    try:
+        rec = json.loads(pidfile.read_text())
+        pid, start, argv = int(rec["pid"]), int(rec["start"]), list(rec["argv"])
+    except (OSError, ValueError, TypeError, KeyError):
+        return None  # missing, garbled, or not written by spawn: not a process we can vouch for
+    return pid if proc_identity(pid) == (start, argv) else None
+
+
+def read_foreign_pid(pidfile: Path) -> int | None:
+    """The first number of a pid file another program wrote (e.g. ``postmaster.pid``), if alive.
+
+    Only for reading, never for signalling: nothing proves the pid is still that program.
+    """
     try:
         pid = int(pidfile.read_text().split()[0])
     except (OSError, ValueError, IndexError):
@@ -106,8 +152,8 @@ def spawn(
         argv[0], list(argv), dict(env if env is not None else os.environ), file_actions=actions, setsid=True
     )
     if pidfile is not None:
-        pidfile.parent.mkdir(parents=True, exist_ok=True)
-        pidfile.write_text(f"{pid}\n")
+        # posix_spawn returns after the exec, so the identity is the new program's.
+        write_pidfile(pidfile, pid)
     return Detached(pid)
 
 

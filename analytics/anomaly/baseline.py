@@ -24,6 +24,8 @@ _F32 = np.float32
 FAST = np.array([name.startswith("persist") for name in PREDICTORS])
 #: predictors that describe where the series usually is (used for the level feature)
 SLOW = np.array([name in ("mean", "daily", "weekly") for name in PREDICTORS])
+#: slow predictors that follow a seasonal profile (the level test keeps their residuals apart)
+SEASONAL = np.array([name in ("daily", "weekly") for name in PREDICTORS])
 
 
 def rate(k: np.ndarray, per_interval: float) -> np.ndarray:

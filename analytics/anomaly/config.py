@@ -11,8 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 #: Version byte written at the head of every serialised state; bump when the layout changes
-#: (2: 64 tail-histogram edges instead of 32, 2026-12-06).
-STATE_VERSION = 2
+#: (2: 64 tail-histogram edges instead of 32, 2026-12-06; 3: the excursion test's run length and
+#: histogram, 2026-12-06).
+STATE_VERSION = 3
 
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
@@ -76,6 +77,9 @@ class DetectorConfig:
     #: a run of repeats counts as possibly stuck from this many repeats on (a couple of equal
     #: readings happen by rounding; QARTOD's flat-line test also waits for several)
     stuck_min_run: int = 5
+    #: excursion test: a point is "away" while its level p-value is below 1/excursion_odds; the
+    #: test is the length of the current run of such points against the series' finished runs
+    excursion_odds: float = 100.0
 
     # --- output ------------------------------------------------------------------------
     #: -log10(p) (after the Bonferroni factor) that maps to score 1.0

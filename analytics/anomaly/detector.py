@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.anomaly.baseline import FAST, SLOW, forecast, learn, row_offsets
+from analytics.anomaly.baseline import FAST, SEASONAL, SLOW, forecast, learn, row_offsets
 from analytics.anomaly.config import DAY_S, DEFAULT_CONFIG, DetectorConfig
 from analytics.anomaly.state import PREDICTORS, AnomalyState
 from analytics.anomaly.tails import edges, exceedance_log10, renormalise, update_tails
@@ -29,8 +29,8 @@ _SERIES_BLOCK = 5000
 
 
 def _lo_edges(cfg: DetectorConfig) -> np.ndarray:
-    """Lowest histogram edge (log2) of the point, level and density features, (3,)."""
-    return np.array([cfg.tail_lo, cfg.tail_lo, cfg.density_lo], dtype=_F32)
+    """Lowest histogram edge (log2) of the point, level, seasonal level and density features, (4,)."""
+    return np.array([cfg.tail_lo, cfg.tail_lo, cfg.tail_lo, cfg.density_lo], dtype=_F32)
 
 
 def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -65,6 +65,9 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     rows = row_offsets(n, npred)
     i_best = rows + np.argmin(np.where(fc.usable, st.err, np.inf), axis=1)
     i_slow = rows + np.argmin(np.where(fc.usable & SLOW, st.err, np.inf), axis=1)
+    seasonal_ok = fc.usable & SEASONAL
+    has_seas = seasonal_ok.any(axis=1)
+    i_seas = rows + np.argmin(np.where(seasonal_ok, st.err, np.inf), axis=1)
     flat_abs, flat_err = abs_err.reshape(-1), st.err.reshape(-1)
     eps = (_F32(1e-7) * (np.abs(st.x_ref) + np.abs(st.mean)) + _F32(1e-30)).astype(_F32)
 
@@ -76,39 +79,59 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
         st.scale = np.where(fix, mean_err, st.scale).astype(_F32)
     unit = st.scale * _MAE_TO_SIGMA + eps
     gap = np.where(FAST[i_best - rows], np.sqrt(np.minimum(k, _F32(100.0))), _F32(1.0))
-    feats = np.log2(np.stack([flat_abs[i_best] / (unit * gap), flat_abs[i_slow] / unit], axis=1) + _TINY)
+    # the level has two histograms: residuals from the plain mean and from the best seasonal
+    # profile, each only of its own residuals (a diurnal series' first days against the mean must
+    # not set the scale its profile's residuals are judged on for weeks after)
+    feats = np.log2(
+        np.stack(
+            [flat_abs[i_best] / (unit * gap), flat_abs[rows + _I_MEAN] / unit, flat_abs[i_seas] / unit],
+            axis=1,
+        )
+        + _TINY
+    )
     tracked = fc.usable.reshape(-1)[i_best] & (st.scale > 0)
+    seasonal_level = SEASONAL[i_slow - rows] & has_seas
 
-    surv = st.tail_surv.reshape(n, 3, cfg.tail_bins)
-    pl_log10p = exceedance_log10(feats, surv, st.tail_total, cfg, cfg.tail_lo)
+    surv = st.tail_surv.reshape(n, 4, cfg.tail_bins)
+    pls_log10p = exceedance_log10(feats, surv, st.tail_total, cfg, cfg.tail_lo)
     # no p-value from a histogram that has seen too little
     enough = st.tail_total >= _F32(cfg.tail_min_count)
-    pl_log10p = np.where(enough[:, :2], pl_log10p, _F32(0.0))
+    pls_log10p = np.where(enough[:, :3], pls_log10p, _F32(0.0))
+    level_log10p = np.where(seasonal_level, pls_log10p[:, 2], pls_log10p[:, 1])
+    point_log10p = pls_log10p[:, 0]
     # density: a short average of the point/level surprise (Numenta's anomaly likelihood averages
     # raw scores the same way), calibrated by its own history like the other features
-    surprise = np.minimum(-np.minimum(pl_log10p[:, 0], pl_log10p[:, 1]), _F32(cfg.density_cap))
+    surprise = np.minimum(-np.minimum(point_log10p, level_log10p), _F32(cfg.density_cap))
     dens = st.density + _F32(cfg.density_rate) * (surprise - st.density)
     st.density = np.where(tracked, dens, st.density).astype(_F32)
     dfeat = np.log2(st.density + _TINY)[:, None]
-    den_log10p = exceedance_log10(dfeat, surv, st.tail_total, cfg, cfg.density_lo, first=2)
-    den_log10p = np.where(enough[:, 2:], den_log10p, _F32(0.0))
+    den_log10p = exceedance_log10(dfeat, surv, st.tail_total, cfg, cfg.density_lo, first=3)
+    den_log10p = np.where(enough[:, 3:], den_log10p, _F32(0.0))
     allf = np.concatenate([feats, dfeat], axis=1)
-    update_tails(allf, surv, st.tail_total, tracked, _lo_edges(cfg), cfg)
+    active = np.stack([tracked, tracked, tracked & has_seas, tracked], axis=1)
+    update_tails(allf, surv, st.tail_total, active, _lo_edges(cfg), cfg)
     renormalise(surv, st.tail_total, st.n, cfg)
 
     same = has_prev & (np.abs(xr - st.x_last) <= eps)
     stuck_log10 = _stuck_log10(st, same, has_prev, cfg)
+    # excursion: how long the level has stayed in its own 1/excursion_odds tail, against the
+    # series' finished excursions (a drift, a sag, a slow leak last far longer than weather)
+    away = tracked & (level_log10p <= _F32(-np.log10(cfg.excursion_odds)))
+    st.ex_run, ex_log10 = _run_log10(
+        st.ex_run, st.ex_surv, st.ex_total, away, tracked, st.n, cfg, 1, cfg.tail_beyond_log10
+    )
 
-    # Bonferroni over the four tests, -log10 p to [0, 1]; report only what exceeds recent surprise
+    # Bonferroni over the five tests, -log10 p to [0, 1]; report only what exceeds recent surprise
     log10p = np.minimum(
-        np.minimum(pl_log10p[:, 0], pl_log10p[:, 1]), np.minimum(den_log10p[:, 0], stuck_log10)
+        np.minimum(np.minimum(point_log10p, level_log10p), np.minimum(den_log10p[:, 0], stuck_log10)),
+        ex_log10,
     )
     # alarms per day, not per point: a series sampled every minute tries 1,440 times a day to look
     # surprising, an hourly one 24 times; a partial multiplicity correction (points per day to the
     # power day_power) keeps fast series from raising more false alarms per day than slow ones
     per_day = np.maximum(_F32(DAY_S) / np.maximum(st.dt_typ, _F32(1.0)), _F32(1.0))
     log10p = log10p + _F32(cfg.day_power) * np.log10(per_day)
-    raw = np.clip(-(log10p + _F32(np.log10(4.0))) / _F32(cfg.score_log10_full), 0.0, 1.0)
+    raw = np.clip(-(log10p + _F32(np.log10(5.0))) / _F32(cfg.score_log10_full), 0.0, 1.0)
     raw = np.where((st.n >= cfg.warmup_points) & tracked, raw, _F32(0.0)).astype(_F32)
     score = np.where(raw > st.peak, raw, _F32(0.0))
     st.peak = np.maximum(st.peak * _F32(cfg.onset_decay), raw)
@@ -128,29 +151,60 @@ def _stuck_log10(st: AnomalyState, same: np.ndarray, has_prev: np.ndarray, cfg: 
     never repeats is flagged after a few identical readings, and a series constant since it
     started has no finished run to compare with, so it is never flagged.
     """
-    run = np.where(same, st.run + _F32(1.0), _F32(0.0)).astype(_F32)
-    surv = st.run_surv.reshape(len(run), 1, -1)
-    total = st.run_total.reshape(-1, 1)
-    if same.any():
+    st.run, log10p = _run_log10(
+        st.run,
+        st.run_surv,
+        st.run_total,
+        same,
+        has_prev,
+        st.n,
+        cfg,
+        cfg.stuck_min_run,
+        cfg.stuck_beyond_log10,
+    )
+    return log10p
+
+
+def _run_log10(
+    run0: np.ndarray,
+    surv2: np.ndarray,
+    total1: np.ndarray,
+    on: np.ndarray,
+    counted: np.ndarray,
+    n: np.ndarray,
+    cfg: DetectorConfig,
+    min_run: int,
+    beyond: float,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Length of the current run of ``on`` points and log10 P(a run at least this long).
+
+    The survival histogram ``surv2`` (N, bins) of log2(run length + 1) counts finished runs: a
+    point where ``counted`` and not ``on`` ends a run (of length 0 when the previous point was
+    not ``on`` either). Returns the new run lengths and the log10 p-values (0 when not ``on`` or
+    shorter than ``min_run``); updates the histogram in place.
+    """
+    run = np.where(on, run0 + _F32(1.0), _F32(0.0)).astype(_F32)
+    surv = surv2.reshape(len(run), 1, -1)
+    total = total1.reshape(-1, 1)
+    if on.any():
         cur = np.log2(run + _F32(1.0))[:, None]
-        log10p = exceedance_log10(cur, surv, total, cfg, 0.0, cfg.stuck_beyond_log10)[:, 0]
-        log10p = np.where(run >= _F32(cfg.stuck_min_run), log10p, _F32(0.0))
+        log10p = exceedance_log10(cur, surv, total, cfg, 0.0, beyond)[:, 0]
+        log10p = np.where(on & (run >= _F32(min_run)), log10p, _F32(0.0))
     else:
         log10p = np.zeros(len(run), dtype=_F32)
     # a finished run of length 0 (the usual case) only reaches the first edge
-    ended = has_prev & ~same
+    ended = counted & ~on
     surv[:, 0, 0] += ended
     total[:, 0] += ended
-    longer = ended & (st.run > 0)
+    longer = ended & (run0 > 0)
     if longer.any():
         rows = np.nonzero(longer)[0]
-        done = np.log2(st.run[rows] + _F32(1.0))[:, None]
+        done = np.log2(run0[rows] + _F32(1.0))[:, None]
         mask = done[..., None] >= edges(cfg, 0.0)
         mask[..., 0] = False  # already counted above
         surv[rows] += mask
-    renormalise(surv, total, st.n, cfg)
-    st.run = run
-    return np.where(same, log10p, _F32(0.0)).astype(_F32)
+    renormalise(surv, total, n, cfg)
+    return run, log10p.astype(_F32)
 
 
 def update(st: AnomalyState, times: np.ndarray, values: np.ndarray) -> np.ndarray:

@@ -18,9 +18,9 @@ from analytics.anomaly.config import DEFAULT_CONFIG, STATE_VERSION, DetectorConf
 #: predictors, in the column order of the error trackers
 PREDICTORS = ("persist", "mean", "daily", "weekly", "persist_daily", "persist_weekly")
 #: features whose tail probabilities are combined, in the column order of the tail trackers
-FEATURES = ("point", "level", "density", "stuck")
+FEATURES = ("point", "level", "density", "stuck", "excursion")
 #: features whose tail probability comes from the decayed histogram of their own values
-HIST_FEATURES = ("point", "level", "density")
+HIST_FEATURES = ("point", "level", "season_level", "density")
 
 
 @dataclass(frozen=True)
@@ -54,6 +54,9 @@ def _fields(cfg: DetectorConfig) -> tuple[_Field, ...]:
         _Field("run", 0, "<f4", 0.0),
         _Field("run_total", 0, "<f4", 0.0),
         _Field("run_surv", cfg.tail_bins, "<f4", 0.0),
+        _Field("ex_run", 0, "<f4", 0.0),
+        _Field("ex_total", 0, "<f4", 0.0),
+        _Field("ex_surv", cfg.tail_bins, "<f4", 0.0),
         _Field("tail_total", nfeat, "<f4", 0.0),
         _Field("tail_surv", nfeat * cfg.tail_bins, "<f4", 0.0),
         _Field("season_t0", 0, "<f8", nan),
@@ -86,6 +89,9 @@ class AnomalyState:
     run: np.ndarray
     run_total: np.ndarray
     run_surv: np.ndarray
+    ex_run: np.ndarray
+    ex_total: np.ndarray
+    ex_surv: np.ndarray
     tail_total: np.ndarray
     tail_surv: np.ndarray
     season_t0: np.ndarray

@@ -1,20 +1,25 @@
 """Seeded synthetic farm series with faults injected at known positions, and event-level scoring.
 
-Five kinds of series, each with the fault a field technician meets on it:
+Seven kinds of series per farm, each with the faults a field technician meets on it, and the
+physical context that is *not* a fault:
 
 ==============  =====================================================  ==========================
-series          normal behaviour                                       injected fault
+series          normal behaviour (context that must not alarm)         injected fault
 ==============  =====================================================  ==========================
-``air_t``       diurnal cycle (min near dawn, max mid-afternoon),      ``heat_ramp``: +9 °C over
-                day-to-day weather swings, AR(1) noise                 5 h, held 3 h, back in 2 h
-``soil_vwc``    drying by day-time ET, irrigation to field capacity    ``stuck``: the probe
-                every ~2 days at 06:00, quantised to 0.1 %             repeats one value for 12 h
+``air_t``       barn air: diurnal cycle, warming from sunrise to a     ``barn_heat``: +9 °C over
+                mid-afternoon maximum, weather swings, AR(1) noise     5 h, held 3 h, back in 2 h
+``soil_vwc``    drying by day-time ET, irrigation every ~2 days at     ``stuck``: the probe
+                06:00, **jumps during the farm's rain** (0.1 % steps)  repeats one value for 12 h
 ``do_mgl``      photosynthesis by day, respiration at night: daily     ``dawn_sag``: a night that
-                maximum in the afternoon, minimum at dawn              falls to ~2 mg/L at dawn
-``nh3_ppm``     pig-barn ammonia following ventilation (diurnal) and   ``spike``: one reading
-                noise                                                  ~10 ppm above normal
-``ph``          pond pH with a small diurnal swing                     ``drift``: sensor drift of
-                                                                       +0.6 pH over 36 h
+                maximum in the afternoon, minimum at dawn              falls to ~2 mg/L at dawn;
+                                                                       ``dead``: reads 0 from then
+``nh3_ppm``     pig-barn ammonia following ventilation (diurnal)       ``spike``: one reading
+                and noise                                              ~10 ppm above normal
+``ph``          pond pH with a small diurnal swing                     ``drift``: +0.6 pH over 36 h
+``water_l``     drinking water since midnight (a daily counter: it     ``water_drop``: the herd
+                **rolls over to 0 at midnight**), drunk mostly by day  drinks 30 % for 8 h
+``rain_mm``     rain per interval, a few showers a week (context for   none
+                ``soil_vwc``)
 ==============  =====================================================  ==========================
 
 Pure numpy; :func:`generate` is deterministic for a seed.
@@ -23,17 +28,23 @@ Pure numpy; :func:`generate` is deterministic for a seed.
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
-KINDS = ("air_t", "soil_vwc", "do_mgl", "nh3_ppm", "ph")
-FAULT_OF = {
-    "air_t": "heat_ramp",
-    "soil_vwc": "stuck",
-    "do_mgl": "dawn_sag",
-    "nh3_ppm": "spike",
-    "ph": "drift",
+from analytics.anomaly import farm
+from analytics.qc import DEFAULT_THRESHOLDS, QcThresholds, run_qc
+
+KINDS = ("air_t", "soil_vwc", "do_mgl", "nh3_ppm", "ph", "water_l", "rain_mm")
+#: the faults each kind of series can get (one per faulty series, drawn at random)
+FAULT_OF: dict[str, tuple[str, ...]] = {
+    "air_t": ("barn_heat",),
+    "soil_vwc": ("stuck",),
+    "do_mgl": ("dawn_sag", "dead"),
+    "nh3_ppm": ("spike",),
+    "ph": ("drift",),
+    "water_l": ("water_drop",),
+    "rain_mm": (),
 }
 _DAY = 86_400.0
 
@@ -53,6 +64,15 @@ class FarmData:
     kinds: list[str]  # series kind per row
     faults: list[Fault]
     interval_s: float
+    farms: list[int] = field(default_factory=list)  # farm number per row
+    irrigated: np.ndarray | None = None  # (N, T) True where the row's irrigation ran (soil rows)
+
+    def rows_of(self, farm: int, kind: str) -> int:
+        """Row of the farm's series of this kind."""
+        for i, (f, k) in enumerate(zip(self.farms, self.kinds, strict=True)):
+            if f == farm and k == kind:
+                return i
+        raise KeyError((farm, kind))
 
 
 def _hours(times: np.ndarray) -> np.ndarray:
@@ -88,7 +108,46 @@ def _air_t(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     return out
 
 
-def _soil_vwc(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+def _rain(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    """mm per interval: showers of 1-4 h every 2-5 days at any hour."""
+    out = np.zeros(len(t))
+    at = t[0] + rng.uniform(0.5, 3.0) * _DAY
+    while at < t[-1]:
+        dur = rng.uniform(1.0, 4.0) * 3600.0
+        rate_mm_h = rng.uniform(2.0, 10.0)
+        inside = (t >= at) & (t < at + dur)
+        dt_h = float(np.median(np.diff(t))) / 3600.0
+        out[inside] = np.round(rate_mm_h * dt_h * rng.uniform(0.3, 1.7, int(inside.sum())), 1)
+        at += dur + rng.uniform(2.0, 5.0) * _DAY
+    return out
+
+
+def _water(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
+    """Litres drunk since midnight: a daily counter that rolls over to 0 at midnight."""
+    h = _hours(t)
+    dt_h = np.diff(t, prepend=t[0] - (t[1] - t[0])) / 3600.0
+    herd = 40.0 * rng.uniform(0.8, 1.2)  # litres per hour at the daytime peak
+    shape = 0.15 + 0.85 * np.clip(np.sin(np.pi * (h - 5.0) / 15.0), 0.0, None)  # 05:00-20:00
+    day_level = _daily(t, rng.uniform(0.9, 1.1, int(np.ceil((t[-1] - t[0]) / _DAY)) + 2))
+    drunk = herd * shape * day_level * dt_h * rng.gamma(8.0, 1.0 / 8.0, len(t))
+    day = np.floor(t / _DAY)
+    out = np.empty(len(t))
+    acc = 0.0
+    for i in range(len(t)):
+        if i and day[i] != day[i - 1]:
+            acc = 0.0
+        acc += drunk[i]
+        out[i] = acc
+    return np.round(out, 1)
+
+
+def _soil_vwc(
+    rng: np.random.Generator,
+    t: np.ndarray,
+    rain: np.ndarray | None = None,
+    irrigated: np.ndarray | None = None,
+) -> np.ndarray:
+    """Soil moisture; ``irrigated`` (if given) is set True where the farm's irrigation ran."""
     h = _hours(t)
     dt_h = np.diff(t, prepend=t[0]) / 3600.0
     et = np.where((h > 8) & (h < 18), 0.12, 0.01) * dt_h  # % VWC per hour lost
@@ -100,6 +159,10 @@ def _soil_vwc(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
         if t[i] >= next_irrigation and 6.0 <= h[i] < 6.5:
             level = 34.0 + rng.normal(0, 0.3)
             next_irrigation = t[i] + rng.uniform(1.5, 2.5) * _DAY
+            if irrigated is not None:
+                irrigated[i] = True
+        if rain is not None and rain[i] > 0:  # infiltration: about 0.8 % VWC per mm, to saturation
+            level = min(level + 0.8 * rain[i], 40.0)
         v[i] = level
     return np.round(v + rng.normal(0, 0.08, len(t)), 1)
 
@@ -129,7 +192,7 @@ def _ph(rng: np.random.Generator, t: np.ndarray) -> np.ndarray:
     return out
 
 
-_MAKERS = {"air_t": _air_t, "soil_vwc": _soil_vwc, "do_mgl": _do_mgl, "nh3_ppm": _nh3, "ph": _ph}
+_MAKERS = {"air_t": _air_t, "do_mgl": _do_mgl, "nh3_ppm": _nh3, "ph": _ph, "water_l": _water}
 
 
 def _inject(
@@ -138,19 +201,19 @@ def _inject(
     """Inject the kind's fault somewhere in [lo, hi); returns the faulty index range."""
     per_h = 3600.0 / float(np.median(np.diff(t)))
     h = _hours(t)
-    if kind == "air_t":  # heat-stress ramp starting late morning
+    if kind == "barn_heat":  # heat-stress ramp starting late morning (ventilation failure)
         cands = np.nonzero((np.abs(h - 10.0) < 0.01 + 0.5 / per_h) & (np.arange(len(t)) >= lo))[0]
         s = int(rng.choice(cands[cands < hi]))
         up, hold, down = int(5 * per_h), int(3 * per_h), int(2 * per_h)
         bump = np.concatenate([np.linspace(0, 9, up), np.full(hold, 9.0), np.linspace(9, 0, down)])
         v[s : s + len(bump)] += bump
         return s, s + len(bump) - 1
-    if kind == "soil_vwc":  # stuck probe for 12 h
+    if kind == "stuck":  # stuck probe for 12 h
         n = int(12 * per_h)
         s = int(rng.integers(lo, min(hi, len(t) - n)))
         v[s : s + n] = v[s]
         return s, s + n - 1
-    if kind == "do_mgl":  # a night that sinks to ~2 mg/L at dawn (from 20:00 to 08:00)
+    if kind == "dawn_sag":  # a night that sinks to ~2 mg/L at dawn (from 20:00 to 08:00)
         cands = np.nonzero((np.abs(h - 20.0) < 0.01 + 0.5 / per_h) & (np.arange(len(t)) >= lo))[0]
         s = int(rng.choice(cands[cands < hi]))
         n = int(12 * per_h)
@@ -160,18 +223,36 @@ def _inject(
         target = 2.0
         v[s : s + n] = seg - sag * np.maximum(seg - target, 0.0) + sag * rng.normal(0.0, 0.08, n)
         return s, s + n - 1
-    if kind == "nh3_ppm":  # one spike
+    if kind == "spike":  # one reading
         s = int(rng.integers(lo, hi))
         v[s] += 10.0 + rng.uniform(0, 4)
         return s, s
-    if kind == "ph":  # drift +0.6 over 36 h, then stays
+    if kind == "dead":  # the probe dies: it reads 0 from then on
+        s = int(rng.integers(lo, hi))
+        v[s:] = 0.0
+        return s, len(t) - 1
+    if kind == "water_drop":  # the herd drinks 30 % for 8 h from mid-morning (a blocked line)
+        cands = np.nonzero((np.abs(h - 9.0) < 0.01 + 0.5 / per_h) & (np.arange(len(t)) >= lo))[0]
+        s = int(rng.choice(cands[cands < hi]))
+        n = int(8 * per_h)
+        drunk = np.diff(v, prepend=0.0)
+        drunk[drunk < 0] = v[drunk < 0]  # after a rollover the reading is the first interval's
+        drunk[s : s + n] *= 0.3
+        day = np.floor(t / _DAY)
+        start_of_day = np.concatenate([[True], day[1:] != day[:-1]])
+        acc = 0.0
+        for i in range(len(t)):
+            acc = drunk[i] if start_of_day[i] else acc + drunk[i]
+            v[i] = round(acc, 1)
+        return s, s + n - 1
+    if kind == "drift":  # drift +0.6 over 36 h, then stays
         n = int(36 * per_h)
         s = int(rng.integers(lo, min(hi, len(t) - n)))
         ramp = np.linspace(0, 0.6, n)
         v[s : s + n] += ramp
         v[s + n :] += 0.6
         return s, s + n - 1
-    raise ValueError(f"unknown series kind {kind!r}")
+    raise ValueError(f"unknown fault kind {kind!r}")
 
 
 def generate(
@@ -194,17 +275,30 @@ def generate(
     hi = n_pts - int(_DAY / interval_s)
     rows: list[np.ndarray] = []
     kinds: list[str] = []
+    farm_of: list[int] = []
     faults: list[Fault] = []
-    for _ in range(farms):
+    irrigated: list[np.ndarray] = []
+    for farm_no in range(farms):
+        rain = _rain(rng, t)
         for kind in KINDS:
-            v = _MAKERS[kind](rng, t)
-            if rng.random() < fault_fraction:
-                a, b = _inject(rng, kind, t, v, lo, hi)
-                faults.append(Fault(len(rows), FAULT_OF[kind], a, min(b, n_pts - 1)))
+            valve = np.zeros(n_pts, dtype=bool)
+            if kind == "rain_mm":
+                v = rain
+            elif kind == "soil_vwc":
+                v = _soil_vwc(rng, t, rain, valve)
+            else:
+                v = _MAKERS[kind](rng, t)
+            if FAULT_OF[kind] and rng.random() < fault_fraction:
+                fault = str(rng.choice(FAULT_OF[kind]))
+                a, b = _inject(rng, fault, t, v, lo, hi)
+                faults.append(Fault(len(rows), fault, a, min(b, n_pts - 1)))
             rows.append(v)
             kinds.append(kind)
+            farm_of.append(farm_no)
+            irrigated.append(valve)
     values = np.array(rows)
-    return FarmData(np.broadcast_to(t, values.shape).copy(), values, kinds, faults, interval_s)
+    times = np.broadcast_to(t, values.shape).copy()
+    return FarmData(times, values, kinds, faults, interval_s, farm_of, np.array(irrigated))
 
 
 @dataclass(frozen=True)
@@ -221,7 +315,14 @@ class EventScore:
 def event_precision_recall(
     data: FarmData, scores: np.ndarray, threshold: float, after_s: float = 3 * 3600.0, merge_s: float = 3600.0
 ) -> EventScore:
-    """Event-level precision and recall of alarms (points with ``score >= threshold``).
+    """Event-level precision and recall of alarms (points with ``score >= threshold``)."""
+    return alarm_precision_recall(data, np.nan_to_num(scores) >= threshold, after_s, merge_s)
+
+
+def alarm_precision_recall(
+    data: FarmData, alarms: np.ndarray, after_s: float = 3 * 3600.0, merge_s: float = 3600.0
+) -> EventScore:
+    """Event-level precision and recall of boolean alarm points ``(N, T)``.
 
     Alarm points closer than ``merge_s`` form one alarm. An alarm is true when it starts inside a
     fault window or up to ``after_s`` after its end; a fault is detected when such an alarm exists.
@@ -231,8 +332,8 @@ def event_precision_recall(
         fault_rows.setdefault(f.series, []).append(f)
     true_alarms = false_alarms = 0
     hit: set[Fault] = set()
-    for i in range(scores.shape[0]):
-        fire = np.nonzero(np.nan_to_num(scores[i]) >= threshold)[0]
+    for i in range(alarms.shape[0]):
+        fire = np.nonzero(alarms[i])[0]
         if len(fire) == 0:
             continue
         t = data.times[i]
@@ -248,9 +349,9 @@ def event_precision_recall(
     by_kind = {
         k: (sum(1 for f in hit if f.kind == k), sum(1 for f in data.faults if f.kind == k)) for k in kinds
     }
-    alarms = true_alarms + false_alarms
+    alarms_n = true_alarms + false_alarms
     return EventScore(
-        precision=true_alarms / alarms if alarms else 1.0,
+        precision=true_alarms / alarms_n if alarms_n else 1.0,
         recall=len(hit) / len(data.faults) if data.faults else 1.0,
         true_alarms=true_alarms,
         false_alarms=false_alarms,
@@ -258,3 +359,30 @@ def event_precision_recall(
         faults=len(data.faults),
         by_kind=by_kind,
     )
+
+
+def farm_masks(data: FarmData) -> tuple[np.ndarray, np.ndarray]:
+    """QC alarms and context-explained readings of every generated series, ``(N, T)`` each.
+
+    QC runs causally with the default thresholds of each kind's metric
+    (``analytics.qc.DEFAULT_THRESHOLDS``; without the catalog's sensor range, which lives in
+    ``kernel``). Context: a soil-moisture series is explained while it rains on its farm and
+    for two hours after; the rain gauge's own showers are weather, not faults; the drinking-water
+    counter is explained at its midnight rollover.
+    """
+    qc = np.zeros(data.values.shape, dtype=bool)
+    explained = np.zeros(data.values.shape, dtype=bool)
+    for i, kind in enumerate(data.kinds):
+        t, v = data.times[i], data.values[i]
+        res = run_qc(t, v, DEFAULT_THRESHOLDS.get(kind, QcThresholds()), causal=True)
+        qc[i] = farm.qc_alarms(res)
+        if kind == "soil_vwc":
+            water_in = np.nan_to_num(data.values[data.rows_of(data.farms[i], "rain_mm")])
+            if data.irrigated is not None:
+                water_in = water_in + data.irrigated[i]
+            explained[i] = farm.rain_context(t, water_in)
+        elif kind == "rain_mm":
+            explained[i] = True
+        elif kind == "water_l":
+            explained[i] = farm.rollover_context(t, v)
+    return qc, explained

@@ -124,7 +124,8 @@ def update_tails(
     lo_edges: np.ndarray,
     cfg: DetectorConfig,
 ) -> None:
-    """Count this value in place; rows where ``active`` is False are left alone.
+    """Count this value in place; rows (or, for a 2-D ``active``, features) where ``active`` is
+    False are left alone.
 
     ``logf`` is (N, F) log2 values, ``lo_edges`` (F,) the lowest edge of each feature's grid. A
     value reaches the edges at or below it: ``floor(pos) + 1`` of them, ``pos`` being its
@@ -136,8 +137,9 @@ def update_tails(
     pos = (logf - lo_edges.astype(_F32)) / _F32(cfg.tail_step)
     reach = np.floor(np.clip(pos, -1.0, k - 1)) + _F32(1.0)  # 0 .. k
     keep = ~np.isnan(reach)  # a NaN feature reaches no edge
+    act = active if active.ndim == 2 else active[:, None]
     if not active.all():
-        keep &= active[:, None]
+        keep &= act
     reach = np.where(keep, reach, _F32(0.0))
     np.add(surv, _ladder(k).take(reach.astype(np.intp), axis=0), out=surv)
-    total += active[:, None]
+    total += act

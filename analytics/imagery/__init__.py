@@ -24,7 +24,7 @@ from analytics.imagery.indices import (
     scaled_reflectance,
     scl_clear,
 )
-from analytics.imagery.zonal import ZonalStats, canopy_fraction, zonal_stats
+from analytics.imagery.zonal import ZonalStats, canopy_fraction, summarize, zonal_stats
 
 __all__ = [
     "CANOPY_METRIC",
@@ -50,5 +50,6 @@ __all__ = [
     "s2_reflectance",
     "scaled_reflectance",
     "scl_clear",
+    "summarize",
     "zonal_stats",
 ]

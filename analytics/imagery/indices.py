@@ -1,7 +1,8 @@
 """Spectral indices from reflectance arrays, Sentinel-2 L2A scaling and the SCL cloud mask.
 
-Arrays in, arrays out (float64; NaN marks an invalid pixel). Reflectance inputs are unitless
-(0..1); a zero denominator gives NaN, never a warning or an infinity.
+Arrays in, arrays out (float64, or float32 when every input is float32: a drone block at 5 cm has
+millions of pixels; NaN marks an invalid pixel). Reflectance inputs are unitless (0..1); a zero
+denominator gives NaN, never a warning or an infinity.
 """
 
 from __future__ import annotations
@@ -26,14 +27,17 @@ F64 = NDArray[np.float64]
 
 
 def _f(x: ArrayLike) -> F64:
-    return np.asarray(x, dtype=np.float64)
+    a = np.asarray(x)
+    if a.dtype == np.float32:
+        return a  # kept narrow on purpose (see the module docstring)
+    return np.asarray(a, dtype=np.float64)
 
 
 def normalized_difference(a: ArrayLike, b: ArrayLike) -> F64:
     """(a - b) / (a + b), NaN where the sum is zero or an input is NaN."""
     a, b = np.broadcast_arrays(_f(a), _f(b))
     s = a + b
-    out = np.full(s.shape, np.nan)
+    out = np.full(s.shape, np.nan, dtype=s.dtype)
     ok = s != 0
     np.divide(a - b, s, out=out, where=ok)
     return out
@@ -56,7 +60,7 @@ def evi(nir: ArrayLike, red: ArrayLike, blue: ArrayLike) -> F64:
     """2.5 (NIR - red) / (NIR + 6 red - 7.5 blue + 1), clipped to [-1, 1]; NaN near a zero denominator."""
     n, r, b = np.broadcast_arrays(_f(nir), _f(red), _f(blue))
     d = n + 6.0 * r - 7.5 * b + 1.0
-    out = np.full(d.shape, np.nan)
+    out = np.full(d.shape, np.nan, dtype=d.dtype)
     ok = np.abs(d) > EVI_MIN_DENOMINATOR
     np.divide(2.5 * (n - r), d, out=out, where=ok)
     clipped: F64 = np.clip(out, *EVI_CLIP)
@@ -105,7 +109,7 @@ def s2_offset_applies(processing_baseline: str | float | None, offset_applied: b
 
 def s2_reflectance(dn: ArrayLike, *, offset: bool, nodata: int | None = S2_NODATA_DN) -> F64:
     """Sentinel-2 L2A digital numbers to reflectance: (DN + offset) / 10000, NaN where DN is no-data."""
-    d = _f(dn)
+    d = np.asarray(dn, dtype=np.float64)
     out = (d + (S2_BOA_ADD_OFFSET if offset else 0.0)) / S2_QUANTIFICATION
     if nodata is not None:
         out[d == nodata] = np.nan
@@ -113,11 +117,19 @@ def s2_reflectance(dn: ArrayLike, *, offset: bool, nodata: int | None = S2_NODAT
 
 
 def scaled_reflectance(dn: ArrayLike, *, scale: float, offset: float, nodata: float | None) -> F64:
-    """Generic ``dn * scale + offset`` (drone products), NaN where DN equals ``nodata`` or is NaN."""
-    d = _f(dn)
-    out = d * scale + offset
+    """Generic ``dn * scale + offset`` (drone products), NaN where DN equals ``nodata`` or is NaN.
+
+    8- and 16-bit integers and float32 give float32 (exact for the integers); anything else float64.
+    """
+    raw = np.asarray(dn)
+    narrow = raw.dtype == np.float32 or (raw.dtype.kind in "ui" and raw.dtype.itemsize <= 2)
+    out: F64 = raw.astype(np.float32 if narrow else np.float64)
+    if scale != 1.0:
+        np.multiply(out, scale, out=out, casting="same_kind")
+    if offset != 0.0:
+        np.add(out, offset, out=out, casting="same_kind")
     if nodata is not None and not np.isnan(nodata):
-        out[d == nodata] = np.nan
+        out[raw == nodata] = np.nan
     return out
 
 

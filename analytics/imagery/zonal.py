@@ -40,8 +40,11 @@ class ZonalStats:
 def valid_pixels(
     values: ArrayLike, inside: ArrayLike, clear: ArrayLike | None = None
 ) -> tuple[NDArray[np.float64], int]:
-    """The finite values inside the block and not masked, and the count of pixels inside it."""
-    v = np.asarray(values, dtype=np.float64)
+    """The finite values inside the block and not masked (float32 stays float32), and the count of
+    pixels inside it."""
+    v = np.asarray(values)
+    if v.dtype.kind != "f":
+        v = v.astype(np.float64)
     ins = np.asarray(inside, dtype=bool)
     if ins.shape != v.shape:
         raise ValueError(f"mask shape {ins.shape} differs from values shape {v.shape}")
@@ -57,13 +60,26 @@ def valid_pixels(
 def zonal_stats(values: ArrayLike, inside: ArrayLike, clear: ArrayLike | None = None) -> ZonalStats:
     """Mean, median, 10th and 90th percentile (linear interpolation) and valid fraction in a block."""
     vals, n_inside = valid_pixels(values, inside, clear)
+    return summarize(vals, n_inside)
+
+
+def summarize(values: ArrayLike, n_inside: int) -> ZonalStats:
+    """Statistics of a block's candidate pixel values (1-D; NaN ones are not valid) out of
+    ``n_inside`` pixels inside it. float32 input stays float32 for the percentiles (millions of
+    drone pixels); the mean is accumulated in float64."""
+    v = np.asarray(values).ravel()
+    if v.dtype.kind != "f":
+        v = v.astype(np.float64)
+    finite = np.isfinite(v)
+    vals = v if finite.all() else v[finite]
     n = int(vals.size)
     frac = n / n_inside if n_inside else 0.0
     if n == 0:
         nan = float("nan")
         return ZonalStats(nan, nan, nan, nan, frac, n_inside, 0)
     p10, p50, p90 = np.percentile(vals, [10.0, 50.0, 90.0])
-    return ZonalStats(float(vals.mean()), float(p50), float(p10), float(p90), frac, n_inside, n)
+    mean = float(vals.mean(dtype=np.float64))
+    return ZonalStats(mean, float(p50), float(p10), float(p90), frac, n_inside, n)
 
 
 def canopy_fraction(

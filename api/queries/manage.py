@@ -19,8 +19,8 @@ from psycopg.types.json import Jsonb
 from api.queries import registry
 from api.queries.errors import Conflict, InvalidArgument, NotFound
 from api.queries.models import Farm, Gateway, NodeStatus
+from kernel import protocol
 from kernel.catalog import CATALOG, FARM_KINDS
-from kernel.protocol import valid_id
 from store import rollup
 
 Conn = psycopg.Connection[Any]
@@ -42,9 +42,11 @@ def check_tz(tz: str) -> str:
 
 
 def check_id(kind: str, value: str) -> str:
-    if not valid_id(value) or (kind == "node" and value == "gw"):
-        raise InvalidArgument(f"{kind} id {value!r} must match [a-z0-9-]{{1,32}}", field=kind)
-    return value
+    """:func:`kernel.protocol.check_id` as an API error naming the field."""
+    try:
+        return protocol.check_id(kind, value)
+    except ValueError as exc:
+        raise InvalidArgument(str(exc), field=kind) from None
 
 
 def check_location(lat: float | None, lon: float | None) -> None:

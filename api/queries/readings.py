@@ -60,16 +60,14 @@ def check_range(start: datetime, end: datetime) -> None:
         raise InvalidArgument("end must be after start", field="end")
 
 
-def find_series(
-    conn: Conn,
+def _series_filter(
     *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
-    node: str | None = None,
-    metric: str | None = None,
-    series_ids: Sequence[int] | None = None,
-) -> list[SeriesInfo]:
-    """Series matching the filters, ordered by id; at least a farm or series ids must be given."""
+    farms: Sequence[str] | None,
+    farm: str | None,
+    node: str | None,
+    metric: str | None,
+    series_ids: Sequence[int] | None,
+) -> tuple[list[sql.Composable], list[Any]]:
     if farm is None and not series_ids:
         raise InvalidArgument("give a farm or series ids", field="farm")
     if metric is not None and metric not in CATALOG:
@@ -86,6 +84,20 @@ def find_series(
         if value is not None:
             conds.append(sql.SQL(cond))
             params.append(value)
+    return conds, params
+
+
+def find_series(
+    conn: Conn,
+    *,
+    farms: Sequence[str] | None = None,
+    farm: str | None = None,
+    node: str | None = None,
+    metric: str | None = None,
+    series_ids: Sequence[int] | None = None,
+) -> list[SeriesInfo]:
+    """Series matching the filters, ordered by id; at least a farm or series ids must be given."""
+    conds, params = _series_filter(farms=farms, farm=farm, node=node, metric=metric, series_ids=series_ids)
     q = sql.SQL("{} WHERE {} ORDER BY s.id").format(_SERIES_SELECT, sql.SQL(" AND ").join(conds))
     with conn.cursor(row_factory=dict_row) as cur:
         return [SeriesInfo(**r) for r in cur.execute(q, params).fetchall()]
@@ -110,25 +122,20 @@ def latest(
     metric: str | None = None,
     series_ids: Sequence[int] | None = None,
 ) -> list[LatestValue]:
-    """The newest reading of each matching series (time and value null if it has none)."""
-    series = find_series(conn, farms=farms, farm=farm, node=node, metric=metric, series_ids=series_ids)
-    if not series:
-        return []
-    q = sql.SQL("SELECT s.id, l.time, l.value FROM unnest(%s::int[]) AS s(id) {}").format(
-        LATEST_OF.format(sid=sql.SQL("s.id"), alias=sql.Identifier("l"))
-    )
-    got = {int(r[0]): (r[1], r[2]) for r in conn.execute(q, ([s.series_id for s in series],)).fetchall()}
+    """The newest reading of each matching series (time and value null if it has none).
+
+    One statement: the series lookup and, per series, an index probe bounded by its newest
+    rollup hour or mark (see ``registry.LATEST_OF``).
+    """
+    conds, params = _series_filter(farms=farms, farm=farm, node=node, metric=metric, series_ids=series_ids)
+    q = sql.SQL(
+        "SELECT s.id, n.farm_id, n.node_id, s.metric, m.unit, l.time, l.value FROM series s"
+        " JOIN nodes n ON n.id = s.node_id JOIN metrics m ON m.name = s.metric {} WHERE {} ORDER BY s.id"
+    ).format(LATEST_OF.format(sid=sql.SQL("s.id"), alias=sql.Identifier("l")), sql.SQL(" AND ").join(conds))
+    construct = LatestValue.model_construct
     return [
-        LatestValue(
-            series_id=s.series_id,
-            farm_id=s.farm_id,
-            node_id=s.node_id,
-            metric=s.metric,
-            unit=s.unit,
-            time=got.get(s.series_id, (None, None))[0],
-            value=got.get(s.series_id, (None, None))[1],
-        )
-        for s in series
+        construct(series_id=r[0], farm_id=r[1], node_id=r[2], metric=r[3], unit=r[4], time=r[5], value=r[6])
+        for r in conn.execute(q, params).fetchall()
     ]
 
 

@@ -18,14 +18,20 @@ from api.queries.models import Commissioner, Farm, Gateway, MetricInfo, NodeStat
 
 Conn = psycopg.Connection[Any]
 
-# The newest reading of series `s.id`, found from the newest rollup hour or mark, so the lookup
-# touches one chunk instead of walking every chunk backwards (see store.rollup: every write marks).
+# The newest reading of series `{sid}` as `{alias}.time`, `{alias}.value`: from the newest hourly
+# rollup row (its last reading), unless a newer or equal hour is still marked dirty, in which case
+# only that hour's raw rows are probed. Two primary-key probes per series, plus one bounded index
+# probe for the few series written since the refresher's last round (see store.rollup).
 LATEST_OF = sql.SQL(
-    "LEFT JOIN LATERAL (SELECT r.time, r.value FROM readings r WHERE r.series_id = {sid}"
-    " AND r.time >= coalesce(greatest("
-    "(SELECT max(h.hour) FROM readings_hourly h WHERE h.series_id = {sid}),"
-    " (SELECT max(d.hour) FROM rollup_dirty d WHERE d.series_id = {sid})), '-infinity')"
-    " ORDER BY r.time DESC LIMIT 1) {alias} ON true"
+    "LEFT JOIN LATERAL (SELECT coalesce(rw.time, h.last_time) AS time,"
+    " CASE WHEN rw.time IS NOT NULL THEN rw.value ELSE h.last_value END AS value FROM (SELECT 1) AS one"
+    " LEFT JOIN LATERAL (SELECT hh.hour, hh.last_time, hh.last_value FROM readings_hourly hh"
+    " WHERE hh.series_id = {sid} ORDER BY hh.hour DESC LIMIT 1) h ON true"
+    " LEFT JOIN LATERAL (SELECT dd.hour FROM rollup_dirty dd WHERE dd.series_id = {sid}"
+    " ORDER BY dd.hour DESC LIMIT 1) d ON true"
+    " LEFT JOIN LATERAL (SELECT r.time, r.value FROM readings r WHERE d.hour IS NOT NULL"
+    " AND (h.hour IS NULL OR d.hour >= h.hour) AND r.series_id = {sid} AND r.time >= d.hour"
+    " ORDER BY r.time DESC LIMIT 1) rw ON true) {alias} ON true"
 )
 
 

@@ -7,17 +7,19 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from api.deps import Conn, Operator, farm_access
 from api.errors import AUTH_RESPONSES, CONFLICT, INVALID, NOT_FOUND, ApiError
 from api.queries import manage, nodeimport
 from api.queries.models import Farm, FarmKind, Gateway, NodeStatus
+from kernel.protocol import ID_REGEX
 
 router = APIRouter(
     tags=["registry changes"], responses={**AUTH_RESPONSES, **INVALID, **NOT_FOUND, **CONFLICT}
 )
 
-Id = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$")]
+Id = Annotated[str, Field(pattern=ID_REGEX)]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Lat = Annotated[float, Field(ge=-90, le=90)]
 Lon = Annotated[float, Field(ge=-180, le=180)]
@@ -174,7 +176,9 @@ async def import_nodes(
 ) -> Any:
     data = await request.body()
     try:
-        report = nodeimport.run(conn, filename, data, apply=not dry_run, farms=who.farm_list())
+        report = await run_in_threadpool(
+            nodeimport.run, conn, filename, data, apply=not dry_run, farms=who.farm_list()
+        )
     except nodeimport.ImportRejected as exc:
         return JSONResponse(exc.report.model_dump(mode="json"), status_code=400)
     return report

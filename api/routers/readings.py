@@ -26,21 +26,19 @@ from api.queries.models import (
     SeriesInfo,
 )
 from api.queries.tokens import Principal
+from kernel.protocol import ID_REGEX
 
 router = APIRouter(tags=["readings"], responses={**AUTH_RESPONSES, **INVALID})
 
-FarmQ = Annotated[
-    str | None, Query(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$", description="Farm id")
-]
-NodeQ = Annotated[
-    str | None, Query(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$", description="Node id")
-]
+FarmQ = Annotated[str | None, Query(pattern=ID_REGEX, description="Farm id")]
+NodeQ = Annotated[str | None, Query(pattern=ID_REGEX, description="Node id")]
 MetricQ = Annotated[str | None, Query(min_length=1, max_length=64, description="Metric name (catalog)")]
 SeriesQ = Annotated[list[int] | None, Query(description="Series ids (repeat the parameter)", max_length=5000)]
 StartQ = Annotated[datetime, Query(description="Range start (inclusive); no offset: farm-local time")]
 EndQ = Annotated[datetime, Query(description="Range end (exclusive); no offset: farm-local time")]
 
 _BUCKETS = TypeAdapter(list[BucketSeries])
+_LATEST = TypeAdapter(list[LatestValue])
 
 
 def localise(t: datetime, tz: str) -> datetime:
@@ -81,11 +79,12 @@ def latest(
     node: NodeQ = None,
     metric: MetricQ = None,
     series_id: SeriesQ = None,
-) -> list[LatestValue]:
+) -> Response:
     farm_access(who, farm)
-    return readings.latest(
+    out = readings.latest(
         conn, farms=who.farm_list(), farm=farm, node=node, metric=metric, series_ids=series_id
     )
+    return Response(_LATEST.dump_json(out), media_type="application/json")
 
 
 @router.get(

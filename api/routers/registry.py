@@ -10,12 +10,13 @@ from api.deps import Conn, Reader, farm_access
 from api.errors import AUTH_RESPONSES, INVALID, NOT_FOUND
 from api.queries import registry
 from api.queries.models import Farm, FarmKind, Gateway, MetricInfo, NodeStatus, Page
+from kernel.protocol import ID_REGEX
 
 router = APIRouter(tags=["registry"], responses={**AUTH_RESPONSES, **INVALID})
 
 Limit = Annotated[int, Query(ge=1, le=1000, description="Items per page")]
 Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` of the previous page")]
-FarmId = Annotated[str, Query(min_length=1, max_length=32, pattern=r"^[a-z0-9-]+$", description="Farm id")]
+FarmId = Annotated[str, Query(pattern=ID_REGEX, description="Farm id")]
 
 
 @router.get("/farms", response_model=Page[Farm], summary="Farms, with commissioners and node counts")

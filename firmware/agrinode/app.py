@@ -1,5 +1,6 @@
 # The node's main loop: sample -> spool/publish -> sleep, forever.
 import gc
+import json
 import sys
 import time
 from binascii import crc32
@@ -46,6 +47,11 @@ def config(fn, *args):
         unload("agrinode.config")
 
 
+class Reboot(Exception):
+    # A new firmware version was installed: stop cleanly and restart into it.
+    pass
+
+
 class Node:
     def __init__(self):
         self.reload = False
@@ -55,10 +61,25 @@ class Node:
         # its status topic why; no backlog is sent. A config message or a restart by a
         # technician (or an update) takes it out: see run().
         self.safe = fsutil.read_atomic("crash.txt") if crashes() >= SAFE_AFTER else None
+        # Firmware version and update state (agrinode/ota.py; main.py chose the version).
+        try:
+            b = json.loads(fsutil.read_atomic("ota.json") or "{}")
+        except ValueError:
+            b = {}
+        self.version = b.get("active") or VERSION
+        self.trial = bool(b.get("active")) and not b.get("ok")
+        self.ota = "trial %d/%d" % (b.get("tries", 0), b.get("max", 3)) if self.trial else b.get("state", "")
+        self.bad = b.get("bad", "")
+        b = None
+        self.manifest = None
+        self.seen = None  # crc32 of the last manifest handled this boot
         self.cfg, errors = config("load", log)
         gc.collect()
         if UNIX:
             from agrisim import SimHal as Hal
+
+            if "--hal" in sys.argv:  # emulating a board's heap: it holds agrinode.hal instead
+                import agrinode.hal  # noqa: F401
         else:
             from agrinode.hal import Hal
         c = self.cfg
@@ -67,7 +88,7 @@ class Node:
         if not self.hal.woke_from_deepsleep():
             self.spool.next_boot()
         self.clock = self.hal.clock(self.spool, log)
-        log("boot", version=VERSION, node=c["node"], boot=self.spool.boot, seq=self.spool.seq,
+        log("boot", version=self.version, ota=self.ota, node=c["node"], boot=self.spool.boot, seq=self.spool.seq,
             spooled=self.spool.count, pending=len(self.spool.pending), config_errors=errors)
         if self.safe is not None:
             log("safe_mode", "error", crashes=crashes(), last=self.safe.decode())
@@ -76,6 +97,9 @@ class Node:
         self.connect()
         if not self.up:
             log("offline_mode", "error", reason="no valid farm/node/broker in node.json: sampling to the spool only")
+        self.wdt = self.hal.wdt(c["wdt"]) if c["wdt"] else None
+        self.healthy = False
+        self.cycle = 0
 
     def connect(self):
         c = self.cfg
@@ -83,11 +107,38 @@ class Node:
             from agrinode.net.uplink import Uplink
 
             self.up = Uplink(c, self.spool, self.hal, self.clock, log, self.on_config)
-            if self.safe is not None:
-                self.up.status = b"safe mode: " + self.safe
-        self.wdt = self.hal.wdt(c["wdt"]) if c["wdt"] else None
-        self.healthy = False
-        self.cycle = 0
+            self.up.on_ota = self.on_ota
+            self.up.status = self.status()
+            self.up.quiet = self.safe is not None
+
+    def status(self):
+        # Retained on .../status while connected (the Last Will says "offline").
+        d = {"s": "online" if self.safe is None else "safe", "v": self.version}
+        if self.ota:
+            d["ota"] = self.ota
+        if self.safe is not None:
+            d["why"] = self.safe.decode()
+        return json.dumps(d).encode()
+
+    def say(self):
+        if self.up:
+            self.up.status = self.status()
+            self.up.say()
+
+    def on_ota(self, payload):
+        # Retained .../ota manifest: checked and installed at the next wake (update()).
+        if payload and crc32(payload) != self.seen:
+            self.manifest = payload
+
+    def update(self, raw):
+        # The update itself lives in agrinode.ota (loaded only now).
+        from agrinode import ota
+
+        try:
+            if ota.run(self, raw, log):
+                raise Reboot()
+        finally:
+            unload("agrinode.ota")
 
     def on_config(self, payload):
         # Retained .../config message: saved as it came; checked and applied at the next wake,
@@ -127,8 +178,9 @@ class Node:
         if ok:
             log("config_received", bytes=len(fsutil.read_atomic(REMOTE_FILE) or b""))
             self.cfg, _ = config("load", log)
-            for k in ("farm", "node", "broker"):  # identity and credentials change only by reflashing
+            for k in ("farm", "node", "broker", "ota_key"):  # identity and keys change only by reflashing
                 self.cfg[k] = keep[k]
+            self.hal.cfg = self.cfg  # (the old config must not stay referenced)
         keep = None
         gc.collect()
         self.sampler = Sampler(self.hal, self.cfg["sensors"], log)
@@ -138,7 +190,19 @@ class Node:
             if self.safe is not None:  # a technician's new config: try the normal mode again
                 self.safe = None
                 if self.up:
-                    self.up.status = b"online"
+                    self.up.quiet = False
+                self.say()
+
+    def confirm(self):
+        # This version (on trial after an update) connected and had a message acknowledged.
+        from agrinode import ota
+
+        ota.confirm()
+        unload("agrinode.ota")
+        self.trial = False
+        self.ota = "ok"
+        log("ota_confirmed", version=self.version)
+        self.say()
 
     def feed(self):
         if self.wdt and self.healthy:
@@ -150,6 +214,9 @@ class Node:
         if self.reload:
             self.reload = False
             self.apply()
+        if self.manifest is not None and self.up and self.up.client:
+            raw, self.manifest = self.manifest, None
+            self.update(raw)
         # Stamps strictly increase: two samples never share a (series, time) key downstream.
         t = max(self.clock.now(), self.spool.t_last + 1)
         self.spool.t_last = t
@@ -170,6 +237,8 @@ class Node:
             rec, bat = self.sampler.read(t)
             if self.up:
                 self.up.wake(rec, bat, self.hal.rssi())
+                if self.trial and self.up.acks:
+                    self.confirm()
             elif rec:
                 self.spool.append(rec)
         self.cycle += 1
@@ -231,6 +300,11 @@ def main():
     except KeyboardInterrupt:
         if node:
             node.stop()
+    except Reboot:
+        node.stop()
+        if UNIX:
+            sys.exit(3)  # the emulator's "reset": whoever runs it starts it again
+        node.hal.reset()
     except Exception as exc:
         n = crashes() + 1
         log("crash", "error", err=repr(exc), count=n)

@@ -213,6 +213,13 @@ def check(obj, rep):
         else:
             rep.bad(k, "must be an id of 1-32 characters a-z 0-9 -, got %r" % (obj.get(k),), "offline")
     cfg["broker"] = check_broker(obj.get("broker"), rep)
+    key = obj.get("ota_key")
+    cfg["ota_key"] = None
+    if key is not None:
+        if isinstance(key, str) and len(key) == 64 and not [c for c in key if c not in "0123456789abcdef"]:
+            cfg["ota_key"] = key
+        else:
+            rep.bad("ota_key", "must be 64 lowercase hex digits (the node's update key)", "none: updates refused")
     apply_common(obj, cfg, rep)
     if obj.get("sleep", "auto") in ("auto", "deep", "light"):
         cfg["sleep"] = obj.get("sleep", "auto")

@@ -85,6 +85,13 @@ class Spool:
                         torn = r is False
                         break
                     self.count += 1
+                    # The newest sample time: stamps must increase even if the state (saved
+                    # only when a message is taken) is older than the spool's records.
+                    i = 5  # b'{"t":'
+                    while i < len(r) and 0x30 <= r[i] <= 0x39:
+                        i += 1
+                    if i > 5:
+                        self.t_last = max(self.t_last, int(bytes(r[5:i])))
             if torn and log:
                 log("spool_torn_record", "warning", seg=n)
         self.tail = (segs[-1] + 1 if torn else segs[-1]) if segs else self.hs

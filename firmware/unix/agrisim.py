@@ -61,7 +61,7 @@ class SimHal:
         self.noise = {}
         self.frozen = {}
         self.rain = 0
-        self.pins = []
+        self.pins = {}  # pin -> its counter input (a new sampler after a config change replaces it)
         self.buses = {}
         self.probes = {}
 
@@ -72,7 +72,7 @@ class SimHal:
         self.t = t
         self.cycle = cycle
         self.rain = self.rain - 1 if self.rain > 0 else (3 + int(random.random() * 8) if random.random() < 0.02 else 0)
-        for p in self.pins:
+        for p in self.pins.values():
             p.fire()
 
     def fault(self, metric):
@@ -128,7 +128,7 @@ class SimHal:
 
     def pulse(self, s):
         p = SimBus(self, s)
-        self.pins.append(p)
+        self.pins[s["pin"]] = p
         return p
 
     def delay_ms(self, ms):
@@ -141,6 +141,8 @@ class SimHal:
         return True
 
     def rssi(self):
+        if self.opts.get("crash") == "rssi":  # sim.json "crash": a bug on the normal path, each cycle
+            raise RuntimeError("injected fault")
         return -75 + int(random.random() * 10)
 
     def wdt(self, seconds):
@@ -192,13 +194,19 @@ def _dier(d):
     # as a power cut: nothing flushed, no handler runs) at the n-th time write_atomic reaches
     # `step` (0 temp file created empty, 1 written, 2 old file removed (FAT), 3 renamed) for a path
     # ending in `file`.
-    left = [d.get("n", 1)]
+    # With "raise": N, the n-th to (n+N-1)-th such points raise MemoryError instead (an
+    # allocation failing there).
+    left = [d.get("n", 1), d.get("raise", 0)]
 
     def hook(path, step):
         if step == d.get("step", 1) and path.endswith(d.get("file", "")):
             left[0] -= 1
             if left[0] <= 0:
-                kill_self()
+                if "raise" not in d:
+                    kill_self()
+                if left[1] > 0:
+                    left[1] -= 1
+                    raise MemoryError("injected")
 
     return hook
 

@@ -4,7 +4,7 @@
 # code is either another ROMFS image, mounted at /rom and run in place as on a board with a ROMFS
 # partition (MicroPython 1.25), or a directory of .mpy files loaded into the heap, as /lib on a
 # board without one; in that case agrinode.hal (what a board imports instead of the simulator) is
-# loaded too, so the heap holds what a board's would. Then /main.py runs. The working directory is
+# loaded too (by agrinode.app, after main.py picked the version), so the heap holds what a board's would. Then /main.py runs. The working directory is
 # the node's filesystem root (node.json, spool, state).
 #   micropython -X heapsize=64K board.py BOARD_IMAGE (FIRMWARE_IMAGE.img | LIB_DIR) MAIN_PY
 import sys
@@ -34,7 +34,7 @@ if code.endswith(".img"):
     code = "/rom/lib"
 sys.path[:] = [code, "/board", ".frozen"]
 if code[:5] != "/rom/":
-    import agrinode.hal  # noqa: F401 (its heap cost on a board; the simulator replaces it here)
+    sys.argv.append("--hal")  # agrinode.app loads agrinode.hal too: its heap cost on a board
 main_py = sys.argv[3]
 del mount
 with open(main_py) as f:

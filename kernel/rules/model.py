@@ -191,10 +191,13 @@ class RuleSet(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_reading_age_s: float = Field(900.0, gt=0)
-    rules: tuple[Rule, ...] = Field(min_length=1)
+    rules: tuple[Rule, ...]
 
     @model_validator(mode="after")
     def _unique(self) -> RuleSet:
+        # (not Field(min_length=1): that adds a second, confusing error when one rule is invalid)
+        if not self.rules:
+            raise ValueError("rules: list at least one [[rules]] entry")
         seen: set[str] = set()
         for r in self.rules:
             if r.name in seen:

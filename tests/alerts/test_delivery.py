@@ -17,7 +17,8 @@ from alerts import commissioners as comm
 from alerts.dispatcher import Dispatcher, DispatchOptions
 from tests.alerts.support import q
 from tests.fixtures.receiver import Receiver
-from tests.ingest.support import register, wait_until
+from tests.fixtures.wait import wait_until
+from tests.ingest.support import register
 
 pytestmark = pytest.mark.integration
 SECRET = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="

@@ -52,13 +52,13 @@ def row(metric: str, t: float, v: float, sid: int = 1, **kw: float) -> Row:
 
 
 def kinds(e: Evaluator, rows: list[Row]) -> list[str]:
-    return [f"{x.kind}:{x.rule.name}@{x.t - T0:g}" for x in e.feed(e.fresh(rows))]
+    return [f"{x.kind}:{x.rule.name}@{x.t - T0:g}" for x in e.feed(e.split(rows)[0])]
 
 
 def test_minimum_duration_and_hysteresis() -> None:
     e = ev()
     assert kinds(e, [row("air_t", T0 + i * 60, v) for i, v in enumerate([31, 33, 34])]) == []  # held 60 s
-    out = e.feed(e.fresh([row("air_t", T0 + 180, 33)]))
+    out = e.feed(e.split([row("air_t", T0 + 180, 33)])[0])
     assert [(x.kind, x.since - T0, x.peak) for x in out] == [("open", 60, 34)]  # true start, worst value
     assert kinds(e, [row("air_t", T0 + 240, 31)]) == []  # inside the band
     assert kinds(e, [row("air_t", T0 + 300, 29.9)]) == ["close:heat@300"]
@@ -70,12 +70,16 @@ def test_a_dip_restarts_the_minimum_duration() -> None:
     assert kinds(e, [row("air_t", T0 + i * 60, v) for i, v in enumerate(vals)]) == ["open:heat@300"]
 
 
-def test_each_reading_once_and_older_readings_ignored() -> None:
+def test_readings_behind_the_watermark_never_flip_an_episode() -> None:
     e = ev()
-    rows = [row("air_t", T0 + i * 60, 33) for i in range(3)]
-    assert len(e.fresh(rows)) == 3
-    assert e.fresh(rows) == []  # re-read (overlapping feed ranges, redelivery): nothing new
-    assert e.fresh([row("air_t", T0 + 30, 50)]) == []  # behind the watermark
+    rows = [row("air_t", T0 + i * 60, v) for i, v in enumerate([33, 33, 33])]
+    ahead, behind = e.split(rows)
+    assert (len(ahead), behind) == (3, [])
+    e.feed(ahead)
+    late = [row("air_t", T0 + 30, 20), row("air_t", T0 + 90, 50)]  # committed late by another worker
+    ahead, behind = e.split(late)
+    assert ahead == [] and behind == late
+    assert e.feed(behind) == [] and e.evaluated == 5  # evaluated, but an older reading changes nothing
 
 
 def test_thi_is_derived_from_the_same_node_and_time() -> None:
@@ -94,11 +98,11 @@ def test_anomaly_and_qc_sources() -> None:
 
 def test_silent_node_on_a_clock() -> None:
     e = ev()
-    e.feed(e.fresh([row("air_t", T0, 20)]))
+    e.feed(e.split([row("air_t", T0, 20)])[0])
     assert e.tick(T0 + 180) == []
     assert [x.kind for x in e.tick(T0 + 181)] == ["open"]
     assert e.tick(T0 + 300) == []
-    e.feed(e.fresh([row("air_t", T0 + 310, 20)]))
+    e.feed(e.split([row("air_t", T0 + 310, 20)])[0])
     assert [x.kind for x in e.tick(T0 + 311)] == ["close"]
 
 

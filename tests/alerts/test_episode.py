@@ -11,7 +11,8 @@ from kernel.protocol import encode_up, up_topic
 from tests.alerts.support import q, service_thread, setup_farm
 from tests.fixtures.mqtt import BrokerHandle
 from tests.fixtures.receiver import Receiver
-from tests.ingest.support import wait_until, worker_thread
+from tests.fixtures.wait import wait_until
+from tests.ingest.support import worker_thread
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,8 @@ from kernel.decode import decode_message
 from kernel.protocol import Limits, encode_up, up_topic
 from store.writer import Writer
 from tests.alerts.support import q
-from tests.ingest.support import register, wait_until
+from tests.fixtures.wait import wait_until
+from tests.ingest.support import register
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -22,6 +22,7 @@ WEEK = 7 * DAY
 # persistence + daily change, persistence + weekly change
 EXTRAPOLATING = (True, False, False, False, True, True)
 BASELINE = (False, True, True, True, False, False)
+SEASONAL = (False, False, True, True, False, False)
 LAZY = 64  # histogram counts are decayed once every LAZY points of a series
 
 
@@ -51,6 +52,7 @@ class Cfg:
     density_cap: float = 8.0
     density_lo: float = -5.8125
     stuck_min_run: int = 5
+    excursion_odds: float = 100.0
     score_log10_full: float = 12.0
     day_power: float = 0.25
     onset_decay: float = 0.99
@@ -132,14 +134,21 @@ class Series:
         self.unit_mae = F(0.0)
         self.density = F(0.0)
         self.run = 0
+        self.ex_run = 0
         self.season_t0 = math.nan
         self.bins_d = 0
         self.bins_w = 0
         self.daily = [F(0.0)] * cfg.daily_bins
         self.weekly = [F(0.0)] * cfg.weekly_bins
-        lows = (cfg.tail_lo, cfg.tail_lo, cfg.density_lo)  # point, level, density
+        lows = (
+            cfg.tail_lo,
+            cfg.tail_lo,
+            cfg.tail_lo,
+            cfg.density_lo,
+        )  # point, level, seasonal level, density
         self.hists = [Histogram(cfg, lo) for lo in lows]
         self.runs = Histogram(cfg, 0.0)
+        self.excursions = Histogram(cfg, 0.0)
 
 
 def _ewma_weight(k: np.float32, per_interval: float) -> np.float32:
@@ -205,6 +214,8 @@ def score_point(s: Series, t: float, x: float) -> float:
 
     p_best = best(usable)
     p_base = best([usable[p] and BASELINE[p] for p in range(6)])
+    any_seasonal = any(usable[p] and SEASONAL[p] for p in range(6))
+    p_seas = best([usable[p] and SEASONAL[p] for p in range(6)])
     tiny = F(D(F(1e-7)) * (abs(s.x_ref) + abs(D(s.mean))) + D(F(1e-30)))
 
     # the unit of surprise: the slow mean's error, fixed once
@@ -213,20 +224,29 @@ def score_point(s: Series, t: float, x: float) -> float:
     unit = F(F(s.unit_mae * F(math.sqrt(math.pi / 2.0))) + tiny)
     widen = F(np.sqrt(min(k, F(100.0)))) if EXTRAPOLATING[p_best] else F(1.0)
     f_point = F(np.log2(F(abs_err[p_best] / F(unit * widen)) + F(1e-6)))
-    f_level = F(np.log2(F(abs_err[p_base] / unit) + F(1e-6)))
+    # the level: residual from the plain mean, and from the best seasonal profile, each judged
+    # against a history of its own kind of residual
+    f_plain = F(np.log2(F(abs_err[1] / unit) + F(1e-6)))
+    f_seas = F(np.log2(F(abs_err[p_seas] / unit) + F(1e-6)))
     tracked = usable[p_best] and s.unit_mae > 0
 
-    h_point, h_level, h_dens = s.hists
-    lp = h_point.log10_tail(f_point, c.tail_beyond_log10) if h_point.total >= c.tail_min_count else F(0.0)
-    ll = h_level.log10_tail(f_level, c.tail_beyond_log10) if h_level.total >= c.tail_min_count else F(0.0)
+    h_point, h_plain, h_seas, h_dens = s.hists
+
+    def tail(h: Histogram, v: np.float32) -> np.float32:
+        return h.log10_tail(v, c.tail_beyond_log10) if h.total >= c.tail_min_count else F(0.0)
+
+    lp = tail(h_point, f_point)
+    ll = tail(h_seas, f_seas) if SEASONAL[p_base] and any_seasonal else tail(h_plain, f_plain)
     if tracked:
         surprise = min(-min(lp, ll), F(c.density_cap))
         s.density = F(s.density + F(F(c.density_rate) * F(surprise - s.density)))
     f_dens = F(np.log2(s.density + F(1e-6)))
-    ld = h_dens.log10_tail(f_dens, c.tail_beyond_log10) if h_dens.total >= c.tail_min_count else F(0.0)
+    ld = tail(h_dens, f_dens)
     if tracked:
         h_point.add(f_point)
-        h_level.add(f_level)
+        h_plain.add(f_plain)
+        if any_seasonal:
+            h_seas.add(f_seas)
         h_dens.add(f_dens)
     if s.n % LAZY == LAZY - 1:
         for h in s.hists:
@@ -246,11 +266,22 @@ def score_point(s: Series, t: float, x: float) -> float:
         runs.forget()
     s.run = s.run + 1 if repeat else 0
 
-    # combine: Bonferroni over four tests, partly per day; onset only
-    log10p = min(lp, ll, ld, ls)
+    # excursion: how long the level has stayed in its 1/odds tail, against finished excursions
+    away = tracked and ll <= F(-math.log10(c.excursion_odds))
+    lx = F(0.0)
+    if away:
+        lx = s.excursions.log10_tail(F(np.log2(F(s.ex_run + 1) + F(1.0))), c.tail_beyond_log10)
+    elif tracked:
+        s.excursions.add_by_edges(F(np.log2(F(s.ex_run) + F(1.0))))
+    if s.n % LAZY == LAZY - 1:
+        s.excursions.forget()
+    s.ex_run = s.ex_run + 1 if away else 0
+
+    # combine: Bonferroni over five tests, partly per day; onset only
+    log10p = min(lp, ll, ld, ls, lx)
     per_day = max(F(DAY) / max(s.interval, F(1.0)), F(1.0))
     log10p = F(log10p + F(F(c.day_power) * F(np.log10(per_day))))
-    raw = F(min(max(F(-F(log10p + F(math.log10(4.0))) / F(c.score_log10_full)), F(0.0)), F(1.0)))
+    raw = F(min(max(F(-F(log10p + F(math.log10(5.0))) / F(c.score_log10_full)), F(0.0)), F(1.0)))
     if s.n < c.warmup_points or not tracked:
         raw = F(0.0)
     score = raw if raw > s.peak else F(0.0)
@@ -292,4 +323,37 @@ def score_many(times: np.ndarray, values: np.ndarray, cfg: Cfg | None = None) ->
             t, x = float(times[i, j]), float(values[i, j])
             if math.isfinite(t) and math.isfinite(x):
                 out[i, j] = score_point(s, t, x)
+    return out
+
+
+# --- farm alerts (analytics.anomaly.farm), one series at a time ---------------------------------
+
+
+def rain_context(times: list[float], rain: list[float], after_s: float = 7200.0) -> list[bool]:
+    out, last = [], -math.inf
+    for t, r in zip(times, rain, strict=True):
+        if r == r and r > 0:  # not NaN
+            last = t
+        out.append(t - last <= after_s)
+    return out
+
+
+def rollover_context(
+    times: list[float], values: list[float], utc_offset_s: float = 0.0, within_s: float = 1800.0
+) -> list[bool]:
+    out, fell_on_day = [], None
+    for j, (t, x) in enumerate(zip(times, values, strict=True)):
+        local = t + utc_offset_s
+        day = math.floor(local / DAY)
+        near = local - day * DAY < within_s
+        if near and j > 0 and x < values[j - 1]:
+            fell_on_day = day
+        out.append(near and fell_on_day == day)
+    return out
+
+
+def alerts(scores: list[float], level: float, qc: list[bool], explained: list[bool]) -> list[bool]:
+    out = []
+    for s, q, e in zip(scores, qc, explained, strict=True):
+        out.append(q or (s == s and s >= level and not e))
     return out

@@ -130,7 +130,7 @@ def test_synthetic_command_reports_precision_recall() -> None:
     )
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
-    assert out["series"] == 10
+    assert out["series"] == 14  # 2 farms x 7 kinds
     (row,) = out["results"]
     assert row["threshold"] == 0.25 and 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1
 

@@ -1,6 +1,8 @@
 """The NAB development subset, end to end (skipped when the shared benchmark folder is absent).
 
-Runs in a few seconds: all 34 files advance together as one vectorised batch.
+The folder is ``$AGRI_NAB_DIR`` or ``../shared`` next to the checkout (only tests know where it
+is; the product takes paths as arguments). Runs in a few seconds: all 34 files advance together
+as one vectorised batch.
 """
 
 from __future__ import annotations
@@ -78,3 +80,46 @@ def test_nab_command_prints_three_profiles() -> None:
     assert set(out["profiles"]) == set(MINIMUM)
     assert out["profiles"]["standard"] > MINIMUM["standard"]
     assert set(out["leave_one_category_out"]) == set(MINIMUM)
+
+
+@pytest.mark.slow
+def test_nab_cross_validation_reports_every_category() -> None:
+    """`agri anomaly nab --cv`: constants and thresholds tuned on three categories, the fourth
+    scored with them (about 25 s: nine configurations)."""
+    import json
+
+    from typer.testing import CliRunner
+
+    from agri.cli.main import app
+
+    args = ["--nab", str(SHARED / "nab"), "--scorer", str(SHARED / "tools" / "nabscore.py")]
+    res = CliRunner().invoke(app, ["anomaly", "nab", *args, "--json", "--cv"])
+    assert res.exit_code == 0, res.output
+    cv = json.loads(res.output)["cv"]
+    cats = cv["categories"]
+    assert set(cats) == {
+        "artificialNoAnomaly",
+        "artificialWithAnomaly",
+        "realAWSCloudwatch",
+        "realAdExchange",
+    }
+    assert cats["artificialNoAnomaly"]["standard"] is None  # no windows: only its raw score
+    scored = [c["standard"] for c in cats.values() if c["standard"] is not None]
+    assert cv["mean_standard"] == round(sum(scored) / 3, 2)
+    # measured 75.19 (83.40 / 65.79 / 76.37) and pooled 70.53: a floor well above CAD OSE's 71.72
+    # would be a fit; HTM-level generalisation is the aim, so assert the held-out mean beats 70
+    assert cv["mean_standard"] > 70.0, cv
+    for c in cats.values():
+        assert set(c["chosen"]) == set(nab.CV_GRID)
+
+
+def test_nab_command_needs_its_paths(tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from agri.cli.main import app
+
+    res = CliRunner().invoke(
+        app, ["anomaly", "nab", "--nab", str(tmp_path), "--scorer", str(tmp_path / "nabscore.py")]
+    )
+    assert res.exit_code == 1
+    assert "not found (check --nab and --scorer)" in res.output

@@ -67,8 +67,8 @@ def test_reference_mirrors_every_constant() -> None:
 
 
 def test_reference_catches_a_perturbed_constant() -> None:
-    """The comparison is sharp: a 10 % change of one rate (the seasonal offsets') shows up."""
+    """The comparison is sharp: a 10 % change of one rate (the seasonal profiles') shows up."""
     times, values = _random_batch(31, n_series=3, n=800)
     ref = naive_anomaly.score_many(times, values)
-    vec = update(AnomalyState.new(3, DetectorConfig(offset_rate=0.0011)), times, values)
+    vec = update(AnomalyState.new(3, DetectorConfig(season_rate=0.165)), times, values)
     assert np.nanmax(np.abs(vec - ref)) > 1e-3

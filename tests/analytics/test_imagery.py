@@ -154,3 +154,28 @@ def test_fusion_needs_enough_blocks() -> None:
     assert list(res.flag) == [NONE] * 3 and np.isnan(res.z).all()
     with pytest.raises(ValueError, match="one value per block"):
         fuse_blocks([0.7, 0.6, 0.5, 0.4], soil_vwc=[1.0, 2.0])
+
+
+def test_polygon_mask_matches_point_in_polygon() -> None:
+    from shapely.geometry import Point, Polygon
+
+    from analytics.imagery.mask import polygon_mask
+
+    for k in range(15):
+        n = int(RNG.integers(3, 9))
+        ang = np.sort(RNG.uniform(0, 2 * np.pi, n))
+        rad = RNG.uniform(5, 20, n)
+        outer = np.column_stack([25 + rad * np.cos(ang), 22 + rad * np.sin(ang)])
+        hole = np.array([[22.3, 20.1], [27.7, 20.4], [26.2, 24.9]]) if k % 3 == 0 else None
+        if hole is not None and not Polygon(outer).contains(Polygon(hole)):
+            hole = None
+        poly = Polygon(outer, [hole] if hole is not None else None)
+        got = polygon_mask([outer] + ([hole] if hole is not None else []), (45, 50))
+        for r in range(45):
+            for c in range(50):
+                assert got[r, c] == poly.contains(Point(c + 0.5, r + 0.5)), (k, r, c)
+    # A square beyond the grid's edges is clipped; a degenerate ring masks nothing.
+    sq = [[-5.0, -5.0], [5.2, -5.0], [5.2, 3.7], [-5.0, 3.7]]
+    m = polygon_mask([sq], (10, 10))
+    assert m[:4, :5].all() and m.sum() == 20
+    assert not polygon_mask([[[1, 1], [2, 2]]], (5, 5)).any()

@@ -46,7 +46,14 @@ def api_app(db_url: str) -> FastAPI:
 def base_url(api_app: FastAPI) -> Iterator[str]:
     port = free_port()
     server = uvicorn.Server(
-        uvicorn.Config(api_app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            api_app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=1,
+        )
     )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()

@@ -120,6 +120,7 @@ def test_metrics_endpoint(client: httpx.Client, tok: Tokens) -> None:
     assert client.get("/metrics").status_code == 401
     r = client.get("/metrics", headers=tok.h("read"))
     assert r.status_code == 200 and "agri_api_requests_total" in r.text
+    assert 'route="/farms/{farm}"' in r.text  # label by route template, not by concrete path
 
 
 def test_export_csv_and_parquet(client: httpx.Client, tok: Tokens, data: dict[str, int]) -> None:

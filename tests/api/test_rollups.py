@@ -209,7 +209,15 @@ def test_latest_raw_pages_and_short_buckets(db: psycopg.Connection[Any]) -> None
     assert (lv_air.metric, lv_air.value, lv_air.time) == ("air_t", 59.0, t0 + timedelta(minutes=59))
     assert (lv_soil.metric, lv_soil.value, lv_soil.time) == ("soil_t", None, None)
     rollup.refresh_all(db)
+    assert rq.latest(db, farm="farm-l", metric="air_t")[0].value == 59.0  # from the hourly rollup
+    put(db, sids["air_t"], [(t0 - timedelta(hours=5), -1.0)])  # late data in an older hour: no change
     assert rq.latest(db, farm="farm-l", metric="air_t")[0].value == 59.0
+    put(db, sids["air_t"], [(t0 + timedelta(minutes=59, seconds=30), 60.0)])  # same hour, marked again
+    assert rq.latest(db, farm="farm-l", metric="air_t")[0].value == 60.0
+    put(db, sids["air_t"], [(t0 + timedelta(minutes=75), 61.0)])  # a newer hour, not rolled up yet
+    assert rq.latest(db, farm="farm-l", metric="air_t")[0].value == 61.0
+    rollup.refresh_all(db)
+    assert rq.latest(db, farm="farm-l", metric="air_t")[0].value == 61.0
     s = rq.get_series(db, sids["air_t"])
     got: list[float] = []
     cursor = None
@@ -219,9 +227,9 @@ def test_latest_raw_pages_and_short_buckets(db: psycopg.Connection[Any]) -> None
         cursor = page.next_cursor
         if cursor is None:
             break
-    assert got == [float(i) for i in range(60)]
+    assert got == [float(i) for i in range(60)] + [60.0]
     (b,) = rq.buckets(db, [s], t0, t0 + timedelta(hours=1), "15min")
-    assert b.count == [15, 15, 15, 15] and b.mean[0] == 7.0
+    assert b.count == [15, 15, 15, 16] and b.mean[0] == 7.0
     with pytest.raises(rq.InvalidArgument):
         rq.buckets(db, [s], t0, t0 - timedelta(hours=1), "1h")
     with pytest.raises(rq.InvalidArgument):

@@ -9,16 +9,16 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import paho.mqtt.client as mqtt
 import pytest
 
-from kernel.mqtt import make_client
 from agri.node.config import Broker, NodeConfig, profile
 from agri.node.emulate import Emulator, NodeProcess
 from agri.node.runtime import RuntimeMissing, micropython_binary
 from agri.node.stage import build
+from kernel.mqtt import make_client
 from kernel.protocol import Limits, NodeMessage, decode_up
 from kernel.settings import MqttUrl
 from tests.fixtures.mqtt import BrokerHandle, start_broker
@@ -67,9 +67,13 @@ def start_node(firmware_build: None, tmp_path: Path) -> Iterator[Callable[..., N
     started: list[NodeProcess] = []
 
     def start(
-        cfg: NodeConfig | str, sim: dict[str, Any] | None = None, root: Path | None = None
+        cfg: NodeConfig | str,
+        sim: dict[str, Any] | None = None,
+        root: Path | None = None,
+        heap: str = "64K",
+        code: Literal["rom", "ram"] = "rom",
     ) -> NodeProcess:
-        p = NodeProcess(Emulator(cfg, root or tmp_path / "node", sim=sim or {}))
+        p = NodeProcess(Emulator(cfg, root or tmp_path / "node", heap=heap, sim=sim or {}, code=code))
         started.append(p)
         return p
 

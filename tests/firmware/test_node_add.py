@@ -15,12 +15,12 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from kernel.mqtt import make_client
 from agri.node import config as nodecfg
 from agri.node.emulate import NodeProcess
 from agri.stack.mosquitto import Broker
 from agri.stack.mqtt_auth import MqttAuth
 from agri.stack.proc import free_port
+from kernel.mqtt import make_client
 from tests.firmware.conftest import Delivery, Subscriber
 from tests.fixtures.mqtt import BrokerHandle
 from tests.fixtures.pg import make_tmp_root
@@ -95,6 +95,7 @@ def test_node_add_registers_authorises_and_the_node_reports(
         "topic write agri/v1/gy-orchard/n-0001/up",
         "topic write agri/v1/gy-orchard/n-0001/status",
         "topic read agri/v1/gy-orchard/n-0001/config",
+        "topic read agri/v1/gy-orchard/n-0001/ota/#",
     ]
     # The broker took the new account without a restart: the emulated node reports with it.
     n = start_node(cfg)
@@ -232,3 +233,50 @@ class _Probe:
     def close(self) -> None:
         self.client.disconnect()
         self.client.loop_stop()
+
+
+@pytest.mark.slow
+def test_node_update_cli_updates_a_provisioned_node_and_records_it(
+    home_env: tuple[dict[str, str], BrokerHandle],
+    db_url: str,
+    start_node: Callable[..., NodeProcess],
+    tmp_path: Path,
+) -> None:
+    from tests.firmware.test_ota import Board, _firmware
+
+    env, handle = home_env
+    r = _agri(
+        env,
+        "node",
+        "add",
+        "--farm",
+        "up-farm",
+        "--node",
+        "n-1",
+        "--farm-kind",
+        "pond",
+        "--farm-name",
+        "Up",
+        "--interval",
+        "1",
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    cfg = nodecfg.load(Path(env["AGRI_HOME"]) / "nodes" / "up-farm" / "n-1.json")
+    assert cfg.ota_key is not None and len(cfg.ota_key) == 64  # provisioned with its update key
+    board = Board(start_node, cfg, tmp_path / "fs", [])
+    try:
+        board.wait_for(lambda: bool(board.events("connected")), 20)
+        fw = _firmware(tmp_path, "0.2.0")
+        admin = handle.account("admin")
+        r = _agri(env, "node", "update", "--farm", "up-farm", "--version", "0.2.0", "--firmware-dir", str(fw),
+                  "--timeout", "60", "--mqtt-url", admin)  # fmt: skip
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert "ok up-farm/n-1" in r.stdout
+        assert board.events("boot")[-1]["version"] == "0.2.0"
+    finally:
+        assert board.stop() == 0
+    with psycopg.connect(db_url) as conn:
+        row = conn.execute(
+            "SELECT firmware_version, ota_state FROM nodes WHERE farm_id = 'up-farm' AND node_id = 'n-1'"
+        ).fetchone()
+    assert row == ("0.2.0", "ok")

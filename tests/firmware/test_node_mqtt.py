@@ -46,7 +46,8 @@ def test_readings_arrive_in_contract_format(
     assert first.boot == 1 and first.dropped == 0
     st = status_topic(farm, node)
     sub.wait(lambda m: [p for t, p, _ in m if t == st][-1:] == [b"offline"], 10)  # said on a clean stop
-    assert next(p for t, p, _ in sub.messages if t == st) == b"online"
+    online = json.loads(next(p for t, p, _ in sub.messages if t == st))
+    assert online["s"] == "online" and online["v"] == "0.1.0"  # the version it runs
 
 
 def test_last_will_says_offline_when_the_node_dies(
@@ -55,7 +56,7 @@ def test_last_will_says_offline_when_the_node_dies(
     farm, node = "fw-will", "n-1"
     sub = subscribe(mqtt_broker, [status_topic(farm, node)])
     n = start_node(node_config(mqtt_broker.node_account(farm, node), farm, node))
-    sub.wait(lambda m: [p for _, p, _ in m] == [b"online"], 20)
+    sub.wait(lambda m: len(m) == 1 and json.loads(m[0][1])["s"] == "online", 20)
     n.kill()  # no DISCONNECT: the broker publishes the Last Will
     sub.wait(lambda m: [p for _, p, _ in m][-1:] == [b"offline"], 20)
     # Retained: a client subscribing later sees the node is offline.
@@ -106,10 +107,11 @@ def test_killed_mid_backlog_then_restarted_delivers_the_spool(
     url = own_broker.node_account(farm, node)
     sub = subscribe(own_broker, [f"agri/v1/{farm}/{node}/up"])
     root = tmp_path / "fs"
-    # Fast simulated clock, broker down: 1,000 samples go to the spool in a few seconds.
+    # Fast simulated clock, broker down: 1,000 samples go to the spool in a few seconds (ending
+    # 1,000 minutes ago: boot 2's fast clock goes on from the newest spooled sample).
     own_broker.broker.stop()
     cfg = node_config(url, farm, node, "pond", interval=60, batch=2, inflight=1, drain=0)
-    n = start_node(cfg, sim={"clock": "fast", "cycles": 1000}, root=root)
+    n = start_node(cfg, sim={"clock": "fast", "cycles": 1000, "start": -120_000}, root=root)
     assert n.wait(60) == 0
     assert next(n.events("stopped"))["spooled"] == "1000"
     # Broker back; the node drains one small message at a time and is killed (SIGKILL, as a power

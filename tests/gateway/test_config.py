@@ -151,7 +151,7 @@ def test_example_rules_parse(tmp_path: Path) -> None:
             '[[rules]]\nname="a"\nmetric="air_t"\nabove=1\n[[rules]]\nname="a"\nmetric="ph"\nbelow=5\n',
             "used twice",
         ),
-        ("rules = []\n", "rules: Tuple should have at least 1 item"),
+        ("rules = []\n", "rules: list at least one [[rules]] entry"),
         ("[[rules]\n", "not valid TOML"),
     ],
 )

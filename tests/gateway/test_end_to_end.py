@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import base64
-import json
 import secrets
 import time
 
@@ -20,12 +18,12 @@ from tests.ingest.support import register, stored, worker_thread
 pytestmark = pytest.mark.integration
 
 
-def rejects(db_url: str, farm: str) -> list[tuple[str | None, str, bytes]]:
+def rejects(db_url: str, farm: str) -> list[tuple[str | None, str, str, bytes]]:
     with psycopg.connect(db_url) as conn:
         rows = conn.execute(
-            "SELECT node_id, reason, raw FROM rejects WHERE farm_id = %s ORDER BY id", (farm,)
+            "SELECT node_id, reason, detail, raw FROM rejects WHERE farm_id = %s ORDER BY id", (farm,)
         ).fetchall()
-    return [(n, str(r), bytes(raw)) for n, r, raw in rows]
+    return [(n, str(r), str(d), bytes(raw)) for n, r, d, raw in rows]
 
 
 def test_invalid_messages_reach_central_rejects(rig: Rig, db_url: str) -> None:
@@ -52,7 +50,8 @@ def test_invalid_messages_reach_central_rejects(rig: Rig, db_url: str) -> None:
         ("n-1", "air_rh", t + 30),
     }
     got = rejects(db_url, rig.farm)
-    assert sorted(r for _, r, _ in got) == ["bad_entry", "bad_json", "out_of_range"]
-    (entry,) = [raw for _, r, raw in got if r == "bad_entry"]
-    assert b"bad_encoding" in entry  # the gateway's reason travels with the raw bytes (base64)
-    assert base64.b64decode(json.loads(entry)["raw_b64"]) == not_utf8
+    assert sorted(r for _, r, _, _ in got) == ["bad_encoding", "bad_json", "out_of_range"]
+    # The entry the gateway could not forward verbatim is stored as the gateway classified it:
+    # its node, the gateway's reason and detail, and the bytes the node sent.
+    (entry,) = [row for row in got if row[1] == "bad_encoding"]
+    assert entry == ("n-1", "bad_encoding", "not UTF-8 at byte 40", not_utf8)

@@ -3,10 +3,12 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from agri.stack.proc import pid_alive
+from agri.stack.proc import pid_alive, read_pid, spawn, terminate
+from agri.stack.services import SERVICES
 from tests.fixtures.pg import make_tmp_root
 from tests.fixtures.stack import private_stack_env
 
@@ -57,6 +59,7 @@ def test_up_status_down_lifecycle(stack_env: dict[str, str]) -> None:
     assert ":" not in br["address"].split("//")[1].split("@")[0]  # no password in the address
     for name, comp in status.items():
         assert comp["state"] == "running", (name, comp)
+    assert status["api"]["address"] == f"http://127.0.0.1:{stack_env['AGRI_API_PORT']}"
 
     human = _agri(stack_env, "status")
     assert human.returncode == 0 and "2.19.3" in human.stdout
@@ -99,3 +102,47 @@ def test_bad_setting_is_one_line_exit_2(stack_env: dict[str, str]) -> None:
     res = _agri(stack_env | {"AGRI_PG_PORT": "lots"}, "status")
     assert res.returncode == 2
     assert res.stderr.strip().count("\n") == 0 and "AGRI_PG_PORT" in res.stderr
+
+
+def test_down_and_status_leave_a_process_alone_that_reuses_a_stale_pid(stack_env: dict[str, str]) -> None:
+    """After a reboot a pid in $AGRI_HOME/run can name an unrelated process: it is never signalled
+    and never reported as a running service, whether the pid file is in the old plain format or
+    records a different process (start time, command line)."""
+    bystander = subprocess.Popen(["sleep", "300"])
+    try:
+        run = Path(stack_env["AGRI_HOME"]) / "run"
+        run.mkdir(parents=True)
+        names = [spec.name for spec in SERVICES]
+        plain, recorded = names[0], names[1:]
+        (run / f"{plain}.pid").write_text(f"{bystander.pid}\n")  # pid only: cannot be verified
+        for name in recorded:  # our format, but the process that had the pid was another one
+            (run / f"{name}.pid").write_text(
+                json.dumps(
+                    {"pid": bystander.pid, "start": 1, "argv": [sys.executable, "-m", "agri.cli.main"]}
+                )
+            )
+
+        st = _agri(stack_env, "status", "--json")
+        status = json.loads(st.stdout)
+        for name in names:
+            if name in status:
+                assert status[name]["state"] == "stopped", (name, status[name])
+
+        down = _agri(stack_env, "down")
+        assert down.returncode == 0, down.stderr
+        assert bystander.poll() is None  # not signalled
+        assert "stale pid file removed" in down.stdout
+        assert not any(run.glob("*.pid"))
+    finally:
+        bystander.kill()
+        bystander.wait()
+
+
+def test_pid_file_names_the_process_spawn_started(tmp_path: Path) -> None:
+    pidfile = tmp_path / "svc.pid"
+    proc = spawn(["sleep", "300"], tmp_path / "svc.log", pidfile)
+    try:
+        assert read_pid(pidfile) == proc.pid
+    finally:
+        assert terminate(proc.pid)
+    assert read_pid(pidfile) is None  # gone: the file alone does not make it running

@@ -94,8 +94,8 @@ class StacApi:
                     chunk = data[a : b + 1]
                     if self.command == "GET":
                         api.served[self.path] += len(chunk)
-                    self._send(206, chunk, "image/tiff",
-                               {"Content-Range": f"bytes {a}-{b}/{len(data)}", "Accept-Ranges": "bytes"})  # fmt: skip
+                    headers = {"Content-Range": f"bytes {a}-{b}/{len(data)}", "Accept-Ranges": "bytes"}
+                    self._send(206, chunk, "image/tiff", headers)
                     return
                 if self.command == "GET":
                     api.served[self.path] += len(data)

@@ -72,7 +72,8 @@ def test_fetch_searches_and_reads_only_windows(
         )
         w, s, e, n = body["bbox"]
         lons = [p[0] for f in feats for p in f["geometry"]["coordinates"][0]]
-        assert w == pytest.approx(min(lons)) and e == pytest.approx(max(lons))
+        lats = [p[1] for f in feats for p in f["geometry"]["coordinates"][0]]
+        assert (w, s, e, n) == pytest.approx((min(lons), min(lats), max(lons), max(lats)))
         # Only windows: far less than the files were transferred.
         for band in ("B04", "B08"):
             full = (files / "S2A_A" / f"{band}.tif").stat().st_size
@@ -96,10 +97,10 @@ def test_fetch_reports_an_unreachable_api(
     db_url: str, tmp_path: Path, db: psycopg.Connection[tuple[object, ...]]
 ) -> None:
     registry.upsert_farm(db, "f-2", "F2", "orchard")
-    store_sky.upsert_blocks(
-        db, "f-2",
-        [store_sky.BlockRow("a", "A", "field", utm_polygon(BLOCKS["t1"]), 1e4, (117.9, 22.5, 118.1, 22.7), {})],
-    )  # fmt: skip
+    row = store_sky.BlockRow(
+        "a", "A", "field", utm_polygon(BLOCKS["t1"]), 1e4, (117.9, 22.5, 118.1, 22.7), {}
+    )
+    store_sky.upsert_blocks(db, "f-2", [row])
     env = {"AGRI_DATABASE_URL": db_url, "AGRI_HOME": str(tmp_path), "AGRI_MODE": "test"}
     with serve(tmp_path) as api:
         url = api.url

@@ -158,3 +158,14 @@ def utm_polygon_utm(geom: dict[str, object]) -> dict[str, object]:
     t = Transformer.from_crs(4326, 32650, always_xy=True)
     ring = [list(t.transform(x, y)) for x, y in geom["coordinates"][0]]  # type: ignore[index]
     return {"type": "Polygon", "coordinates": [ring]}
+
+
+def test_threads_give_the_same_results_in_block_order(
+    tmp_path: Path, geoms: dict[str, dict[str, object]]
+) -> None:
+    path, _ = s2_scene(tmp_path, "S2_THREADS", clouds=CLOUDS)
+    scene = scene_from_item(read_item(str(path)))
+    one = compute_blocks(scene, blocks_of(geoms), min_valid=0.0)
+    two = compute_blocks(scene, blocks_of(geoms), min_valid=0.0, workers=3)
+    assert [r.block_id for r in two] == list(geoms)
+    assert [(r.status, r.stats) for r in two] == [(r.status, r.stats) for r in one]

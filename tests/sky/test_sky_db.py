@@ -116,6 +116,15 @@ def test_blocks_scene_series_render(
     assert len(canopy) == 1 and 0.5 < canopy[0][1] <= 1.0
     assert (Path(env["AGRI_HOME"]) / "sky" / "items" / "flight-0603.json").exists()
 
+    # The import rendered the farm's overlay; the newer drone flight replaced nothing of the
+    # satellite one (each source keeps its own), and an older scene would not replace either.
+    sat = store_sky.get_overlay(db, FARM, "ndvi", "satellite")
+    drone = store_sky.get_overlay(db, FARM, "ndvi", "drone")
+    assert sat is not None and sat.png.startswith(b"\x89PNG") and sat.acquired_at == series[0][0]
+    assert drone is not None and store_sky.get_overlay(db, FARM, "ndvi") == drone  # newest of both
+    w0, s0, e0, n0 = sat.bounds
+    assert w0 < e0 and s0 < n0
+
     out = tmp_path / "ndvi.png"
     r = runner.invoke(
         app, ["sky", "render", "--farm", FARM, "--source", "satellite", "--out", str(out)], env=env

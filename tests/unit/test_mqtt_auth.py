@@ -27,6 +27,7 @@ def test_node_acl_is_limited_to_its_own_topics(tmp_path) -> None:  # type: ignor
         "topic write agri/v1/farm-a/n-1/up",
         "topic write agri/v1/farm-a/n-1/status",
         "topic read agri/v1/farm-a/n-1/config",
+        "topic read agri/v1/farm-a/n-1/ota/#",
     ]
     assert oct(auth.passwd.stat().st_mode & 0o777) == "0o600"
 

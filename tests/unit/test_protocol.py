@@ -4,6 +4,7 @@ import zlib
 import pytest
 
 from kernel.protocol import (
+    BadEntry,
     Limits,
     ProtocolError,
     decode_batch,
@@ -145,18 +146,24 @@ def test_batch_keeps_good_entries_next_to_malformed_ones() -> None:
 
 
 def test_batch_invalid_entries_carry_reason_and_raw_bytes() -> None:
-    import base64
-
     good = msg()
     data = encode_batch(
         "gw-1", "farm-a", "b1", [("n-0012", good)], [("n-0012", "bad_encoding: x", b"\xff\xfe")]
     )
     b = decode_batch("farm-a", "gw-1", data)
     assert b.messages == [("n-0012", good)]
-    ((why, raw),) = b.invalid
-    assert why.startswith("msgs[1]")
-    entry = json.loads(raw)
-    assert entry["invalid"] == "bad_encoding: x" and base64.b64decode(entry["raw_b64"]) == b"\xff\xfe"
+    assert b.invalid == [BadEntry("n-0012", "bad_encoding", "x", b"\xff\xfe")]
+    # An entry marked invalid whose reason is not a code, or whose raw bytes are not base64,
+    # is still kept, as a bad_entry.
+    body = {"v": 1, "gw": "gw-1", "farm": "farm-a", "batch": "b2", "msgs": [
+        {"node": "n-1", "invalid": "Not A Code", "raw_b64": "AA=="},
+        {"node": "n-1", "invalid": "bad_encoding: x", "raw_b64": "%%%"},
+    ]}  # fmt: skip
+    b = decode_batch("farm-a", "gw-1", zlib.compress(json.dumps(body).encode()))
+    assert [(e.node, e.reason, e.detail) for e in b.invalid] == [
+        ("n-1", "bad_entry", "Not A Code"),
+        (None, "bad_entry", "msgs[1]: malformed invalid entry"),
+    ]
     # Without invalid entries the envelope is unchanged.
     assert encode_batch("gw-1", "farm-a", "b1", [("n-0012", good)]) == encode_batch(
         "gw-1", "farm-a", "b1", [("n-0012", good)], []

@@ -34,7 +34,7 @@ from agri.bench.ingest.loadgen import DEFAULT_METRICS, LoadSpec, write_spec
 from agri.stack.mosquitto import Broker
 from agri.stack.mqtt_auth import MqttAuth
 from agri.stack.postgres import PgCluster
-from agri.stack.proc import free_port, read_pid
+from agri.stack.proc import free_port, read_foreign_pid
 from store.migrate import migrate
 
 
@@ -423,7 +423,7 @@ class Bench:
         out: dict[str, float] = {}
         if self.broker is not None and (pid := self.broker.pid()) is not None:
             out["broker"] = procstat.cpu_seconds(procstat.tree(pid, kids))
-        if self.pg is not None and (pid := read_pid(self.pg.data / "postmaster.pid")) is not None:
+        if self.pg is not None and (pid := read_foreign_pid(self.pg.data / "postmaster.pid")) is not None:
             out["postgres"] = procstat.cpu_seconds(procstat.tree(pid, kids))
         if self.farm_broker is not None and (pid := self.farm_broker.pid()) is not None:
             out["broker"] = out.get("broker", 0.0) + procstat.cpu_seconds(procstat.tree(pid, kids))

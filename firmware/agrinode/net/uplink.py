@@ -40,9 +40,14 @@ class Uplink:
         self.cap = cfg["batch"]  # samples per message now (smaller after a failure)
         self.ok = 0
         self.took = False
-        self.status = b"online"  # retained on .../status; the node's safe mode says why instead
+        self.status = b"online"  # retained on .../status (the node sets its JSON status)
+        self.quiet = False  # safe mode: no readings sent
         self.t_status = base + "status"
         self.t_config = base + "config"
+        self.t_ota = base + "ota"
+        self.on_ota = None  # callback(manifest payload)
+        self.on_chunk = None  # callback(chunk index, payload) while an update is transferred
+        self.acks = 0
         self.client = None
         self.next_try = None
         self.inflight = {}  # packet id -> seq
@@ -70,9 +75,10 @@ class Uplink:
             self.client = c
             c.publish(self.t_status, self.status, 1, True)
             c.subscribe(self.t_config)
+            c.subscribe(self.t_ota)
             # Unacknowledged messages first, with their original seq and bytes.
             self.inflight = {}
-            for seq in list(self.spool.pending) if self.status == b"online" else ():
+            for seq in () if self.quiet else list(self.spool.pending):
                 self._window()
                 n = self.spool.load(seq, memoryview(self.buf)[self.off :])
                 if n:
@@ -118,6 +124,19 @@ class Uplink:
     def _message(self, topic, payload):
         if topic == self.t_config:
             self.on_config(payload)
+        elif topic == self.t_ota:
+            if self.on_ota:
+                self.on_ota(payload)
+        elif self.on_chunk and payload and topic.startswith(self.t_ota + "/c/"):
+            self.on_chunk(int(topic[len(self.t_ota) + 3 :]), payload)
+
+    def say(self):
+        # Publish the status now (retained), if connected.
+        if self.client:
+            try:
+                self.client.publish(self.t_status, self.status, 1, True)
+            except ERRORS as exc:
+                self._lost(exc)
 
     def _collect(self):
         acked = self.client.acked
@@ -125,6 +144,7 @@ class Uplink:
             seq = self.inflight.pop(acked.pop(), None)
             if seq is not None:
                 self.spool.ack(seq)
+                self.acks += 1
 
     def _window(self, limit=0):
         # Wait (at most ack_timeout) until fewer than `limit` messages are in flight.
@@ -242,7 +262,7 @@ class Uplink:
                 time.sleep_ms(max(1, min(left, time.ticks_diff(self.next_try, time.ticks_ms()), 500)))
                 continue
             try:
-                if self.spool.count and len(self.inflight) < self.cfg["inflight"] and self.status == b"online":
+                if self.spool.count and len(self.inflight) < self.cfg["inflight"] and not self.quiet:
                     self._send(None, None, None)
                     self.client.poll(0)
                 elif left <= 0:

@@ -1,0 +1,278 @@
+"""`agri bench alerts`: evaluation throughput against ingest's maximum rate, and alert latencies.
+
+1. Ingest's maximum rate, measured in the same run by the ingest bench rig (simulated fleet -> MQTT ->
+   ingest workers -> TimescaleDB, offered above what it can take).
+2. Throughput: the alert evaluator (default rules of the fleet's farms, anomaly scoring and QC on
+   every series) works through everything ingest stored, from its committed-batch feed; evaluated
+   readings/s and the ratio to ingest's rate.
+3. Latency at half of ingest's rate: a writer commits live readings (some crossing a threshold) at
+   that rate while `agri alerts` (a real process, with its dispatcher) runs and a local HTTP receiver
+   takes the signed webhooks: committed -> alert opened, opened -> webhook received (p50/p99/max).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from agri.bench.ingest.run import Bench, BenchConfig
+from alerts import commissioners
+from alerts.config import RuleBook
+from alerts.service import AlertOptions, AlertService
+from kernel.decode import Accepted, Decoded
+from kernel.protocol import NodeMessage, Reading
+from store.writer import Writer
+
+TRIGGER_RULES = """
+[[rules]]
+name = "bench-trigger"
+metric = "soil_t"
+above = 40
+clear = 30
+cooldown_s = 0
+severity = "warning"
+"""
+SECRET = "whsec_YWdyaS1iZW5jaC1hbGVydHMtc2VjcmV0LWtleQ=="
+
+
+@dataclass
+class AlertBenchConfig:
+    rate: float = 100_000.0  # offered to ingest (above its maximum)
+    duration: float = 10.0
+    nodes: int = 2000
+    farms: int = 20
+    workers: int = 2
+    latency_s: float = 20.0
+    latency_nodes: int = 500
+    triggers_per_s: float = 2.0
+    log: Any = field(default=lambda m: None)
+
+
+class _Receiver:
+    def __init__(self) -> None:
+        self.got: list[tuple[float, dict[str, Any]]] = []
+        lock = threading.Lock()
+        outer = self
+
+        class H(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:  # the webhook receiver: note the arrival time
+                body = self.rfile.read(int(self.headers.get("content-length") or 0))
+                at = time.time()
+                with lock:
+                    outer.got.append((at, json.loads(body)))
+                self.send_response(204)
+                self.end_headers()
+
+            def log_message(self, *_a: Any) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), H)
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hook"
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def _pct(xs: list[float], p: float) -> float | None:
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return round(xs[min(len(xs) - 1, int(p * len(xs)))], 3)
+
+
+def throughput(db_url: str, log: Any) -> dict[str, Any]:
+    """Evaluate everything in the feed with the default rules, anomaly scoring and QC."""
+    svc = AlertService(AlertOptions(database_url=db_url, rules=RuleBook.load(), dispatch=False))
+    try:
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*), coalesce(sum(n_rows), 0) FROM alert_feed").fetchone()
+        feed_rows, feed_readings = (int(row[0]), int(row[1])) if row else (0, 0)
+        t0, c0 = time.perf_counter(), time.process_time()
+        consumed = 0
+        deadline = time.monotonic() + 1800
+        while consumed < feed_rows and time.monotonic() < deadline:
+            n = svc.step()
+            consumed += n
+            if n == 0:  # a transaction elsewhere holds the horizon back: wait for it
+                time.sleep(0.2)
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+        n = svc.ev.evaluated
+    finally:
+        svc.close()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        alerts = conn.execute("SELECT count(*) FROM alerts").fetchone()
+        scores = conn.execute("SELECT count(*) FROM anomaly_scores").fetchone()
+        flags = conn.execute("SELECT count(*) FROM qc_flags").fetchone()
+    log(f"evaluated {n} readings in {wall:.1f} s")
+    return {
+        "evaluated": n,
+        "stored_in_feed": feed_readings,
+        "seconds": round(wall, 2),
+        "evaluated_per_s": round(n / wall) if wall else None,
+        "service_cpu_s": round(cpu, 2),
+        "alerts": alerts[0] if alerts else 0,
+        "anomaly_scores_stored": scores[0] if scores else 0,
+        "qc_flags_stored": flags[0] if flags else 0,
+    }
+
+
+def latency(db_url: str, rate: float, cfg: AlertBenchConfig, root: Path) -> dict[str, Any]:
+    """Live readings at ``rate`` while `agri alerts` runs; latencies of the triggered alerts."""
+    log = cfg.log
+    farm = "bench-latency"
+    nodes = [f"l-{i:04d}" for i in range(cfg.latency_nodes)]
+    metrics = ["air_t", "air_rh", "soil_vwc", "soil_t", "bat_v"]
+    recv = _Receiver()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO farms (id, name, kind) VALUES (%s, %s, 'orchard')", (farm, farm))
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO nodes (farm_id, node_id) VALUES (%s, %s)", [(farm, n) for n in nodes]
+            )
+        commissioners.add(conn, "bench-commissioner", "generic", recv.url, SECRET, "en")
+        commissioners.assign(conn, "bench-commissioner", [farm], "info", 0)
+    rules = root / "bench-rules.toml"
+    rules.write_text(TRIGGER_RULES)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")}
+    env |= {"AGRI_DATABASE_URL": db_url, "AGRI_HOME": str(root / "home"), "AGRI_LOG_LEVEL": "warning"}
+    argv = [sys.executable, "-m", "agri.cli.main", "alerts", "--rules", str(rules), "--escalate-after", "600"]
+    with open(root / "alerts.log", "ab") as logf:
+        proc = subprocess.Popen(argv, env=env, stdout=logf, stderr=subprocess.STDOUT)
+    commits: dict[tuple[str, float], float] = {}  # (node, reading time) of a trigger -> commit time
+    w = Writer(db_url, app_name="bench-alerts-writer")
+    per_tick = rate * 0.1
+    per_node = len(metrics)
+    msgs_per_tick = max(1, round(per_tick / per_node))
+    written = 0
+    seq = dict.fromkeys(nodes, 0)
+    hot: dict[str, int] = {}  # trigger node -> ticks left above the threshold
+    trig_every = max(1, round(10 / cfg.triggers_per_s))
+    try:
+        time.sleep(5.0)  # the service connects and catches up (the fleet's nodes fall silent at once)
+        start = time.time()
+        k = 0
+        cursor = 0
+        log(f"latency: {rate:.0f} readings/s for {cfg.latency_s:.0f} s, {cfg.triggers_per_s:g} alerts/s")
+        while time.time() - start < cfg.latency_s:
+            tick_t = time.time()
+            accepted = []
+            triggers = []
+            if k % trig_every == 0:
+                node = nodes[(k // trig_every) % 50]
+                if node not in hot:
+                    hot[node] = 2
+            for j in range(msgs_per_tick):
+                node = nodes[cursor % len(nodes)]
+                cursor += 1
+                t = round(tick_t + j * 1e-5, 5)
+                soil = 20.0
+                if node in hot:
+                    soil = 45.0 if hot[node] > 1 else 20.0
+                    hot[node] -= 1
+                    if soil > 40:
+                        triggers.append((node, t))
+                    if hot[node] <= 0:
+                        del hot[node]
+                vals = {"air_t": 22.0, "air_rh": 60.0, "soil_vwc": 30.0, "soil_t": soil, "bat_v": 3.9}
+                msg = NodeMessage(
+                    farm, node, seq[node], 0, [Reading(farm, node, m, t, v) for m, v in vals.items()]
+                )
+                seq[node] += 1
+                accepted.append(Accepted("bench", msg, b"", f"{node}:{seq[node]}".encode()))
+            res = w.write([Decoded("bench", accepted)])
+            done = time.time()
+            written += res.stored
+            for tr in triggers:
+                commits[tr] = done
+            k += 1
+            time.sleep(max(0.0, tick_t + 0.1 - time.time()))
+        achieved = written / (time.time() - start)
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            with psycopg.connect(db_url, autocommit=True) as conn:
+                row = conn.execute(
+                    "SELECT count(*) FROM webhook_deliveries WHERE farm_id = %s AND status = 'pending'",
+                    (farm,),
+                ).fetchone()
+            if row and row[0] == 0 and len(recv.got) > 0:
+                break
+            time.sleep(0.5)
+        time.sleep(1.0)
+    finally:
+        w.close()
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        recv.close()
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        opened = conn.execute(
+            "SELECT a.id, n.node_id, extract(epoch FROM a.started_at)::float8,"
+            " extract(epoch FROM e.at)::float8 FROM alerts a JOIN nodes n ON n.id = a.node_id"
+            " JOIN alert_events e ON e.alert_id = a.id AND e.kind = 'opened'"
+            " WHERE a.farm_id = %s AND a.rule = 'bench-trigger'",
+            (farm,),
+        ).fetchall()
+    open_at = {int(a): float(at) for a, _, _, at in opened}
+    c2o = []
+    for _, node, started, at in opened:
+        key = (str(node), round(float(started), 5))
+        if key in commits:
+            c2o.append(float(at) - commits[key])
+    o2r = []
+    for at, body in recv.got:
+        if body.get("type") == "alert.opened":
+            aid = body["data"]["alert_id"]
+            if aid in open_at:
+                o2r.append(at - open_at[aid])
+    return {
+        "offered_readings_per_s": round(rate),
+        "achieved_readings_per_s": round(achieved),
+        "alerts_opened": len(opened),
+        "triggers": len(commits),
+        "committed_to_open_s": {"p50": _pct(c2o, 0.5), "p99": _pct(c2o, 0.99), "max": _pct(c2o, 1.0),
+                                "n": len(c2o)},
+        "open_to_webhook_s": {"p50": _pct(o2r, 0.5), "p99": _pct(o2r, 0.99), "max": _pct(o2r, 1.0),
+                              "n": len(o2r)},
+    }  # fmt: skip
+
+
+def run_alert_bench(cfg: AlertBenchConfig) -> dict[str, Any]:
+    log = cfg.log
+    b = Bench(BenchConfig(rate=cfg.rate, duration=cfg.duration, nodes=cfg.nodes, farms=cfg.farms,
+                          workers=cfg.workers, log=log))  # fmt: skip
+    try:
+        b.start_services()
+        b.register_fleet()
+        b.start_workers()
+        log("phase 1: ingest at its maximum rate")
+        ing = b.run()
+        ingest_rate = float(ing["readings_per_s"])
+        log(f"ingest: {ingest_rate:.0f} readings/s; phase 2: evaluation throughput")
+        thr = throughput(b.db_url, log)
+        log("phase 3: latency at half of ingest's rate")
+        lat = latency(b.db_url, ingest_rate / 2, cfg, b.root)
+    finally:
+        b.close()
+    ev = thr["evaluated_per_s"] or 0
+    return {
+        "ingest_readings_per_s": round(ingest_rate),
+        "evaluated_readings_per_s": ev,
+        "ratio_to_ingest": round(ev / ingest_rate, 2) if ingest_rate else None,
+        "throughput": thr,
+        "latency": lat,
+        "ingest": {k: ing[k] for k in ("readings_per_s", "stored", "p99_latency_s", "window_s", "cpu_cores")},
+    }

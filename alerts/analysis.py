@@ -1,0 +1,194 @@
+"""Anomaly scores and QC flags for every evaluated reading, stored for the API and dashboard.
+
+Anomaly: ``analytics.anomaly``'s incremental state, one row per series, kept in memory and saved in
+``series.anomaly_state`` in the evaluation transaction, so a restart continues where it stopped (no
+re-warming). Scores at or above ``floor`` go to ``anomaly_scores``.
+
+QC: ``kernel.qc`` (QARTOD tests, causal aggregate) over each series' recent history plus the new
+readings; the history is read back from ``readings`` when a series is first seen, so nothing extra
+is persisted. Suspect (3) and fail (4) flags go to ``qc_flags`` with the tests that raised them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import psycopg
+
+from alerts.engine import Row
+from analytics.anomaly import AnomalyState, update
+from analytics.qc.run import history_needed_s
+from kernel.qc import qc_metric, thresholds_for
+
+DEFAULT_FLOOR = 0.1
+MAX_TAIL = 300  # readings of history per series for QC (memory: ~5 kB per series)
+
+
+@dataclass
+class Analyzer:
+    floor: float = DEFAULT_FLOOR
+    qc: bool = True
+    index: dict[int, int] = field(default_factory=dict)  # series id -> row of `state`
+    state: AnomalyState | None = None
+    tails: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
+    dirty: set[int] = field(default_factory=set)
+    scores: list[tuple[float, int, float]] = field(default_factory=list)  # to store this step
+    flags: list[tuple[float, int, int, str]] = field(default_factory=list)
+
+    def process(self, conn: psycopg.Connection[Any], rows: list[Row]) -> None:
+        """Score and QC ``rows`` (series by series, time order); sets ``row.score`` and ``row.qc``."""
+        if not rows:
+            return
+        blocks: list[tuple[int, int, int]] = []  # (series id, start, end) into rows
+        start = 0
+        for i in range(1, len(rows) + 1):
+            if i == len(rows) or rows[i].series_id != rows[start].series_id:
+                blocks.append((rows[start].series_id, start, i))
+                start = i
+        self._load_state(conn, [b[0] for b in blocks if b[0] not in self.index])
+        self._score(rows, blocks)
+        if self.qc:
+            self._qc(conn, rows, blocks)
+
+    def _load_state(self, conn: psycopg.Connection[Any], sids: list[int]) -> None:
+        if not sids:
+            return
+        blobs = dict(
+            conn.execute(
+                "SELECT id, anomaly_state FROM series WHERE id = ANY(%s) AND anomaly_state IS NOT NULL",
+                (sids,),
+            ).fetchall()
+        )
+        saved = [sid for sid in sids if sid in blobs]
+        parts = []
+        order: list[int] = []
+        if saved:
+            try:
+                parts.append(AnomalyState.from_bytes([bytes(blobs[s]) for s in saved]))
+                order += saved
+            except ValueError:  # another detector version: those start afresh
+                saved = []
+        fresh = [sid for sid in sids if sid not in set(saved)]
+        if fresh:
+            parts.append(AnomalyState.new(len(fresh)))
+            order += fresh
+        base = [self.state] if self.state is not None else []
+        self.state = AnomalyState.concat([*base, *parts])
+        n0 = len(self.index)
+        for k, sid in enumerate(order):
+            self.index[sid] = n0 + k
+
+    def _score(self, rows: list[Row], blocks: list[tuple[int, int, int]]) -> None:
+        assert self.state is not None
+        width = max(e - s for _, s, e in blocks)
+        n = len(blocks)
+        t = np.empty((n, width), dtype=np.float64)
+        x = np.full((n, width), np.nan, dtype=np.float64)
+        for k, (_, s, e) in enumerate(blocks):
+            m = e - s
+            t[k, :m] = [r.t for r in rows[s:e]]
+            x[k, :m] = [r.value for r in rows[s:e]]
+            t[k, m:] = t[k, m - 1]  # padding: NaN values leave the state unchanged
+        idx = np.array([self.index[sid] for sid, _, _ in blocks], dtype=np.int64)
+        sub = self.state.select(idx)
+        out = update(sub, t, x)
+        self.state.assign(idx, sub)
+        floor = self.floor
+        for k, (sid, s, e) in enumerate(blocks):
+            self.dirty.add(sid)
+            sc = out[k, : e - s]
+            for r, v in zip(rows[s:e], sc.tolist(), strict=True):
+                if v == v:
+                    r.score = v
+                    if v >= floor:
+                        self.scores.append((r.t, sid, v))
+
+    def _qc(self, conn: psycopg.Connection[Any], rows: list[Row], blocks: list[tuple[int, int, int]]) -> None:
+        need = [(sid, rows[s].t, history_needed_s(thresholds_for(rows[s].metric)))
+                for sid, s, _ in blocks if sid not in self.tails]  # fmt: skip
+        if need:
+            self._load_tails(conn, need)
+        by_metric: dict[str, list[tuple[int, int, int]]] = {}
+        for blk in blocks:
+            by_metric.setdefault(rows[blk[1]].metric, []).append(blk)
+        for metric, group in by_metric.items():
+            # one vectorised QC run per metric: rows = series (history + new), NaN-padded at the end
+            th = thresholds_for(metric)
+            hist = history_needed_s(th)
+            lens = [len(self.tails[sid][0]) + (e - s) for sid, s, e in group]
+            width = max(lens)
+            tt = np.full((len(group), width), np.nan)
+            vv = np.full((len(group), width), np.nan)
+            for k, (sid, s, e) in enumerate(group):
+                tail_t, tail_v = self.tails[sid]
+                h = len(tail_t)
+                tt[k, :h], vv[k, :h] = tail_t, tail_v
+                tt[k, h : lens[k]] = [r.t for r in rows[s:e]]
+                vv[k, h : lens[k]] = [r.value for r in rows[s:e]]
+            res = qc_metric(metric, tt, vv, thresholds=th, causal=True)
+            agg = np.asarray(res.aggregate)
+            tests = {name: np.asarray(fl) for name, fl in res.tests().items()}
+            for k, (sid, s, e) in enumerate(group):
+                m, n = e - s, lens[k]
+                flags = agg[k, n - m : n].tolist()
+                for j, r in enumerate(rows[s:e]):
+                    f = int(flags[j])
+                    r.qc = f
+                    if f in (3, 4):
+                        bad = ",".join(name for name, fl in tests.items() if int(fl[k, n - m + j]) >= 3)
+                        self.flags.append((r.t, sid, f, bad))
+                t, v = tt[k, :n], vv[k, :n]
+                keep = t >= t[-1] - hist
+                keep[: max(0, n - MAX_TAIL)] = False
+                self.tails[sid] = (t[keep], v[keep])
+
+    def _load_tails(self, conn: psycopg.Connection[Any], need: list[tuple[int, float, float]]) -> None:
+        """Recent history of series seen for the first time, from the stored readings."""
+        for sid, _, _ in need:
+            self.tails[sid] = (np.empty(0), np.empty(0))
+        got: dict[int, list[tuple[float, float]]] = {}
+        for sid, tt, v in conn.execute(
+            "SELECT u.sid, extract(epoch FROM r.time)::float8, r.value"
+            " FROM unnest(%s::int[], %s::float8[], %s::float8[]) AS u(sid, first, span)"
+            " CROSS JOIN LATERAL (SELECT time, value FROM readings WHERE series_id = u.sid"
+            " AND time < to_timestamp(u.first) AND time >= to_timestamp(u.first - u.span)"
+            " ORDER BY time DESC LIMIT %s) r",
+            ([n[0] for n in need], [n[1] for n in need], [n[2] for n in need], MAX_TAIL),
+        ).fetchall():
+            got.setdefault(int(sid), []).append((float(tt), float(v)))
+        for sid, pairs in got.items():
+            pairs.reverse()
+            self.tails[sid] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+
+    def persist(self, conn: psycopg.Connection[Any]) -> None:
+        """Save changed states and this step's scores and flags (inside the step's transaction)."""
+        if self.dirty and self.state is not None:
+            sids = sorted(self.dirty)
+            blobs = self.state.select(np.array([self.index[s] for s in sids])).to_bytes()
+            conn.execute(
+                "UPDATE series s SET anomaly_state = u.b FROM unnest(%s::int[], %s::bytea[]) AS u(id, b)"
+                " WHERE s.id = u.id",
+                (sids, blobs),
+            )
+        if self.scores:
+            cols = list(zip(*self.scores, strict=True))
+            conn.execute(
+                "INSERT INTO anomaly_scores (time, series_id, score) SELECT to_timestamp(t), s, v"
+                " FROM unnest(%s::float8[], %s::int[], %s::real[]) AS u(t, s, v) ON CONFLICT DO NOTHING",
+                [list(c) for c in cols],
+            )
+        if self.flags:
+            cols = list(zip(*self.flags, strict=True))
+            conn.execute(
+                "INSERT INTO qc_flags (time, series_id, flag, tests) SELECT to_timestamp(t), s, f, x"
+                " FROM unnest(%s::float8[], %s::int[], %s::int2[], %s::text[]) AS u(t, s, f, x)"
+                " ON CONFLICT DO NOTHING",
+                [list(c) for c in cols],
+            )
+
+    def committed(self) -> None:
+        self.dirty.clear()
+        self.scores.clear()
+        self.flags.clear()

@@ -1,0 +1,70 @@
+"""Heap of the real firmware on a 32-bit board: MicroPython 1.25's qemu port (MPS2_AN385,
+Cortex-M3), code flashed by `agri flash` into /lib (this board has no ROMFS: its MicroPython has
+no vfs.rom_ioctl), so the bytecode is in the heap, as on any board without ROMFS.
+
+The emulated board has no network and no sensor buses: a two-line socket/select stand-in is put in
+/lib so the uplink module loads (its heap cost is counted; the stand-ins' is measured and
+subtracted), the drivers are imported but their bus objects cannot be made. What is measured is
+the heap the node holds once it has booted (agrinode.app.Node(): config loaded and dropped,
+spool, sampler, uplink with its message buffer), not the per-message peaks; tests/firmware/
+test_memory.py measures those on the unix port."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from agri.flash.build import default_firmware_dir
+from agri.node.config import profile
+from kernel.catalog import FARM_KINDS
+from tests.emulator.conftest import run_agri
+from tests.emulator.qemu import QemuBoard
+from tests.emulator.test_flash_emulator import raw_repl
+
+pytestmark = [pytest.mark.emulator, pytest.mark.slow]
+
+STUBS = {
+    "/lib/socket.py": "SOCK_STREAM = 1\ndef getaddrinfo(*a):\n    raise OSError(113)\n",
+    "/lib/select.py": "POLLIN = 1\nPOLLHUP = 16\nPOLLERR = 8\n",
+}
+MEASURE = """\
+import gc
+gc.collect()
+f0 = gc.mem_free()
+import socket, select
+gc.collect()
+stubs = f0 - gc.mem_free()
+from agrinode import app
+node = app.Node()
+gc.collect()
+print('HEAP', f0 - gc.mem_free() - stubs, gc.mem_free() + gc.mem_alloc())
+"""
+
+
+def test_node_heap_with_code_in_ram_on_a_32_bit_board(tmp_path: Path, board: QemuBoard) -> None:
+    cfg = tmp_path / "node.json"
+    cfg.write_text(json.dumps({"farm": "f", "node": "n-1", "broker": {"host": "192.0.2.1"}, "sensors": []}))
+    fw = str(default_firmware_dir())
+    r = run_agri("flash", "--port", board.pty, "--config", str(cfg), "--firmware", fw, "--reset", "soft")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "ROMFS" in r.stdout  # it says where the code went, and why
+    used = {}
+    with raw_repl(board) as t:
+        assert t.eval("hasattr(__import__('vfs'), 'rom_ioctl')") is False  # no ROMFS on this board
+        for path, text in STUBS.items():
+            t.fs_writefile(path, text.encode())
+        for kind in FARM_KINDS:
+            _, sensors = profile(kind)
+            node = {"farm": "f", "node": "n-1", "broker": {"host": "192.0.2.1"}, "interval": 300,
+                    "sensors": [s.model_dump(exclude_none=True) for s in sensors]}  # fmt: skip
+            t.fs_writefile("/node.json", json.dumps(node).encode())
+            t.exit_raw_repl()
+            t.enter_raw_repl(soft_reset=True)  # a fresh heap (main.py does not run in raw mode)
+            out = t.exec(MEASURE).decode()
+            line = next(ln for ln in out.splitlines() if ln.startswith("HEAP"))
+            used[kind] = int(line.split()[1])
+    print("32-bit board, code in RAM, heap held after boot (bytes):", used)
+    for kind, n in used.items():
+        assert 0 < n <= 48 * 1024, (kind, n)  # a 64 KiB heap keeps >= 16 KB free
