@@ -66,10 +66,13 @@ def test_overview_in_chinese_with_states_alerts_and_gateways(dash_env: Seeded) -
     assert not at.error, [e.value for e in at.error]
     assert at.title[0].value == "农场总览"
     text = _text(at)
-    for name in ("龙驹镇柑橘园", "甘宁镇生态猪场", "太白茶园", "小周镇生态渔场"):
-        assert name in text
+    farms = {r["农场"]: r for r in _table(at, 2 if alertsdata.CONFIGURED else 1)}
+    assert sorted(farms) == ["太白茶园", "小周镇生态渔场", "甘宁镇生态猪场", "龙驹镇柑橘园"]
+    assert farms["龙驹镇柑橘园"]["状态"] == "注意" and farms["龙驹镇柑橘园"]["在线"] == "2/3"
+    assert farms["太白茶园"]["状态"] == "正常"
+    assert farms["甘宁镇生态猪场"]["link"] == "farm?farm=ganning-pigs"
     if alertsdata.CONFIGURED:
-        assert "告警" in text  # the pig farm's open critical alert colours it "alert"
+        assert farms["甘宁镇生态猪场"]["状态"] == "告警"  # its open critical alert
     assert "11 / 12" in text  # one node of the orchard went silent
     gateways = _table(at, 1 if alertsdata.CONFIGURED else 0)
     uplinks = {r["农场"]: r["上行"] for r in gateways}
@@ -86,7 +89,7 @@ def test_language_switches_to_english_and_back(dash_env: Seeded) -> None:
     _no_crash(at)
     assert at.title[0].value == "All farms"
     assert at.query_params.get("lang") == "en"
-    assert "Orchard" in _text(at)
+    assert "Orchard" in [r["Kind"] for r in _table(at, 2 if alertsdata.CONFIGURED else 1)]
     at.sidebar.button(key="lang_toggle").click().run()
     assert at.title[0].value == "农场总览"
 
