@@ -1,128 +1,113 @@
-"""Generated imagery for `agri demo`: two Sentinel-2-like scenes per farm and one drone flight.
+"""Generated imagery for the demo: Sentinel-2-like scenes per farm and one drone flight.
 
-Each farm gets a small 10 m scene (B02 B03 B04 B05 B08 + SCL, tiled GeoTIFFs and a STAC item,
-processing baseline 05.10) around its blocks on two dates five days apart; on the second date one
-block's NDVI drops (so `agri sky fuse` has something to say) and a cloud covers part of the scene.
-The first farm also gets a 10 cm drone orthomosaic of its first block. Everything goes through
-``sky.catalog.import_item``, exactly as `agri sky import` would.
+Small GeoTIFFs (WGS 84) over each farm's blocks, written with rasterio and imported the way
+``agri sky import FILE --profile ... --datetime ...`` does (:func:`sky.catalog.collect` then
+:func:`sky.catalog.import_item`), so per-block NDVI/NDRE/NDWI/EVI statistics land in ``readings``.
+In the newest scene block ``b3`` of 龙驹镇柑橘园 has lost vigour (NDVI about 0.45 against 0.75 in
+its neighbours): the "NDVI drops against its neighbours" scenario on the dashboard's sky layer.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import psycopg
-import pystac
 import rasterio
-from pyproj import Transformer
 from rasterio.transform import from_origin
 
-from sky.catalog import import_item
-from sky.items import item_from_geotiff
+from sky.catalog import collect, import_item
 
-EXTENT_M = 2000.0
-ASSETS = {"blue": ("B02", 10), "green": ("B03", 10), "red": ("B04", 10), "rededge1": ("B05", 20),
-          "nir": ("B08", 10), "scl": ("SCL", 20)}  # fmt: skip
+if TYPE_CHECKING:
+    from agri.stack.district import Farm
+    from agri.stack.manager import Stack
 
-
-def _utm_epsg(lon: float, lat: float) -> int:
-    return (32600 if lat >= 0 else 32700) + int((lon + 180) // 6) + 1
+NDVI_DROP_FARM, NDVI_DROP_BLOCK = "longju-citrus", "b3"
+SCENE_DAYS_AGO = (15, 10, 5)  # three passes a few days apart (Sentinel-2 revisit)
 
 
-def _write(path: Path, a: np.ndarray, epsg: int, x0: float, y0: float, res: float, **tags: str) -> None:
-    arr = a if a.ndim == 3 else a[None]
-    with rasterio.open(
-        path, "w", driver="GTiff", height=arr.shape[1], width=arr.shape[2], count=arr.shape[0],
-        dtype=arr.dtype, crs=f"EPSG:{epsg}", transform=from_origin(x0, y0, res, res), nodata=0,
-        tiled=True, blockxsize=256, blockysize=256, compress="deflate",
-    ) as ds:  # fmt: skip
-        ds.write(arr)
-        if tags:
-            ds.update_tags(**tags)
+def _grid(f: Farm, res_m: float) -> tuple[float, float, float, float, int, int]:
+    """(west, north, dlon, dlat, width, height) covering the farm's row of blocks with a margin."""
+    dlat = res_m / 111_320
+    dlon = res_m / (111_320 * math.cos(math.radians(f.lat)))
+    width_m = f.blocks * 120 * 1.1 + 100
+    west, north = f.lon - 50 / (111_320 * math.cos(math.radians(f.lat))), f.lat + 140 / 111_320
+    return west, north, dlon, dlat, int(width_m / res_m), int(240 / res_m)
 
 
-def _scene(folder: Path, item_id: str, lon: float, lat: float, when: datetime, drop: bool, seed: int) -> Path:
-    epsg = _utm_epsg(lon, lat)
-    fwd = Transformer.from_crs(4326, epsg, always_xy=True)
-    inv = Transformer.from_crs(epsg, 4326, always_xy=True)
-    cx, cy = fwd.transform(lon, lat)
-    x0, y0 = math.floor((cx - 500) / 20) * 20, math.floor((cy + EXTENT_M - 500) / 20) * 20
-    n10 = int(EXTENT_M / 10)
-    rng = np.random.default_rng(seed)
-    d = folder / item_id
-    d.mkdir(parents=True, exist_ok=True)
-    base = {"blue": 1300, "green": 1500, "red": 1350, "rededge1": 2300, "nir": 4200}
-    for key, (band, res) in ASSETS.items():
-        n = n10 if res == 10 else n10 // 2
-        if key == "scl":
-            a = np.full((n, n), 4, dtype=np.uint8)
-            if drop:
-                a[: n // 4, n // 2 :] = 9  # a cloud over the scene's north-east corner
-        else:
-            a = (base[key] + rng.integers(-150, 150, (n, n))).astype(np.uint16)
-            if drop and key in ("nir", "red"):
-                # the farm's second block (about 130-250 m east, 0-90 m north of the point) withers
-                c0, c1 = int((cx - x0 + 130) / res), int((cx - x0 + 250) / res)
-                r0, r1 = int((y0 - cy - 90) / res), int((y0 - cy) / res)
-                a[r0:r1, c0:c1] = (a[r0:r1, c0:c1] * (0.75 if key == "nir" else 1.3)).astype(np.uint16)
-        _write(d / f"{band}.tif", a, epsg, x0, y0, float(res))
-    xs, ys = [x0, x0 + EXTENT_M, x0 + EXTENT_M, x0], [y0, y0, y0 - EXTENT_M, y0 - EXTENT_M]
-    lons, lats = inv.transform(xs, ys)
-    ring = [[a, b] for a, b in zip(lons, lats, strict=True)]
-    item = pystac.Item(
-        id=item_id, geometry={"type": "Polygon", "coordinates": [[*ring, ring[0]]]},
-        bbox=[min(lons), min(lats), max(lons), max(lats)], datetime=when, collection="sentinel-2-l2a",
-        properties={"platform": "sentinel-2b", "s2:processing_baseline": "05.10",
-                    "eo:cloud_cover": 20.0 if drop else 2.0},
-    )  # fmt: skip
-    for key, (band, _) in ASSETS.items():
-        item.add_asset(key, pystac.Asset(href=str(d / f"{band}.tif"), media_type=pystac.MediaType.COG))
-    path = d / "item.json"
-    item.set_self_href(str(path))
-    path.write_text(json.dumps(item.to_dict(transform_hrefs=False)))
-    return path
+def _block_mask(f: Farm, block: int, west: float, north: float, dlon: float, dlat: float,
+                w: int, h: int) -> np.ndarray:  # fmt: skip
+    bl_dlat = 90 / 111_320
+    bl_dlon = 120 / (111_320 * math.cos(math.radians(f.lat)))
+    x0 = f.lon + (block - 1) * bl_dlon * 1.1
+    cols = west + (np.arange(w) + 0.5) * dlon
+    rows = north - (np.arange(h) + 0.5) * dlat
+    inx = (cols >= x0) & (cols <= x0 + bl_dlon)
+    iny = (rows >= f.lat) & (rows <= f.lat + bl_dlat)
+    return np.asarray(iny[:, None] & inx[None, :])
 
 
-def _drone(folder: Path, lon: float, lat: float, when: datetime) -> Path:
-    epsg = _utm_epsg(lon, lat)
-    cx, cy = Transformer.from_crs(4326, epsg, always_xy=True).transform(lon, lat)
+def _ndvi_map(f: Farm, when_index: int, west: float, north: float, dlon: float, dlat: float,
+              w: int, h: int, rng: np.random.Generator) -> np.ndarray:  # fmt: skip
+    ndvi = np.full((h, w), 0.25)  # bare ground, roads
+    for b in range(1, f.blocks + 1):
+        level = 0.72 + 0.02 * when_index
+        if f.id == NDVI_DROP_FARM and b == int(NDVI_DROP_BLOCK[1:]) and when_index == len(SCENE_DAYS_AGO) - 1:
+            level = 0.45
+        ndvi[_block_mask(f, b, west, north, dlon, dlat, w, h)] = level
+    return np.clip(ndvi + rng.normal(0, 0.02, ndvi.shape), -0.2, 0.95)
+
+
+def _reflectances(ndvi: np.ndarray) -> dict[str, np.ndarray]:
+    nir = 0.30 * np.ones_like(ndvi)
+    red = nir * (1 - ndvi) / (1 + ndvi)
+    return {"blue": red * 0.8, "green": red * 1.6, "red": red, "rededge": (red + nir) / 2, "nir": nir}
+
+
+def write_s2(path: Path, f: Farm, when_index: int, rng: np.random.Generator) -> None:
+    west, north, dlon, dlat, w, h = _grid(f, 10.0)
+    refl = _reflectances(_ndvi_map(f, when_index, west, north, dlon, dlat, w, h, rng))
+    dn = [
+        np.round(refl[b] * 10000 + 1000).astype("uint16") for b in ("blue", "green", "red", "rededge", "nir")
+    ]
+    scl = np.full((h, w), 4, dtype="uint16")  # vegetation
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=6, dtype="uint16", crs="EPSG:4326",
+                       transform=from_origin(west, north, dlon, dlat), nodata=0) as dst:  # fmt: skip
+        for i, band in enumerate([*dn, scl], start=1):
+            dst.write(band, i)
+
+
+def write_drone(path: Path, f: Farm, rng: np.random.Generator) -> None:
+    west, north, dlon, dlat, w, h = _grid(f, 1.0)
+    refl = _reflectances(_ndvi_map(f, len(SCENE_DAYS_AGO) - 1, west, north, dlon, dlat, w, h, rng))
+    tr = from_origin(west, north, dlon, dlat)
+    with rasterio.open(path, "w", driver="GTiff", width=w, height=h, count=5, dtype="float32",
+                       crs="EPSG:4326", transform=tr, nodata=-1) as dst:  # fmt: skip
+        for i, b in enumerate(("blue", "green", "red", "rededge", "nir"), start=1):
+            dst.write(refl[b].astype("float32"), i)
+
+
+def import_demo_imagery(stack: Stack, root: Path, farms: tuple[Farm, ...]) -> int:
+    """Write and import the scenes (one per farm and date) and one drone flight; the scene count."""
+    root.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(7)
-    n = 1300  # 130 m at 10 cm: covers the first block (120 m x 90 m east and north of the point)
-    a = rng.uniform(0.03, 0.12, (5, n, n)).astype(np.float32)
-    a[4] = rng.uniform(0.25, 0.55, (n, n))  # NIR: canopy
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / "drone-flight.tif"
-    with rasterio.open(
-        path, "w", driver="GTiff", height=n, width=n, count=5, dtype="float32", crs=f"EPSG:{epsg}",
-        transform=from_origin(cx - 5, cy + 120, 0.1, 0.1), nodata=-9999.0, tiled=True, compress="deflate",
-    ) as ds:  # fmt: skip
-        ds.write(a)
-        ds.update_tags(TIFFTAG_DATETIME=when.strftime("%Y:%m:%d %H:%M:%S"))
-    return path
-
-
-def import_demo_imagery(stack: Any, folder: Path, farms: Sequence[Any]) -> int:
-    """Generate and import the demo imagery; return the number of satellite scenes imported."""
-    today = datetime.now(UTC).replace(hour=3, minute=0, second=0, microsecond=0)
-    n = 0
-    with psycopg.connect(stack.database_url(), autocommit=True, connect_timeout=10) as conn:
-        for i, f in enumerate(farms):
-            for k, (when, drop) in enumerate(
-                ((today - timedelta(days=6), False), (today - timedelta(days=1), True))
-            ):
-                item_id = f"S2B_DEMO_{f.id}_{when:%Y%m%d}"
-                path = _scene(folder / "scenes", item_id, f.lon, f.lat, when, drop, seed=10 * i + k)
-                import_item(conn, pystac.Item.from_file(str(path)), href=str(path), farm_id=f.id)
-                n += 1
-        if farms:
-            f = farms[0]
-            tif = _drone(folder / "drone", f.lon, f.lat, today - timedelta(days=2))
-            item = item_from_geotiff(tif, profile="drone-ms")
-            import_item(conn, item, href=str(tif), farm_id=f.id)
-    return n
+    now = datetime.now(UTC).replace(hour=3, minute=20, second=0, microsecond=0)
+    jobs: list[tuple[Path, str, datetime, str | None, str]] = []
+    for f in farms:
+        for k, days in enumerate(SCENE_DAYS_AGO):
+            p = root / f"s2-{f.id}-{k}.tif"
+            write_s2(p, f, k, rng)
+            jobs.append((p, "s2-l2a-stack", now - timedelta(days=days), "05.10", f.id))
+    drone_farm = next(f for f in farms if f.id == NDVI_DROP_FARM)
+    p = root / f"drone-{drone_farm.id}.tif"
+    write_drone(p, drone_farm, rng)
+    jobs.append((p, "drone-ms", now - timedelta(days=4, hours=-4), None, drone_farm.id))
+    with psycopg.connect(stack.database_url(), autocommit=True) as conn:
+        for path, profile, when, baseline, farm in jobs:
+            for item, href in collect(str(path), home=stack.home, profile=profile, bands=None, when=when,
+                                      processing_baseline=baseline):  # fmt: skip
+                import_item(conn, item, href=href, farm_id=farm)
+    return len(jobs) - 1
