@@ -81,7 +81,9 @@ def read_pid(pidfile: Path) -> int | None:
     ident = proc_identity(pid)
     if ident is None or boot != boot_id() or ident[0] != start:
         return None
-    return pid if ident[1][:1] == argv[:1] else None
+    # An empty recorded argv: the identity was read between fork and exec (spawn races the child's
+    # exec); the start time and boot id still name this very process.
+    return pid if not argv or ident[1][:1] == argv[:1] else None
 
 
 def read_foreign_pid(pidfile: Path) -> int | None:

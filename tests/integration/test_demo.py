@@ -185,5 +185,15 @@ def test_demo_end_to_end_counts_match_and_stops_cleanly(monkeypatch: pytest.Monk
     assert "stopping" in text and "database: stopped" in text, text[-3000:]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(home) not in ps
+    # Nor any process started with this home (service argv does not name it: look at environments).
+    mark = f"AGRI_HOME={home}".encode()
+    left = []
+    for env_file in Path("/proc").glob("[0-9]*/environ"):
+        try:
+            if mark in env_file.read_bytes().split(b"\0"):
+                left.append(env_file.parent.name)
+        except OSError:
+            continue
+    assert not left, f"processes left running: {left}"
     for key in ("AGRI_PG_PORT", "AGRI_MQTT_PORT", "AGRI_API_PORT", "AGRI_DASHBOARD_PORT"):
         assert not port_open("127.0.0.1", int(env[key])), f"{key} {env[key]} still served after Ctrl-C"
