@@ -22,9 +22,12 @@ pytestmark = pytest.mark.skipif(
     reason="shared NAB subset or scorer not present next to the repository",
 )
 
-#: the best published detector on this subset per profile (Numenta HTM: 73.56, 68.36, 77.04);
-#: the default configuration gets 74.98, 68.38, 79.32 (deterministic: same numpy, same numbers)
-MINIMUM = {"standard": 73.56, "reward_low_FP_rate": 68.36, "reward_low_FN_rate": 77.04}
+#: the default configuration (state version 3) scores 72.37, 62.55, 78.24; Numenta HTM has 73.56,
+#: 68.36, 77.04 on this subset. Version 2 scored 74.98, 68.38, 79.32: the excursion test and the
+#: split level histograms traded 2.6 standard points here for the farm faults (docs/benchmarks.md).
+#: Floors half a point under the measured scores (deterministic: same numpy, same numbers).
+MEASURED = {"standard": 72.37, "reward_low_FP_rate": 62.55, "reward_low_FN_rate": 78.24}
+MINIMUM = {p: v - 0.5 for p, v in MEASURED.items()}
 
 
 def test_nab_subset_scores() -> None:
@@ -43,8 +46,8 @@ def test_nab_subset_scores() -> None:
 
 
 def test_nab_standard_score_does_not_hang_on_where_the_histogram_edges_fall() -> None:
-    """The edges' offset is arbitrary: averaged over four offsets a quarter step apart the
-    standard score still beats HTM's (docs/benchmarks.md, "Edge placement")."""
+    """The edges' offset is arbitrary: four offsets a quarter step apart give 72.37, 70.91, 71.62
+    and 73.19 (docs/benchmarks.md, "Robustness"); the spread stays under 2.5 points."""
     import dataclasses
 
     from analytics.anomaly.config import DEFAULT_CONFIG
@@ -62,8 +65,9 @@ def test_nab_standard_score_does_not_hang_on_where_the_histogram_edges_fall() ->
             density_lo=DEFAULT_CONFIG.density_lo + shift,
         )
         got.append(nab.evaluate(scorer, labels, data_dir, nab.score_corpus(series, cfg))["standard"]["score"])
-    assert sum(got) / len(got) > MINIMUM["standard"], got
-    assert min(got) > 71.0, got
+    assert sum(got) / len(got) > 71.5, got
+    assert min(got) > 70.5, got
+    assert max(got) - min(got) < 2.5, got
 
 
 def test_nab_command_prints_three_profiles() -> None:
@@ -106,9 +110,9 @@ def test_nab_cross_validation_reports_every_category() -> None:
     assert cats["artificialNoAnomaly"]["standard"] is None  # no windows: only its raw score
     scored = [c["standard"] for c in cats.values() if c["standard"] is not None]
     assert cv["mean_standard"] == round(sum(scored) / 3, 2)
-    # measured 75.19 (83.40 / 65.79 / 76.37) and pooled 70.53: a floor well above CAD OSE's 71.72
-    # would be a fit; HTM-level generalisation is the aim, so assert the held-out mean beats 70
-    assert cv["mean_standard"] > 70.0, cv
+    # measured (state version 3) 72.53 = mean of 78.47 / 66.09 / 73.04, pooled 68.86 (version 2:
+    # 75.19, pooled 70.53); the floor guards against a regression, it is not a target
+    assert cv["mean_standard"] > 72.0, cv
     for c in cats.values():
         assert set(c["chosen"]) == set(nab.CV_GRID)
 
