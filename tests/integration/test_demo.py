@@ -40,6 +40,7 @@ def _get(url: str, token: str | None = None) -> Any:
 def _text(at: AppTest) -> str:
     parts = [e.value for e in at.title] + [e.value for e in at.subheader] + [e.value for e in at.markdown]
     parts += [e.value for e in at.caption] + [e.proto.label for e in at.get("page_link")]
+    parts += [v for d in at.dataframe for v in d.value.astype(str).to_numpy().ravel()]  # the farm table
     return "\n".join(str(p) for p in parts)
 
 
