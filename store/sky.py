@@ -17,6 +17,7 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from kernel.catalog import CATALOG
+from store import rollup
 
 Source = Literal["satellite", "drone"]
 SOURCE_PREFIX: dict[str, str] = {"satellite": "sat", "drone": "uav"}
@@ -182,6 +183,8 @@ def upsert_readings(conn: psycopg.Connection[Any], rows: Sequence[tuple[int, dat
             " ON CONFLICT (series_id, time) DO UPDATE SET value = EXCLUDED.value",
             rows,
         )
+    # hourly/daily rollups and latest values (store.rollup): mark the hours in this transaction
+    rollup.mark_dirty(conn, rollup.hour_keys((sid, t.timestamp()) for sid, t, _ in rows))
     return len(rows)
 
 

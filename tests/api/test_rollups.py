@@ -20,6 +20,7 @@ from api.queries import readings as rq
 from kernel.decode import Decoded, decode_message
 from kernel.protocol import Limits, encode_up, up_topic
 from store import rollup
+from store import sky as store_sky
 from store.writer import Writer
 from tests.api.support import farm_with_series, put
 from tests.ingest.support import register
@@ -236,3 +237,14 @@ def test_latest_raw_pages_and_short_buckets(db: psycopg.Connection[Any]) -> None
         rq.buckets(db, [s], t0, t0 + timedelta(days=3650), "1min")
     with pytest.raises(rq.InvalidArgument):
         rq.raw(db, s, t0.replace(tzinfo=None), t0 + timedelta(hours=1))
+
+
+def test_sky_statistics_are_rolled_up_too(db: psycopg.Connection[Any]) -> None:
+    """Imagery statistics are readings written by store.sky: they must mark their hours as well."""
+    sid = farm_with_series(db, "farm-sky", "Asia/Shanghai", metrics=["air_t"])["air_t"]
+    t = datetime(2026, 11, 20, 3, 0, tzinfo=UTC)
+    with db.transaction():
+        store_sky.upsert_readings(db, [(sid, t, 0.61)])
+    assert db.execute("SELECT count(*) FROM rollup_dirty WHERE series_id = %s", (sid,)).fetchone() == (1,)
+    rollup.refresh_all(db)
+    assert rq.latest(db, series_ids=[sid])[0].value == 0.61
