@@ -21,6 +21,7 @@ import psycopg
 from psycopg_pool import ConnectionPool, PoolTimeout
 
 from analytics.qc import FAIL, NOT_EVALUATED, PASS, SUSPECT, gross_range
+from api.queries import analytics as an
 from api.queries import readings as rq
 from api.queries import registry as reg
 from api.queries.models import BucketSeries, Farm, Gateway, NodeStatus, SeriesInfo
@@ -43,6 +44,10 @@ MAX_POINTS = 1000
 #: Ranges longer than this always read the hourly rollups (or daily ones), never raw rows.
 ROLLUP_AFTER = timedelta(days=3)
 LATEST_QC_WINDOW = timedelta(hours=2)
+#: Points scoring at least this are marked as anomalous (README: ~0.2 is alert-worthy on 5-min data).
+ANOMALY_MARK = 0.2
+#: Anomaly scores are computed on demand from raw points (plus a week of warm-up): short ranges only.
+ANOMALY_MAX_SPAN = timedelta(days=2)
 HEALTH_METRICS = ("bat_v", "rssi_dbm")
 _PAGE = 1000
 SKY_PREFIXES = ("sat-", "uav-")  # the pseudo nodes that carry a block's satellite / drone statistics
@@ -504,8 +509,6 @@ def hourly(
     return {m: pd.concat(fs, ignore_index=True) for m, fs in frames.items()}
 
 
-
-
 def sky_series(src: Source, farm_id: str, start: datetime, end: datetime) -> dict[str, pd.DataFrame]:
     """Daily per-block imagery index means (``ndvi_mean`` ...) and the farm's daily soil moisture:
     metric -> frame (node_id = ``sat-<block>`` / ``uav-<block>`` or the sensor node). Empty when
@@ -525,3 +528,26 @@ def sky_series(src: Source, farm_id: str, start: datetime, end: datetime) -> dic
     for b, df in zip(got, _bucket_frames(got), strict=True):
         frames.setdefault(b.series.metric, []).append(df)
     return {m: pd.concat(fs, ignore_index=True) for m, fs in frames.items()}
+
+
+def anomalies(
+    src: Source, farm_id: str, metric: str, nodes: Sequence[str], start: datetime, end: datetime
+) -> pd.DataFrame:
+    """Readings of the chosen nodes' ``metric`` in [start, end) whose anomaly score (the API's
+    on-demand scoring, causal, with a week of warm-up) is at least ANOMALY_MARK."""
+    cols = ["node_id", "time", "value", "score"]
+    if end - start > ANOMALY_MAX_SPAN or metric not in CATALOG:
+        return pd.DataFrame(columns=cols)
+    rows = []
+    with src.conn() as conn:
+        wanted = set(nodes)
+        for s in rq.find_series(conn, farm=farm_id, metric=metric):
+            if s.node_id not in wanted:
+                continue
+            a = an.anomaly(conn, s, start, end)
+            rows += [
+                (s.node_id, t, v, sc)
+                for t, v, sc in zip(a.time, a.value, a.score, strict=True)
+                if sc is not None and sc >= ANOMALY_MARK
+            ]
+    return pd.DataFrame(rows, columns=cols)

@@ -54,7 +54,7 @@ class AlertBenchConfig:
     workers: int = 2
     latency_s: float = 20.0
     latency_nodes: int = 500
-    triggers_per_s: float = 2.0
+    triggers_per_s: float = 2.0  # at most one per tick
     log: Any = field(default=lambda m: None)
 
 
@@ -152,13 +152,14 @@ def latency(db_url: str, rate: float, cfg: AlertBenchConfig, root: Path) -> dict
         proc = subprocess.Popen(argv, env=env, stdout=logf, stderr=subprocess.STDOUT)
     commits: dict[tuple[str, float], float] = {}  # (node, reading time) of a trigger -> commit time
     w = Writer(db_url, app_name="bench-alerts-writer")
-    per_tick = rate * 0.1
+    tick = 0.5  # one transaction per half second, like ingest's batches under load
+    per_tick = rate * tick
     per_node = len(metrics)
     msgs_per_tick = max(1, round(per_tick / per_node))
     written = 0
     seq = dict.fromkeys(nodes, 0)
     hot: dict[str, int] = {}  # trigger node -> ticks left above the threshold
-    trig_every = max(1, round(10 / cfg.triggers_per_s))
+    trig_every = max(1, round(1 / (tick * cfg.triggers_per_s)))
     try:
         time.sleep(5.0)  # the service connects and catches up (the fleet's nodes fall silent at once)
         start = time.time()
@@ -197,7 +198,7 @@ def latency(db_url: str, rate: float, cfg: AlertBenchConfig, root: Path) -> dict
             for tr in triggers:
                 commits[tr] = done
             k += 1
-            time.sleep(max(0.0, tick_t + 0.1 - time.time()))
+            time.sleep(max(0.0, tick_t + tick - time.time()))
         achieved = written / (time.time() - start)
         deadline = time.time() + 30
         while time.time() < deadline:

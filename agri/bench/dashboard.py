@@ -145,12 +145,10 @@ def run(cfg: DashBenchConfig, log: Callable[[str], None]) -> dict[str, Any]:
         n = cfg.repeats
         # The first run of the process imports the page modules (pandas, plotly, ...): reported apart.
         out["first_run_after_start_s"] = round(_run_page("overview", cold=True), 3)
-        trivial = Path(tempfile.mkdtemp(prefix="agri-bench-dash-")) / "trivial.py"
-        trivial.write_text("import streamlit as st\n\nst.title('x')\n")
-        harness = []
-        for _ in range(n):
-            at = _app(trivial)
-            harness.append(_timed(at.run))
+        with tempfile.TemporaryDirectory(prefix="agri-bench-dash-") as tmp:
+            trivial = Path(tmp) / "trivial.py"
+            trivial.write_text("import streamlit as st\n\nst.title('x')\n")
+            harness = [_timed(_app(trivial).run) for _ in range(n)]
         out["harness_trivial_script_s"] = round(statistics.median(harness), 3)
         res: dict[str, list[float]] = {
             k: [] for k in ("overview_cold", "overview_warm", "farm_cold", "farm_warm")

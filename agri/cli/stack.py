@@ -84,13 +84,19 @@ def demo(
         bool, typer.Option(help="Run 8 nodes on the real MicroPython firmware (unix port)")
     ] = True,
     sky: Annotated[bool, typer.Option(help="Import generated satellite scenes and a drone flight")] = True,
+    quiesce: Annotated[
+        bool,
+        typer.Option(help="Once the scenarios are over, stop every publisher and write the counts (tests)"),
+    ] = False,
 ) -> None:
     """The whole platform with a simulated Wanzhou district and scripted scenarios; Ctrl-C stops it."""
 
     st = _stack()
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    opts = demo_mod.DemoOptions(fast=fast, scale=scale, history_days=history_days, firmware=firmware, sky=sky)
+    opts = demo_mod.DemoOptions(
+        fast=fast, scale=scale, history_days=history_days, firmware=firmware, sky=sky, quiesce=quiesce
+    )
     try:
         demo_mod.run(st, stop, console, opts)
     except (StackError, MigrationError) as exc:

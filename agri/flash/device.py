@@ -222,6 +222,12 @@ class Device:
     def remove(self, path: str) -> None:
         self._exec("prune", f"import os\nos.remove({path!r})", path)
 
+    def forget_update(self) -> bool:
+        """Remove /ota.json (a version installed over the air must not shadow what is flashed
+        now; /ota/<v>/ stays until the next update clears it). True if there was one."""
+        code = "import os\ntry:\n os.remove('/ota.json')\n print(1)\nexcept OSError:\n print(0)"
+        return self._exec("prune", code, "/ota.json").strip().endswith(b"1")
+
     def write(self, target: str, data: bytes, progress: Callable[[int, int], None] | None = None) -> None:
         """Write ``data`` to ``target.part`` and rename it over ``target`` (no half-written file)."""
         from mpremote.transport import TransportError

@@ -112,6 +112,8 @@ def flash(
             rep.step(f"removing stale {path}")
             dev.remove(path)
             res.removed.append(path)
+        if dev.forget_update():
+            rep.step("removed /ota.json: the flashed /lib version runs, not one installed over the air")
         dev.makedirs(plan.dirs)
         rep.copy_start(len(d.copy), d.copy_bytes)
         try:

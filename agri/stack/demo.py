@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import importlib.util
+import json
 import os
 import subprocess
 import sys
@@ -38,7 +40,7 @@ from agri.stack.fleet import Fleet, SimNode
 from agri.stack.manager import Stack
 from agri.stack.mosquitto import Broker
 from agri.stack.mqtt_auth import MqttAuth
-from agri.stack.proc import Detached, free_port, spawn, terminate
+from agri.stack.proc import Detached, StackError, free_port, spawn, terminate
 from agri.stack.receiver import DemoReceiver, Endpoint, Message
 from agri.stack.uplink import Uplink
 
@@ -63,7 +65,7 @@ class Pace:
     length_s: float  # how long each condition lasts
 
 
-NORMAL = Pace("normal", dict(district.FARM_KINDS_INTERVAL), 15, 10, 60, 5.0, 15, 1800, 20, 30, 150)
+NORMAL = Pace("normal", dict(district.FARM_KINDS_INTERVAL), 15, 10, 60, 5.0, 30, 1200, 20, 45, 120)
 FAST = Pace(
     "fast", {"orchard": 5, "pig_farm": 5, "tea_garden": 5, "pond": 5}, 1, 2, 4, 1.0, 4, 7200, 2, 2, 10
 )
@@ -78,32 +80,31 @@ class Scenario:
     what: str
     values: dict[str, float]  # metric -> value while the condition lasts
     needs: str | None = None  # a platform piece it needs (skipped, with one log line, until present)
+    history_h: float = 0.0  # the condition began this long before the demo went live (in the history)
 
 
 SCENARIOS: tuple[Scenario, ...] = (
     Scenario("barn-heat", "ganning-pigs", "s-001", "heat-stress",
-             "barn heat stress: 31 °C at 78 % RH (THI about 84) in barn 1 of 甘宁镇生态猪场",
-             {"air_t": 31.0, "air_rh": 78.0}),
+             "barn heat stress: 29.5 °C at 85 % RH (THI about 83) in barn 1 of 甘宁镇生态猪场",
+             {"air_t": 29.5, "air_rh": 85.0}),
     Scenario("dawn-oxygen", "xiaozhou-pond", "s-001", "do-low",
              "dawn oxygen sag: dissolved oxygen falls to 2.4 mg/L in pond 1 of 小周镇生态渔场",
              {"do_mgl": 2.4}),
     Scenario("frost-night", "taolong-citrus", "s-001", "frost",
              "frost night: −3.5 °C in block 1 of 太龙镇古红桔园", {"air_t": -3.5, "air_rh": 95.0}),
     Scenario("stuck-soil", "taolong-citrus", "s-002", "soil-stuck",
-             "stuck soil-moisture probe: 23.41 % on every reading (QARTOD flat line)",
-             {"soil_vwc": 23.41}, needs="alerts.qc"),
+             "stuck soil-moisture probe in 太龙镇古红桔园: 23.41 % on every reading for 28 h (flat line)",
+             {"soil_vwc": 23.41}, needs="alerts.analysis", history_h=28.0),
     Scenario("uplink-outage", "ganning-pigs", "gw-1", "gateway-down",
-             "gateway uplink outage at 甘宁镇生态猪场: the 4G link drops, the gateway spools, then catches up",
+             "uplink outage at 甘宁镇生态猪场: the 4G link drops, the gateway spools, then catches up",
              {}),
 )  # fmt: skip
 
 
 def qc_available() -> bool:
-    """QC flags reach alert rules once the alert service computes them (alerts.qc lands)."""
-    import importlib.util
-
+    """QC flags reach alert rules when the alert service computes them (alerts.analysis)."""
     try:
-        return importlib.util.find_spec("alerts.qc") is not None
+        return importlib.util.find_spec("alerts.analysis") is not None
     except ModuleNotFoundError:
         return False
 
@@ -116,6 +117,7 @@ class DemoOptions:
     firmware: bool = True
     sky: bool = True
     print_every_s: float = 30.0
+    quiesce: bool = False  # tests: once every scenario is over, stop all publishers and report counts
 
     @property
     def pace(self) -> Pace:
@@ -204,6 +206,7 @@ class Demo:
         for f in district.FARMS:
             if f.gateway:
                 self._farm_gateway(f, ports[f.id], auth, [n for n in nodes if n.farm == f.id])
+        self.wait_gateways_subscribed()
         self.say(
             f"[green]✓[/] district seeded: {len(district.FARMS)} farms, "
             f"{sum(f.blocks for f in district.FARMS)} blocks, {len(nodes)} simulated nodes, "
@@ -255,7 +258,22 @@ class Demo:
         )
         self.gateways.append(proc)
         self.say(
-            f"[green]✓[/] {f.id}: farm broker :{port}, gateway {f.gateway} (pid {proc.pid}) → central via a 4G stand-in"
+            f"[green]✓[/] {f.id}: farm broker :{port}, gateway {f.gateway} (pid {proc.pid})"
+            " → central broker through a cuttable 4G stand-in"
+        )
+
+    def wait_gateways_subscribed(self, timeout: float = 60.0) -> None:
+        """A farm broker keeps nothing for a subscriber that has not subscribed yet: nodes wait."""
+        logs = [self.home / "log" / f"gateway-{f.id}.log" for f in district.FARMS if f.gateway]
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if all(p.exists() and "event=local_subscribed" in p.read_text(errors="replace") for p in logs):
+                return
+            if any(g.poll() is not None for g in self.gateways):
+                break
+            time.sleep(0.2)
+        raise StackError(
+            f"a farm gateway did not subscribe to its farm broker: see {', '.join(map(str, logs))}"
         )
 
     def start_firmware(self) -> None:
@@ -294,6 +312,7 @@ class Demo:
     def start_fleet(self, nodes: list[SimNode]) -> None:
         p = self.opts.pace
         fleet = Fleet(nodes)
+        self.start_history_scenarios(nodes)
         fleet.connect()
         n = fleet.wait_connected(60)
         self.say(f"[green]✓[/] {n}/{len(nodes)} simulated nodes connected (one process, one thread)")
@@ -316,6 +335,23 @@ class Demo:
 
     # --- scenarios ------------------------------------------------------------------------------
 
+    def cannot_play(self, sc: Scenario) -> str | None:
+        if sc.needs == "alerts.analysis" and not qc_available():
+            return "QC flags do not reach alert rules yet (alerts.analysis)"
+        if sc.history_h and self.opts.history_days * 24 < sc.history_h + 1:
+            return f"it needs {sc.history_h + 1:g} h of history (--history-days)"
+        return None
+
+    def start_history_scenarios(self, nodes: list[SimNode]) -> None:
+        """Conditions that began before the demo went live are part of the backfilled history."""
+        by_key = {(n.farm, n.node): n for n in nodes}
+        for sc in SCENARIOS:
+            node = by_key.get((sc.farm, sc.node))
+            if not sc.history_h or node is None or self.cannot_play(sc):
+                continue
+            since, vals = time.time() - sc.history_h * 3600, dict(sc.values)
+            node.override = lambda m, t, _v, vals=vals, since=since: vals.get(m) if t >= since else None
+
     def scenario_window(self, i: int) -> tuple[float, float]:
         p = self.opts.pace
         start = self.started_live + p.lead_s + i * p.spacing_s
@@ -329,10 +365,9 @@ class Demo:
             start, end = self.scenario_window(i)
             state = self.scenario_state.get(sc.name, "waiting")
             if state == "waiting" and now >= start:
-                if sc.needs == "alerts.qc" and not qc_available():
-                    self.say(
-                        f"[yellow]↷[/] scenario {sc.name} skipped: QC flags do not reach alert rules yet (alerts.qc)"
-                    )
+                why = self.cannot_play(sc)
+                if why:
+                    self.say(f"[yellow]↷[/] scenario {sc.name} skipped: {why}")
                     self.scenario_state[sc.name] = "skipped"
                     continue
                 if sc.rule == "gateway-down":
@@ -348,8 +383,9 @@ class Demo:
                     if node is None:
                         self.scenario_state[sc.name] = "skipped"
                         continue
-                    vals = dict(sc.values)
-                    node.override = lambda m, _t, _v, vals=vals: vals.get(m)
+                    if not sc.history_h:
+                        vals = dict(sc.values)
+                        node.override = lambda m, _t, _v, vals=vals: vals.get(m)
                 self.say(f"[bold magenta]▶ scenario[/] {sc.what}")
                 self.scenario_state[sc.name] = "on"
             elif state == "on" and now >= end:
@@ -363,8 +399,66 @@ class Demo:
                     self.say(f"[bold magenta]■ scenario[/] {sc.name}: back to normal")
                 self.scenario_state[sc.name] = "done"
 
-    def active_scenarios(self) -> list[Scenario]:
-        return [s for s in SCENARIOS if self.scenario_state.get(s.name) not in ("skipped",)]
+    def scenarios_over(self, now: float) -> bool:
+        last_end = self.scenario_window(len(SCENARIOS) - 1)[1]
+        return now >= last_end + self.opts.pace.length_s and all(
+            self.scenario_state.get(s.name) in ("done", "skipped") or s.rule == "soil-stuck"
+            for s in SCENARIOS
+        )
+
+    def quiesce(self) -> None:
+        """Stop every publisher (fleet, firmware) and wait for the fleet's messages to be acked."""
+        self.fleet_stop.set()
+        if self.fleet_thread is not None:
+            self.fleet_thread.join(10)
+        if self.fleet is not None:
+            self.fleet.drain(60)
+        self.stop_firmware()
+        self.write_status(quiet=True)
+        self.say(
+            "[green]✓[/] publishers stopped (--quiesce): counts in " + str(self.demo_dir / "status.json")
+        )
+
+    def write_status(self, quiet: bool = False) -> None:
+        s = self.stack.s
+        f = self.fleet
+        obj = {
+            "quiet": quiet,
+            "receiver": self.receiver.url if self.receiver else None,
+            "api": f"http://{s.api_host}:{s.api_port}",
+            "dashboard": f"http://127.0.0.1:{s.dashboard_port}",
+            "token": self.token,
+            "sim_nodes": len(f.nodes) if f else 0,
+            "published": f.acked_readings if f else 0,
+            "sent": f.sent_readings if f else 0,
+            "published_by_node": {f"{n.farm}/{n.node}": n.published for n in f.nodes} if f else {},
+            "scenarios": [
+                {
+                    "name": sc.name,
+                    "farm": sc.farm,
+                    "node": sc.node,
+                    "rule": sc.rule,
+                    "state": self.scenario_state.get(sc.name, "waiting"),
+                }
+                for sc in SCENARIOS
+            ],
+            "firmware_nodes": [str(e.root.relative_to(self.demo_dir / "firmware")) for e, _ in self.firmware],
+        }
+        self.demo_dir.mkdir(parents=True, exist_ok=True)
+        tmp = self.demo_dir / "status.json.tmp"
+        tmp.write_text(json.dumps(obj, ensure_ascii=False, indent=1))
+        os.replace(tmp, self.demo_dir / "status.json")
+
+    def stop_firmware(self) -> None:
+        for _emu, proc in self.firmware:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(2)
+        for _emu, proc in self.firmware:
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait(5)
 
     # --- teardown -------------------------------------------------------------------------------
 
@@ -375,15 +469,7 @@ class Demo:
         if self.fleet is not None:
             with contextlib.suppress(Exception):
                 self.fleet.close()
-        for _emu, proc in self.firmware:
-            with contextlib.suppress(ProcessLookupError):
-                proc.send_signal(2)
-        for _emu, proc in self.firmware:
-            try:
-                proc.wait(10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(5)
+        self.stop_firmware()
         for proc in self.gateways:
             terminate(proc.pid)
         for up in self.uplinks.values():
@@ -426,12 +512,21 @@ def run(stack: Stack, stop: threading.Event, console: Console, opts: DemoOptions
         if opts.firmware:
             demo.start_firmware()
         demo.start_fleet(nodes)
-        if opts.sky:
-            start_sky(demo)
+        if opts.sky:  # in the background: the scenarios do not wait for the imagery
+            threading.Thread(target=start_sky, args=(demo,), name="sky", daemon=True).start()
         banner(demo)
-        last = time.monotonic()
+        demo.write_status()
+        last = demo.started_live = time.monotonic()
+        quiet = False
         while not stop.wait(0.5):
-            demo.play(time.monotonic())
+            now = time.monotonic()
+            if quiet:
+                continue
+            demo.play(now)
+            if opts.quiesce and demo.scenarios_over(now):
+                demo.quiesce()
+                quiet = True
+                continue
             for emu, proc in list(demo.firmware):
                 if proc.poll() is not None:
                     say(f"[red]firmware node {emu.root.name} exited ({proc.returncode})[/]")
@@ -454,8 +549,13 @@ def start_sky(demo: Demo) -> None:
         demo.say(f"[yellow]↷[/] sky layers skipped: {exc}")
         return
     try:
+        t0 = time.monotonic()
         n = skydemo.import_demo_imagery(demo.stack, demo.demo_dir / "sky", district.FARMS)
-        demo.say(f"[green]✓[/] sky: {n} satellite scene(s) and one drone flight imported (NDVI per block)")
+        demo.say(
+            f"[green]✓[/] sky: {n} satellite scenes and one drone flight imported through `agri sky import`'s"
+            f" path in {time.monotonic() - t0:.1f} s; block b3 of {skydemo.NDVI_DROP_FARM} lost NDVI"
+            " against its neighbours in the newest scene (dashboard: farm page, sky layer)"
+        )
     except Exception as exc:
         demo.say(f"[yellow]↷[/] sky layers skipped: {exc}")
 

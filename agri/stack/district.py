@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -108,7 +109,11 @@ def seed_commissioners(conn: psycopg.Connection[Any], farms: tuple[Farm, ...], u
 
 
 def read_token(conn: psycopg.Connection[Any]) -> str:
-    secret, _ = tokens.create(conn, "demo-read", ["read"], None)
+    """A fresh read-only token for this run (a previous run's is revoked)."""
+    for t in tokens.list_tokens(conn):
+        if t.name.startswith("demo-read"):
+            tokens.revoke(conn, str(t.id))
+    secret, _ = tokens.create(conn, f"demo-read-{time.strftime('%Y%m%d-%H%M%S')}", ["read"], None)
     return secret
 
 
@@ -162,9 +167,8 @@ def write_rules(root: Path, hold_s: int, gateway_after_s: int) -> Path:
         "orchard": (
             '[[rules]]\nname = "frost"\nmetric = "air_t"\nbelow = -2.0\nclear = 0.0\n'
             f'for_s = {hold_s}\nseverity = "critical"\nmessage = "霜冻风险 / frost risk"\n\n'
-            '[[rules]]\nname = "soil-stuck"\nsource = "qc"\nmetric = "soil_vwc"\nabove = 2.5\n'
-            'severity = "warning"\nmessage = "土壤湿度传感器卡死 / soil-moisture sensor stuck"\n\n'
-            '[[rules]]\nname = "air-anomaly"\nenabled = false\nsource = "anomaly"\nmetric = "air_t"\nabove = 0.95\n'
+            '[[rules]]\nname = "air-anomaly"\nenabled = false\nsource = "anomaly"\nmetric = "air_t"\n'
+            "above = 0.95\n"
         ),
         "pig_farm": (
             '[[rules]]\nname = "heat-stress"\nmetric = "thi"\nabove = 79\nclear = 77\n'
@@ -174,13 +178,22 @@ def write_rules(root: Path, hold_s: int, gateway_after_s: int) -> Path:
             '[[rules]]\nname = "do-low"\nmetric = "do_mgl"\nbelow = 3.0\nclear = 3.5\n'
             f'for_s = {hold_s}\nseverity = "critical"\n'
             'message = "溶解氧过低，开增氧机 / dissolved oxygen low: start aerators"\n\n'
-            '[[rules]]\nname = "do-anomaly"\nenabled = false\nsource = "anomaly"\nmetric = "do_mgl"\nabove = 0.95\n'
+            '[[rules]]\nname = "do-anomaly"\nenabled = false\nsource = "anomaly"\nmetric = "do_mgl"\n'
+            "above = 0.95\n"
         ),
         "tea_garden": "",
     }
+    # The probe under watch at 太龙 (QC flags reach a rule only when raised, so a one-off flag such as a
+    # series' first-reading gap would otherwise count towards the hold at every probe).
+    extra = {
+        "taolong-citrus": '[[rules]]\nname = "soil-stuck"\nsource = "qc"\nmetric = "soil_vwc"\nabove = 2.5\n'
+        'for_s = 7200\nnodes = ["s-002"]\nseverity = "warning"\n'
+        'message = "土壤湿度传感器卡死 / soil-moisture sensor stuck"\n\n'
+    }
     for f in FARMS:
         (root / f"{f.id}.toml").write_text(
-            f"# agri demo: shortened holds so scenarios play out in minutes\n{texts[f.kind]}\n{gw}",
+            f"# agri demo: shortened holds so scenarios play out in minutes\n{texts[f.kind]}\n"
+            f"{extra.get(f.id, '')}{gw}",
             encoding="utf-8",
         )
     return root

@@ -12,6 +12,7 @@ noise; a scenario may replace a metric's value of one node for a time (:attr:`Si
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import random
@@ -54,7 +55,7 @@ def model_value(kind: str, metric: str, t: float, offset: float, rng: random.Ran
     elif metric == "air_rh":
         v = (66.0 if kind == "pig_farm" else 72.0) - 12.0 * d + g(0, 1.0)
     elif metric == "soil_vwc":
-        v = 27.0 + 2.0 * offset - 0.8 * d + g(0, 0.3)
+        v = 27.0 + 2.0 * offset - 0.8 * d + g(0, 0.03)  # soil moisture moves slowly
     elif metric == "soil_t":
         v = 15.0 + 2.0 * _wave(t, 17.0) + g(0, 0.1)
     elif metric == "leaf_wet":
@@ -96,6 +97,7 @@ class SimNode:
     seq: int = 0
     boot: int = 1
     next_t: float = 0.0
+    last_t: int = 0  # newest sample time sent (a sample time is never sent twice)
     offset: float = 0.0
     override: Override | None = None
     client: mqtt.Client | None = None
@@ -215,10 +217,8 @@ class Fleet:
             self._last_retry = now
             for n in self.nodes:
                 if n.client is not None and not n.connected and n.client.socket() is None:
-                    try:
+                    with contextlib.suppress(OSError):
                         n.client.reconnect()
-                    except OSError:
-                        pass
 
     def wait_connected(self, timeout: float = 60.0) -> int:
         deadline = time.monotonic() + timeout
@@ -231,26 +231,24 @@ class Fleet:
     def publish(self, n: SimNode, samples: list[dict[str, Any]]) -> None:
         if n.client is None or not samples:
             return
-        k = sum(len(s["m"]) for s in samples)
+        k = sum(len(s["m"]) for s in samples) + 1  # + the message's "rssi" (stored as rssi_dbm)
         info = n.client.publish(n.topic, n.message(samples), qos=1)
         n.pending[info.mid] = k
         with self.lock:
             self.sent_readings += k
 
     def backfill(self, start: float, end: float, step: int, per_msg: int = 48) -> None:
-        """History from ``start`` to ``end`` every ``step`` seconds, ``per_msg`` samples a message."""
-        t0 = int(start) // step * step
+        """History every ``step`` seconds back from ``end`` to ``start``, ``per_msg`` samples a message.
+
+        The newest sample is at ``end``, so no node looks silent when its history is evaluated.
+        """
+        times = list(range(int(end), int(start), -step))[::-1]
         for n in self.nodes:
-            batch: list[dict[str, Any]] = []
-            t = t0
-            while t < end:
-                batch.append({"t": t, "m": n.sample(t)})
-                if len(batch) >= per_msg:
-                    self.publish(n, batch)
-                    batch = []
-                t += step
-            self.publish(n, batch)
-            n.next_t = float(t)
+            ts = [t for t in times if t > n.last_t]
+            for i in range(0, len(ts), per_msg):
+                self.publish(n, [{"t": t, "m": n.sample(t)} for t in ts[i : i + per_msg]])
+            if ts:
+                n.last_t = ts[-1]
             self.pump(0)
         self.drain()
 
@@ -268,7 +266,8 @@ class Fleet:
         k = 0
         for n in self.nodes:
             if n.next_t <= now and n.connected:
-                t = int(now)
+                t = max(int(now), n.last_t + 1)
+                n.last_t = t
                 self.publish(n, [{"t": t, "m": n.sample(t)}])
                 n.next_t = max(n.next_t + n.interval, now + n.interval * 0.5)
                 k += 1

@@ -1,8 +1,10 @@
 """Small process helpers for the embedded stack: pid files, detached starts, clean stops.
 
-A pid file written by :func:`spawn` records the process's identity as well as its pid: the start
-time (``/proc/PID/stat`` field 22, clock ticks since boot) and the command line. :func:`read_pid`
-returns the pid only while that same process runs, so a pid file left behind by a crash or a
+A pid file written by :func:`spawn` records the process's identity as well as its pid: the boot
+(``/proc/sys/kernel/random/boot_id``), the start time (``/proc/PID/stat`` field 22, clock ticks since
+boot) and the command line. :func:`read_pid` returns the pid only while that same process runs
+(same boot, same start time, same program ``argv[0]``; the rest of the command line may change when a
+service execs its server, as ``agri dashboard`` does), so a pid file left behind by a crash or a
 reboot never makes ``agri down`` signal, or ``agri status`` report, an unrelated process that now
 has the pid. A pid file without an identity (written by something else) is never trusted.
 """
@@ -52,12 +54,19 @@ def proc_identity(pid: int) -> tuple[int, list[str]] | None:
     return int(fields[19]), [a.decode("utf-8", "surrogateescape") for a in argv]
 
 
+def boot_id() -> str:
+    try:
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+    except OSError:
+        return ""
+
+
 def write_pidfile(pidfile: Path, pid: int) -> None:
-    """Record ``pid`` with its start time and command line (see the module docstring)."""
+    """Record ``pid`` with its boot, start time and command line (see the module docstring)."""
     ident = proc_identity(pid)
     rec: dict[str, object] = {"pid": pid}
     if ident is not None:
-        rec |= {"start": ident[0], "argv": ident[1]}
+        rec |= {"boot": boot_id(), "start": ident[0], "argv": ident[1]}
     pidfile.parent.mkdir(parents=True, exist_ok=True)
     pidfile.write_text(json.dumps(rec) + "\n")
 
@@ -66,10 +75,13 @@ def read_pid(pidfile: Path) -> int | None:
     """The pid recorded by :func:`write_pidfile` if that very process still runs, else None."""
     try:
         rec = json.loads(pidfile.read_text())
-        pid, start, argv = int(rec["pid"]), int(rec["start"]), list(rec["argv"])
+        pid, boot, start, argv = int(rec["pid"]), str(rec["boot"]), int(rec["start"]), list(rec["argv"])
     except (OSError, ValueError, TypeError, KeyError):
         return None  # missing, garbled, or not written by spawn: not a process we can vouch for
-    return pid if proc_identity(pid) == (start, argv) else None
+    ident = proc_identity(pid)
+    if ident is None or boot != boot_id() or ident[0] != start:
+        return None
+    return pid if ident[1][:1] == argv[:1] else None
 
 
 def read_foreign_pid(pidfile: Path) -> int | None:

@@ -106,7 +106,7 @@ def _summary(
     if not isinstance(obj, dict):
         return "?", None, None, "(not an object)", ""
     if channel == "generic":
-        data = obj.get("data") if isinstance(obj.get("data"), dict) else {}
+        data: dict[str, Any] = obj["data"] if isinstance(obj.get("data"), dict) else {}
         aid = data.get("alert_id")
         return (
             str(obj.get("type", "?")),
@@ -116,10 +116,10 @@ def _summary(
             str(data.get("text", "")),
         )
     if channel in ("wecom", "dingtalk"):
-        md = obj.get("markdown") if isinstance(obj.get("markdown"), dict) else {}
+        md: dict[str, Any] = obj["markdown"] if isinstance(obj.get("markdown"), dict) else {}
         text = str(md.get("content") or md.get("text") or "")
     else:
-        content = obj.get("content") if isinstance(obj.get("content"), dict) else {}
+        content: dict[str, Any] = obj["content"] if isinstance(obj.get("content"), dict) else {}
         text = str(content.get("text", ""))
     title = text.strip().splitlines()[0].lstrip("#* ").strip() if text.strip() else ""
     return title, None, headers.get("x-agri-delivery"), title, text

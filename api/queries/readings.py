@@ -11,11 +11,14 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import numpy as np
 import psycopg
+from numpy.typing import NDArray
 from psycopg import sql
 from psycopg.rows import dict_row
 
@@ -187,39 +190,119 @@ def raw(
 
 # --- buckets --------------------------------------------------------------------------------------
 
+# Every bucket query yields rows (series_id, bucket start epoch int8, n int4, sum, min, max float8);
+# they come back packed per series (big-endian bytes, see _PACKED), so a few hundred rows cross the
+# wire instead of one row per bucket, and numpy reads the columns without a Python object per value.
 _HOURLY = sql.SQL(
-    "SELECT h.series_id, extract(epoch FROM h.hour)::bigint, h.n, h.sum, h.min, h.max"
-    " FROM readings_hourly h WHERE h.series_id = ANY(%(sids)s) AND h.hour >= %(start)s AND h.hour < %(end)s"
+    "SELECT h.series_id, extract(epoch FROM h.hour)::int8, h.n, h.sum, h.min, h.max"
+    " FROM readings_hourly h WHERE h.series_id = ANY({sids}) AND h.hour >= {start} AND h.hour < {end}"
     " AND NOT EXISTS (SELECT 1 FROM rollup_dirty d WHERE d.series_id = h.series_id AND d.hour = h.hour)"
     " UNION ALL"
-    " SELECT d.series_id, extract(epoch FROM d.hour)::bigint, count(*)::int, sum(r.value), min(r.value),"
+    " SELECT d.series_id, extract(epoch FROM d.hour)::int8, count(*)::int4, sum(r.value), min(r.value),"
     " max(r.value) FROM rollup_dirty d JOIN readings r ON r.series_id = d.series_id AND r.time >= d.hour"
-    " AND r.time < d.hour + interval '1 hour' AND r.time >= %(start)s AND r.time < %(end)s"
-    " WHERE d.series_id = ANY(%(sids)s) AND d.hour >= %(start)s AND d.hour < %(end)s"
+    " AND r.time < d.hour + interval '1 hour' AND r.time >= {start} AND r.time < {end}"
+    " WHERE d.series_id = ANY({sids}) AND d.hour >= {start} AND d.hour < {end}"
     " GROUP BY d.series_id, d.hour"
 )
 
 _DAILY = sql.SQL(
-    "WITH dd AS (SELECT DISTINCT d.series_id, ((d.hour + v.o) AT TIME ZONE %(tz)s)::date AS day"
+    "WITH dd AS (SELECT DISTINCT d.series_id, ((d.hour + v.o) AT TIME ZONE {tz})::date AS day"
     " FROM rollup_dirty d CROSS JOIN (VALUES (interval '0'),"
     " (interval '1 hour' - interval '1 microsecond')) AS v(o)"
-    " WHERE d.series_id = ANY(%(sids)s) AND d.hour >= %(start)s - interval '1 hour' AND d.hour < %(end)s)"
-    " SELECT r.series_id, r.day, r.n, r.sum, r.min, r.max FROM readings_daily r"
-    " WHERE r.series_id = ANY(%(sids)s) AND r.day >= %(d0)s AND r.day < %(d1)s AND r.tz = %(tz)s"
+    " WHERE d.series_id = ANY({sids}) AND d.hour >= {start} - interval '1 hour' AND d.hour < {end})"
+    " SELECT r.series_id, extract(epoch FROM (r.day::timestamp AT TIME ZONE {tz}))::int8, r.n, r.sum,"
+    " r.min, r.max FROM readings_daily r"
+    " WHERE r.series_id = ANY({sids}) AND r.day >= {d0} AND r.day < {d1} AND r.tz = {tz}"
     " AND NOT EXISTS (SELECT 1 FROM dd WHERE dd.series_id = r.series_id AND dd.day = r.day)"
     " UNION ALL"
-    " SELECT dd.series_id, dd.day, count(*)::int, sum(x.value), min(x.value), max(x.value) FROM dd"
-    " JOIN readings x ON x.series_id = dd.series_id AND x.time >= (dd.day::timestamp AT TIME ZONE %(tz)s)"
-    " AND x.time < ((dd.day + 1)::timestamp AT TIME ZONE %(tz)s)"
-    " AND x.time >= %(start)s AND x.time < %(end)s"
-    " WHERE dd.day >= %(d0)s AND dd.day < %(d1)s GROUP BY dd.series_id, dd.day"
+    " SELECT dd.series_id, extract(epoch FROM (dd.day::timestamp AT TIME ZONE {tz}))::int8, count(*)::int4,"
+    " sum(x.value), min(x.value), max(x.value) FROM dd"
+    " JOIN readings x ON x.series_id = dd.series_id AND x.time >= (dd.day::timestamp AT TIME ZONE {tz})"
+    " AND x.time < ((dd.day + 1)::timestamp AT TIME ZONE {tz})"
+    " AND x.time >= {start} AND x.time < {end}"
+    " WHERE dd.day >= {d0} AND dd.day < {d1} GROUP BY dd.series_id, dd.day"
 )
 
 _RAW_BUCKETS = sql.SQL(
-    "SELECT series_id, extract(epoch FROM time_bucket(%(width)s, time))::bigint AS b, count(*)::int,"
+    "SELECT series_id, extract(epoch FROM time_bucket({width}, time))::int8 AS b, count(*)::int4,"
     " sum(value), min(value), max(value) FROM readings"
-    " WHERE series_id = ANY(%(sids)s) AND time >= %(start)s AND time < %(end)s GROUP BY series_id, b"
+    " WHERE series_id = ANY({sids}) AND time >= {start} AND time < {end} GROUP BY series_id, b"
 )
+
+_PACKED = sql.SQL(
+    "SELECT series_id, string_agg(int8send(t), ''), string_agg(int4send(n), ''),"
+    " string_agg(float8send(sm), ''), string_agg(float8send(mn), ''), string_agg(float8send(mx), '')"
+    " FROM ({}) AS x(series_id, t, n, sm, mn, mx) GROUP BY series_id"
+)
+
+
+def _fetch_columns(conn: Conn, query: sql.Composed) -> dict[str, NDArray[Any]]:
+    """The bucket rows of ``query`` as numpy columns sid, t, n, sum, min, max."""
+    parts: dict[str, list[NDArray[Any]]] = {k: [] for k in ("sid", "t", "n", "sum", "min", "max")}
+    with conn.cursor(binary=True) as cur:
+        for sid, t, n, sm, mn, mx in cur.execute(_PACKED.format(query)).fetchall():
+            tt = np.frombuffer(t, dtype=">i8")
+            parts["sid"].append(np.full(tt.size, sid, dtype=np.int64))
+            parts["t"].append(tt.astype(np.int64))
+            parts["n"].append(np.frombuffer(n, dtype=">i4").astype(np.int64))
+            parts["sum"].append(np.frombuffer(sm, dtype=">f8").astype(np.float64))
+            parts["min"].append(np.frombuffer(mn, dtype=">f8").astype(np.float64))
+            parts["max"].append(np.frombuffer(mx, dtype=">f8").astype(np.float64))
+    empty = {
+        "sid": np.int64,
+        "t": np.int64,
+        "n": np.int64,
+        "sum": np.float64,
+        "min": np.float64,
+        "max": np.float64,
+    }
+    return {k: (np.concatenate(v) if v else np.zeros(0, dtype=empty[k])) for k, v in parts.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class BucketFrame:
+    """Buckets of one series as numpy columns (NaN where a bucket is a gap)."""
+
+    series: SeriesInfo
+    bucket: str
+    start: list[datetime]
+    count: NDArray[np.int64]
+    min: NDArray[np.float64]
+    mean: NDArray[np.float64]
+    max: NDArray[np.float64]
+    sum: NDArray[np.float64] | None
+
+    def model(self) -> BucketSeries:
+        return BucketSeries.model_construct(
+            series=self.series,
+            bucket=self.bucket,
+            start=self.start,
+            count=self.count.tolist(),
+            min=_nullable(self.min),
+            mean=_nullable(self.mean),
+            max=_nullable(self.max),
+            sum=_nullable(self.sum) if self.sum is not None else None,
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        """For orjson (``OPT_SERIALIZE_NUMPY``: NaN becomes null), the same shape as the model."""
+        return {
+            "series": self.series.model_dump(),
+            "bucket": self.bucket,
+            "start": self.start,
+            "count": self.count,
+            "min": self.min,
+            "mean": self.mean,
+            "max": self.max,
+            "sum": self.sum,
+        }
+
+
+def _nullable(a: NDArray[np.float64]) -> list[float | None]:
+    o = a.astype(object)
+    o[np.isnan(a)] = None
+    out: list[float | None] = o.tolist()
+    return out
 
 
 def local_midnight(day: date, tz: ZoneInfo) -> datetime:
@@ -254,14 +337,14 @@ def bucket_starts(bucket: str, start: datetime, end: datetime, tz: ZoneInfo) -> 
     return [datetime.fromtimestamp(e0 + i * w, tz) for i in range(n)]
 
 
-def buckets(
-    conn: Conn, series: Sequence[SeriesInfo], start: datetime, end: datetime, bucket: Bucket
-) -> list[BucketSeries]:
-    """min / mean / max / count (and sum for summed metrics) per bucket of each series."""
+def bucket_frames(
+    conn: Conn, series: Sequence[SeriesInfo], start: datetime, end: datetime, bucket: str
+) -> list[BucketFrame]:
+    """:func:`buckets` as numpy columns (the API serialises these without Python objects per value)."""
     check_range(start, end)
     if bucket != "1d" and bucket not in BUCKET_SECONDS:
         raise InvalidArgument(f"bucket must be one of {', '.join([*BUCKET_SECONDS, '1d'])}", field="bucket")
-    out: dict[int, BucketSeries] = {}
+    out: dict[int, BucketFrame] = {}
     by_tz: dict[str, list[SeriesInfo]] = {}
     for s in series:
         by_tz.setdefault(s.tz, []).append(s)
@@ -281,50 +364,61 @@ def buckets(
             hi = local_midnight(starts[-1].date() + timedelta(days=1), tz)
         else:
             hi = starts[-1] + timedelta(seconds=BUCKET_SECONDS[bucket])
-        sids = [s.series_id for s in group]
-        params: dict[str, Any] = {"sids": sids, "start": lo, "end": hi, "tz": tzname}
-        keyed: dict[Any, int]
+        sids = sorted(s.series_id for s in group)
+        args: dict[str, sql.Composable] = {
+            "sids": sql.Literal(sids),
+            "start": sql.Literal(lo),
+            "end": sql.Literal(hi),
+            "tz": sql.Literal(tzname),
+        }
         if bucket == "1h":
-            q = _HOURLY
-            keyed = {int(t.timestamp()): i for i, t in enumerate(starts)}
+            q = _HOURLY.format(**args)
         elif bucket == "1d":
-            q = _DAILY
-            params["d0"] = starts[0].date()
-            params["d1"] = starts[-1].date() + timedelta(days=1)
-            keyed = {t.date(): i for i, t in enumerate(starts)}
+            q = _DAILY.format(
+                **args,
+                d0=sql.Literal(starts[0].date()),
+                d1=sql.Literal(starts[-1].date() + timedelta(days=1)),
+            )
         else:
-            q = _RAW_BUCKETS
-            params["width"] = timedelta(seconds=BUCKET_SECONDS[bucket])
-            keyed = {int(t.timestamp()): i for i, t in enumerate(starts)}
-        nb = len(starts)
-        cols: dict[
-            int,
-            tuple[list[int], list[float | None], list[float | None], list[float | None], list[float | None]],
-        ]
-        cols = {sid: ([0] * nb, [None] * nb, [None] * nb, [None] * nb, [None] * nb) for sid in sids}
-        for sid, key, n, total, mn, mx in conn.execute(q, params).fetchall():
-            i = keyed.get(key)
-            if i is None:
-                continue
-            c = cols[sid]
-            c[0][i] = n
-            c[1][i] = mn
-            c[2][i] = total / n if n else None
-            c[3][i] = mx
-            c[4][i] = total
+            q = _RAW_BUCKETS.format(**args, width=sql.Literal(timedelta(seconds=BUCKET_SECONDS[bucket])))
+        rows = _fetch_columns(conn, q)
+        epochs = np.array([int(t.timestamp()) for t in starts], dtype=np.int64)
+        nb, ns = len(starts), len(sids)
+        si = np.searchsorted(np.asarray(sids, dtype=np.int64), rows["sid"])
+        bi = np.searchsorted(epochs, rows["t"])
+        ok = (bi < nb) & (si < ns)
+        ok[ok] &= epochs[bi[ok]] == rows["t"][ok]
+        si, bi = si[ok], bi[ok]
+        rows = {k: v[ok] for k, v in rows.items()}
+        count = np.zeros((ns, nb), dtype=np.int64)
+        mn, mx, total = (np.full((ns, nb), np.nan) for _ in range(3))
+        count[si, bi] = rows["n"]
+        mn[si, bi] = rows["min"]
+        mx[si, bi] = rows["max"]
+        total[si, bi] = rows["sum"]
+        with np.errstate(invalid="ignore", divide="ignore"):
+            mean = total / count
+        row_of = {sid: i for i, sid in enumerate(sids)}
         for s in group:
-            cnt, mn_, mean, mx_, tot = cols[s.series_id]
-            out[s.series_id] = BucketSeries.model_construct(
+            i = row_of[s.series_id]
+            out[s.series_id] = BucketFrame(
                 series=s,
                 bucket=bucket,
                 start=starts,
-                count=cnt,
-                min=mn_,
-                mean=mean,
-                max=mx_,
-                sum=tot if s.aggregate == "sum" else None,
+                count=count[i],
+                min=mn[i],
+                mean=mean[i],
+                max=mx[i],
+                sum=total[i] if s.aggregate == "sum" else None,
             )
     return [out[s.series_id] for s in series if s.series_id in out]
+
+
+def buckets(
+    conn: Conn, series: Sequence[SeriesInfo], start: datetime, end: datetime, bucket: Bucket
+) -> list[BucketSeries]:
+    """min / mean / max / count (and sum for summed metrics) per bucket of each series."""
+    return [f.model() for f in bucket_frames(conn, series, start, end, bucket)]
 
 
 # --- rejects, completeness ------------------------------------------------------------------------

@@ -23,6 +23,7 @@ node_health = ui.cached(data.node_health)
 hourly = ui.cached(data.hourly)
 alert_periods = ui.cached(alertsdata.periods)
 sky_series = ui.cached(data.sky_series)
+anomalies = ui.cached(data.anomalies)
 
 QC_MARK: dict[int, str] = {int(SUSPECT): "⚠", int(FAIL): "✗"}
 RANGES = {"24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
@@ -135,8 +136,14 @@ def _series(farm: Farm, nodes: list[Any], lang: Lang, start: datetime, end: date
     if frame.empty or frame["count"].sum() == 0:
         st.info(t("empty.range", lang))
         return
+    marks: pd.DataFrame = anomalies(farm.id, metric, tuple(chosen), start, end)
     fig = charts.timeseries(
-        frame, metric, farm.tz, lang, alert_periods=_periods(farm, metric, chosen, start, end)
+        frame,
+        metric,
+        farm.tz,
+        lang,
+        alert_periods=_periods(farm, metric, chosen, start, end),
+        anomalies=marks if not marks.empty else None,
     )
     st.plotly_chart(fig, key="series_chart")
     st.caption(t("farm.legend_gap", lang))

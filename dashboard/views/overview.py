@@ -6,17 +6,10 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import alertsdata, data, mapview, ui
-from dashboard.i18n import Lang, fmt_age, kind_label, t
+from dashboard.i18n import fmt_age, kind_label, t
 from dashboard.state import COLOURS
 
 overview_data = ui.cached(alertsdata.overview)
-
-
-def _badge(state: str, lang: Lang) -> str:
-    return f":{_COLOUR_NAME[state]}-background[{t('state.' + state, lang)}]"
-
-
-_COLOUR_NAME = {"ok": "green", "warning": "orange", "alert": "red", "offline": "gray"}
 
 
 def page() -> None:
@@ -93,25 +86,31 @@ def page() -> None:
             )
 
     st.subheader(t("ov.farm_table", lang))
-    for row in farms.itertuples():
-        cols = st.columns([3, 2, 2, 2, 2, 2])
-        page = ui.PAGES.get("farm")
-        label = f"**{row.name}**"
-        if page is not None:
-            q = {"farm": row.id} | ({"lang": "en"} if lang == "en" else {})
-            cols[0].page_link(page, label=row.name, query_params=q, icon=":material/agriculture:")
-        else:
-            cols[0].markdown(label)
-        cols[1].markdown(kind_label(row.kind, lang))
-        cols[2].markdown(_badge(row.state, lang))
-        cols[3].markdown(f"{t('col.online', lang)} {row.online}/{row.nodes}")
-        cols[4].markdown(
-            f"{t('col.completeness', lang)} "
-            + (f"{100 * row.completeness:.0f} %" if pd.notna(row.completeness) else "–")
-        )
-        mine = nodes[nodes.farm_id == row.id]
-        newest = mine.age_s.min() if not mine.empty else None
-        cols[5].markdown(f"{t('col.last_seen', lang)} {fmt_age(newest if pd.notna(newest) else None, lang)}")
+    # One table, not a row of widgets per farm: 50 farms would be 300 elements to send.
+    newest = nodes.groupby("farm_id")["age_s"].min() if not nodes.empty else pd.Series(dtype=float)
+    suffix = "&lang=en" if lang == "en" else ""
+    table = pd.DataFrame(
+        {
+            t("col.farm", lang): farms.name,
+            t("col.kind", lang): [kind_label(k, lang) for k in farms.kind],
+            t("col.state", lang): [t("state." + s, lang) for s in farms.state],
+            t("col.online", lang): [f"{o}/{n}" for o, n in zip(farms.online, farms.nodes, strict=True)],
+            t("col.alerts", lang): (farms.alerts_critical + farms.alerts_warning).astype(int),
+            t("col.completeness", lang): [
+                f"{100 * c:.0f} %" if pd.notna(c) else "–" for c in farms.completeness
+            ],
+            t("col.last_seen", lang): [
+                fmt_age(newest.get(f) if pd.notna(newest.get(f)) else None, lang) for f in farms.id
+            ],
+            "link": [f"farm?farm={f}{suffix}" for f in farms.id],
+        }
+    )
+    st.dataframe(
+        table,
+        hide_index=True,
+        column_config={"link": st.column_config.LinkColumn(" ", display_text=t("ov.open_farm", lang))},
+        key="farm_table",
+    )
     st.caption(
         " · ".join(f"<span style='color:{COLOURS[s]}'>●</span> {t('state.' + s, lang)}" for s in COLOURS),
         unsafe_allow_html=True,

@@ -4,8 +4,9 @@
 # code is either another ROMFS image, mounted at /rom and run in place as on a board with a ROMFS
 # partition (MicroPython 1.25), or a directory of .mpy files loaded into the heap, as /lib on a
 # board without one; in that case agrinode.hal (what a board imports instead of the simulator) is
-# loaded too (by agrinode.app, after main.py picked the version), so the heap holds what a board's would. Then /main.py runs. The working directory is
-# the node's filesystem root (node.json, spool, state).
+# loaded too (by agrinode.app, after main.py picked the version), so the heap holds what a board's
+# would. Then /main.py runs. The working directory is the node's filesystem root (node.json, spool,
+# state).
 #   micropython -X heapsize=64K board.py BOARD_IMAGE (FIRMWARE_IMAGE.img | LIB_DIR) MAIN_PY
 import sys
 

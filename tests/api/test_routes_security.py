@@ -60,6 +60,8 @@ ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any], Any]] = {
     ),
     ("POST", "/ingest/{farm}/{node}/up"): ("/ingest/farm-b/s-1/up", {}, {"v": 1}),
     ("POST", "/ingest/{farm}/gw/{gateway}/batch"): ("/ingest/farm-b/gw/gw-1/batch", {}, None),
+    ("GET", "/farms/{farm}/blocks"): ("/farms/farm-b/blocks", {}, None),
+    ("GET", "/farms/{farm}/overlay"): ("/farms/farm-b/overlay", {}, None),
     ("GET", "/alerts"): ("/alerts", {"farm": "farm-b"}, None),
     ("GET", "/alerts/{alert_id}"): ("/alerts/{aid}", {}, None),
     ("POST", "/alerts/{alert_id}/ack"): ("/alerts/{aid}/ack", {}, None),

@@ -105,8 +105,8 @@ def test_overview_in_the_browser(server: str, driver: WebDriver, shots: Path) ->
 
 
 def test_farm_page_in_the_browser(server: str, driver: WebDriver, shots: Path) -> None:
-    body = _load(driver, server + "/farm?farm=ganning-pigs", "甘宁镇生态猪场", charts=4)
-    for text in ("各节点最新数据", "时间序列", "农学指标", "节点健康", "氨气浓度 (ppm)"):
+    body = _load(driver, server + "/farm?farm=longju-orchard", "龙驹镇柑橘园", charts=6)
+    for text in ("各节点最新数据", "时间序列", "农学指标", "节点健康", "土壤含水量 (%)", "积温 GDD"):
         assert text in body
     browser.full_screenshot(driver, shots / "farm.png")
 

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import base64
 import json
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+import numpy as np
 import psycopg
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -13,6 +17,7 @@ from agri.stack.proc import free_port
 from api.queries import tokens
 from dashboard import alertsdata
 from dashboard.i18n import t
+from store import rollup
 from tests.dashboard.conftest import APP
 
 needs_alerts = pytest.mark.skipif(
@@ -61,10 +66,13 @@ def test_overview_in_chinese_with_states_alerts_and_gateways(dash_env: Seeded) -
     assert not at.error, [e.value for e in at.error]
     assert at.title[0].value == "农场总览"
     text = _text(at)
-    for name in ("龙驹镇柑橘园", "甘宁镇生态猪场", "太白茶园", "小周镇生态渔场"):
-        assert name in text
+    farms = {r["农场"]: r for r in _table(at, 2 if alertsdata.CONFIGURED else 1)}
+    assert sorted(farms) == ["太白茶园", "小周镇生态渔场", "甘宁镇生态猪场", "龙驹镇柑橘园"]
+    assert farms["龙驹镇柑橘园"]["状态"] == "注意" and farms["龙驹镇柑橘园"]["在线"] == "2/3"
+    assert farms["太白茶园"]["状态"] == "正常"
+    assert farms["甘宁镇生态猪场"]["link"] == "farm?farm=ganning-pigs"
     if alertsdata.CONFIGURED:
-        assert "告警" in text  # the pig farm's open critical alert colours it "alert"
+        assert farms["甘宁镇生态猪场"]["状态"] == "告警"  # its open critical alert
     assert "11 / 12" in text  # one node of the orchard went silent
     gateways = _table(at, 1 if alertsdata.CONFIGURED else 0)
     uplinks = {r["农场"]: r["上行"] for r in gateways}
@@ -81,7 +89,7 @@ def test_language_switches_to_english_and_back(dash_env: Seeded) -> None:
     _no_crash(at)
     assert at.title[0].value == "All farms"
     assert at.query_params.get("lang") == "en"
-    assert "Orchard" in _text(at)
+    assert "Orchard" in [r["Kind"] for r in _table(at, 2 if alertsdata.CONFIGURED else 1)]
     at.sidebar.button(key="lang_toggle").click().run()
     assert at.title[0].value == "农场总览"
 
@@ -153,6 +161,26 @@ def test_farm_page_range_and_metric_filters(dash_env: Seeded) -> None:
     spec = json.loads(at.get("plotly_chart")[0].proto.spec)
     assert {tr["name"] for tr in spec["data"] if tr.get("name")} == {"n-0002"}
     assert spec["layout"]["title"]["text"] == "氨气浓度 (ppm)"
+
+
+def test_anomalous_reading_is_marked_on_a_short_range(dash_env: Seeded, seeded: tuple[str, Seeded]) -> None:
+    sid = dash_env.series[("ganning-pigs", "n-0002", "air_t")]
+    spike = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=2, minutes=7)
+    with psycopg.connect(seeded[0], autocommit=True) as conn:
+        conn.execute(
+            "INSERT INTO readings (time, series_id, value) VALUES (%s, %s, 45.0)"
+            " ON CONFLICT (series_id, time) DO UPDATE SET value = 45.0",
+            (spike, sid),
+        )
+        rollup.mark_range(conn, [sid], spike, spike + timedelta(seconds=1))
+    at = _page("farm", farm="ganning-pigs", range="24h")
+    spec = json.loads(at.get("plotly_chart")[0].proto.spec)
+    marks = [tr for tr in spec["data"] if tr.get("name") == "异常"]
+    assert len(marks) == 1
+    local = spike.astimezone(ZoneInfo("Asia/Shanghai")).strftime("%Y-%m-%dT%H:%M")
+    assert [str(x)[:16] for x in marks[0]["x"]] == [local]
+    y = marks[0]["y"]
+    assert np.frombuffer(base64.b64decode(y["bdata"]), dtype=y["dtype"]).tolist() == [45.0]
 
 
 def test_farm_page_unknown_farm_and_gap_data(dash_env: Seeded) -> None:

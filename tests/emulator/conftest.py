@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -49,14 +47,3 @@ def node_config(tmp_path: Path) -> Path:
 def _cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Builds go to a per-session cache, not the user's (the CLI subprocess inherits it).
     monkeypatch.setenv("AGRI_FIRMWARE_BUILD_DIR", str(tmp_path_factory.getbasetemp() / "firmware-build"))
-
-
-def run_agri(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """`agri ...` in a subprocess: exactly what a technician runs."""
-    return subprocess.run(
-        [sys.executable, "-m", "agri.cli.main", *args],
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        check=False,
-    )

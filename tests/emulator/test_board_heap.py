@@ -46,10 +46,13 @@ print('HEAP', f0 - gc.mem_free() - stubs, gc.mem_free() + gc.mem_alloc())
 def test_node_heap_with_code_in_ram_on_a_32_bit_board(tmp_path: Path, board: QemuBoard) -> None:
     cfg = tmp_path / "node.json"
     cfg.write_text(json.dumps({"farm": "f", "node": "n-1", "broker": {"host": "192.0.2.1"}, "sensors": []}))
+    with raw_repl(board) as t:  # as if a version had been installed over the air
+        t.fs_writefile("/ota.json", b'{"active": "0.2.0", "ok": true}')
     fw = str(default_firmware_dir())
     r = run_agri("flash", "--port", board.pty, "--config", str(cfg), "--firmware", fw, "--reset", "soft")
     assert r.returncode == 0, r.stdout + r.stderr
     assert "ROMFS" in r.stdout  # it says where the code went, and why
+    assert "removed /ota.json" in r.stdout  # what is flashed now runs, not the over-the-air version
     used = {}
     with raw_repl(board) as t:
         assert t.eval("hasattr(__import__('vfs'), 'rom_ioctl')") is False  # no ROMFS on this board

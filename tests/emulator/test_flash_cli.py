@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.emulator.conftest import run_agri
+from tests.fixtures.process import run_agri
 
 
 def one_line(s: str) -> str:

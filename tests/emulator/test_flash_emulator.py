@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
-from tests.emulator.conftest import run_agri
 from tests.emulator.qemu import QemuBoard
+from tests.fixtures.process import run_agri
 
 pytestmark = pytest.mark.emulator
 

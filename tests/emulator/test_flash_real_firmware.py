@@ -13,10 +13,10 @@ import pytest
 
 from agri.flash.build import default_firmware_dir
 from kernel.protocol import encode_up, up_topic
-from tests.emulator.conftest import run_agri
 from tests.emulator.qemu import QemuBoard
 from tests.emulator.test_flash_emulator import raw_repl
 from tests.fixtures.mqtt import BrokerHandle
+from tests.fixtures.process import run_agri
 
 pytestmark = pytest.mark.emulator
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import os
 import secrets
-import shutil
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -23,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures.mqtt import BrokerHandle, start_broker
+from tests.fixtures.mqtt import BrokerHandle, private_broker
 from tests.fixtures.process import AgriProcess
 from tests.fixtures.wait import wait_until
 from tests.gateway.support import (
@@ -43,10 +42,8 @@ NODES = [f"n-{i:02d}" for i in range(20)]
 
 @pytest.fixture(scope="module")
 def central() -> Iterator[BrokerHandle]:
-    broker = start_broker("agri-fault-central-")
-    yield BrokerHandle(broker)
-    broker.stop()
-    shutil.rmtree(broker.root.parent, ignore_errors=True)
+    with private_broker("agri-fault-central-") as handle:
+        yield handle
 
 
 class GatewayProcess(AgriProcess):

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import secrets
-import shutil
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -21,7 +20,7 @@ from agri.node.stage import build
 from kernel.mqtt import make_client
 from kernel.protocol import Limits, NodeMessage, decode_up
 from kernel.settings import MqttUrl
-from tests.fixtures.mqtt import BrokerHandle, start_broker
+from tests.fixtures.mqtt import BrokerHandle, private_broker
 
 
 @pytest.fixture(scope="session")
@@ -36,10 +35,8 @@ def firmware_build() -> None:
 @pytest.fixture
 def own_broker() -> Iterator[BrokerHandle]:
     """A broker for this test alone (tests that stop and restart it)."""
-    broker = start_broker("agri-test-fw-mqtt-")
-    yield BrokerHandle(broker)
-    broker.stop()
-    shutil.rmtree(broker.root.parent, ignore_errors=True)
+    with private_broker("agri-test-fw-mqtt-") as handle:
+        yield handle
 
 
 def node_config(url: str | None, farm: str, node: str, kind: str = "orchard", **over: Any) -> NodeConfig:

@@ -8,7 +8,6 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -24,14 +23,13 @@ from kernel.mqtt import make_client
 from tests.firmware.conftest import Delivery, Subscriber
 from tests.fixtures.mqtt import BrokerHandle
 from tests.fixtures.pg import make_tmp_root
+from tests.fixtures.process import run_agri
 
 pytestmark = [pytest.mark.firmware, pytest.mark.integration]
 
 
 def _agri(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agri.cli.main", *args], env=env, capture_output=True, text=True, timeout=60
-    )
+    return run_agri(*args, env=env, timeout=60)
 
 
 @pytest.fixture
@@ -280,3 +278,5 @@ def test_node_update_cli_updates_a_provisioned_node_and_records_it(
             "SELECT firmware_version, ota_state FROM nodes WHERE farm_id = 'up-farm' AND node_id = 'n-1'"
         ).fetchone()
     assert row == ("0.2.0", "ok")
+    r = _agri(env, "status", "--json")  # exit 1: the stack's services are not running here
+    assert json.loads(r.stdout)["database"]["node_firmware"] == "0.2.0 ok: 1", r.stdout + r.stderr

@@ -159,6 +159,7 @@ def test_update_to_a_new_version(
     board = Board(start_node, _cfg(mqtt_broker, farm, node), tmp_path / "fs", [])
     try:
         board.wait_for(lambda: bool(board.events("connected")), 20)
+        assert board.events("boot")[0]["config_errors"] == "0"  # ota_key: same schema on both sides
         rel = releases["0.2.0"]
         t0 = time.monotonic()
         n = _update(p, farm, node, rel)
@@ -352,3 +353,32 @@ def test_staged_update_of_a_farm(
         for b in boards:
             assert b.stop() == 0
     print(f"staged update of {len(nodes)} nodes: {[round(o.seconds, 1) for o in out]} s per stage")
+
+
+@pytest.mark.slow
+def test_a_transfer_missing_a_chunk_gives_up_and_keeps_running(
+    mqtt_broker: BrokerHandle,
+    start_node: StartNode,
+    platform: Callable[[str], Platform],
+    subscribe: Callable[..., Subscriber],
+    releases: dict[str, ota.Release],
+    tmp_path: Path,
+) -> None:
+    farm, node = "ota-truncated", "n-1"
+    sub = subscribe(mqtt_broker, [f"agri/v1/{farm}/{node}/up"])
+    p = platform(farm)
+    board = Board(start_node, _cfg(mqtt_broker, farm, node), tmp_path / "fs", [])
+    rel = releases["0.2.0"]
+    parts = ota.chunks(rel)
+    try:
+        board.wait_for(lambda: bool(board.events("connected")), 20)
+        _update(p, farm, node, rel, parts=parts[:-1])  # the last chunk never comes
+        board.wait_for(lambda: bool(board.events("ota_failed")), 40)
+        assert board.events("ota_failed")[0]["reason"] == "transfer stalled with 1 chunks missing"
+        k = len(sub.ups())
+        sub.wait(lambda _m: len(sub.ups()) >= k + 2, 20)  # still reporting, on its version
+        assert board.codes == [] and board.events("boot")[-1]["version"] == "0.1.0"
+        ota.clear(p.client, farm, node, len(parts))
+    finally:
+        assert board.stop() == 0
+    Delivery(farm, node, sub.ups()).assert_complete()

@@ -3,23 +3,20 @@
 from __future__ import annotations
 
 import secrets
-import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
 
-from tests.fixtures.mqtt import BrokerHandle, start_broker
+from tests.fixtures.mqtt import BrokerHandle, private_broker
 from tests.gateway.support import BatchCollector, Node, TcpProxy
 
 
 @pytest.fixture(scope="session")
 def central_broker() -> Iterator[BrokerHandle]:
-    broker = start_broker("agri-test-central-")
-    yield BrokerHandle(broker)
-    broker.stop()
-    shutil.rmtree(broker.root.parent, ignore_errors=True)
+    with private_broker("agri-test-central-") as handle:
+        yield handle
 
 
 @dataclass

@@ -1,13 +1,12 @@
 """Gateway settings and rules file: every mistake is one line naming the variable / rule / field."""
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from gateway.config import GatewayConfigError, load_gateway_settings
 from gateway.rules import RulesError, load_rules, parse_rules
+from tests.fixtures.process import run_agri
 
 GOOD = {
     "AGRI_GATEWAY_FARM": "pig-farm-1",
@@ -176,18 +175,12 @@ def test_cli_check_reports_config_error_and_exit_code(tmp_path: Path) -> None:
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")}
     env |= GOOD | {"AGRI_GATEWAY_ID": "Bad Id", "AGRI_HOME": str(tmp_path)}
-    r = subprocess.run(
-        [sys.executable, "-m", "agri.cli.main", "gateway", "--check"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    r = run_agri("gateway", "--check", env=env, timeout=60)
     assert r.returncode == 2
     assert "AGRI_GATEWAY_ID: gateway id 'Bad Id' must match" in r.stderr
     env["AGRI_GATEWAY_ID"] = "gw-1"
     env["AGRI_GATEWAY_SPOOL_PATH"] = str(tmp_path / "spool.db")
-    r = subprocess.run(
-        [sys.executable, "-m", "agri.cli.main", "gateway", "--check"],
-        env=env, capture_output=True, text=True, timeout=60,
-    )  # fmt: skip
+    r = run_agri("gateway", "--check", env=env, timeout=60)
     assert r.returncode == 0, r.stderr
     assert "gateway pig-farm-1/gw-1" in r.stdout and "pw" not in r.stdout
 
@@ -198,13 +191,12 @@ def test_cli_add_account_writes_a_gateway_account(tmp_path: Path) -> None:
     from agri.stack.mqtt_auth import MqttAuth, verify_password
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("AGRI_")} | {"AGRI_HOME": str(tmp_path)}
-    cmd = [sys.executable, "-m", "agri.cli.main", "gateway", "--add-account"]
-    r = subprocess.run([*cmd, "pig-farm-1/gw-1"], env=env, capture_output=True, text=True, timeout=60)
+    r = run_agri("gateway", "--add-account", "pig-farm-1/gw-1", env=env, timeout=60)
     assert r.returncode == 0, r.stderr
     password = r.stdout.split("password ")[1].split()[0]
     acc = MqttAuth(tmp_path / "mqtt").get("gw-pig-farm-1-gw-1")
     assert acc is not None and acc.role == "gateway" and (acc.farm, acc.node) == ("pig-farm-1", "gw-1")
     assert verify_password(password, acc.pw_hash)
     assert "topic write agri/v1/pig-farm-1/gw/gw-1/batch" in (tmp_path / "mqtt" / "acl").read_text()
-    bad = subprocess.run([*cmd, "pig-farm-1"], env=env, capture_output=True, text=True, timeout=60)
+    bad = run_agri("gateway", "--add-account", "pig-farm-1", env=env, timeout=60)
     assert bad.returncode == 2 and "--add-account FARM/GATEWAY: gateway id ''" in bad.stderr

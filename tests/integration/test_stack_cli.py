@@ -2,27 +2,21 @@
 
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-from agri.stack.proc import pid_alive, read_pid, spawn, terminate
+from agri.stack.proc import boot_id, pid_alive, read_pid, spawn, terminate
 from agri.stack.services import SERVICES
 from tests.fixtures.pg import make_tmp_root
+from tests.fixtures.process import run_agri
 from tests.fixtures.stack import private_stack_env
 
 pytestmark = pytest.mark.integration
 
 
 def _agri(env: dict[str, str], *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "agri.cli.main", *args],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+    return run_agri(*args, env=env, timeout=timeout)
 
 
 @pytest.fixture
@@ -115,12 +109,9 @@ def test_down_and_status_leave_a_process_alone_that_reuses_a_stale_pid(stack_env
         names = [spec.name for spec in SERVICES]
         plain, recorded = names[0], names[1:]
         (run / f"{plain}.pid").write_text(f"{bystander.pid}\n")  # pid only: cannot be verified
-        for name in recorded:  # our format, but the process that had the pid was another one
-            (run / f"{name}.pid").write_text(
-                json.dumps(
-                    {"pid": bystander.pid, "start": 1, "argv": [sys.executable, "-m", "agri.cli.main"]}
-                )
-            )
+        for name in recorded:  # our format, same program even, but it started at another time
+            rec = {"pid": bystander.pid, "boot": boot_id(), "start": 1, "argv": ["sleep", "300"]}
+            (run / f"{name}.pid").write_text(json.dumps(rec))
 
         st = _agri(stack_env, "status", "--json")
         status = json.loads(st.stdout)
@@ -143,6 +134,10 @@ def test_pid_file_names_the_process_spawn_started(tmp_path: Path) -> None:
     proc = spawn(["sleep", "300"], tmp_path / "svc.log", pidfile)
     try:
         assert read_pid(pidfile) == proc.pid
+        rec = json.loads(pidfile.read_text())
+        pidfile.write_text(json.dumps(rec | {"boot": "another-boot"}))
+        assert read_pid(pidfile) is None  # the same pid and start time in another boot: not ours
+        pidfile.write_text(json.dumps(rec))
     finally:
         assert terminate(proc.pid)
     assert read_pid(pidfile) is None  # gone: the file alone does not make it running

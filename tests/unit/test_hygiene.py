@@ -16,9 +16,9 @@ from pathlib import Path
 from tests.unit.test_layers import ALLOWED, ROOT
 
 IMPORTED_PACKAGES = [p for p in ALLOWED if p != "dashboard" and (ROOT / p).is_dir()]
-# Set by a library when imported, not by our code: pyproj (through sky/'s rasterio and pyproj)
-# points its bundled PROJ and GDAL at certifi's CA bundle.
-LIBRARY_SET = {"GDAL_CURL_CA_BUNDLE", "PROJ_CURL_CA_BUNDLE"}
+# Set by a library when imported, not by our code: pyproj (through sky/) points its bundled PROJ
+# and GDAL at certifi's CA bundle; streamlit (through dashboard/) sets MPLBACKEND=Agg.
+LIBRARY_SET = {"GDAL_CURL_CA_BUNDLE", "PROJ_CURL_CA_BUNDLE", "MPLBACKEND"}
 
 
 def _product_files() -> list[Path]:
