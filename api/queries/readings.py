@@ -190,9 +190,11 @@ def raw(
 
 # --- buckets --------------------------------------------------------------------------------------
 
-# Every bucket query yields rows (series_id, bucket start epoch int8, n int4, sum, min, max float8);
-# they come back packed per series (big-endian bytes, see _PACKED), so a few hundred rows cross the
-# wire instead of one row per bucket, and numpy reads the columns without a Python object per value.
+# Every bucket query yields rows (series_id int4, bucket start epoch int8, n int4, sum, min, max
+# float8). They come back as ONE bytea: each row packed server-side into a fixed 40-byte big-endian
+# record (``int4send || int8send || ...``, one ``string_agg``), which numpy reads as a structured
+# array. One protocol message instead of one per bucket (72,000 for 100 series x 30 days) and no
+# Python object per row or per value; one aggregate per row instead of five, and no GROUP BY.
 _HOURLY = sql.SQL(
     "SELECT h.series_id, extract(epoch FROM h.hour)::int8, h.n, h.sum, h.min, h.max"
     " FROM readings_hourly h WHERE h.series_id = ANY({sids}) AND h.hour >= {start} AND h.hour < {end}"
@@ -203,6 +205,19 @@ _HOURLY = sql.SQL(
     " AND r.time < d.hour + interval '1 hour' AND r.time >= {start} AND r.time < {end}"
     " WHERE d.series_id = ANY({sids}) AND d.hour >= {start} AND d.hour < {end}"
     " GROUP BY d.series_id, d.hour"
+)
+
+# The same answer when no hour of the range is marked (the usual case for anything older than the
+# refresher's last round): an index-only range scan, without the anti-join against the marks and
+# without planning the raw branch over every chunk of ``readings``.
+_HOURLY_CLEAN = sql.SQL(
+    "SELECT h.series_id, extract(epoch FROM h.hour)::int8, h.n, h.sum, h.min, h.max"
+    " FROM readings_hourly h WHERE h.series_id = ANY({sids}) AND h.hour >= {start} AND h.hour < {end}"
+)
+
+_ANY_DIRTY = sql.SQL(
+    "SELECT EXISTS (SELECT 1 FROM rollup_dirty d WHERE d.series_id = ANY({sids})"
+    " AND d.hour >= {start} AND d.hour < {end})"
 )
 
 _DAILY = sql.SQL(
@@ -230,33 +245,29 @@ _RAW_BUCKETS = sql.SQL(
 )
 
 _PACKED = sql.SQL(
-    "SELECT series_id, string_agg(int8send(t), ''), string_agg(int4send(n), ''),"
-    " string_agg(float8send(sm), ''), string_agg(float8send(mn), ''), string_agg(float8send(mx), '')"
-    " FROM ({}) AS x(series_id, t, n, sm, mn, mx) GROUP BY series_id"
+    "SELECT string_agg(int4send(series_id) || int8send(t) || int4send(n) || float8send(sm)"
+    " || float8send(mn) || float8send(mx), '') FROM ({}) AS x(series_id, t, n, sm, mn, mx)"
 )
+_RECORD = np.dtype(
+    [("sid", ">i4"), ("t", ">i8"), ("n", ">i4"), ("sum", ">f8"), ("min", ">f8"), ("max", ">f8")]
+)
+_NATIVE = {
+    "sid": np.int64,
+    "t": np.int64,
+    "n": np.int64,
+    "sum": np.float64,
+    "min": np.float64,
+    "max": np.float64,
+}
 
 
 def _fetch_columns(conn: Conn, query: sql.Composed) -> dict[str, NDArray[Any]]:
     """The bucket rows of ``query`` as numpy columns sid, t, n, sum, min, max."""
-    parts: dict[str, list[NDArray[Any]]] = {k: [] for k in ("sid", "t", "n", "sum", "min", "max")}
     with conn.cursor(binary=True) as cur:
-        for sid, t, n, sm, mn, mx in cur.execute(_PACKED.format(query)).fetchall():
-            tt = np.frombuffer(t, dtype=">i8")
-            parts["sid"].append(np.full(tt.size, sid, dtype=np.int64))
-            parts["t"].append(tt.astype(np.int64))
-            parts["n"].append(np.frombuffer(n, dtype=">i4").astype(np.int64))
-            parts["sum"].append(np.frombuffer(sm, dtype=">f8").astype(np.float64))
-            parts["min"].append(np.frombuffer(mn, dtype=">f8").astype(np.float64))
-            parts["max"].append(np.frombuffer(mx, dtype=">f8").astype(np.float64))
-    empty = {
-        "sid": np.int64,
-        "t": np.int64,
-        "n": np.int64,
-        "sum": np.float64,
-        "min": np.float64,
-        "max": np.float64,
-    }
-    return {k: (np.concatenate(v) if v else np.zeros(0, dtype=empty[k])) for k, v in parts.items()}
+        row = cur.execute(_PACKED.format(query)).fetchone()
+    packed = row[0] if row is not None and row[0] is not None else b""
+    rec = np.frombuffer(packed, dtype=_RECORD)
+    return {k: rec[k].astype(dt) for k, dt in _NATIVE.items()}
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +383,10 @@ def bucket_frames(
             "tz": sql.Literal(tzname),
         }
         if bucket == "1h":
-            q = _HOURLY.format(**args)
+            # A mark committed between these two statements is data that arrived just after the
+            # check: the answer is the one a request made a moment earlier would get.
+            dirty = conn.execute(_ANY_DIRTY.format(**args)).fetchone()
+            q = (_HOURLY if dirty is None or dirty[0] else _HOURLY_CLEAN).format(**args)
         elif bucket == "1d":
             q = _DAILY.format(
                 **args,
