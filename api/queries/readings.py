@@ -34,7 +34,6 @@ from api.queries.models import (
     Rejected,
     SeriesInfo,
 )
-from api.queries.registry import LATEST_OF
 from kernel.catalog import CATALOG
 
 Conn = psycopg.Connection[Any]
@@ -116,6 +115,28 @@ def get_series(conn: Conn, series_id: int, *, farms: Sequence[str] | None = None
 # --- latest ---------------------------------------------------------------------------------------
 
 
+# The newest rollup hour of each series (its hourly row keeps that hour's last reading) and its
+# newest dirty mark: two index probes per series, nothing planned over the chunks of ``readings``.
+_LATEST_ROLLUP = sql.SQL(
+    "SELECT s.id, n.farm_id, n.node_id, s.metric, m.unit, h.hour, h.last_time, h.last_value, d.hour"
+    " FROM series s JOIN nodes n ON n.id = s.node_id JOIN metrics m ON m.name = s.metric"
+    " LEFT JOIN LATERAL (SELECT hh.hour, hh.last_time, hh.last_value FROM readings_hourly hh"
+    " WHERE hh.series_id = s.id ORDER BY hh.hour DESC LIMIT 1) h ON true"
+    " LEFT JOIN LATERAL (SELECT dd.hour FROM rollup_dirty dd WHERE dd.series_id = s.id"
+    " ORDER BY dd.hour DESC LIMIT 1) d ON true"
+    " WHERE {} ORDER BY s.id"
+)
+
+# The newest raw reading of the series written since the refresher's last round, at or after their
+# newest mark. The oldest of those marks is a constant, so the planner keeps only the chunks of
+# ``readings`` after it (planning the probe over every chunk took longer than running it).
+_LATEST_RAW = sql.SQL(
+    "SELECT k.sid, r.time, r.value FROM unnest(%s::int[], %s::timestamptz[]) AS k(sid, since)"
+    " CROSS JOIN LATERAL (SELECT x.time, x.value FROM readings x WHERE x.series_id = k.sid"
+    " AND x.time >= k.since AND x.time >= {floor} ORDER BY x.time DESC LIMIT 1) r"
+)
+
+
 def latest(
     conn: Conn,
     *,
@@ -127,19 +148,29 @@ def latest(
 ) -> list[LatestValue]:
     """The newest reading of each matching series (time and value null if it has none).
 
-    One statement: the series lookup and, per series, an index probe bounded by its newest
-    rollup hour or mark (see ``registry.LATEST_OF``).
+    The same answer as ``registry.LATEST_OF`` in two statements: the rollups' newest hour and the
+    newest dirty mark of every series, then one raw probe only for the series with a mark at or
+    after their newest rollup hour. A mark committed between the two is data that arrived just
+    after the first: the answer is the one a request made a moment earlier would get.
     """
     conds, params = _series_filter(farms=farms, farm=farm, node=node, metric=metric, series_ids=series_ids)
-    q = sql.SQL(
-        "SELECT s.id, n.farm_id, n.node_id, s.metric, m.unit, l.time, l.value FROM series s"
-        " JOIN nodes n ON n.id = s.node_id JOIN metrics m ON m.name = s.metric {} WHERE {} ORDER BY s.id"
-    ).format(LATEST_OF.format(sid=sql.SQL("s.id"), alias=sql.Identifier("l")), sql.SQL(" AND ").join(conds))
+    rows = conn.execute(_LATEST_ROLLUP.format(sql.SQL(" AND ").join(conds)), params).fetchall()
+    stale = [(r[0], r[8]) for r in rows if r[8] is not None and (r[5] is None or r[8] >= r[5])]
+    fresh: dict[int, tuple[datetime, float]] = {}
+    if stale:
+        q = _LATEST_RAW.format(floor=sql.Literal(min(h for _, h in stale)))
+        for sid, t, v in conn.execute(q, ([k for k, _ in stale], [h for _, h in stale])).fetchall():
+            fresh[sid] = (t, v)
     construct = LatestValue.model_construct
-    return [
-        construct(series_id=r[0], farm_id=r[1], node_id=r[2], metric=r[3], unit=r[4], time=r[5], value=r[6])
-        for r in conn.execute(q, params).fetchall()
-    ]
+    out = []
+    for sid, farm_id, node_id, metric_, unit, _hour, last_time, last_value, _mark in rows:
+        t, v = fresh.get(sid, (last_time, last_value))
+        out.append(
+            construct(
+                series_id=sid, farm_id=farm_id, node_id=node_id, metric=metric_, unit=unit, time=t, value=v
+            )
+        )
+    return out
 
 
 # --- raw ------------------------------------------------------------------------------------------
