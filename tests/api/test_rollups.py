@@ -248,3 +248,22 @@ def test_sky_statistics_are_rolled_up_too(db: psycopg.Connection[Any]) -> None:
     assert db.execute("SELECT count(*) FROM rollup_dirty WHERE series_id = %s", (sid,)).fetchone() == (1,)
     rollup.refresh_all(db)
     assert rq.latest(db, series_ids=[sid])[0].value == 0.61
+
+
+def test_latest_mixes_rolled_up_and_freshly_written_series(db: psycopg.Connection[Any]) -> None:
+    """One statement for the rollups, then raw probes only for the marked series, each from its own mark."""
+    sids = farm_with_series(db, "farm-m", "UTC", metrics=["air_t", "soil_t", "air_rh"])
+    t0 = datetime.fromtimestamp(NOW - 4 * 3600, UTC)
+    for i, m in enumerate(("air_t", "soil_t", "air_rh")):
+        put(db, sids[m], [(t0 + timedelta(minutes=k), 10.0 * i + k) for k in range(0, 120, 10)])
+    rollup.refresh_all(db)
+    put(db, sids["soil_t"], [(t0 + timedelta(minutes=200), 77.0)])  # a newer hour, not rolled up yet
+    put(db, sids["air_rh"], [(t0 - timedelta(hours=3), -5.0)])  # late data in an older hour: no change
+    got = {v.metric: (v.time, v.value) for v in rq.latest(db, farm="farm-m")}
+    assert got == {
+        "air_t": (t0 + timedelta(minutes=110), 110.0),
+        "soil_t": (t0 + timedelta(minutes=200), 77.0),
+        "air_rh": (t0 + timedelta(minutes=110), 130.0),
+    }
+    rollup.refresh_all(db)
+    assert {v.metric: (v.time, v.value) for v in rq.latest(db, farm="farm-m")} == got
