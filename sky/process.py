@@ -109,7 +109,7 @@ def reflectance_on_grid(
     out: dict[str, NDArray[np.floating[Any]]] = {}
     for href, nms in by_href.items():
         ds = datasets[href]
-        raw = read_on_grid(ds, [scene.bands[n].band for n in nms], grid)
+        raw = read_on_grid(ds, [scene.bands[n].band for n in nms], grid, need=select)
         for k, nm in enumerate(nms):
             ref = scene.bands[nm]
             dn = raw[k] if select is None else raw[k][select]

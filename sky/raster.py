@@ -103,13 +103,19 @@ def _index(centres: NDArray[np.floating[Any]], origin: float, step: float) -> ND
     return idx
 
 
-def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[Any]:
+def read_on_grid(
+    ds: DatasetReader, bands: list[int], grid: Grid, need: NDArray[np.bool_] | None = None
+) -> NDArray[Any]:
     """``(len(bands), h, w)`` samples of ``ds`` on ``grid``, reading one window of the source: the
     pixels containing the grid's pixel centres.
 
     When the grid lies inside the file on the file's own lattice (the usual case) this is the
     window as stored (the file's dtype, no copy). Otherwise it is float (float32, exact for 8- and
     16-bit data, or float64 for float64 files) with NaN for grid pixels beyond the file's extent.
+
+    ``need`` (a grid-shaped mask), in the usual case: only the file tiles holding a needed pixel
+    are read and decoded; the other pixels are 0. A rotated block touches about two thirds of the
+    tiles of its window.
     """
     check_north_up(ds)
     g = grid.transform
@@ -125,12 +131,15 @@ def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[Any
         return np.full((len(bands), grid.height, grid.width), np.nan, dtype=dtype)
     c0, c1 = int(cols[cok].min()), int(cols[cok].max()) + 1
     r0, r1 = int(rows[rok].min()), int(rows[rok].max()) + 1
-    data: NDArray[Any] = ds.read(bands, window=((r0, r1), (c0, c1)))
     ri = rows[rok] - r0
     ci = cols[cok] - c0
     same_lattice = _is_run(ri) and _is_run(ci)
-    if same_lattice and cok.all() and rok.all() and data.shape[1:] == grid.shape:
-        return data
+    if same_lattice and cok.all() and rok.all() and (r1 - r0, c1 - c0) == grid.shape:
+        if need is not None and need.shape == grid.shape:
+            return _read_needed_tiles(ds, bands, r0, c0, need)
+        window: NDArray[Any] = ds.read(bands, window=((r0, r1), (c0, c1)))
+        return window
+    data: NDArray[Any] = ds.read(bands, window=((r0, r1), (c0, c1)))
     if same_lattice:  # a plain slice, no gather
         block = data[:, int(ri[0]) : int(ri[-1]) + 1, int(ci[0]) : int(ci[-1]) + 1]
     else:
@@ -142,6 +151,23 @@ def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[Any
         out[:, int(rsel[0]) : int(rsel[-1]) + 1, int(csel[0]) : int(csel[-1]) + 1] = block
     else:
         out[np.ix_(np.arange(len(bands)), rsel, csel)] = block
+    return out
+
+
+def _read_needed_tiles(
+    ds: DatasetReader, bands: list[int], r0: int, c0: int, need: NDArray[np.bool_]
+) -> NDArray[Any]:
+    """The window at (r0, c0) of ``need``'s shape, reading only the file tiles (blocks) that hold a
+    needed pixel; 0 elsewhere."""
+    h, w = need.shape
+    th, tw = ds.block_shapes[0]
+    out = np.zeros((len(bands), h, w), dtype=ds.dtypes[bands[0] - 1])
+    for tr in range(r0 // th * th, r0 + h, th):
+        a0, a1 = max(tr, r0) - r0, min(tr + th, r0 + h) - r0
+        for tc in range(c0 // tw * tw, c0 + w, tw):
+            b0, b1 = max(tc, c0) - c0, min(tc + tw, c0 + w) - c0
+            if need[a0:a1, b0:b1].any():
+                out[:, a0:a1, b0:b1] = ds.read(bands, window=((r0 + a0, r0 + a1), (c0 + b0, c0 + b1)))
     return out
 
 
