@@ -103,19 +103,13 @@ def _index(centres: NDArray[np.floating[Any]], origin: float, step: float) -> ND
     return idx
 
 
-def read_on_grid(
-    ds: DatasetReader, bands: list[int], grid: Grid, need: NDArray[np.bool_] | None = None
-) -> NDArray[Any]:
+def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[Any]:
     """``(len(bands), h, w)`` samples of ``ds`` on ``grid``, reading one window of the source: the
     pixels containing the grid's pixel centres.
 
     When the grid lies inside the file on the file's own lattice (the usual case) this is the
     window as stored (the file's dtype, no copy). Otherwise it is float (float32, exact for 8- and
     16-bit data, or float64 for float64 files) with NaN for grid pixels beyond the file's extent.
-
-    ``need`` (a grid-shaped mask), in the usual case: only the file tiles holding a needed pixel
-    are read and decoded; the other pixels are 0. A rotated block touches about two thirds of the
-    tiles of its window.
     """
     check_north_up(ds)
     g = grid.transform
@@ -135,8 +129,6 @@ def read_on_grid(
     ci = cols[cok] - c0
     same_lattice = _is_run(ri) and _is_run(ci)
     if same_lattice and cok.all() and rok.all() and (r1 - r0, c1 - c0) == grid.shape:
-        if need is not None and need.shape == grid.shape:
-            return _read_needed_tiles(ds, bands, r0, c0, need)
         window: NDArray[Any] = ds.read(bands, window=((r0, r1), (c0, c1)))
         return window
     data: NDArray[Any] = ds.read(bands, window=((r0, r1), (c0, c1)))
@@ -154,20 +146,42 @@ def read_on_grid(
     return out
 
 
-def _read_needed_tiles(
-    ds: DatasetReader, bands: list[int], r0: int, c0: int, need: NDArray[np.bool_]
-) -> NDArray[Any]:
-    """The window at (r0, c0) of ``need``'s shape, reading only the file tiles (blocks) that hold a
-    needed pixel; 0 elsewhere."""
-    h, w = need.shape
+def read_selected(
+    ds: DatasetReader, bands: list[int], grid: Grid, select: NDArray[np.bool_]
+) -> NDArray[Any] | None:
+    """``(len(bands), n)`` samples of the ``n`` selected pixels of ``grid`` (a grid-shaped mask),
+    decoding only the file tiles that hold one, tile by tile (no window-sized array). The pixels
+    come tile row by tile row, each tile in row-major order: the order of a sample, not of the
+    grid. None when the grid is not a window of the file's own lattice inside the file (then use
+    ``read_on_grid``)."""
+    g, t = grid.transform, ds.transform
+    c0, r0 = (g.c - t.c) / t.a, (g.f - t.f) / t.e
+    h, w = grid.shape
+    if (
+        select.shape != grid.shape
+        or (g.a, g.e) != (t.a, t.e)
+        or abs(c0 - round(c0)) > 1e-6
+        or abs(r0 - round(r0)) > 1e-6
+        or round(c0) < 0
+        or round(r0) < 0
+        or round(c0) + w > ds.width
+        or round(r0) + h > ds.height
+    ):
+        return None
+    r0, c0 = round(r0), round(c0)
     th, tw = ds.block_shapes[0]
-    out = np.zeros((len(bands), h, w), dtype=ds.dtypes[bands[0] - 1])
+    out = np.empty((len(bands), int(np.count_nonzero(select))), dtype=ds.dtypes[bands[0] - 1])
+    pos = 0
     for tr in range(r0 // th * th, r0 + h, th):
         a0, a1 = max(tr, r0) - r0, min(tr + th, r0 + h) - r0
         for tc in range(c0 // tw * tw, c0 + w, tw):
             b0, b1 = max(tc, c0) - c0, min(tc + tw, c0 + w) - c0
-            if need[a0:a1, b0:b1].any():
-                out[:, a0:a1, b0:b1] = ds.read(bands, window=((r0 + a0, r0 + a1), (c0 + b0, c0 + b1)))
+            m = select[a0:a1, b0:b1]
+            k = int(np.count_nonzero(m))
+            if k:
+                tile = ds.read(bands, window=((r0 + a0, r0 + a1), (c0 + b0, c0 + b1)))
+                out[:, pos : pos + k] = tile[:, m]
+                pos += k
     return out
 
 
