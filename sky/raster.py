@@ -146,42 +146,63 @@ def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[Any
     return out
 
 
-def read_selected(
-    ds: DatasetReader, bands: list[int], grid: Grid, select: NDArray[np.bool_]
-) -> NDArray[Any] | None:
-    """``(len(bands), n)`` samples of the ``n`` selected pixels of ``grid`` (a grid-shaped mask),
-    decoding only the file tiles that hold one, tile by tile (no window-sized array). The pixels
-    come tile row by tile row, each tile in row-major order: the order of a sample, not of the
-    grid. None when the grid is not a window of the file's own lattice inside the file (then use
-    ``read_on_grid``)."""
+Chunk = tuple[int, int, int, int]  # rows a0:a1, columns b0:b1 of a grid
+
+
+def tile_chunks(ds: DatasetReader, grid: Grid) -> list[Chunk]:
+    """The grid cut along ``ds``'s tile (block) boundaries, tile row by tile row (``grid`` being a
+    window of ``ds``'s lattice; otherwise one chunk, the whole grid)."""
     g, t = grid.transform, ds.transform
-    c0, r0 = (g.c - t.c) / t.a, (g.f - t.f) / t.e
     h, w = grid.shape
-    if (
-        select.shape != grid.shape
-        or (g.a, g.e) != (t.a, t.e)
-        or abs(c0 - round(c0)) > 1e-6
-        or abs(r0 - round(r0)) > 1e-6
-        or round(c0) < 0
-        or round(r0) < 0
-        or round(c0) + w > ds.width
-        or round(r0) + h > ds.height
-    ):
-        return None
-    r0, c0 = round(r0), round(c0)
+    fc, fr = (g.c - t.c) / t.a, (g.f - t.f) / t.e
+    if (g.a, g.e) != (t.a, t.e) or abs(fc - round(fc)) > 1e-6 or abs(fr - round(fr)) > 1e-6:
+        return [(0, h, 0, w)]
+    r0, c0 = round(fr), round(fc)
     th, tw = ds.block_shapes[0]
-    out = np.empty((len(bands), int(np.count_nonzero(select))), dtype=ds.dtypes[bands[0] - 1])
+    return [
+        (max(tr, r0) - r0, min(tr + th, r0 + h) - r0, max(tc, c0) - c0, min(tc + tw, c0 + w) - c0)
+        for tr in range(r0 // th * th, r0 + h, th)
+        for tc in range(c0 // tw * tw, c0 + w, tw)
+    ]
+
+
+def read_selected(
+    ds: DatasetReader, bands: list[int], grid: Grid, select: NDArray[np.bool_], chunks: list[Chunk]
+) -> NDArray[Any]:
+    """``(len(bands), n)`` samples of the ``n`` selected pixels of ``grid`` (a grid-shaped mask),
+    chunk by chunk (each chunk's pixels in row-major order), so every band comes in the same
+    order whatever its file's tiling. When the grid is a window of ``ds``'s own lattice inside the
+    file, only the chunks holding a selected pixel are read (with ``tile_chunks`` of the file:
+    only those tiles are decoded, and no window-sized array is made); otherwise through
+    ``read_on_grid``."""
+    g, t = grid.transform, ds.transform
+    fc, fr = (g.c - t.c) / t.a, (g.f - t.f) / t.e
+    c0, r0 = round(fc), round(fr)
+    h, w = grid.shape
+    direct = (
+        (g.a, g.e) == (t.a, t.e)
+        and abs(fc - c0) <= 1e-6
+        and abs(fr - r0) <= 1e-6
+        and r0 >= 0
+        and c0 >= 0
+        and r0 + h <= ds.height
+        and c0 + w <= ds.width
+    )
+    whole = None if direct else read_on_grid(ds, bands, grid)
+    dtype = ds.dtypes[bands[0] - 1] if whole is None else whole.dtype
+    out = np.empty((len(bands), int(np.count_nonzero(select))), dtype=dtype)
     pos = 0
-    for tr in range(r0 // th * th, r0 + h, th):
-        a0, a1 = max(tr, r0) - r0, min(tr + th, r0 + h) - r0
-        for tc in range(c0 // tw * tw, c0 + w, tw):
-            b0, b1 = max(tc, c0) - c0, min(tc + tw, c0 + w) - c0
-            m = select[a0:a1, b0:b1]
-            k = int(np.count_nonzero(m))
-            if k:
-                tile = ds.read(bands, window=((r0 + a0, r0 + a1), (c0 + b0, c0 + b1)))
-                out[:, pos : pos + k] = tile[:, m]
-                pos += k
+    for a0, a1, b0, b1 in chunks:
+        m = select[a0:a1, b0:b1]
+        k = int(np.count_nonzero(m))
+        if not k:
+            continue
+        if whole is None:
+            part = ds.read(bands, window=((r0 + a0, r0 + a1), (c0 + b0, c0 + b1)))
+        else:
+            part = whole[:, a0:a1, b0:b1]
+        out[:, pos : pos + k] = part[:, m]
+        pos += k
     return out
 
 
