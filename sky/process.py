@@ -194,7 +194,7 @@ def compute_blocks(
             ndvi_px = None
             for index in indices:
                 values = compute_index(index, refl)  # 1-D: the block's clear pixels
-                res.stats[index] = summarize(values, n_inside)
+                res.stats[index] = summarize(values, n_inside, scratch=True)  # reordered: canopy counts
                 if index == "ndvi":
                     ndvi_px = values
             key = "ndvi" if "ndvi" in res.stats else indices[0]
