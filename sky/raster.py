@@ -125,12 +125,13 @@ def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[Any
         return np.full((len(bands), grid.height, grid.width), np.nan, dtype=dtype)
     c0, c1 = int(cols[cok].min()), int(cols[cok].max()) + 1
     r0, r1 = int(rows[rok].min()), int(rows[rok].max()) + 1
-    data: NDArray[Any] = ds.read(bands, window=((r0, r1), (c0, c1)))
     ri = rows[rok] - r0
     ci = cols[cok] - c0
     same_lattice = _is_run(ri) and _is_run(ci)
-    if same_lattice and cok.all() and rok.all() and data.shape[1:] == grid.shape:
-        return data
+    if same_lattice and cok.all() and rok.all() and (r1 - r0, c1 - c0) == grid.shape:
+        window: NDArray[Any] = ds.read(bands, window=((r0, r1), (c0, c1)))
+        return window
+    data: NDArray[Any] = ds.read(bands, window=((r0, r1), (c0, c1)))
     if same_lattice:  # a plain slice, no gather
         block = data[:, int(ri[0]) : int(ri[-1]) + 1, int(ci[0]) : int(ci[-1]) + 1]
     else:
@@ -142,6 +143,66 @@ def read_on_grid(ds: DatasetReader, bands: list[int], grid: Grid) -> NDArray[Any
         out[:, int(rsel[0]) : int(rsel[-1]) + 1, int(csel[0]) : int(csel[-1]) + 1] = block
     else:
         out[np.ix_(np.arange(len(bands)), rsel, csel)] = block
+    return out
+
+
+Chunk = tuple[int, int, int, int]  # rows a0:a1, columns b0:b1 of a grid
+
+
+def tile_chunks(ds: DatasetReader, grid: Grid) -> list[Chunk]:
+    """The grid cut along ``ds``'s tile (block) boundaries, tile row by tile row (``grid`` being a
+    window of ``ds``'s lattice; otherwise one chunk, the whole grid)."""
+    g, t = grid.transform, ds.transform
+    h, w = grid.shape
+    fc, fr = (g.c - t.c) / t.a, (g.f - t.f) / t.e
+    if (g.a, g.e) != (t.a, t.e) or abs(fc - round(fc)) > 1e-6 or abs(fr - round(fr)) > 1e-6:
+        return [(0, h, 0, w)]
+    r0, c0 = round(fr), round(fc)
+    th, tw = ds.block_shapes[0]
+    return [
+        (max(tr, r0) - r0, min(tr + th, r0 + h) - r0, max(tc, c0) - c0, min(tc + tw, c0 + w) - c0)
+        for tr in range(r0 // th * th, r0 + h, th)
+        for tc in range(c0 // tw * tw, c0 + w, tw)
+    ]
+
+
+def read_selected(
+    ds: DatasetReader, bands: list[int], grid: Grid, select: NDArray[np.bool_], chunks: list[Chunk]
+) -> NDArray[Any]:
+    """``(len(bands), n)`` samples of the ``n`` selected pixels of ``grid`` (a grid-shaped mask),
+    chunk by chunk (each chunk's pixels in row-major order), so every band comes in the same
+    order whatever its file's tiling. When the grid is a window of ``ds``'s own lattice inside the
+    file, only the chunks holding a selected pixel are read (with ``tile_chunks`` of the file:
+    only those tiles are decoded, and no window-sized array is made); otherwise through
+    ``read_on_grid``."""
+    g, t = grid.transform, ds.transform
+    fc, fr = (g.c - t.c) / t.a, (g.f - t.f) / t.e
+    c0, r0 = round(fc), round(fr)
+    h, w = grid.shape
+    direct = (
+        (g.a, g.e) == (t.a, t.e)
+        and abs(fc - c0) <= 1e-6
+        and abs(fr - r0) <= 1e-6
+        and r0 >= 0
+        and c0 >= 0
+        and r0 + h <= ds.height
+        and c0 + w <= ds.width
+    )
+    whole = None if direct else read_on_grid(ds, bands, grid)
+    dtype = ds.dtypes[bands[0] - 1] if whole is None else whole.dtype
+    out = np.empty((len(bands), int(np.count_nonzero(select))), dtype=dtype)
+    pos = 0
+    for a0, a1, b0, b1 in chunks:
+        m = select[a0:a1, b0:b1]
+        k = int(np.count_nonzero(m))
+        if not k:
+            continue
+        if whole is None:
+            part = ds.read(bands, window=((r0 + a0, r0 + a1), (c0 + b0, c0 + b1)))
+        else:
+            part = whole[:, a0:a1, b0:b1]
+        out[:, pos : pos + k] = part[:, m]
+        pos += k
     return out
 
 

@@ -36,11 +36,18 @@ def _f(x: ArrayLike) -> F64:
 def normalized_difference(a: ArrayLike, b: ArrayLike) -> F64:
     """(a - b) / (a + b), NaN where the sum is zero or an input is NaN."""
     a, b = np.broadcast_arrays(_f(a), _f(b))
-    s = a + b
-    out = np.full(s.shape, np.nan, dtype=s.dtype)
-    ok = s != 0
-    np.divide(a - b, s, out=out, where=ok)
+    s = np.asarray(a + b)
+    out: F64 = np.asarray(a - b)  # in place from here: a drone block has millions of pixels
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(out, s, out=out)
+    _set_nan(out, s == 0)
     return out
+
+
+def _set_nan(out: F64, where: NDArray[np.bool_]) -> None:
+    """NaN where ``where`` is true (skipping the masked assignment when it is nowhere)."""
+    if where.any():
+        out[where] = np.nan
 
 
 def ndvi(nir: ArrayLike, red: ArrayLike) -> F64:
@@ -59,12 +66,20 @@ def ndwi(green: ArrayLike, nir: ArrayLike) -> F64:
 def evi(nir: ArrayLike, red: ArrayLike, blue: ArrayLike) -> F64:
     """2.5 (NIR - red) / (NIR + 6 red - 7.5 blue + 1), clipped to [-1, 1]; NaN near a zero denominator."""
     n, r, b = np.broadcast_arrays(_f(nir), _f(red), _f(blue))
-    d = n + 6.0 * r - 7.5 * b + 1.0
-    out = np.full(d.shape, np.nan, dtype=d.dtype)
-    ok = np.abs(d) > EVI_MIN_DENOMINATOR
-    np.divide(2.5 * (n - r), d, out=out, where=ok)
-    clipped: F64 = np.clip(out, *EVI_CLIP)
-    return clipped
+    d = np.asarray(r * 6.0)  # the denominator, built in place in the order n + 6 r - 7.5 b + 1
+    np.add(n, d, out=d)
+    out: F64 = np.asarray(b * 7.5)
+    np.subtract(d, out, out=d)
+    np.add(d, 1.0, out=d)
+    np.subtract(n, r, out=out)
+    np.multiply(out, 2.5, out=out)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(out, d, out=out)
+    np.abs(d, out=d)
+    bad = ~(d > EVI_MIN_DENOMINATOR)  # NaN denominators included
+    _set_nan(out, bad)
+    np.clip(out, *EVI_CLIP, out=out)
+    return out
 
 
 def compute_index(name: str, bands: Mapping[str, ArrayLike]) -> F64:
