@@ -26,7 +26,8 @@ mkdir -p "$CACHE" "$LOGDIR"
 APT_PACKAGES=(
   mosquitto mosquitto-clients
   postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-client-$PG_MAJOR
-  build-essential cmake pkg-config libffi-dev dpkg-dev git gcc-multilib
+  build-essential cmake pkg-config libffi-dev dpkg-dev git
+  gcc-multilib libffi-dev:i386
   gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   chromium chromium-driver fonts-wqy-microhei
 )
@@ -88,8 +89,8 @@ tsdb_installed() {
 MP_DIR="$CACHE/micropython-$MP_VERSION"
 MP_UNIX="$MP_DIR/ports/unix/build-standard/micropython"
 # A 32-bit (-m32) unix port: pointers and object headers the size of a board's (ESP32, RP2040), so
-# the firmware memory tests measure what a 32-bit board holds. No FFI (the firmware needs none, and
-# it would need libffi-dev:i386).
+# the firmware memory tests measure what a 32-bit board holds (firmware/unix/board.py maps ROMFS
+# images with ffi: libffi-dev:i386, from Debian's i386 multiarch).
 MP_UNIX32="$MP_DIR/ports/unix/build-32/micropython-32"
 MP_QEMU="$MP_DIR/ports/qemu/build-MPS2_AN385/firmware.elf"
 MP_STAMP="$CACHE/micropython-$MP_VERSION.patches"
@@ -105,6 +106,8 @@ mp_ready || need_sources=1
 if [ ${#missing[@]} -gt 0 ] || { [ $need_sources = 1 ] && [ ! -f "$src_list" ]; }; then
   need_root "apt"
   [ -f "$src_list" ] || run_step "apt deb-src line for $NEWER_SUITE" "$LOGDIR/apt-src.log" write_src_list
+  # libffi-dev:i386 (the 32-bit unix port) needs i386 as a dpkg foreign architecture.
+  dpkg --print-foreign-architectures | grep -qx i386 || dpkg --add-architecture i386
   run_step "apt-get update" "$LOGDIR/apt-update.log" apt-get update -q
   if [ ${#missing[@]} -gt 0 ]; then
     run_step "apt-get install (${#missing[@]} packages)" "$LOGDIR/apt-install.log" \
@@ -185,8 +188,8 @@ build_mp() {
   local unix_opts=(MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 MICROPY_SSL_AXTLS=0 MICROPY_SSL_MBEDTLS=0
     FROZEN_MANIFEST="$CACHE/mp-unix-manifest.py")
   make -j"$(nproc)" -C ports/unix "${unix_opts[@]}"
-  make -j"$(nproc)" -C ports/unix "${unix_opts[@]}" MICROPY_FORCE_32BIT=1 MICROPY_PY_FFI=0 \
-    BUILD=build-32 PROG=micropython-32
+  make -j"$(nproc)" -C ports/unix "${unix_opts[@]}" MICROPY_FORCE_32BIT=1 BUILD=build-32 \
+    PROG=micropython-32
   make -j"$(nproc)" -C ports/qemu BOARD=MPS2_AN385 FROZEN_MANIFEST=
   mp_patch_hash >"$MP_STAMP"
 }
