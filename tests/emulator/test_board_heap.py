@@ -19,9 +19,9 @@ import pytest
 from agri.flash.build import default_firmware_dir
 from agri.node.config import profile
 from kernel.catalog import FARM_KINDS
-from tests.emulator.conftest import run_agri
 from tests.emulator.qemu import QemuBoard
 from tests.emulator.test_flash_emulator import raw_repl
+from tests.fixtures.process import run_agri
 
 pytestmark = [pytest.mark.emulator, pytest.mark.slow]
 
