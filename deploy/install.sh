@@ -27,6 +27,7 @@ APT_PACKAGES=(
   mosquitto mosquitto-clients
   postgresql-$PG_MAJOR postgresql-server-dev-$PG_MAJOR postgresql-client-$PG_MAJOR
   build-essential cmake pkg-config libffi-dev dpkg-dev git
+  gcc-multilib libffi-dev:i386
   gcc-arm-none-eabi libnewlib-arm-none-eabi qemu-system-arm
   chromium chromium-driver fonts-wqy-microhei
 )
@@ -87,12 +88,16 @@ tsdb_installed() {
 }
 MP_DIR="$CACHE/micropython-$MP_VERSION"
 MP_UNIX="$MP_DIR/ports/unix/build-standard/micropython"
+# A 32-bit (-m32) unix port: pointers and object headers the size of a board's (ESP32, RP2040), so
+# the firmware memory tests measure what a 32-bit board holds (firmware/unix/board.py maps ROMFS
+# images with ffi: libffi-dev:i386, from Debian's i386 multiarch).
+MP_UNIX32="$MP_DIR/ports/unix/build-32/micropython-32"
 MP_QEMU="$MP_DIR/ports/qemu/build-MPS2_AN385/firmware.elf"
 MP_STAMP="$CACHE/micropython-$MP_VERSION.patches"
 mp_patch_hash() {
   { cat "$ROOT"/deploy/micropython/*.patch 2>/dev/null || true; } | sha256sum | cut -c1-16
 }
-mp_ready() { [ -x "$MP_UNIX" ] && [ -f "$MP_QEMU" ] && [ "$(cat "$MP_STAMP" 2>/dev/null)" = "$(mp_patch_hash)" ]; }
+mp_ready() { [ -x "$MP_UNIX" ] && [ -x "$MP_UNIX32" ] && [ -f "$MP_QEMU" ] && [ "$(cat "$MP_STAMP" 2>/dev/null)" = "$(mp_patch_hash)" ]; }
 
 need_sources=0
 tsdb_installed || need_sources=1
@@ -101,6 +106,8 @@ mp_ready || need_sources=1
 if [ ${#missing[@]} -gt 0 ] || { [ $need_sources = 1 ] && [ ! -f "$src_list" ]; }; then
   need_root "apt"
   [ -f "$src_list" ] || run_step "apt deb-src line for $NEWER_SUITE" "$LOGDIR/apt-src.log" write_src_list
+  # libffi-dev:i386 (the 32-bit unix port) needs i386 as a dpkg foreign architecture.
+  dpkg --print-foreign-architectures | grep -qx i386 || dpkg --add-architecture i386
   run_step "apt-get update" "$LOGDIR/apt-update.log" apt-get update -q
   if [ ${#missing[@]} -gt 0 ]; then
     run_step "apt-get install (${#missing[@]} packages)" "$LOGDIR/apt-install.log" \
@@ -178,8 +185,11 @@ build_mp() {
   for port in $MP_DIRTY_PORTS; do rm -rf "ports/$port"/build-*; done
   echo 'include("$(MPY_DIR)/extmod/asyncio")' >"$CACHE/mp-unix-manifest.py"
   make -j"$(nproc)" -C mpy-cross
-  make -j"$(nproc)" -C ports/unix MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 MICROPY_SSL_AXTLS=0 \
-    MICROPY_SSL_MBEDTLS=0 FROZEN_MANIFEST="$CACHE/mp-unix-manifest.py"
+  local unix_opts=(MICROPY_PY_BTREE=0 MICROPY_PY_SSL=0 MICROPY_SSL_AXTLS=0 MICROPY_SSL_MBEDTLS=0
+    FROZEN_MANIFEST="$CACHE/mp-unix-manifest.py")
+  make -j"$(nproc)" -C ports/unix "${unix_opts[@]}"
+  make -j"$(nproc)" -C ports/unix "${unix_opts[@]}" MICROPY_FORCE_32BIT=1 BUILD=build-32 \
+    PROG=micropython-32
   make -j"$(nproc)" -C ports/qemu BOARD=MPS2_AN385 FROZEN_MANIFEST=
   mp_patch_hash >"$MP_STAMP"
 }
@@ -189,6 +199,7 @@ else
   run_step "MicroPython $MP_VERSION unix + qemu ports build" "$LOGDIR/micropython.log" build_mp
 fi
 ln -sfn "$MP_UNIX" "$CACHE/micropython"
+ln -sfn "$MP_UNIX32" "$CACHE/micropython-32"
 ln -sfn "$MP_QEMU" "$CACHE/micropython-qemu.elf"
 
 # --- 5. Python venv ---------------------------------------------------------------------------
@@ -205,4 +216,4 @@ if [ "$(cat "$venv_stamp" 2>/dev/null)" = "$want" ] && [ -x "$VENV/bin/agri" ]; 
 else
   run_step "Python venv ($VENV) and pip install" "$LOGDIR/pip.log" install_venv
 fi
-say "ready: $VENV/bin/agri (MicroPython: $CACHE/micropython)"
+say "ready: $VENV/bin/agri (MicroPython: $CACHE/micropython, 32-bit: $CACHE/micropython-32)"

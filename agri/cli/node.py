@@ -18,7 +18,7 @@ from agri.node import config as nodecfg
 from agri.node import ota
 from agri.node.emulate import Emulator, parse_fault, run_foreground
 from agri.node.provision import ProvisionError, Request, provision
-from agri.node.runtime import RuntimeMissing, parse_heap
+from agri.node.runtime import WORD_BITS, RuntimeMissing, parse_heap
 from agri.stack.manager import Stack
 from api.queries import nodeimport
 from api.queries.errors import QueryError
@@ -144,6 +144,12 @@ def emulate(
     micropython: Annotated[
         Path | None, typer.Option("--micropython", help="MicroPython unix port binary")
     ] = None,
+    bits: Annotated[
+        int,
+        typer.Option(
+            "--bits", help="Unix-port build: 64, or 32 (a 32-bit board's pointer size and heap use)"
+        ),
+    ] = 64,
 ) -> None:
     """Run the real firmware under the MicroPython unix port as the node CONFIG describes, until stopped."""
 
@@ -151,6 +157,8 @@ def emulate(
         cfg = nodecfg.load(config)
         parse_heap(heap)
         faults = [parse_fault(f) for f in fault or []]
+        if bits not in WORD_BITS:
+            raise ValueError(f"--bits: {bits} is not one of {', '.join(map(str, WORD_BITS))}")
     except ValueError as exc:
         fail(str(exc), 2)
     if start is not None and not fast:
@@ -174,9 +182,10 @@ def emulate(
         sim=sim,
         code=code.value,
         micropython=str(micropython) if micropython else None,
+        bits=bits,
     )
     console.print(
-        f"[cyan]•[/] node {cfg.farm}/{cfg.node} on the MicroPython unix port (heap {heap}, "
+        f"[cyan]•[/] node {cfg.farm}/{cfg.node} on the {bits}-bit MicroPython unix port (heap {heap}, "
         f"code in {code.value}), filesystem {fs_root}; Ctrl-C stops it",
         highlight=False,
     )

@@ -72,11 +72,12 @@ class Emulator:
     sim: dict[str, Any] = field(default_factory=dict)
     code: Literal["rom", "ram"] = "rom"
     micropython: str | None = None
+    bits: int = 64  # which unix-port build: 64-bit, or 32-bit (a board's pointer size)
 
     def prepare(self) -> list[str]:
         """Stage the firmware, write node.json (+ sim.json) into the root; return the argv."""
         self.heap = parse_heap(self.heap)
-        mp = micropython_binary(self.micropython)
+        mp = micropython_binary(self.micropython, self.bits)
         build = stage.build()
         self.root.mkdir(parents=True, exist_ok=True)
         node_json = self.root / "node.json"

@@ -2,6 +2,9 @@
 
 The unix port is built by ``deploy/install.sh`` into ``$AGRI_CACHE_DIR`` (default
 ``~/.cache/agri``) and linked as ``micropython`` there; ``AGRI_MICROPYTHON`` overrides the path.
+A 32-bit build of the same port (``-m32``: pointers and object headers the size of a 32-bit board's,
+ESP32 or RP2040, so its heap figures are a board's) is linked as ``micropython-32``;
+``AGRI_MICROPYTHON_32`` overrides that one.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[2]
 FIRMWARE_DIR = REPO / "firmware"
 DEFAULT_HEAP = "64K"
+WORD_BITS = (32, 64)
 
 
 class RuntimeMissing(RuntimeError):
@@ -26,24 +30,30 @@ def cache_dir() -> Path:
     return Path(xdg) / "agri"
 
 
-def micropython_binary(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """Path of the MicroPython unix port; :class:`RuntimeMissing` says how to get it."""
+def micropython_binary(explicit: str | os.PathLike[str] | None = None, bits: int = 64) -> Path:
+    """Path of the MicroPython unix port (``bits``: its 64- or 32-bit build);
+    :class:`RuntimeMissing` says how to get it."""
+    if bits not in WORD_BITS:
+        raise ValueError(f"bits: {bits} is not one of {', '.join(map(str, WORD_BITS))}")
+    env_var, name = (
+        ("AGRI_MICROPYTHON", "micropython") if bits == 64 else ("AGRI_MICROPYTHON_32", "micropython-32")
+    )
     candidates: list[Path] = []
     if explicit:
         candidates.append(Path(explicit))
-    elif os.environ.get("AGRI_MICROPYTHON"):
-        candidates.append(Path(os.environ["AGRI_MICROPYTHON"]))
+    elif os.environ.get(env_var):
+        candidates.append(Path(os.environ[env_var]))
     else:
-        candidates.append(cache_dir() / "micropython")
-        found = shutil.which("micropython")
+        candidates.append(cache_dir() / name)
+        found = shutil.which(name) if bits == 64 else None
         if found:
             candidates.append(Path(found))
     for c in candidates:
         if c.is_file() and os.access(c, os.X_OK):
             return c
     raise RuntimeMissing(
-        f"MicroPython unix port not found at {', '.join(map(str, candidates))}: "
-        "run deploy/install.sh (or set AGRI_MICROPYTHON)"
+        f"MicroPython unix port ({bits}-bit) not found at {', '.join(map(str, candidates))}: "
+        f"run deploy/install.sh (or set {env_var})"
     )
 
 

@@ -23,7 +23,7 @@ def mount(image, at):
         raise OSError("cannot open ROMFS image " + image)
     size = os.stat(image)[6]
     addr = libc.func("p", "mmap", "pLiiil")(None, size, 1, 2, fd, 0)  # PROT_READ, MAP_PRIVATE
-    if addr in (0, -1, (1 << 64) - 1):
+    if addr in (0, -1, (1 << 32) - 1, (1 << 64) - 1):  # MAP_FAILED, 32- or 64-bit port
         raise OSError("cannot map ROMFS image")
     vfs.mount(vfs.VfsRom(uctypes.bytearray_at(addr, size)), at)
 

@@ -69,8 +69,10 @@ def start_node(firmware_build: None, tmp_path: Path) -> Iterator[Callable[..., N
         root: Path | None = None,
         heap: str = "64K",
         code: Literal["rom", "ram"] = "rom",
+        bits: int = 64,
     ) -> NodeProcess:
-        p = NodeProcess(Emulator(cfg, root or tmp_path / "node", heap=heap, sim=sim or {}, code=code))
+        emu = Emulator(cfg, root or tmp_path / "node", heap=heap, sim=sim or {}, code=code, bits=bits)
+        p = NodeProcess(emu)
         started.append(p)
         return p
 
