@@ -6,15 +6,18 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.rows import dict_row
+from pydantic import BaseModel
 
 from api.queries import cursor as cursors
 from api.queries.errors import NotFound
 from api.queries.models import Commissioner, Farm, Gateway, MetricInfo, NodeStatus, Page
+
+_Item = TypeVar("_Item", bound=BaseModel)
 
 Conn = psycopg.Connection[Any]
 
@@ -109,6 +112,67 @@ _NODE_SELECT = sql.SQL(
 )
 
 
+def _list_page(
+    conn: Conn,
+    select: sql.Composable,
+    alias: str,
+    key: str,
+    model: type[_Item],
+    *,
+    farms: Sequence[str] | None,
+    farm: str | None,
+    include_retired: bool,
+    limit: int,
+    cursor: str | None,
+) -> Page[_Item]:
+    """One page of a farm's nodes or gateways (``alias``: the table alias; ``key``: the id column),
+    ordered by (farm, id), resuming after ``cursor``."""
+    farm_col, key_col = sql.Identifier(alias, "farm_id"), sql.Identifier(alias, key)
+    allowed, params = _farm_filter(farms, f"{alias}.farm_id")
+    conds: list[sql.Composable] = [allowed]
+    if farm is not None:
+        conds.append(sql.SQL("{} = %s").format(farm_col))
+        params.append(farm)
+    if not include_retired:
+        conds.append(sql.SQL("{} IS NULL").format(sql.Identifier(alias, "retired_at")))
+    after = cursors.decode(cursor, 2)
+    if after is not None:
+        conds.append(sql.SQL("({}, {}) > (%s, %s)").format(farm_col, key_col))
+        params += [str(after[0]), str(after[1])]
+    q = sql.SQL("{} WHERE {} ORDER BY {}, {} LIMIT %s").format(
+        select, sql.SQL(" AND ").join(conds), farm_col, key_col
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        rows = [model(**r) for r in cur.execute(q, [*params, limit + 1]).fetchall()]
+    last = rows[limit - 1] if len(rows) > limit else None
+    nxt = cursors.encode(*(getattr(last, k) for k in ("farm_id", key))) if last is not None else None
+    return Page[model](items=rows[:limit], next_cursor=nxt)  # type: ignore[valid-type]
+
+
+def _get_one(
+    conn: Conn,
+    select: sql.Composable,
+    alias: str,
+    key: str,
+    model: type[_Item],
+    what: str,
+    farm_id: str,
+    item_id: str,
+    farms: Sequence[str] | None,
+) -> _Item:
+    """One node or gateway; NotFound (never another farm's) for a farm the caller may not see."""
+    if farms is not None and farm_id not in farms:
+        raise NotFound(f"{what} {farm_id}/{item_id} not found", field=what)
+    q = sql.SQL("{} WHERE {} = %s AND {} = %s").format(
+        select, sql.Identifier(alias, "farm_id"), sql.Identifier(alias, key)
+    )
+    with conn.cursor(row_factory=dict_row) as cur:
+        row = cur.execute(q, (farm_id, item_id)).fetchone()
+    if row is None:
+        raise NotFound(f"{what} {farm_id}/{item_id} not found", field=what)
+    return model(**row)
+
+
 def list_nodes(
     conn: Conn,
     *,
@@ -118,35 +182,14 @@ def list_nodes(
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[NodeStatus]:
-    allowed, params = _farm_filter(farms, "n.farm_id")
-    conds: list[sql.Composable] = [allowed]
-    if farm is not None:
-        conds.append(sql.SQL("n.farm_id = %s"))
-        params.append(farm)
-    if not include_retired:
-        conds.append(sql.SQL("n.retired_at IS NULL"))
-    after = cursors.decode(cursor, 2)
-    if after is not None:
-        conds.append(sql.SQL("(n.farm_id, n.node_id) > (%s, %s)"))
-        params += [str(after[0]), str(after[1])]
-    q = sql.SQL("{} WHERE {} ORDER BY n.farm_id, n.node_id LIMIT %s").format(
-        _NODE_SELECT, sql.SQL(" AND ").join(conds)
-    )
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [NodeStatus(**r) for r in cur.execute(q, [*params, limit + 1]).fetchall()]
-    nxt = cursors.encode(rows[limit - 1].farm_id, rows[limit - 1].node_id) if len(rows) > limit else None
-    return Page[NodeStatus](items=rows[:limit], next_cursor=nxt)
+    return _list_page(
+        conn, _NODE_SELECT, "n", "node_id", NodeStatus, farms=farms, farm=farm,
+        include_retired=include_retired, limit=limit, cursor=cursor,
+    )  # fmt: skip
 
 
 def get_node(conn: Conn, farm_id: str, node_id: str, *, farms: Sequence[str] | None = None) -> NodeStatus:
-    if farms is not None and farm_id not in farms:
-        raise NotFound(f"node {farm_id}/{node_id} not found", field="node")
-    q = sql.SQL("{} WHERE n.farm_id = %s AND n.node_id = %s").format(_NODE_SELECT)
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(q, (farm_id, node_id)).fetchone()
-    if row is None:
-        raise NotFound(f"node {farm_id}/{node_id} not found", field="node")
-    return NodeStatus(**row)
+    return _get_one(conn, _NODE_SELECT, "n", "node_id", NodeStatus, "node", farm_id, node_id, farms)
 
 
 _GW_SELECT = sql.SQL(
@@ -163,35 +206,14 @@ def list_gateways(
     limit: int = 100,
     cursor: str | None = None,
 ) -> Page[Gateway]:
-    allowed, params = _farm_filter(farms, "g.farm_id")
-    conds: list[sql.Composable] = [allowed]
-    if farm is not None:
-        conds.append(sql.SQL("g.farm_id = %s"))
-        params.append(farm)
-    if not include_retired:
-        conds.append(sql.SQL("g.retired_at IS NULL"))
-    after = cursors.decode(cursor, 2)
-    if after is not None:
-        conds.append(sql.SQL("(g.farm_id, g.gateway_id) > (%s, %s)"))
-        params += [str(after[0]), str(after[1])]
-    q = sql.SQL("{} WHERE {} ORDER BY g.farm_id, g.gateway_id LIMIT %s").format(
-        _GW_SELECT, sql.SQL(" AND ").join(conds)
-    )
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [Gateway(**r) for r in cur.execute(q, [*params, limit + 1]).fetchall()]
-    nxt = cursors.encode(rows[limit - 1].farm_id, rows[limit - 1].gateway_id) if len(rows) > limit else None
-    return Page[Gateway](items=rows[:limit], next_cursor=nxt)
+    return _list_page(
+        conn, _GW_SELECT, "g", "gateway_id", Gateway, farms=farms, farm=farm,
+        include_retired=include_retired, limit=limit, cursor=cursor,
+    )  # fmt: skip
 
 
 def get_gateway(conn: Conn, farm_id: str, gateway_id: str, *, farms: Sequence[str] | None = None) -> Gateway:
-    if farms is not None and farm_id not in farms:
-        raise NotFound(f"gateway {farm_id}/{gateway_id} not found", field="gateway")
-    q = sql.SQL("{} WHERE g.farm_id = %s AND g.gateway_id = %s").format(_GW_SELECT)
-    with conn.cursor(row_factory=dict_row) as cur:
-        row = cur.execute(q, (farm_id, gateway_id)).fetchone()
-    if row is None:
-        raise NotFound(f"gateway {farm_id}/{gateway_id} not found", field="gateway")
-    return Gateway(**row)
+    return _get_one(conn, _GW_SELECT, "g", "gateway_id", Gateway, "gateway", farm_id, gateway_id, farms)
 
 
 def metrics(conn: Conn) -> list[MetricInfo]:
