@@ -7,23 +7,33 @@ re-warming). Scores at or above ``floor`` go to ``anomaly_scores``.
 QC: ``kernel.qc`` (QARTOD tests, causal aggregate) over each series' recent history plus the new
 readings; the history is read back from ``readings`` when a series is first seen, so nothing extra
 is persisted. Suspect (3) and fail (4) flags go to ``qc_flags`` with the tests that raised them.
+
+Farm decision: each reading also gets ``farm_score`` from ``analytics.anomaly.farm`` (QC alarms
+count as 1, readings explained by farm context as 0: soil moisture while or two hours after it
+rains anywhere on the farm, a rain gauge, a daily counter's rollover at the farm's local midnight).
+Rules with ``source = "farm_anomaly"`` compare it with the documented level (0.35). The farm's last
+rain is kept per farm and read back from ``readings`` when a farm is first seen.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import psycopg
 
 from alerts.engine import Row
-from analytics.anomaly import AnomalyState, update
+from analytics.anomaly import AnomalyState, farm, update
 from analytics.qc.run import history_needed_s
 from kernel.qc import qc_metric, thresholds_for
 
 DEFAULT_FLOOR = 0.1
 MAX_TAIL = 300  # readings of history per series for QC (memory: ~5 kB per series)
+RAIN_METRIC = "rain_mm"
+RAIN_AFTER_S = 2 * 3600.0  # how far back a farm's last rain is read when the farm is first seen
 
 
 @dataclass
@@ -36,6 +46,9 @@ class Analyzer:
     dirty: set[int] = field(default_factory=set)
     scores: list[tuple[float, int, float]] = field(default_factory=list)  # to store this step
     flags: list[tuple[float, int, int, str]] = field(default_factory=list)
+    last_wet: dict[str, float] = field(default_factory=dict)  # farm -> its last reading of rain > 0
+    utc_offsets: dict[str, float] = field(default_factory=dict)  # farm -> its local time's offset
+    _rain: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # this step's rain
 
     def process(self, conn: psycopg.Connection[Any], rows: list[Row]) -> None:
         """Score and QC ``rows`` (series by series, time order); sets ``row.score`` and ``row.qc``."""
@@ -49,8 +62,76 @@ class Analyzer:
                 start = i
         self._load_state(conn, [b[0] for b in blocks if b[0] not in self.index])
         self._score(rows, blocks)
+        self._farm_context(conn, rows, blocks)
         if self.qc:
             self._qc(conn, rows, blocks)
+        else:
+            for _, s, e in blocks:
+                part = rows[s:e]
+                self._decide(part, np.array([r.t for r in part]), np.array([r.value for r in part]), None)
+        for f, (rt, rv) in self._rain.items():
+            wet = rt[np.nan_to_num(rv) > 0]
+            if len(wet):
+                self.last_wet[f] = max(self.last_wet.get(f, float("-inf")), float(wet.max()))
+        self._rain = {}
+
+    def _farm_context(
+        self, conn: psycopg.Connection[Any], rows: list[Row], blocks: list[tuple[int, int, int]]
+    ) -> None:
+        """What farm context needs for this step: each farm's rain (its last rain before, and this
+        step's rain readings) and its local time's offset."""
+        farms = {rows[s].farm for _, s, _ in blocks}
+        new = sorted(f for f in farms if f not in self.utc_offsets)
+        if new:
+            now = datetime.now(UTC)
+            for f, tz in conn.execute("SELECT id, tz FROM farms WHERE id = ANY(%s)", (new,)).fetchall():
+                try:
+                    off = ZoneInfo(str(tz)).utcoffset(now)
+                except (ZoneInfoNotFoundError, ValueError):
+                    off = None
+                self.utc_offsets[str(f)] = off.total_seconds() if off is not None else 0.0
+        rain: dict[str, list[Row]] = {}
+        watered: dict[str, float] = {}  # farm -> its first watered reading of this step
+        for _, s, e in blocks:
+            r0 = rows[s]
+            if r0.metric == RAIN_METRIC:
+                rain.setdefault(r0.farm, []).extend(rows[s:e])
+            elif r0.metric in farm.WATERED:
+                watered[r0.farm] = min(watered.get(r0.farm, r0.t), r0.t)
+        need = sorted(f for f in watered if f not in self.last_wet)
+        for f in need:
+            self.last_wet[f] = float("-inf")
+        if need:
+            for f, t in conn.execute(
+                "SELECT n.farm_id, extract(epoch FROM max(r.time))::float8 FROM unnest(%s::text[],"
+                " %s::float8[]) AS u(farm, first) JOIN nodes n ON n.farm_id = u.farm"
+                " JOIN series s ON s.node_id = n.id AND s.metric = %s"
+                " JOIN readings r ON r.series_id = s.id AND r.value > 0"
+                " AND r.time < to_timestamp(u.first) AND r.time >= to_timestamp(u.first - %s)"
+                " GROUP BY n.farm_id",
+                (need, [watered[f] for f in need], RAIN_METRIC, RAIN_AFTER_S),
+            ).fetchall():
+                if t is not None:
+                    self.last_wet[str(f)] = float(t)
+        self._rain = {
+            f: (np.array([r.t for r in rs]), np.array([r.value for r in rs])) for f, rs in rain.items()
+        }
+
+    def _decide(self, rows: list[Row], t: np.ndarray, v: np.ndarray, qc_alarm: np.ndarray | None) -> None:
+        """``row.farm_score`` for ``rows``, the last ``len(rows)`` readings of ``t``/``v`` (one series,
+        earlier history first), through ``analytics.anomaly.farm``."""
+        r0 = rows[0]
+        rain_t, rain_v = self._rain.get(r0.farm, (np.empty(0), np.empty(0)))
+        last = self.last_wet.get(r0.farm, float("-inf"))
+        if last > float("-inf"):
+            rain_t, rain_v = np.concatenate([[last], rain_t]), np.concatenate([[1.0], rain_v])
+        ctx = farm.explained(
+            r0.metric, t, v, rain_times=rain_t, rain=rain_v, utc_offset_s=self.utc_offsets.get(r0.farm, 0.0)
+        )[len(t) - len(rows) :]
+        scores = np.array([np.nan if r.score is None else r.score for r in rows])
+        out = farm.farm_scores(scores, qc_alarm, ctx).tolist()
+        for r, fs in zip(rows, out, strict=True):
+            r.farm_score = fs
 
     def _load_state(self, conn: psycopg.Connection[Any], sids: list[int]) -> None:
         if not sids:
@@ -129,6 +210,7 @@ class Analyzer:
                 vv[k, h : lens[k]] = [r.value for r in rows[s:e]]
             res = qc_metric(metric, tt, vv, thresholds=th, causal=True)
             agg = np.asarray(res.aggregate)
+            alarms = farm.qc_alarms(res)
             tests = {name: np.asarray(fl) for name, fl in res.tests().items()}
             for k, (sid, s, e) in enumerate(group):
                 m, n = e - s, lens[k]
@@ -140,6 +222,7 @@ class Analyzer:
                         bad = ",".join(name for name, fl in tests.items() if int(fl[k, n - m + j]) >= 3)
                         self.flags.append((r.t, sid, f, bad))
                 t, v = tt[k, :n], vv[k, :n]
+                self._decide(rows[s:e], t, v, alarms[k, n - m : n])
                 keep = t >= t[-1] - hist
                 keep[: max(0, n - MAX_TAIL)] = False
                 self.tails[sid] = (t[keep], v[keep])

@@ -32,6 +32,7 @@ class Row:
     value: float
     score: float | None = None  # anomaly score, when scored
     qc: int | None = None  # QARTOD flag, when checked
+    farm_score: float | None = None  # the score after the farm's QC and context (analytics.anomaly.farm)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +128,8 @@ class Evaluator:
                     v: float | None = r.value
                 elif rule.source == "anomaly":
                     v = r.score
+                elif rule.source == "farm_anomaly":
+                    v = r.farm_score
                 else:
                     v = float(r.qc) if r.qc is not None else None
                 if v is None or v != v:

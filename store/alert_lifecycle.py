@@ -23,12 +23,17 @@ def _ts(t: float) -> datetime:
     return datetime.fromtimestamp(t, UTC)
 
 
+def alert_link(dashboard_url: str, alert_id: int) -> str:
+    """The dashboard's deep link to one alert (its alerts page opens on it)."""
+    return f"{dashboard_url.rstrip('/')}/alerts?alert={alert_id}"
+
+
 def alert_view(row: dict[str, Any], dashboard_url: str) -> dict[str, Any]:
     """What a message says about an alert (stored as the delivery's payload)."""
     d = row.get("details") or {}
     farm = row["farm_id"]
     node = d.get("node")
-    link = f"{dashboard_url.rstrip('/')}/?farm={farm}" + (f"&node={node}" if node else "")
+    link = alert_link(dashboard_url, int(row["id"]))
     return {
         "alert_id": row["id"],
         "farm": farm,

@@ -154,6 +154,14 @@ def sim_nodes(
     return out
 
 
+def _off(name: str, metric: str) -> str:
+    """A shipped anomaly rule switched off in the demo (its scenarios are the story, not noise)."""
+    return (
+        f'[[rules]]\nname = "{name}"\nenabled = false\nsource = "farm_anomaly"\nmetric = "{metric}"\n'
+        "above = 0.35\n\n"
+    )
+
+
 def write_rules(root: Path, hold_s: int, gateway_after_s: int) -> Path:
     """Per-farm rule overrides for the demo: the scenario rules hold for ``hold_s`` instead of
     their field defaults (15-30 minutes), so each episode plays out within minutes; a gateway
@@ -167,21 +175,21 @@ def write_rules(root: Path, hold_s: int, gateway_after_s: int) -> Path:
         "orchard": (
             '[[rules]]\nname = "frost"\nmetric = "air_t"\nbelow = -2.0\nclear = 0.0\n'
             f'for_s = {hold_s}\nseverity = "critical"\nmessage = "霜冻风险 / frost risk"\n\n'
-            '[[rules]]\nname = "air-anomaly"\nenabled = false\nsource = "anomaly"\nmetric = "air_t"\n'
-            "above = 0.95\n"
+            + _off("air-anomaly", "air_t")
+            + _off("soil-anomaly", "soil_vwc")
         ),
         "pig_farm": (
             '[[rules]]\nname = "heat-stress"\nmetric = "thi"\nabove = 79\nclear = 77\n'
-            f'for_s = {hold_s}\nseverity = "critical"\nmessage = "猪舍热应激 (THI) / barn heat stress"\n'
+            f'for_s = {hold_s}\nseverity = "critical"\nmessage = "猪舍热应激 (THI) / barn heat stress"\n\n'
+            + _off("water-anomaly", "water_l")
         ),
         "pond": (
             '[[rules]]\nname = "do-low"\nmetric = "do_mgl"\nbelow = 3.0\nclear = 3.5\n'
             f'for_s = {hold_s}\nseverity = "critical"\n'
             'message = "溶解氧过低，开增氧机 / dissolved oxygen low: start aerators"\n\n'
-            '[[rules]]\nname = "do-anomaly"\nenabled = false\nsource = "anomaly"\nmetric = "do_mgl"\n'
-            "above = 0.95\n"
+            + _off("do-anomaly", "do_mgl")
         ),
-        "tea_garden": "",
+        "tea_garden": _off("soil-anomaly", "soil_vwc"),
     }
     # The probe under watch at 太龙 (QC flags reach a rule only when raised, so a one-off flag such as a
     # series' first-reading gap would otherwise count towards the hold at every probe).

@@ -67,19 +67,76 @@ def rollover_context(
     return out.reshape(np.shape(times))
 
 
+def rain_context_at(
+    times: np.ndarray, rain_times: np.ndarray, rain: np.ndarray, after_s: float = 2 * 3600.0
+) -> np.ndarray:
+    """:func:`rain_context` for readings ``times`` (``(T,)``) of one series with the farm's water
+    inputs on their own timeline (``rain_times``, ``rain``; e.g. another node's rain gauge)."""
+    t = np.asarray(times, dtype=np.float64)
+    rt = np.ravel(np.asarray(rain_times, dtype=np.float64))
+    merged_t = np.concatenate([rt, t])
+    merged_r = np.concatenate([np.ravel(np.asarray(rain, dtype=np.float64)), np.zeros(len(t))])
+    order = np.argsort(merged_t, kind="stable")  # a reading after a gauge reading at the same time
+    ctx = np.empty(len(merged_t), dtype=bool)
+    ctx[order] = rain_context(merged_t[order], merged_r[order], after_s)
+    out: np.ndarray = ctx[len(rt) :]
+    return out
+
+
+#: metrics explained by water coming in on the farm (rain, irrigation)
+WATERED = frozenset({"soil_vwc"})
+#: weather: context for the other series, never a fault of its own
+WEATHER = frozenset({"rain_mm"})
+#: daily counters that roll over at local midnight
+DAILY_COUNTERS = frozenset({"water_l"})
+
+
+def explained(
+    metric: str,
+    times: np.ndarray,
+    values: np.ndarray,
+    *,
+    rain_times: np.ndarray | None = None,
+    rain: np.ndarray | None = None,
+    utc_offset_s: float = 0.0,
+) -> np.ndarray:
+    """Readings of one series of ``metric`` (``(T,)``) that a known farm cause explains: soil
+    moisture while water comes in (``rain_times``/``rain``: the farm's rain and irrigation, any
+    timeline) and for two hours after, a rain gauge always (weather), a daily counter at its
+    midnight rollover. Other metrics: nothing is explained."""
+    t = np.asarray(times, dtype=np.float64)
+    if metric in WEATHER:
+        return np.ones(t.shape, dtype=bool)
+    if metric in WATERED and rain_times is not None and rain is not None:
+        return rain_context_at(t, rain_times, rain)
+    if metric in DAILY_COUNTERS:
+        return rollover_context(t, values, utc_offset_s)
+    return np.zeros(t.shape, dtype=bool)
+
+
+def farm_scores(
+    scores: np.ndarray, qc: np.ndarray | None = None, explained: np.ndarray | None = None
+) -> np.ndarray:
+    """The score a farm alert compares with its level: 1 where QC alarms (``qc``), 0 where context
+    explains the reading (``explained``) and QC does not, else the detector's score (NaN: 0).
+    For a level in (0, 1], ``farm_scores(...) >= level`` is :func:`alerts`."""
+    s = np.nan_to_num(np.asarray(scores, dtype=np.float64), nan=0.0)
+    if explained is not None:
+        s = np.where(explained, 0.0, s)
+    if qc is not None:
+        s = np.where(qc, 1.0, s)
+    return s
+
+
 def alerts(
     scores: np.ndarray,
     level: float = ALERT_LEVEL,
     qc: np.ndarray | None = None,
     explained: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Alerting readings: QC alarms (``qc``, boolean), and scores at or above ``level`` that no
-    QC alarm already covers and no physical context (``explained``, boolean) explains."""
-    s = np.nan_to_num(np.asarray(scores, dtype=np.float64))
-    hit = s >= level
-    if explained is not None:
-        hit &= ~explained
-    if qc is not None:
-        hit |= qc
-    out: np.ndarray = hit
+    """Alerting readings: QC alarms (``qc``, boolean), and scores at or above ``level`` (in (0, 1])
+    that no QC alarm already covers and no physical context (``explained``, boolean) explains."""
+    if not 0.0 < level <= 1.0:
+        raise ValueError(f"alert level must be in (0, 1], got {level}")
+    out: np.ndarray = farm_scores(scores, qc, explained) >= level
     return out

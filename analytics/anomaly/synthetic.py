@@ -376,13 +376,10 @@ def farm_masks(data: FarmData) -> tuple[np.ndarray, np.ndarray]:
         t, v = data.times[i], data.values[i]
         res = run_qc(t, v, DEFAULT_THRESHOLDS.get(kind, QcThresholds()), causal=True)
         qc[i] = farm.qc_alarms(res)
-        if kind == "soil_vwc":
+        water_in = None
+        if kind in farm.WATERED:
             water_in = np.nan_to_num(data.values[data.rows_of(data.farms[i], "rain_mm")])
             if data.irrigated is not None:
                 water_in = water_in + data.irrigated[i]
-            explained[i] = farm.rain_context(t, water_in)
-        elif kind == "rain_mm":
-            explained[i] = True
-        elif kind == "water_l":
-            explained[i] = farm.rollover_context(t, v)
+        explained[i] = farm.explained(kind, t, v, rain_times=t, rain=water_in)
     return qc, explained

@@ -30,8 +30,12 @@ Kinds and sources:
 
 - ``kind = "threshold"`` (default) with ``source``:
   ``value`` (the reading, or a derived index such as ``thi`` computed from air_t and air_rh of the
-  same node and time), ``anomaly`` (the streaming anomaly score of that series, 0..1) or ``qc``
-  (the QARTOD flag of the reading: 1 pass, 3 suspect, 4 fail; ``above = 3`` means "fail").
+  same node and time), ``anomaly`` (the streaming anomaly score of that series, 0..1),
+  ``farm_anomaly`` (the farm-level decision of ``analytics.anomaly.farm``: 1 where QC calls the
+  reading faulty, 0 where farm context explains it -- soil moisture while or 2 h after it rains, a
+  rain gauge, a daily counter's midnight rollover -- else the score; ``above = 0.35`` is the
+  documented alert level) or ``qc`` (the QARTOD flag of the reading: 1 pass, 3 suspect, 4 fail;
+  ``above = 3`` means "fail").
 - ``kind = "silent"``: the node sent nothing for ``intervals * interval_s`` seconds.
 - ``kind = "gateway"``: a farm gateway is offline (its Last Will) or sent no health for
   ``intervals * interval_s`` seconds; its nodes' silence is attached to that one alert.
@@ -72,7 +76,7 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 DERIVED: dict[str, tuple[tuple[str, ...], float, float, str]] = {
     "thi": (("air_t", "air_rh"), 0.0, 130.0, ""),
 }
-SOURCE_RANGES = {"anomaly": (0.0, 1.0), "qc": (1.0, 9.0)}
+SOURCE_RANGES = {"anomaly": (0.0, 1.0), "farm_anomaly": (0.0, 1.0), "qc": (1.0, 9.0)}
 
 
 class RulesError(ValueError):
@@ -84,7 +88,7 @@ class Rule(BaseModel):
 
     name: str
     kind: Literal["threshold", "silent", "gateway", "gateway_backlog"] = "threshold"
-    source: Literal["value", "anomaly", "qc"] = "value"
+    source: Literal["value", "anomaly", "farm_anomaly", "qc"] = "value"
     metric: str = Field("", validate_default=True)
     above: float | None = None
     below: float | None = None

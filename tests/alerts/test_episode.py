@@ -70,8 +70,10 @@ def test_barn_heat_one_alert_one_delivery_each_escalation_and_one_resolve(
     # the generic webhook verifies with the Standard Webhooks reference library
     secret = "whsec_MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="
     gen = [r for r in got if r.path.startswith("/generic")]
-    events = [Webhook(secret).verify(r.body, r.headers)["type"] for r in gen]
-    assert events == ["alert.opened", "alert.resolved"]
+    bodies = [Webhook(secret).verify(r.body, r.headers) for r in gen]
+    assert [b["type"] for b in bodies] == ["alert.opened", "alert.resolved"]
+    # the message links to the dashboard's deep link of this alert
+    assert {b["data"]["dashboard"] for b in bodies} == {f"http://127.0.0.1:8501/alerts?alert={alerts[0][0]}"}
     assert len({r.headers["webhook-id"] for r in gen}) == 2
     attempts = q(db_url, "SELECT count(*), bool_and(ok) FROM delivery_attempts")
     assert attempts[0][1] is True
