@@ -18,14 +18,14 @@ rain is kept per farm and read back from ``readings`` when a farm is first seen.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import numpy as np
 import psycopg
 
 from alerts.engine import Row
+from alerts.sites import Sites
+from alerts.windows import read_back
 from analytics.anomaly import AnomalyState, farm, update
 from analytics.qc.run import history_needed_s
 from kernel.qc import qc_metric, thresholds_for
@@ -47,7 +47,7 @@ class Analyzer:
     scores: list[tuple[float, int, float]] = field(default_factory=list)  # to store this step
     flags: list[tuple[float, int, int, str]] = field(default_factory=list)
     last_wet: dict[str, float] = field(default_factory=dict)  # farm -> its last reading of rain > 0
-    utc_offsets: dict[str, float] = field(default_factory=dict)  # farm -> its local time's offset
+    sites: Sites = field(default_factory=Sites)  # farm -> its place and local time's offset
     _rain: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # this step's rain
 
     def process(self, conn: psycopg.Connection[Any], rows: list[Row]) -> None:
@@ -81,15 +81,7 @@ class Analyzer:
         """What farm context needs for this step: each farm's rain (its last rain before, and this
         step's rain readings) and its local time's offset."""
         farms = {rows[s].farm for _, s, _ in blocks}
-        new = sorted(f for f in farms if f not in self.utc_offsets)
-        if new:
-            now = datetime.now(UTC)
-            for f, tz in conn.execute("SELECT id, tz FROM farms WHERE id = ANY(%s)", (new,)).fetchall():
-                try:
-                    off = ZoneInfo(str(tz)).utcoffset(now)
-                except (ZoneInfoNotFoundError, ValueError):
-                    off = None
-                self.utc_offsets[str(f)] = off.total_seconds() if off is not None else 0.0
+        self.sites.load(conn, farms)
         rain: dict[str, list[Row]] = {}
         watered: dict[str, float] = {}  # farm -> its first watered reading of this step
         for _, s, e in blocks:
@@ -126,7 +118,7 @@ class Analyzer:
         if last > float("-inf"):
             rain_t, rain_v = np.concatenate([[last], rain_t]), np.concatenate([[1.0], rain_v])
         ctx = farm.explained(
-            r0.metric, t, v, rain_times=rain_t, rain=rain_v, utc_offset_s=self.utc_offsets.get(r0.farm, 0.0)
+            r0.metric, t, v, rain_times=rain_t, rain=rain_v, utc_offset_s=self.sites[r0.farm].utc_offset_s
         )[len(t) - len(rows) :]
         scores = np.array([np.nan if r.score is None else r.score for r in rows])
         out = farm.farm_scores(scores, qc_alarm, ctx).tolist()
@@ -229,21 +221,7 @@ class Analyzer:
 
     def _load_tails(self, conn: psycopg.Connection[Any], need: list[tuple[int, float, float]]) -> None:
         """Recent history of series seen for the first time, from the stored readings."""
-        for sid, _, _ in need:
-            self.tails[sid] = (np.empty(0), np.empty(0))
-        got: dict[int, list[tuple[float, float]]] = {}
-        for sid, tt, v in conn.execute(
-            "SELECT u.sid, extract(epoch FROM r.time)::float8, r.value"
-            " FROM unnest(%s::int[], %s::float8[], %s::float8[]) AS u(sid, first, span)"
-            " CROSS JOIN LATERAL (SELECT time, value FROM readings WHERE series_id = u.sid"
-            " AND time < to_timestamp(u.first) AND time >= to_timestamp(u.first - u.span)"
-            " ORDER BY time DESC LIMIT %s) r",
-            ([n[0] for n in need], [n[1] for n in need], [n[2] for n in need], MAX_TAIL),
-        ).fetchall():
-            got.setdefault(int(sid), []).append((float(tt), float(v)))
-        for sid, pairs in got.items():
-            pairs.reverse()
-            self.tails[sid] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+        self.tails.update(read_back(conn, need, MAX_TAIL))
 
     def persist(self, conn: psycopg.Connection[Any]) -> None:
         """Save changed states and this step's scores and flags (inside the step's transaction)."""

@@ -4,7 +4,9 @@ The feed hands over each stored reading once (see :func:`alerts.feed.read_readin
 *watermark* (the newest reading time evaluated) separates readings committed out of time order; an
 older reading never flips an episode (:func:`kernel.rules.step` guarantees it).
 
-Derived indices (``thi``) are computed from the same node's readings at the same time; anomaly
+Derived indices: ``thi`` from the same node's readings at the same time; the day-scale ones
+(``do_dawn``, ``disease_risk``, ``water_drop``) from each input series' window of history
+(:meth:`Evaluator.windowed`, windows kept by :mod:`alerts.windows`). Anomaly
 scores and QC flags come in with the rows (computed by :mod:`alerts.analysis`). Silent-node rules
 run on a clock (:meth:`Evaluator.tick`). Episodes are keyed ``rule|farm|node|metric`` and exported
 for persistence when they change.
@@ -15,10 +17,15 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
+import numpy as np
+
 from alerts.gateways import GatewayBoard
-from analytics.agro import thi_nrc1971
+from alerts.sites import Site
+from analytics.agro import DISEASE_RULES, dawn_do_at_readings, thi_nrc1971, water_drop_same_hours, wet_periods
 from kernel.rules import Episode, Rule, step
-from kernel.rules.model import DERIVED
+from kernel.rules.model import DERIVED, WINDOWED
+
+Arrays = tuple[np.ndarray, np.ndarray]
 
 
 @dataclass(slots=True)
@@ -77,6 +84,73 @@ class Evaluator:
     dirty: set[str] = field(default_factory=set)
     dirty_series: set[int] = field(default_factory=set)
     evaluated: int = 0
+    site_for: Callable[[str], Site] = field(default=lambda _farm: Site())  # farm -> place, time zone
+    _spans: dict[str, dict[str, float]] = field(default_factory=dict)  # farm -> input metric -> span
+
+    def window_span(self, r: Row) -> float:
+        """Seconds of history ``r``'s series needs for the farm's day-scale derived rules (0: none)."""
+        spans = self._spans.get(r.farm)
+        if spans is None:
+            spans = self._spans[r.farm] = {}
+            for rule in self.rules_for(r.farm):
+                if rule.kind == "threshold" and rule.metric in WINDOWED:
+                    for m in DERIVED[rule.metric][0]:
+                        spans[m] = max(spans.get(m, 0.0), WINDOWED[rule.metric])
+        return spans.get(r.metric, 0.0)
+
+    def windowed(self, rows: list[Row], windows: Callable[[int, str], Arrays | None]) -> list[Event]:
+        """Day-scale derived indices at each fresh reading of their inputs (series by series, time
+        order; ``windows(node pk, metric)`` is the series' history including ``rows``)."""
+        events: list[Event] = []
+        start = 0
+        for i in range(1, len(rows) + 1):
+            if i < len(rows) and rows[i].series_id == rows[start].series_id:
+                continue
+            part, start = rows[start:i], i
+            r0 = part[0]
+            rules = [
+                x for x in self.rules_for(r0.farm)
+                if x.kind == "threshold" and x.metric in WINDOWED and DERIVED[x.metric][0][0] == r0.metric
+                and x.applies_to(r0.node)
+            ]  # fmt: skip
+            if not rules:
+                continue
+            win = windows(r0.node_pk, r0.metric)
+            if win is None:
+                continue
+            t, v = win
+            new_t = np.array([r.t for r in part])
+            for rule in rules:
+                vals = self._index(rule, r0, t, v, new_t, windows)
+                for tt, x in zip(new_t.tolist(), vals.tolist(), strict=True):
+                    if x == x:
+                        self._step(events, rule, r0.farm, r0.node, r0.node_pk, None, rule.metric, tt, x)
+        return events
+
+    def _index(
+        self, rule: Rule, r0: Row, t: np.ndarray, v: np.ndarray, new_t: np.ndarray,
+        windows: Callable[[int, str], Arrays | None],
+    ) -> np.ndarray:  # fmt: skip
+        """The rule's derived index at ``new_t`` (the newest readings of the window ``t``/``v``)."""
+        if rule.metric == "do_dawn":
+            site = self.site_for(r0.farm)
+            out: np.ndarray = dawn_do_at_readings(
+                t, v, site.lat, site.lon, site.utc_offset_s, from_index=len(t) - len(new_t)
+            )
+            return out
+        if rule.metric == "water_drop":
+            out = water_drop_same_hours(t, v, new_t)
+            return out
+        # disease_risk: the node's leaf wetness with its air temperature at the same times
+        temp = windows(r0.node_pk, "air_t")
+        if temp is None or rule.model is None:
+            return np.full(len(new_t), np.nan)
+        common, iw, it = np.intersect1d(t, temp[0], assume_unique=True, return_indices=True)
+        risk = wet_periods(common, v[iw], temp[1][it], DISEASE_RULES[rule.model]).risk.astype(np.float64)
+        pos = np.searchsorted(common, new_t)
+        found = (pos < len(common)) & (common[np.minimum(pos, len(common) - 1)] == new_t)
+        out = np.where(found, risk[np.minimum(pos, len(common) - 1)], np.nan)
+        return out
 
     def split(self, rows: Iterable[Row]) -> tuple[list[Row], list[Row]]:
         """(rows newer than their series' watermark, advancing it; rows behind it).

@@ -32,6 +32,8 @@ from alerts.config import RuleBook
 from alerts.dispatcher import Dispatcher, DispatchOptions
 from alerts.engine import Evaluator, Event, NodeSeen, episode_key, subject
 from alerts.gateways import GatewayBoard
+from alerts.sites import Site, Sites
+from alerts.windows import Windows
 from kernel.log import event, get_logger
 from kernel.mqtt import make_client
 from kernel.protocol import ROOT, ProtocolError, parse_topic
@@ -64,8 +66,10 @@ class AlertService:
         self.part = opts.partition
         self.conn: psycopg.Connection[Any] | None = None
         self.kinds: dict[str, str] = {}
-        self.ev = Evaluator(self._rules_for)
-        self.an = Analyzer(opts.anomaly_floor)
+        self.sites = Sites()
+        self.win = Windows()
+        self.ev = Evaluator(self._rules_for, site_for=self._site_for)
+        self.an = Analyzer(opts.anomaly_floor, sites=self.sites)
         self.pending_late: dict[str, dict[str, Any]] = {}  # farm -> summary being collected
         self.late_open: set[str] = set()  # episode keys opened from late data, not yet told
         self.dispatcher = (
@@ -86,6 +90,10 @@ class AlertService:
             kind = self.kinds[farm] = str(row[0]) if row else ""
         return self.opts.rules.rules(farm, kind)
 
+    def _site_for(self, farm: str) -> Site:
+        self.sites.load(self._connect(), [farm])
+        return self.sites[farm]
+
     def _connect(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed:
             self.conn = psycopg.connect(
@@ -98,8 +106,9 @@ class AlertService:
         """Rebuild the evaluator from what was committed (start, or after a failed step)."""
         conn = self.conn
         assert conn is not None
-        ev = Evaluator(self._rules_for)
-        self.an = Analyzer(self.opts.anomaly_floor)  # states reload lazily from what was committed
+        ev = Evaluator(self._rules_for, site_for=self._site_for)
+        self.an = Analyzer(self.opts.anomaly_floor, sites=self.sites)  # states reload lazily
+        self.win = Windows()  # windows too (from the stored readings)
         self.pending_late, self.late_open = {}, set()
         for key, state in conn.execute(
             "SELECT key, state FROM alert_state WHERE worker = %s", (self.part.name,)
@@ -164,7 +173,9 @@ class AlertService:
                 if self.opts.analyse:
                     self.an.process(conn, readings)
                 now = time.time() if now is None else now
+                self.win.update(conn, readings, self.ev.window_span)
                 events = self.ev.feed(readings) + self.ev.feed(behind)
+                events += self.ev.windowed(readings, self.win.of)
                 self._apply(conn, events, now)
                 self._promote(conn, now)
                 self._persist(conn)

@@ -7,8 +7,8 @@ from analytics.agro.crop_water import WaterBalance, kc_climate_adjusted, kc_curv
 from analytics.agro.disease import WetPeriods, risk_level, wet_hours, wet_periods
 from analytics.agro.durations import hours_in_band, longest_run_hours, per_day
 from analytics.agro.et0 import et0_fao56_daily, et0_fao56_hourly, et0_hargreaves
-from analytics.agro.livestock import thi_band, thi_nrc1971, water_drop
-from analytics.agro.pond import DawnForecast, dawn_do_forecast, hours_below
+from analytics.agro.livestock import thi_band, thi_nrc1971, water_drop, water_drop_same_hours
+from analytics.agro.pond import DawnForecast, dawn_do_at_readings, dawn_do_forecast, hours_below, night_bounds
 from analytics.agro.thermal import chill_hours, degree_days, frost_hours, gdd_daily, longest_frost_hours
 
 __all__ = [
@@ -21,6 +21,7 @@ __all__ = [
     "WaterBalance",
     "WetPeriods",
     "chill_hours",
+    "dawn_do_at_readings",
     "dawn_do_forecast",
     "degree_days",
     "et0_fao56_daily",
@@ -34,12 +35,14 @@ __all__ = [
     "kc_curve",
     "longest_frost_hours",
     "longest_run_hours",
+    "night_bounds",
     "per_day",
     "risk_level",
     "soil_water_balance",
     "thi_band",
     "thi_nrc1971",
     "water_drop",
+    "water_drop_same_hours",
     "wet_hours",
     "wet_periods",
 ]

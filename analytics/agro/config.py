@@ -107,6 +107,7 @@ THI_BANDS: tuple[tuple[str, float], ...] = (
 WATER_BASELINE_DAYS = 7  # a pen's own previous days compared against
 WATER_MIN_BASELINE_DAYS = 3  # fewer valid previous days: not evaluated
 WATER_DROP_ALERT = 0.20  # today below the baseline median by this fraction or more: alert
+WATER_SAME_HOURS_H = 6.0  # the alert service compares the last hours with the same hours of past days
 
 # --- leaf wetness and disease -----------------------------------------------------------------
 LEAF_WET_THRESHOLD_PCT = 50.0  # leaf_wet sensor reading counted as "wet"

@@ -20,6 +20,7 @@ from analytics.agro.config import (
     WATER_BASELINE_DAYS,
     WATER_DROP_ALERT,
     WATER_MIN_BASELINE_DAYS,
+    WATER_SAME_HOURS_H,
 )
 from analytics.agro.inputs import arr, broadcast, check_range
 
@@ -79,3 +80,31 @@ def water_drop(
         change = np.where((count >= min_days) & (base > 0), x2 / base - 1.0, np.nan)
     alert = np.nan_to_num(change, nan=0.0) <= -alert_drop
     return change.reshape(x.shape), alert.reshape(x.shape)
+
+
+def water_drop_same_hours(
+    times: ArrayLike,
+    litres: ArrayLike,
+    at: ArrayLike,
+    window_h: float = WATER_SAME_HOURS_H,
+    baseline_days: int = WATER_BASELINE_DAYS,
+    min_days: int = WATER_MIN_BASELINE_DAYS,
+) -> F64:
+    """Relative change of a pen's drinking water in the ``window_h`` hours up to each time of
+    ``at`` versus the same hours of its previous ``baseline_days`` days (:func:`water_drop` on
+    those same-hours totals). ``times``/``litres``: the pen's water meter readings (litres per
+    interval, ``(T,)``, time order). A day whose window holds no reading is unknown (NaN); NaN
+    where fewer than ``min_days`` previous days are known. Causal."""
+    t = np.asarray(times, dtype=np.float64)
+    x = np.nan_to_num(np.asarray(litres, dtype=np.float64), nan=0.0)
+    a = np.asarray(at, dtype=np.float64)
+    if window_h <= 0 or window_h > 24:
+        raise ValueError("window_h must be in (0, 24] hours")
+    csum = np.concatenate([[0.0], np.cumsum(x)])
+    ends = a[:, None] - 86400.0 * np.arange(baseline_days, -1, -1)[None, :]  # oldest day first
+    hi = np.searchsorted(t, ends, side="right")
+    lo = np.searchsorted(t, ends - window_h * 3600.0, side="right")
+    totals = np.where(hi > lo, csum[hi] - csum[lo], np.nan)
+    change, _ = water_drop(totals, baseline_days, min_days)
+    out: F64 = change[:, -1]
+    return out

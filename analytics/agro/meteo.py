@@ -175,3 +175,16 @@ def soil_heat_flux_monthly(
     if t_this is None:
         raise ValueError("soil_heat_flux_monthly needs t_next (Eq. 43) or t_this (Eq. 44)")
     return 0.14 * (_a(t_this) - _a(t_prev))
+
+
+def sun_times_utc(day: ArrayLike, lat_deg: ArrayLike, lon_deg_east: ArrayLike) -> tuple[F64, F64]:
+    """Sunrise and sunset (Unix s) of calendar day ``day`` (days since 1970-01-01) at a place:
+    solar noon from the longitude and the seasonal correction (Eqs. 32-33), half the daylight
+    hours N (Eq. 34) either side. Within about 15 minutes (no refraction): enough to bound a night."""
+    d = np.floor(_a(day))
+    dates = d.astype(np.int64).astype("datetime64[D]")
+    doy = (dates - dates.astype("datetime64[Y]")).astype(np.int64) + 1
+    noon_h = 12.0 - _a(lon_deg_east) / 15.0 - seasonal_correction_h(doy)
+    half = daylight_hours(lat_deg, doy) / 2.0
+    midnight = d * 86400.0
+    return midnight + (noon_h - half) * 3600.0, midnight + (noon_h + half) * 3600.0

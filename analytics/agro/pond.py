@@ -16,6 +16,7 @@ from numpy.typing import ArrayLike, NDArray
 
 from analytics.agro.config import DO_LOW_MGL
 from analytics.agro.durations import DEFAULT_MAX_GAP_S, hours_in_band
+from analytics.agro.meteo import sun_times_utc
 from analytics.qc.series import normalise
 
 F64 = NDArray[np.float64]
@@ -86,6 +87,69 @@ def dawn_do_forecast(
             *(np.asarray(f[0]) for f in (out.dawn_do, out.slope_per_h, out.hours_below, out.n_used))
         )
     return out
+
+
+#: without the place, night is taken as 18:00 .. 06:00 local time
+DEFAULT_DUSK_H, DEFAULT_DAWN_H = 18.0, 6.0
+
+
+def night_bounds(
+    t: float, lat: float | None = None, lon: float | None = None, utc_offset_s: float = 0.0
+) -> tuple[float, float] | None:
+    """(sunset, next sunrise) of the night ``t`` falls in (Unix s), or None by day. Sun times from
+    the place (``lat``/``lon``, :func:`analytics.agro.meteo.sun_times_utc`), else local 18:00-06:00."""
+    day = float(np.floor((t + utc_offset_s) / 86400.0))  # the local calendar day of t
+
+    def sun(d: float) -> tuple[float, float]:
+        if lat is None or lon is None:
+            m = d * 86400.0 - utc_offset_s
+            return m + DEFAULT_DAWN_H * 3600.0, m + DEFAULT_DUSK_H * 3600.0
+        rise, sset = sun_times_utc(d, lat, lon)
+        return float(rise), float(sset)
+
+    rise, sset = sun(day)
+    if t < rise:
+        return sun(day - 1)[1], rise
+    if t >= sset:
+        return sset, sun(day + 1)[0]
+    return None
+
+
+def dawn_do_at_readings(
+    times: ArrayLike,
+    do_mgl: ArrayLike,
+    lat: float | None = None,
+    lon: float | None = None,
+    utc_offset_s: float = 0.0,
+    min_points: int = 3,
+    from_index: int = 0,
+) -> F64:
+    """For each reading of one pond (``(T,)``, time order), the dawn DO forecast
+    (:func:`dawn_do_forecast`) from that night's readings up to and including it; by day the
+    measured DO (the forecast of now is now); NaN while the night has fewer than ``min_points``
+    readings. Causal: a reading's value depends on it and earlier readings only. Only readings from
+    ``from_index`` on are computed (the result has their length); earlier ones are history."""
+    t = np.asarray(times, dtype=np.float64)
+    v = np.asarray(do_mgl, dtype=np.float64)
+    out = v.copy()
+    nights: dict[tuple[float, float], list[int]] = {}
+    for i, ti in enumerate(t.tolist()):
+        if i < from_index:
+            continue
+        b = night_bounds(ti, lat, lon, utc_offset_s)
+        if b is not None:
+            nights.setdefault(b, []).append(i)
+    for (dusk, dawn), idx in nights.items():
+        # one row per reading of the night: the night's readings up to it (later ones NaN)
+        first = int(np.searchsorted(t, dusk, side="left"))
+        last = idx[-1] + 1
+        tn, vn = t[first:last], v[first:last]
+        rows = np.array(idx) - first
+        upto = np.arange(len(tn))[None, :] <= rows[:, None]
+        fc = dawn_do_forecast(tn, np.where(upto, vn, np.nan), dusk, dawn, min_points=min_points)
+        out[idx] = fc.dawn_do
+    res: F64 = out[from_index:]
+    return res
 
 
 def hours_below(

@@ -21,6 +21,11 @@ Example::
     above = 0.9
 
     [[rules]]
+    name = "dawn-oxygen"
+    metric = "do_dawn"               # day-scale derived index: the pond's DO forecast at sunrise
+    below = 3.0
+
+    [[rules]]
     name = "node-silent"
     kind = "silent"                  # on a clock: no reading for `intervals` sampling intervals
     intervals = 3
@@ -36,6 +41,12 @@ Kinds and sources:
   rain gauge, a daily counter's midnight rollover -- else the score; ``above = 0.35`` is the
   documented alert level) or ``qc`` (the QARTOD flag of the reading: 1 pass, 3 suspect, 4 fail;
   ``above = 3`` means "fail").
+  Derived indices: ``thi`` (NRC 1971, air_t + air_rh), and over day-scale windows (``WINDOWED``):
+  ``do_dawn`` (the dawn DO forecast from the night's decline, ``analytics.agro.dawn_do_at_readings``;
+  by day the measured DO), ``disease_risk`` (the leaf-wetness x temperature risk level 0..3 of the
+  current wet period, ``analytics.agro.wet_periods`` with the table ``model``) and ``water_drop``
+  (drinking water of the last hours against the same hours of the previous days, a relative change,
+  ``analytics.agro.water_drop_same_hours``).
 - ``kind = "silent"``: the node sent nothing for ``intervals * interval_s`` seconds.
 - ``kind = "gateway"``: a farm gateway is offline (its Last Will) or sent no health for
   ``intervals * interval_s`` seconds; its nodes' silence is attached to that one alert.
@@ -65,6 +76,7 @@ from pydantic import (
     model_validator,
 )
 
+from analytics.agro.config import DISEASE_RULES, WATER_BASELINE_DAYS, WATER_SAME_HOURS_H
 from kernel.catalog import CATALOG
 from kernel.protocol import NodeId
 from kernel.settings import error_line
@@ -75,6 +87,16 @@ _NAME_RE = re.compile(r"[A-Za-z0-9_.-]{1,64}\Z")
 # the index's plausible range.
 DERIVED: dict[str, tuple[tuple[str, ...], float, float, str]] = {
     "thi": (("air_t", "air_rh"), 0.0, 130.0, ""),
+    "do_dawn": (("do_mgl",), 0.0, 25.0, "mg/L"),
+    "disease_risk": (("leaf_wet", "air_t"), 0.0, 3.0, "level"),
+    "water_drop": (("water_l",), -1.0, 10.0, "(relative change)"),
+}
+#: Derived indices over a day-scale window of their inputs' history: the seconds of history each
+#: input series keeps (read back from the stored readings when the series is first seen).
+WINDOWED: dict[str, float] = {
+    "do_dawn": 16 * 3600.0,  # the night so far (sunset .. sunrise is at most ~15 h here)
+    "disease_risk": 72 * 3600.0,  # a wet period (ends after a 2 h dry break)
+    "water_drop": (WATER_BASELINE_DAYS * 24 + WATER_SAME_HOURS_H) * 3600.0,  # the same hours of 7 days
 }
 SOURCE_RANGES = {"anomaly": (0.0, 1.0), "farm_anomaly": (0.0, 1.0), "qc": (1.0, 9.0)}
 
@@ -99,6 +121,7 @@ class Rule(BaseModel):
     severity: Literal["critical", "warning", "info"] = "critical"
     when: Literal["uplink_down", "always"] = "uplink_down"  # gateway only: when it may notify
     message: str | None = Field(None, max_length=500)
+    model: str | None = None  # disease_risk: the rule table of analytics.agro.DISEASE_RULES
     intervals: int = Field(3, ge=1, le=10_000)  # silent
     interval_s: float = Field(300.0, gt=0, le=86400)  # silent
     enabled: bool = True
@@ -132,6 +155,11 @@ class Rule(BaseModel):
 
     @model_validator(mode="after")
     def _check(self) -> Rule:
+        if self.metric == "disease_risk":
+            if self.model not in DISEASE_RULES:
+                raise ValueError(f"'model' must name a disease table: {', '.join(DISEASE_RULES)}")
+        elif self.model is not None:
+            raise ValueError("'model' is only for metric 'disease_risk'")
         if self.kind in ("silent", "gateway"):
             if self.above is not None or self.below is not None or self.clear is not None:
                 raise ValueError(f"a {self.kind!r} rule takes 'intervals' and 'interval_s', not thresholds")
