@@ -74,6 +74,7 @@ class Windows:
             t = np.concatenate([t, [r.t for r in rows[s:e]]])
             v = np.concatenate([v, [r.value for r in rows[s:e]]])
             keep = t > t[-1] - span
+            keep[len(t) - (e - s) :] = True  # this step's readings stay (a backlog may span more)
             self.data[r0.series_id] = (t[keep], v[keep])
 
     def of(self, node_pk: int, metric: str) -> Arrays | None:

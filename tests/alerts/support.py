@@ -3,16 +3,21 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import numpy as np
 import psycopg
 
 from alerts import commissioners as comm
 from alerts.config import RuleBook
 from alerts.service import AlertOptions, AlertService
+from kernel.decode import decode_message
+from kernel.protocol import Limits, encode_up, up_topic
 from kernel.rules import parse_rules
+from store.writer import Writer
 from tests.ingest.support import register
 
 BARN_RULES = """
@@ -63,3 +68,24 @@ def service_thread(db_url: str, **kw: Any) -> Iterator[AlertService]:
 def q(db_url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(db_url, autocommit=True) as conn:
         return conn.execute(query, args).fetchall()  # type: ignore[arg-type]
+
+
+def write_series(db_url: str, farm: str, series: dict[str, tuple[np.ndarray, dict[str, np.ndarray]]]) -> None:
+    """Store each node's readings ``(times, {metric: values})`` through the writer (so the alert
+    feed sees them), 48 samples a message, the nodes' messages of each chunk in one batch."""
+    w = Writer(db_url)
+    try:
+        n = max(len(t) for t, _ in series.values())
+        for i in range(0, n, 48):
+            batch = []
+            for node, (t, metrics) in series.items():
+                part = [
+                    (float(t[j]), {m: round(float(v[j]), 3) for m, v in metrics.items()})
+                    for j in range(i, min(i + 48, len(t)))
+                ]
+                if part:
+                    payload = encode_up(node, i, part)
+                    batch.append(decode_message(up_topic(farm, node), payload, Limits(now=time.time())))
+            w.write(batch)
+    finally:
+        w.close()

@@ -9,34 +9,11 @@ import pytest
 
 from alerts.config import RuleBook
 from alerts.service import AlertOptions, AlertService
-from kernel.decode import decode_message
-from kernel.protocol import Limits, encode_up, up_topic
-from store.writer import Writer
-from tests.alerts.support import q
+from tests.alerts.support import q, write_series
 from tests.ingest.support import register
 
 pytestmark = pytest.mark.integration
 STEP = 300.0
-
-
-def write(db_url: str, farm: str, series: dict[str, tuple[str, np.ndarray, np.ndarray]]) -> None:
-    """Store each node's (metric, times, values) in chunks, the nodes' chunks in one batch."""
-    w = Writer(db_url)
-    try:
-        n = max(len(t) for _, t, _ in series.values())
-        for i in range(0, n, 48):
-            batch = []
-            for node, (metric, t, v) in series.items():
-                part = [
-                    (float(a), {metric: round(float(b), 3)})
-                    for a, b in zip(t[i : i + 48], v[i : i + 48], strict=True)
-                ]
-                if part:
-                    payload = encode_up(node, i, part)
-                    batch.append(decode_message(up_topic(farm, node), payload, Limits(now=time.time())))
-            w.write(batch)
-    finally:
-        w.close()
 
 
 def test_soil_jump_while_raining_is_explained_and_a_fault_alerts(db_url: str) -> None:
@@ -54,10 +31,14 @@ def test_soil_jump_while_raining_is_explained_and_a_fault_alerts(db_url: str) ->
     soil1[wet + 1 :] += 12.0
     fault = 4 * 288  # a day later, no rain: probe 2 reads 12 points higher at once (a fault)
     soil2[fault:] += 12.0
-    write(
+    write_series(
         db_url,
         farm,
-        {"soil-1": ("soil_vwc", t, soil1), "soil-2": ("soil_vwc", t, soil2), "wx-1": ("rain_mm", t, rain)},
+        {
+            "soil-1": (t, {"soil_vwc": soil1}),
+            "soil-2": (t, {"soil_vwc": soil2}),
+            "wx-1": (t, {"rain_mm": rain}),
+        },
     )
     svc = AlertService(
         AlertOptions(database_url=db_url, rules=RuleBook.load(), dispatch=False, anomaly_floor=0.0)

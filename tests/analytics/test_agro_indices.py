@@ -8,7 +8,20 @@ import math
 import numpy as np
 import pytest
 
-from analytics.agro import config, disease, durations, livestock, pond, thermal
+from analytics.agro import (
+    config,
+    dawn_do_at_readings,
+    dawn_do_forecast,
+    disease,
+    durations,
+    livestock,
+    night_bounds,
+    pond,
+    thermal,
+    water_drop,
+    water_drop_same_hours,
+)
+from analytics.agro.meteo import sun_times_utc
 from tests.analytics import naive_agro as naive
 
 T0 = 1_717_200_000.0
@@ -267,3 +280,51 @@ def test_empty_inputs_give_empty_or_nan_results() -> None:
     assert np.isnan(f.dawn_do).all() and f.dawn_do.shape == (2,)
     change, alert = livestock.water_drop(e)
     assert change.shape == alert.shape == (0,)
+
+
+def test_sun_times_wanzhou_and_night_bounds() -> None:
+    # Wanzhou (30.8 N, 108.4 E), 2026-12-06: sunrise about 07:41, sunset about 17:52 local (UTC+8)
+    day = (np.datetime64("2026-12-06") - np.datetime64("1970-01-01")).astype(int)
+    rise, sset = (float(x) for x in sun_times_utc(day, 30.8, 108.4))
+    local = lambda x: (x + 8 * 3600 - day * 86400) / 3600  # noqa: E731
+    assert abs(local(rise) - 7.68) < 0.25 and abs(local(sset) - 17.87) < 0.25
+    assert night_bounds(rise + 3600, 30.8, 108.4, 8 * 3600) is None  # by day
+    dusk, dawn = night_bounds(sset + 600, 30.8, 108.4, 8 * 3600) or (0.0, 0.0)
+    assert dusk == sset and 13 * 3600 < dawn - dusk < 15 * 3600
+    assert night_bounds(rise - 600, 30.8, 108.4, 8 * 3600) == (pytest.approx(sset - 86400, abs=120), rise)
+    # without a place: 18:00 .. 06:00 local
+    m = day * 86400.0 - 8 * 3600
+    assert night_bounds(m + 3 * 3600, None, None, 8 * 3600) == (m - 6 * 3600, m + 6 * 3600)
+
+
+def test_dawn_do_at_readings_equals_one_forecast_per_reading() -> None:
+    rng = np.random.default_rng(4)
+    m = 1_765_000_800.0 - 8 * 3600  # a local midnight
+    t = m + 12 * 3600 + np.arange(300) * 300.0
+    v = 8 - 0.3 * np.clip((t - m) / 3600 - 17, 0, None) + rng.normal(0, 0.05, len(t))
+    got = dawn_do_at_readings(t, v, 30.8, 108.4, 8 * 3600)
+    for i in range(len(t)):
+        b = night_bounds(float(t[i]), 30.8, 108.4, 8 * 3600)
+        if b is None:
+            assert got[i] == v[i]
+            continue
+        use = t[: i + 1] >= b[0]
+        want = float(dawn_do_forecast(t[: i + 1][use], v[: i + 1][use], b[0], b[1]).dawn_do)
+        assert got[i] == pytest.approx(want, nan_ok=True)
+    tail = dawn_do_at_readings(t, v, 30.8, 108.4, 8 * 3600, from_index=200)
+    np.testing.assert_array_equal(tail, got[200:])
+
+
+def test_water_drop_same_hours_equals_a_loop() -> None:
+    rng = np.random.default_rng(2)
+    t = np.sort(1_765_000_000.0 + rng.uniform(0, 9 * 86400, 2000))
+    x = rng.uniform(0, 5, len(t))
+    at = t[-40:]
+    got = water_drop_same_hours(t, x, at, window_h=6)
+    for k, a in enumerate(at):
+        totals = []
+        for d in range(7, -1, -1):
+            inside = (t > a - d * 86400 - 6 * 3600) & (t <= a - d * 86400)
+            totals.append(x[inside].sum() if inside.any() else np.nan)
+        want = water_drop(np.array(totals))[0][-1]
+        assert got[k] == pytest.approx(want, nan_ok=True)
