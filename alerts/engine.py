@@ -15,7 +15,7 @@ for persistence when they change.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -55,6 +55,7 @@ class Event:
     since: float
     value: float
     peak: float
+    note: str | None = None  # what else the index says (e.g. imagery: likely water stress)
 
 
 def episode_key(rule: Rule, farm: str, node: str, metric: str) -> str:
@@ -126,6 +127,24 @@ class Evaluator:
                     if x == x:
                         self._step(events, rule, r0.farm, r0.node, r0.node_pk, None, rule.metric, tt, x)
         return events
+
+    def derived(
+        self,
+        farm: str,
+        node: str,
+        pk: int | None,
+        metric: str,
+        t: float,
+        value: float,
+        note: str | None = None,
+    ) -> list[Event]:
+        """Step the farm's rules on the derived index ``metric`` of ``node`` (computed by the caller,
+        e.g. imagery fusion across a farm's blocks) with one value."""
+        events: list[Event] = []
+        for rule in self.rules_for(farm):
+            if rule.kind == "threshold" and rule.metric == metric and rule.applies_to(node):
+                self._step(events, rule, farm, node, pk, None, metric, t, value)
+        return [replace(e, note=note) for e in events] if note else events
 
     def _index(
         self, rule: Rule, r0: Row, t: np.ndarray, v: np.ndarray, new_t: np.ndarray,

@@ -56,7 +56,7 @@ def open_alert(
         if cur.rowcount:
             _record(conn, recent[0], "opened", "rules", now, reopened=True, value=ev.value, t=ev.t)
         return None
-    text = rule.message or ""
+    text = " · ".join(x for x in (rule.message, ev.note) if x)
     parent = None
     if rule.kind == "silent" and notify:
         # topology: while a gateway of the farm is down its nodes' silence belongs to that alert

@@ -20,6 +20,7 @@ import select
 import threading
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import paho.mqtt.client as mqtt
@@ -30,7 +31,7 @@ from alerts import feed, lifecycle
 from alerts.analysis import DEFAULT_FLOOR, Analyzer
 from alerts.config import RuleBook
 from alerts.dispatcher import Dispatcher, DispatchOptions
-from alerts.engine import Evaluator, Event, NodeSeen, episode_key, subject
+from alerts.engine import Evaluator, Event, NodeSeen, Row, episode_key, subject
 from alerts.gateways import GatewayBoard
 from alerts.sites import Site, Sites
 from alerts.windows import Windows
@@ -38,9 +39,17 @@ from kernel.log import event, get_logger
 from kernel.mqtt import make_client
 from kernel.protocol import ROOT, ProtocolError, parse_topic
 from kernel.rules import Episode, Rule
+from store import sky as store_sky
 
 log = get_logger("alerts")
 HEALTH_FILTER = f"{ROOT}/+/gw/+/health"
+IMAGERY_METRIC = "ndvi_median"  # the block statistic imagery fusion compares
+SAT_PREFIX = store_sky.pseudo_node_id("", "satellite")  # "sat-": a block's satellite pseudo node
+FUSION_LABEL = {
+    "water_stress": "可能缺水 / likely water stress",
+    "disease_or_damage": "可能病害或损伤，请巡查 / likely disease or damage: scout the block",
+    "ndvi_drop": "原因不明 / cause unclear",
+}
 
 
 @dataclass
@@ -176,6 +185,7 @@ class AlertService:
                 self.win.update(conn, readings, self.ev.window_span)
                 events = self.ev.feed(readings) + self.ev.feed(behind)
                 events += self.ev.windowed(readings, self.win.of)
+                events += self._imagery(conn, readings)
                 self._apply(conn, events, now)
                 self._promote(conn, now)
                 self._persist(conn)
@@ -203,7 +213,7 @@ class AlertService:
         o = self.opts
         for e in events:
             key = episode_key(e.rule, e.farm, e.node, e.metric)
-            live = now - e.t <= o.late_after_s
+            live = now - e.t <= (e.rule.late_after_s or o.late_after_s)
             if e.kind == "open":
                 if live:
                     lifecycle.open_alert(conn, e, now, o.public_url, o.escalate_after_s)
@@ -245,6 +255,33 @@ class AlertService:
                 else:
                     lifecycle.close_alert(conn, e, now, o.public_url)
                 event(log, "alert_close", rule=e.rule.name, farm=e.farm, node=e.node, value=e.value)
+
+    def _imagery(self, conn: psycopg.Connection[Any], rows: list[Row]) -> list[Event]:
+        """``ndvi_fall`` of every block on each new satellite date of a farm (all of a scene's blocks
+        are stored in one transaction, so they arrive together): ``store.sky.farm_fusion``."""
+        dates: dict[str, set[float]] = {}
+        pks: dict[tuple[str, str], int] = {}
+        for r in rows:
+            if r.metric == IMAGERY_METRIC and r.node.startswith(SAT_PREFIX):
+                dates.setdefault(r.farm, set()).add(r.t)
+                pks[(r.farm, r.node)] = r.node_pk
+        events: list[Event] = []
+        for farm, ts in sorted(dates.items()):
+            if not any(x.metric == "ndvi_fall" for x in self._rules_for(farm)):
+                continue
+            for t in sorted(ts):
+                when = datetime.fromtimestamp(t + 0.001, UTC)  # at or before the scene's own time
+                try:
+                    flags = store_sky.farm_fusion(conn, farm, metric=IMAGERY_METRIC, when=when)
+                except LookupError:  # no imagery of the farm by then (cannot happen for rows just read)
+                    continue
+                for b in flags:
+                    node = store_sky.pseudo_node_id(b.block_id, "satellite")
+                    if b.z is None or (farm, node) not in pks:
+                        continue
+                    note = f"{FUSION_LABEL.get(b.flag, b.flag)} ({b.reason})" if b.flag != "none" else None
+                    events += self.ev.derived(farm, node, pks[(farm, node)], "ndvi_fall", t, b.z, note)
+        return events
 
     def _drop_late(self, conn: psycopg.Connection[Any], key: str) -> None:
         self.late_open.discard(key)

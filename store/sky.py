@@ -9,15 +9,17 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
+import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from analytics.imagery import FusionConfig, fuse_blocks
 from kernel.catalog import CATALOG
-from store import rollup
+from store import rollup, writer
 
 Source = Literal["satellite", "drone"]
 SOURCE_PREFIX: dict[str, str] = {"satellite": "sat", "drone": "uav"}
@@ -174,17 +176,29 @@ def ensure_block_series(
 
 
 def upsert_readings(conn: psycopg.Connection[Any], rows: Sequence[tuple[int, datetime, float]]) -> int:
-    """Write (series id, time, value) rows; reprocessing a scene replaces its earlier values."""
+    """Write (series id, time, value) rows; reprocessing a scene replaces its earlier values (and
+    the alert service evaluates the new ones: their feed row is written in the same transaction)."""
     if not rows:
         return 0
-    with conn.cursor() as cur:
-        cur.executemany(
-            "INSERT INTO readings (series_id, time, value) VALUES (%s, %s, %s)"
-            " ON CONFLICT (series_id, time) DO UPDATE SET value = EXCLUDED.value",
-            rows,
+    with conn.transaction():
+        with conn.cursor() as cur:
+            cur.executemany(
+                "INSERT INTO readings (series_id, time, value) VALUES (%s, %s, %s)"
+                " ON CONFLICT (series_id, time) DO UPDATE SET value = EXCLUDED.value",
+                rows,
+            )
+        # hourly/daily rollups and latest values (store.rollup): mark the hours in this transaction
+        rollup.mark_dirty(conn, rollup.hour_keys((sid, t.timestamp()) for sid, t, _ in rows))
+        node_of = dict(
+            conn.execute(
+                "SELECT id, node_id FROM series WHERE id = ANY(%s)", (sorted({r[0] for r in rows}),)
+            ).fetchall()
         )
-    # hourly/daily rollups and latest values (store.rollup): mark the hours in this transaction
-    rollup.mark_dirty(conn, rollup.hour_keys((sid, t.timestamp()) for sid, t, _ in rows))
+        ranges: dict[int, list[float]] = {}
+        for sid, t, _ in rows:
+            x, r = t.timestamp(), ranges.setdefault(int(node_of[sid]), [t.timestamp(), t.timestamp()])
+            r[0], r[1] = min(r[0], x), max(r[1], x)
+        writer.log_feed(conn, ranges, len(rows))
     return len(rows)
 
 
@@ -318,14 +332,16 @@ def block_series(
 
 
 def farm_index_dates(
-    conn: psycopg.Connection[Any], farm_id: str, metric: str, source: str = "satellite", limit: int = 2
-) -> list[datetime]:
-    """The newest dates (newest first) on which some block of the farm has ``metric``."""
+    conn: psycopg.Connection[Any], farm_id: str, metric: str, source: str = "satellite", limit: int = 2,
+    until: datetime | None = None,
+) -> list[datetime]:  # fmt: skip
+    """The newest dates (newest first) on which some block of the farm has ``metric`` (at or
+    before ``until`` when given)."""
     rows = conn.execute(
         "SELECT DISTINCT r.time FROM readings r JOIN series s ON s.id = r.series_id"
         " JOIN nodes n ON n.id = s.node_id WHERE n.farm_id = %s AND n.source = %s AND s.metric = %s"
-        " ORDER BY r.time DESC LIMIT %s",
-        (farm_id, source, metric, limit),
+        " AND (%s::timestamptz IS NULL OR r.time <= %s) ORDER BY r.time DESC LIMIT %s",
+        (farm_id, source, metric, until, until, limit),
     ).fetchall()
     return [r[0] for r in rows]
 
@@ -355,6 +371,55 @@ def block_soil_vwc(
         (farm_id, start, end),
     ).fetchall()
     return {b: float(v) for b, v in rows}
+
+
+SOIL_WINDOW = timedelta(hours=48)  # soil moisture averaged over the two days before the scene
+
+
+@dataclass(frozen=True)
+class BlockFlag:
+    block_id: str
+    when: datetime
+    ndvi: float
+    ndvi_prev: float | None
+    soil_vwc: float | None
+    z: float | None
+    flag: str  # none | water_stress | disease_or_damage | ndvi_drop
+    reason: str
+
+
+def farm_fusion(
+    conn: psycopg.Connection[Any],
+    farm_id: str,
+    *,
+    metric: str = "ndvi_median",
+    when: datetime | None = None,
+    source: str = "satellite",
+    ks: dict[str, float] | None = None,
+    config: FusionConfig | None = None,
+) -> list[BlockFlag]:
+    """Sky and ground for one farm (``analytics.imagery.fuse_blocks``): each block's ``metric`` on the
+    farm's newest imagery date (or on ``when``) against the other blocks, its change since the date
+    before, read with the mean soil moisture of the probes placed in each block over the two days
+    before the scene. ``LookupError`` when the farm has no such imagery (by then)."""
+    dates = farm_index_dates(conn, farm_id, metric, source, until=when)
+    if not dates:
+        raise LookupError(f"farm {farm_id!r} has no {metric} series yet")
+    now = farm_index_on(conn, farm_id, metric, dates[0], source)
+    prev = farm_index_on(conn, farm_id, metric, dates[1], source) if len(dates) > 1 else {}
+    soil = block_soil_vwc(conn, farm_id, dates[0] - SOIL_WINDOW, dates[0] + timedelta(hours=1))
+    blocks = sorted(now)
+    nan = float("nan")
+    v = np.array([now[b] for b in blocks])
+    p = np.array([prev.get(b, nan) for b in blocks]) if prev else None
+    vwc = np.array([soil.get(b, nan) for b in blocks])
+    k = np.array([(ks or {}).get(b, nan) for b in blocks])
+    res = fuse_blocks(v, ndvi_prev=p, soil_vwc=vwc, ks=k, config=config)
+    return [
+        BlockFlag(b, dates[0], float(v[i]), prev.get(b), soil.get(b),
+                  float(res.z[i]) if np.isfinite(res.z[i]) else None, res.names()[i], res.reasons[i])
+        for i, b in enumerate(blocks)
+    ]  # fmt: skip
 
 
 @dataclass(frozen=True)

@@ -471,6 +471,13 @@ def _log_feed(conn: psycopg.Connection[Any], known: list[tuple[int, Accepted]], 
         else:
             cur[0] = min(cur[0], lo)
             cur[1] = max(cur[1], hi)
+    log_feed(conn, ranges, stored)
+
+
+def log_feed(conn: psycopg.Connection[Any], ranges: dict[int, list[float]], stored: int) -> None:
+    """Write the ``alert_feed`` row of readings just stored in this transaction: node pk ->
+    ``[first, last]`` reading time (Unix s). Every path that stores readings the alert service must
+    evaluate calls it in the transaction that stored them (ingest's batches, imagery statistics)."""
     if not ranges:
         return
     pks = sorted(ranges)

@@ -46,7 +46,9 @@ Kinds and sources:
   by day the measured DO), ``disease_risk`` (the leaf-wetness x temperature risk level 0..3 of the
   current wet period, ``analytics.agro.wet_periods`` with the table ``model``) and ``water_drop``
   (drinking water of the last hours against the same hours of the previous days, a relative change,
-  ``analytics.agro.water_drop_same_hours``).
+  ``analytics.agro.water_drop_same_hours``); ``ndvi_fall`` (a field block's NDVI change against the
+  farm's other blocks on each new satellite date: the robust z of ``analytics.imagery.fuse_blocks``,
+  the alert naming its reading of the soil: likely water stress, likely disease, cause unclear).
 - ``kind = "silent"``: the node sent nothing for ``intervals * interval_s`` seconds.
 - ``kind = "gateway"``: a farm gateway is offline (its Last Will) or sent no health for
   ``intervals * interval_s`` seconds; its nodes' silence is attached to that one alert.
@@ -90,6 +92,9 @@ DERIVED: dict[str, tuple[tuple[str, ...], float, float, str]] = {
     "do_dawn": (("do_mgl",), 0.0, 25.0, "mg/L"),
     "disease_risk": (("leaf_wet", "air_t"), 0.0, 3.0, "level"),
     "water_drop": (("water_l",), -1.0, 10.0, "(relative change)"),
+    # a field block's NDVI change against the farm's other blocks on the same satellite date (robust
+    # z, analytics.imagery.fuse_blocks), on the block's pseudo node sat-<block>
+    "ndvi_fall": (("ndvi_median",), -1000.0, 1000.0, "z"),
 }
 #: Derived indices over a day-scale window of their inputs' history: the seconds of history each
 #: input series keeps (read back from the stored readings when the series is first seen).
@@ -122,6 +127,9 @@ class Rule(BaseModel):
     when: Literal["uplink_down", "always"] = "uplink_down"  # gateway only: when it may notify
     message: str | None = Field(None, max_length=500)
     model: str | None = None  # disease_risk: the rule table of analytics.agro.DISEASE_RULES
+    # a transition found in a reading older than this is late data (recorded, summarised, not sent);
+    # default: the service's --late-after. Imagery arrives days after its acquisition by nature.
+    late_after_s: float | None = Field(None, gt=0, le=366 * 86400)
     intervals: int = Field(3, ge=1, le=10_000)  # silent
     interval_s: float = Field(300.0, gt=0, le=86400)  # silent
     enabled: bool = True
