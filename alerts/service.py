@@ -179,6 +179,8 @@ class AlertService:
                 if not rows:
                     return 0
                 readings, behind = self.ev.split(feed.read_readings(conn, rows, self.part))
+                if self.pending_late:
+                    self._backlog_seen(readings + behind, time.time() if now is None else now)
                 if self.opts.analyse:
                     self.an.process(conn, readings)
                 now = time.time() if now is None else now
@@ -254,6 +256,8 @@ class AlertService:
                     self._summary_add(conn, e, now)
                 else:
                     lifecycle.close_alert(conn, e, now, o.public_url)
+                    if e.rule.kind == "gateway":
+                        self._outage_add(conn, e, now)
                 event(log, "alert_close", rule=e.rule.name, farm=e.farm, node=e.node, value=e.value)
 
     def _imagery(self, conn: psycopg.Connection[Any], rows: list[Row]) -> list[Event]:
@@ -316,10 +320,48 @@ class AlertService:
         verb = "began" if e.kind == "open" else "ended"
         s["lines"] = [*s["lines"][-49:], f"{e.rule.name} {e.node} {verb} {fmt} (UTC+8), value {e.value:.2f}"]
         s["last"] = now
+        self._save_summary(conn, e.farm)
+
+    def _outage_add(self, conn: psycopg.Connection[Any], e: Event, now: float) -> None:
+        """A gateway is back: its outage goes into the farm's summary, sent once the backlog it spooled
+        has been worked through (quiet for ``summary_quiet_s``), with what was stored from it."""
+        s = self.pending_late.setdefault(e.farm, {"farm": e.farm, "lines": [], "last": now})
+        start = e.since - e.rule.threshold  # its last health came about one threshold before
+        s["outages"] = [*s.get("outages", []), {"gw": e.node, "from": start, "to": e.t}]
+        s["last"] = now
+        self._save_summary(conn, e.farm)
+
+    def _backlog_seen(self, rows: list[Row], now: float) -> None:
+        """Readings taken during a pending outage (the gateway's spool) keep its summary waiting."""
+        for r in rows:
+            s = self.pending_late.get(r.farm)
+            if s is not None and any(o["from"] <= r.t <= o["to"] for o in s.get("outages", ())):
+                s["last"] = now
+
+    def _outage_lines(self, conn: psycopg.Connection[Any], farm: str, s: dict[str, Any]) -> list[str]:
+        out = []
+        for o in s.get("outages", ()):
+            n, nodes = conn.execute(
+                "SELECT count(*), count(DISTINCT n.id) FROM readings r JOIN series x ON x.id = r.series_id"
+                " JOIN nodes n ON n.id = x.node_id WHERE n.farm_id = %s AND n.source = 'sensor'"
+                " AND r.time BETWEEN %s AND %s",
+                (farm, lifecycle._ts(o["from"]), lifecycle._ts(o["to"])),
+            ).fetchone() or (0, 0)
+            a, b = (time.strftime("%m-%d %H:%M", time.gmtime(x + 8 * 3600)) for x in (o["from"], o["to"]))
+            secs = o["to"] - o["from"]
+            took = f"{secs:.0f} s" if secs < 120 else f"{secs / 60:.0f} min"
+            out.append(
+                f"gateway {o['gw']} out of touch {a} - {b} (UTC+8, {took}):"
+                f" {n:,} readings from {nodes} nodes taken meanwhile are stored"
+            )
+        return out
+
+    def _save_summary(self, conn: psycopg.Connection[Any], farm: str) -> None:
+        s = self.pending_late[farm]
         conn.execute(
             "INSERT INTO alert_state (worker, key, state) VALUES (%s, %s, %s) ON CONFLICT (worker, key)"
             " DO UPDATE SET state = EXCLUDED.state",
-            (self.part.name, f"summary:{e.farm}", Jsonb(s)),
+            (self.part.name, f"summary:{farm}", Jsonb(s)),
         )
 
     def tick(self, now: float | None = None) -> None:
@@ -340,7 +382,8 @@ class AlertService:
                 for farm, s in list(self.pending_late.items()):
                     if now - float(s["last"]) < self.opts.summary_quiet_s:
                         continue
-                    view = {"farm": farm, "lines": s["lines"], "rule": "outage.summary"}
+                    lines = self._outage_lines(conn, farm, s) + s["lines"]
+                    view = {"farm": farm, "lines": lines, "rule": "outage.summary"}
                     conn.execute(
                         "INSERT INTO webhook_deliveries (alert_id, commissioner_id, event, payload, farm_id)"
                         " SELECT NULL, c.id, 'outage.summary', %s, %s FROM farm_commissioners fc"
@@ -353,7 +396,7 @@ class AlertService:
                         (self.part.name, f"summary:{farm}"),
                     )
                     del self.pending_late[farm]
-                    event(log, "late_summary", farm=farm, lines=len(s["lines"]))
+                    event(log, "late_summary", farm=farm, lines=len(lines))
         except BaseException:
             self._reset()
             raise

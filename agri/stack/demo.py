@@ -98,6 +98,9 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("uplink-outage", "ganning-pigs", "gw-1", "gateway-down",
              "uplink outage at 甘宁镇生态猪场: the 4G link drops, the gateway spools, then catches up",
              {}),
+    Scenario("ndvi-drop", "longju-citrus", "sat-b3", "ndvi-drop",
+             "block b3 of 龙驹镇柑橘园: its NDVI fell against its neighbours in the newest satellite scene",
+             {}, needs="sky"),
 )  # fmt: skip
 
 
@@ -144,6 +147,7 @@ class Demo:
     scenario_state: dict[str, str] = field(default_factory=dict)
     outage_cut_at: float | None = None
     outage_acked_before: int = 0
+    sky_state: str = "importing"  # importing | done | skipped (the ndvi-drop scenario plays once done)
 
     @property
     def home(self) -> Path:
@@ -336,6 +340,8 @@ class Demo:
     # --- scenarios ------------------------------------------------------------------------------
 
     def cannot_play(self, sc: Scenario) -> str | None:
+        if sc.needs == "sky" and self.sky_state == "skipped":
+            return "the sky layers were not imported"
         if sc.needs == "alerts.analysis" and not qc_available():
             return "QC flags do not reach alert rules yet (alerts.analysis)"
         if sc.history_h and self.opts.history_days * 24 < sc.history_h + 1:
@@ -369,12 +375,16 @@ class Demo:
             start, end = self.scenario_window(i)
             state = self.scenario_state.get(sc.name, "waiting")
             if state == "waiting" and now >= start:
+                if sc.needs == "sky" and self.sky_state == "importing":
+                    continue  # plays when the scenes are in (the import runs in the background)
                 why = self.cannot_play(sc)
                 if why:
                     self.say(f"[yellow]↷[/] scenario {sc.name} skipped: {why}")
                     self.scenario_state[sc.name] = "skipped"
                     continue
-                if sc.rule == "gateway-down":
+                if sc.needs == "sky":
+                    pass  # the newest scene, imported, is the condition: the alert service evaluates it
+                elif sc.rule == "gateway-down":
                     up = self.uplinks.get(sc.farm)
                     if up is None:
                         self.scenario_state[sc.name] = "skipped"
@@ -398,7 +408,7 @@ class Demo:
                     self.say(
                         f"[bold magenta]■ scenario[/] {sc.name}: uplink restored; the gateway sends its spool"
                     )
-                elif sc.rule != "soil-stuck":  # a stuck probe stays stuck
+                elif sc.rule != "soil-stuck" and sc.needs != "sky":  # a stuck probe stays stuck
                     by_key[(sc.farm, sc.node)].override = None
                     self.say(f"[bold magenta]■ scenario[/] {sc.name}: back to normal")
                 self.scenario_state[sc.name] = "done"
@@ -551,6 +561,7 @@ def start_sky(demo: Demo) -> None:
         from agri.stack import skydemo
     except ImportError as exc:  # pragma: no cover - rasterio missing
         demo.say(f"[yellow]↷[/] sky layers skipped: {exc}")
+        demo.sky_state = "skipped"
         return
     try:
         t0 = time.monotonic()
@@ -558,10 +569,12 @@ def start_sky(demo: Demo) -> None:
         demo.say(
             f"[green]✓[/] sky: {n} satellite scenes and one drone flight imported through `agri sky import`'s"
             f" path in {time.monotonic() - t0:.1f} s; block b3 of {skydemo.NDVI_DROP_FARM} lost NDVI"
-            " against its neighbours in the newest scene (dashboard: farm page, sky layer)"
+            " against its neighbours in the newest scene (alert ndvi-drop; dashboard: farm page, sky layer)"
         )
+        demo.sky_state = "done"
     except Exception as exc:
         demo.say(f"[yellow]↷[/] sky layers skipped: {exc}")
+        demo.sky_state = "skipped"
 
 
 def banner(demo: Demo) -> None:

@@ -129,4 +129,49 @@ def test_gateway_outage_one_alert_and_backlog_one_summary(
     gen = [r.json() for r in receiver.got(f"/generic/{farm}")]
     (summ,) = [g for g in gen if g["type"] == "outage.summary"]
     assert "barn-heat n-1 began" in summ["data"]["text"] and "barn-heat n-1 ended" in summ["data"]["text"]
+    assert "gateway gw-1 out of touch" in summ["data"]["text"] and "from 2 nodes" in summ["data"]["text"]
     assert not q(db_url, f"{deliveries} WHERE d.farm_id = %s AND d.event = 'alert.escalated'", farm)
+
+
+def test_a_short_outage_inside_the_late_window_still_gives_one_summary(
+    db_url: str, mqtt_broker: BrokerHandle, mqtt_admin_url: str, receiver: Receiver
+) -> None:
+    """The backlog of an outage shorter than the late-data window alerts normally (it is still
+    news), and the gateway's return gives one summary of the outage with what was stored from it."""
+    farm = f"os-{secrets.token_hex(2)}"
+    setup_farm(db_url, farm, receiver.url, ["n-1", "n-2"])
+    ingest_url, monitor_url = mqtt_broker.account("ingest"), mqtt_broker.account("monitor")
+    gw = Gateway(mqtt_admin_url, farm)
+    summary = (
+        "SELECT d.payload FROM webhook_deliveries d JOIN commissioners c ON c.id = d.commissioner_id"
+        " WHERE d.farm_id = %s AND d.event = 'outage.summary'"
+    )
+    try:
+        with (
+            worker_thread(db_url, ingest_url, f"w-{farm}", group=f"g{farm}", session_expiry_s=60),
+            service_thread(
+                db_url, rules=book(RULES), mqtt_url=monitor_url, summary_quiet_s=1.0, escalate_after_s=3600
+            ),  # fmt: skip
+        ):
+            gw.health("online")
+            now = float(int(time.time()))
+            gw.batch({n: [(now, {"air_t": 25.0})] for n in ("n-1", "n-2")})
+            evaluated = "SELECT count(*) FROM series WHERE alert_watermark IS NOT NULL"
+            wait_until(lambda: q(db_url, evaluated)[0][0] >= 2, 20, "first readings evaluated")
+            gw.health("offline")
+            gw_alert = "SELECT id FROM alerts WHERE farm_id = %s AND rule = 'gateway-down'"
+            wait_until(lambda: len(q(db_url, gw_alert, farm)) == 1, 20, "gateway alert")
+            wait_until(lambda: time.time() > now + 5, 15, "an outage of some seconds")
+            gw.health("online")
+            gw.batch({"n-1": [(now + i, {"air_t": v}) for i, v in enumerate([26, 34, 35], start=1)],
+                      "n-2": [(now + i, {"air_t": 26.0}) for i in range(1, 4)]})  # fmt: skip
+            wait_until(lambda: len(q(db_url, summary, farm)) == 3, 30, "one summary per order-0 commissioner")
+            time.sleep(1.5)  # any wrong extra summary would be queued now
+        assert len(q(db_url, summary, farm)) == 3
+    finally:
+        gw.close()
+    (lines,) = {tuple(p["lines"]) for (p,) in q(db_url, summary, farm)}
+    assert len(lines) == 1 and lines[0].startswith("gateway gw-1 out of touch") and "from 2 nodes" in lines[0]
+    # the heat in the backlog is minutes old, not stale: an ordinary alert, told as such
+    heat = q(db_url, "SELECT late FROM alerts WHERE farm_id = %s AND rule = 'barn-heat'", farm)
+    assert heat == [(False,)]

@@ -75,9 +75,13 @@ def test_demo_end_to_end_counts_match_and_stops_cleanly(monkeypatch: pytest.Monk
         pw = json.loads((home / "secrets.json").read_text())["pg_password"]
         dsn = f"postgresql://agri:{pw}@127.0.0.1:{env['AGRI_PG_PORT']}/agri"
         played = [s for s in status["scenarios"] if s["state"] in ("done", "on")]
-        assert {s["name"] for s in played} >= {"barn-heat", "dawn-oxygen", "frost-night", "uplink-outage"}, (
-            log()
-        )
+        assert {s["name"] for s in played} >= {
+            "barn-heat",
+            "dawn-oxygen",
+            "frost-night",
+            "uplink-outage",
+            "ndvi-drop",
+        }, log()
 
         with psycopg.connect(dsn, autocommit=True) as conn:
 
