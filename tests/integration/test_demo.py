@@ -155,6 +155,14 @@ def test_demo_end_to_end_counts_match_and_stops_cleanly(monkeypatch: pytest.Monk
                 assert mine[0]["alert_id"] in (None, aid)
             channels = {m["channel"] for m in msgs}
             assert {"generic", "wecom", "feishu"} <= channels, channels
+            # The uplink outage (shorter than the late-data window) ends with ONE summary of it.
+            if any(sc["name"] == "uplink-outage" for sc in played):
+                wait_until(lambda: [m for m in _get(status["receiver"] + "/messages.json")
+                                    if "gateway gw-1 out of touch" in m["text"]], 60,
+                           "the outage summary at the receiver")  # fmt: skip
+                outage = [m for m in _get(status["receiver"] + "/messages.json")
+                          if "gateway gw-1 out of touch" in m["text"]]  # fmt: skip
+                assert len(outage) == 1 and "ganning-pigs" in outage[0]["text"], outage
 
         # The API shows the same data with the demo's read token.
         api, token = status["api"], status["token"]
