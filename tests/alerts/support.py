@@ -65,6 +65,18 @@ def service_thread(db_url: str, **kw: Any) -> Iterator[AlertService]:
         t.join(20)
 
 
+def drain(db_url: str, **kw: Any) -> None:
+    """Evaluate everything in the feed with one service instance (shipped default rules unless
+    ``rules`` is given; no dispatcher) and close it."""
+    kw.setdefault("rules", RuleBook.load())
+    svc = AlertService(AlertOptions(database_url=db_url, dispatch=False, **kw))
+    try:
+        while svc.step():
+            pass
+    finally:
+        svc.close()
+
+
 def q(db_url: str, query: str, *args: Any) -> list[tuple[Any, ...]]:
     with psycopg.connect(db_url, autocommit=True) as conn:
         return conn.execute(query, args).fetchall()  # type: ignore[arg-type]

@@ -7,11 +7,11 @@ import time
 import numpy as np
 import pytest
 
-from alerts.service import AlertOptions, AlertService
 from analytics.anomaly import score_series
 from kernel.decode import decode_message
 from kernel.protocol import Limits, encode_up, up_topic
 from store.writer import Writer
+from tests.alerts import support
 from tests.alerts.support import book, q
 from tests.ingest.support import register
 
@@ -31,12 +31,7 @@ def write(db_url: str, farm: str, node: str, samples: list[tuple[float, float]],
 
 
 def drain(db_url: str) -> None:
-    svc = AlertService(AlertOptions(database_url=db_url, rules=book(), dispatch=False, anomaly_floor=0.0))
-    try:
-        while svc.step():
-            pass
-    finally:
-        svc.close()
+    support.drain(db_url, rules=book(), anomaly_floor=0.0)
 
 
 def test_scores_continue_across_a_restart_and_qc_flags_are_stored(db_url: str) -> None:

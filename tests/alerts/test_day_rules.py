@@ -11,9 +11,7 @@ import numpy as np
 import psycopg
 import pytest
 
-from alerts.config import RuleBook
-from alerts.service import AlertOptions, AlertService
-from tests.alerts.support import q, write_series
+from tests.alerts.support import drain, q, write_series
 from tests.ingest.support import register
 
 pytestmark = pytest.mark.integration
@@ -24,15 +22,6 @@ LOCAL = 8 * 3600.0  # farms are in Asia/Shanghai
 def local_midnight(days_ago: int) -> float:
     now = time.time()
     return float((now + LOCAL) // 86400 * 86400 - LOCAL - days_ago * 86400)
-
-
-def drain(db_url: str) -> None:
-    svc = AlertService(AlertOptions(database_url=db_url, rules=RuleBook.load(), dispatch=False))
-    try:
-        while svc.step():
-            pass
-    finally:
-        svc.close()
 
 
 def alerts(db_url: str, farm: str, rule: str) -> list[tuple[str, float, float | None, float]]:

@@ -7,9 +7,7 @@ import time
 import numpy as np
 import pytest
 
-from alerts.config import RuleBook
-from alerts.service import AlertOptions, AlertService
-from tests.alerts.support import q, write_series
+from tests.alerts.support import drain, q, write_series
 from tests.ingest.support import register
 
 pytestmark = pytest.mark.integration
@@ -40,14 +38,7 @@ def test_soil_jump_while_raining_is_explained_and_a_fault_alerts(db_url: str) ->
             "wx-1": (t, {"rain_mm": rain}),
         },
     )
-    svc = AlertService(
-        AlertOptions(database_url=db_url, rules=RuleBook.load(), dispatch=False, anomaly_floor=0.0)
-    )
-    try:
-        while svc.step():
-            pass
-    finally:
-        svc.close()
+    drain(db_url, anomaly_floor=0.0)
     scores = dict(
         q(db_url, "SELECT n.node_id || '@' || extract(epoch FROM a.time)::bigint, a.score"
           " FROM anomaly_scores a JOIN series s ON s.id = a.series_id JOIN nodes n ON n.id = s.node_id"

@@ -8,11 +8,9 @@ from datetime import UTC, datetime, timedelta
 
 import psycopg
 
-from alerts.config import RuleBook
-from alerts.service import AlertOptions, AlertService
 from store import registry
 from store import sky as store_sky
-from tests.alerts.support import q, setup_farm
+from tests.alerts.support import drain, q, setup_farm
 
 
 def test_a_block_whose_ndvi_falls_against_its_neighbours_alerts(db_url: str) -> None:
@@ -44,12 +42,7 @@ def test_a_block_whose_ndvi_falls_against_its_neighbours_alerts(db_url: str) -> 
         # each scene is imported in its own transaction, as `agri sky import` does
         store_sky.upsert_readings(db, [(sid, t1, v) for sid, v in zip(sids, before, strict=True)])
         store_sky.upsert_readings(db, [(sid, t2, v) for sid, v in zip(sids, after, strict=True)])
-    svc = AlertService(AlertOptions(database_url=db_url, rules=RuleBook.load(), dispatch=False))
-    try:
-        while svc.step():
-            pass
-    finally:
-        svc.close()
+    drain(db_url)
     got = q(
         db_url,
         "SELECT a.subject, a.status, a.late, a.message, extract(epoch FROM a.started_at)::float8, n.node_id"

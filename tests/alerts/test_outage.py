@@ -68,6 +68,20 @@ class Gateway:
         self.c.loop_stop()
 
 
+def go_offline(db_url: str, farm: str, gw: Gateway) -> float:
+    """The gateway online with a first reading per node (evaluated), then its Last Will: uplink lost,
+    until the gateway alert is open. Returns the first readings' time."""
+    gw.health("online")
+    now = float(int(time.time()))
+    gw.batch({n: [(now, {"air_t": 25.0})] for n in ("n-1", "n-2")})
+    evaluated = "SELECT count(*) FROM series WHERE alert_watermark IS NOT NULL"
+    wait_until(lambda: q(db_url, evaluated)[0][0] >= 2, 20, "first readings evaluated")
+    gw.health("offline")
+    gw_alert = "SELECT id FROM alerts WHERE farm_id = %s AND rule = 'gateway-down'"
+    wait_until(lambda: len(q(db_url, gw_alert, farm)) == 1, 20, "gateway alert")
+    return now
+
+
 def test_gateway_outage_one_alert_and_backlog_one_summary(
     db_url: str, mqtt_broker: BrokerHandle, mqtt_admin_url: str, receiver: Receiver
 ) -> None:
@@ -90,14 +104,8 @@ def test_gateway_outage_one_alert_and_backlog_one_summary(
                 escalate_after_s=3600,
             ),  # fmt: skip
         ):
-            gw.health("online")
-            now = float(int(time.time()))
-            gw.batch({n: [(now, {"air_t": 25.0})] for n in ("n-1", "n-2")})
-            evaluated = "SELECT count(*) FROM series WHERE alert_watermark IS NOT NULL"
-            wait_until(lambda: q(db_url, evaluated)[0][0] >= 2, 20, "first readings evaluated")
-            gw.health("offline")  # the gateway's Last Will: uplink lost
+            now = go_offline(db_url, farm, gw)
             gw_alert = "SELECT id FROM alerts WHERE farm_id = %s AND rule = 'gateway-down'"
-            wait_until(lambda: len(q(db_url, gw_alert, farm)) == 1, 20, "gateway alert")
             silent = "SELECT parent_id, escalate_at FROM alerts WHERE farm_id = %s AND rule = 'node-silent'"
             wait_until(lambda: len(q(db_url, silent, farm)) == 2, 20, "both nodes silent")
             (gid,) = q(db_url, gw_alert, farm)[0]
@@ -153,14 +161,7 @@ def test_a_short_outage_inside_the_late_window_still_gives_one_summary(
                 db_url, rules=book(RULES), mqtt_url=monitor_url, summary_quiet_s=1.0, escalate_after_s=3600
             ),  # fmt: skip
         ):
-            gw.health("online")
-            now = float(int(time.time()))
-            gw.batch({n: [(now, {"air_t": 25.0})] for n in ("n-1", "n-2")})
-            evaluated = "SELECT count(*) FROM series WHERE alert_watermark IS NOT NULL"
-            wait_until(lambda: q(db_url, evaluated)[0][0] >= 2, 20, "first readings evaluated")
-            gw.health("offline")
-            gw_alert = "SELECT id FROM alerts WHERE farm_id = %s AND rule = 'gateway-down'"
-            wait_until(lambda: len(q(db_url, gw_alert, farm)) == 1, 20, "gateway alert")
+            now = go_offline(db_url, farm, gw)
             wait_until(lambda: time.time() > now + 5, 15, "an outage of some seconds")
             gw.health("online")
             gw.batch({"n-1": [(now + i, {"air_t": v}) for i, v in enumerate([26, 34, 35], start=1)],
