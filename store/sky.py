@@ -18,7 +18,8 @@ from psycopg import sql
 from psycopg.types.json import Jsonb
 
 from analytics.imagery import FusionConfig, fuse_blocks
-from store import registry, rollup, writer
+from store import rollup, writer
+from store.registry import ensure_series
 
 Source = Literal["satellite", "drone"]
 SOURCE_PREFIX: dict[str, str] = {"satellite": "sat", "drone": "uav"}
@@ -160,7 +161,7 @@ def ensure_block_series(
             f"node {node_id!r} of farm {farm_id!r} is a sensor node; rename it or the block {block_id!r}"
         )
     node_pk = int(row[0])
-    return {m: registry.ensure_series(conn, node_pk, m) for m in metrics}
+    return {m: ensure_series(conn, node_pk, m) for m in metrics}
 
 
 def upsert_readings(conn: psycopg.Connection[Any], rows: Sequence[tuple[int, datetime, float]]) -> int:
