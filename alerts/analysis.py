@@ -17,6 +17,7 @@ rain is kept per farm and read back from ``readings`` when a farm is first seen.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -223,8 +224,9 @@ class Analyzer:
         """Recent history of series seen for the first time, from the stored readings."""
         self.tails.update(read_back(conn, need, MAX_TAIL))
 
-    def persist(self, conn: psycopg.Connection[Any]) -> None:
-        """Save changed states and this step's scores and flags (inside the step's transaction)."""
+    def persist(self, conn: psycopg.Connection[Any], lap: Callable[[str], None] = lambda _: None) -> None:
+        """Save changed states and this step's scores and flags (inside the step's transaction);
+        ``lap(phase)`` after each part (timing)."""
         if self.dirty and self.state is not None:
             sids = sorted(self.dirty)
             blobs = self.state.select(np.array([self.index[s] for s in sids])).to_bytes()
@@ -233,6 +235,7 @@ class Analyzer:
                 " WHERE s.id = u.id",
                 (sids, blobs),
             )
+        lap("write_anomaly_state")
         if self.scores:
             cols = list(zip(*self.scores, strict=True))
             conn.execute(
@@ -240,6 +243,7 @@ class Analyzer:
                 " FROM unnest(%s::float8[], %s::int[], %s::real[]) AS u(t, s, v) ON CONFLICT DO NOTHING",
                 [list(c) for c in cols],
             )
+        lap("write_scores")
         if self.flags:
             cols = list(zip(*self.flags, strict=True))
             conn.execute(
@@ -248,6 +252,7 @@ class Analyzer:
                 " ON CONFLICT DO NOTHING",
                 [list(c) for c in cols],
             )
+        lap("write_qc_flags")
 
     def committed(self) -> None:
         self.dirty.clear()

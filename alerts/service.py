@@ -19,6 +19,7 @@ import queue
 import select
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -50,6 +51,23 @@ FUSION_LABEL = {
     "disease_or_damage": "可能病害或损伤，请巡查 / likely disease or damage: scout the block",
     "ndvi_drop": "原因不明 / cause unclear",
 }
+
+
+@dataclass
+class Phases:
+    """Wall seconds spent per phase of :meth:`AlertService.step` (for `agri bench alerts`)."""
+
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    def clock(self) -> Callable[[str], None]:
+        last = [time.perf_counter()]
+
+        def lap(name: str) -> None:
+            t = time.perf_counter()
+            self.seconds[name] = self.seconds.get(name, 0.0) + t - last[0]
+            last[0] = t
+
+        return lap
 
 
 @dataclass
@@ -87,6 +105,7 @@ class AlertService:
             else None
         )
         self.chunks = 0
+        self.phases = Phases()
         self.board = GatewayBoard()
         self._health: queue.SimpleQueue[tuple[str, str, bytes, float]] = queue.SimpleQueue()
 
@@ -171,6 +190,7 @@ class AlertService:
     def step(self, now: float | None = None) -> int:
         """Evaluate the next chunk of the feed in one transaction; the feed rows consumed."""
         conn = self._connect()
+        clock = self.phases.clock()
         try:
             with conn.transaction():
                 hz = feed.horizon(conn)  # before this transaction takes an xid of its own
@@ -179,20 +199,26 @@ class AlertService:
                 if not rows:
                     return 0
                 readings, behind = self.ev.split(feed.read_readings(conn, rows, self.part))
+                clock("read")
                 if self.pending_late:
                     self._backlog_seen(readings + behind, time.time() if now is None else now)
                 if self.opts.analyse:
                     self.an.process(conn, readings)
+                clock("analyse")
                 now = time.time() if now is None else now
                 self.win.update(conn, readings, self.ev.window_span)
                 events = self.ev.feed(readings) + self.ev.feed(behind)
                 events += self.ev.windowed(readings, self.win.of)
                 events += self._imagery(conn, readings)
+                clock("rules")
                 self._apply(conn, events, now)
                 self._promote(conn, now)
+                clock("alerts")
                 self._persist(conn)
-                self.an.persist(conn)
                 feed.save_cursor(conn, self.part, (rows[-1][0], rows[-1][1]))
+                clock("write_rule_state")
+                self.an.persist(conn, clock)
+            clock("commit")
         except BaseException:
             self._reset()
             raise

@@ -14,7 +14,7 @@ Why this is right with several ingest workers and late data:
   commits. The refresher skips locked marks, so it never deletes a mark whose readings are not
   committed yet; if the refresher got a mark first, the writer's upsert waits for the refresher's
   commit and then inserts the mark again, so the new readings are rolled up on the next round;
-* a writer marks the series of the nodes it has already locked (``FOR UPDATE`` in id order in
+* a writer marks the series of the nodes it has already locked (``FOR NO KEY UPDATE`` in id order in
   ``store.writer``), so two ingest workers never wait on each other's marks;
 * one refresher works at a time (a transaction-level advisory lock; others skip the round), so
   an older snapshot can never overwrite a newer day;

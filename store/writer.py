@@ -373,12 +373,15 @@ class Writer:
         for pk, a in known:
             arrivals.setdefault(pk, []).append((a.msg.seq, a.msg.boot, a.msg.dropped))
         pks = sorted(arrivals)
-        # Row locks in id order: concurrent workers serialise per node without deadlocks.
+        # Row locks in id order: concurrent workers serialise per node without deadlocks. NO KEY UPDATE
+        # (what the UPDATE below takes anyway): a transaction inserting a row that references a node
+        # (an alert's foreign key takes KEY SHARE, in its own order) neither waits for it nor
+        # deadlocks with it, as it did with FOR UPDATE when a step opened many alerts.
         states = {
             int(pk): seqtrack.NodeState(last, boot, first)
             for pk, last, boot, first in conn.execute(
                 "SELECT id, last_seq, last_boot, first_seq FROM nodes WHERE id = ANY(%s)"
-                " ORDER BY id FOR UPDATE",
+                " ORDER BY id FOR NO KEY UPDATE",
                 (pks,),
             ).fetchall()
         }

@@ -109,6 +109,8 @@ def throughput(db_url: str, log: Any) -> dict[str, Any]:
                 time.sleep(0.2)
         wall, cpu = time.perf_counter() - t0, time.process_time() - c0
         n = svc.ev.evaluated
+        phases = {k: round(v, 2) for k, v in svc.phases.seconds.items()}
+        steps = svc.chunks
     finally:
         svc.close()
     with psycopg.connect(db_url, autocommit=True) as conn:
@@ -122,6 +124,8 @@ def throughput(db_url: str, log: Any) -> dict[str, Any]:
         "seconds": round(wall, 2),
         "evaluated_per_s": round(n / wall) if wall else None,
         "service_cpu_s": round(cpu, 2),
+        "steps": steps,
+        "phase_wall_s": phases,  # wall seconds per part of AlertService.step
         "alerts": alerts[0] if alerts else 0,
         "anomaly_scores_stored": scores[0] if scores else 0,
         "qc_flags_stored": flags[0] if flags else 0,
