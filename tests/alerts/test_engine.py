@@ -137,6 +137,20 @@ def test_defaults_for_every_farm_kind_and_overrides_by_name(tmp_path: Path) -> N
             "rules[0] ('a').metric: derived index",
         ),
         ('[[rules]]\nname = "a"\nmetric = "air_t"\nabove = 3\nwhatever = 1\n', "rules[0] ('a').whatever"),
+        (
+            '[[rules]]\nname = "a"\nmetric = "disease_risk"\nabove = 1.5\n',
+            "'model' must name a disease table",
+        ),
+        (
+            '[[rules]]\nname = "a"\nmetric = "do_dawn"\nbelow = 3\nmodel = "citrus_fungal"\n',
+            "'model' is only for",
+        ),
+        ('[[rules]]\nname = "a"\nmetric = "water_drop"\nbelow = -2\n', "outside water_drop's physical range"),
+        ('[[rules]]\nname = "a"\nmetric = "ndvi_fall"\nbelow = -2\nlate_after_s = 0\n', "late_after_s"),
+        (
+            '[[rules]]\nname = "a"\nsource = "farm_anomaly"\nmetric = "air_t"\nabove = 1.5\n',
+            "farm_anomaly of",
+        ),
     ],
 )
 def test_malformed_rule_files_name_file_rule_and_key(tmp_path: Path, text: str, needle: str) -> None:
