@@ -103,17 +103,22 @@ class Evaluator:
         """Day-scale derived indices at each fresh reading of their inputs (series by series, time
         order; ``windows(node pk, metric)`` is the series' history including ``rows``)."""
         events: list[Event] = []
+        by_farm: dict[str, list[Rule]] = {}
         start = 0
         for i in range(1, len(rows) + 1):
             if i < len(rows) and rows[i].series_id == rows[start].series_id:
                 continue
             part, start = rows[start:i], i
             r0 = part[0]
+            if self.window_span(r0) == 0.0:  # no day-scale rule of the farm reads this metric
+                continue
+            if r0.farm not in by_farm:
+                by_farm[r0.farm] = [
+                    x for x in self.rules_for(r0.farm) if x.kind == "threshold" and x.metric in WINDOWED
+                ]
             rules = [
-                x for x in self.rules_for(r0.farm)
-                if x.kind == "threshold" and x.metric in WINDOWED and DERIVED[x.metric][0][0] == r0.metric
-                and x.applies_to(r0.node)
-            ]  # fmt: skip
+                x for x in by_farm[r0.farm] if DERIVED[x.metric][0][0] == r0.metric and x.applies_to(r0.node)
+            ]
             if not rules:
                 continue
             win = windows(r0.node_pk, r0.metric)
