@@ -44,10 +44,21 @@ def _dur(seconds: float, lang: str) -> str:
     return f"{h} h {m} min" if h else f"{m} min"
 
 
+#: derived indices a rule may name (kernel.rules.model.DERIVED): (Chinese, English, unit)
+_DERIVED = {
+    "thi": ("温湿指数", "Temperature-humidity index (THI)", ""),
+    "do_dawn": ("预测黎明溶解氧", "Dawn dissolved-oxygen forecast", "mg/L"),
+    "disease_risk": ("叶面湿润病害风险等级", "Leaf-wetness disease risk level (0-3)", ""),
+    "water_drop": ("饮水量变化（对比前几日同一时段）", "Drinking water vs the same hours of recent days", ""),
+    "ndvi_fall": ("NDVI 变化对比相邻地块 (z)", "NDVI change against neighbouring blocks (z)", ""),
+}
+
+
 def metric_label(metric: str, lang: str) -> tuple[str, str]:
     m = CATALOG.get(metric)
     if m is None:
-        return (metric.upper(), "")
+        zh, en, unit = _DERIVED.get(metric, (metric.upper(), metric.upper(), ""))
+        return (zh if lang == "zh" else en), unit
     return (m.label_zh if lang == "zh" else m.label_en), m.unit
 
 

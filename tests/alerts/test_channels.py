@@ -18,7 +18,7 @@ NOW = 1_764_201_600.5
 VIEW = {"alert_id": 7, "farm": "pig-1", "node": "barn-1", "metric": "air_t", "rule": "heat",
         "severity": "critical", "value": 33.456, "threshold": 32.0, "op": "above", "since": NOW - 1200,
         "ended": None, "message": "",
-        "status": "open", "dashboard": "http://d/?farm=pig-1"}  # fmt: skip
+        "status": "open", "dashboard": "http://d/alerts?alert=7"}  # fmt: skip
 
 
 def test_generic_is_verified_by_the_standard_webhooks_reference_library() -> None:
@@ -79,6 +79,11 @@ def test_message_in_chinese_by_default_and_english_per_recipient() -> None:
     assert "农场" in text and "33.46" in text and "20分钟" in text and "严重" in title
     _, text_en = messages.render(VIEW, "alert.opened", "en", NOW)
     assert "Farm: pig-1" in text_en and "above 32" in text_en and "20 min" in text_en
+    assert "[Dashboard](http://d/alerts?alert=7)" in text_en
+    # derived indices are named in words, with their unit
+    dawn = {**VIEW, "metric": "do_dawn", "value": 2.4, "threshold": 3.0, "op": "below"}
+    assert "预测黎明溶解氧 (do_dawn)" in messages.render(dawn, "alert.opened", "zh", NOW)[1]
+    assert "below 3 mg/L" in messages.render(dawn, "alert.opened", "en", NOW)[1]
 
 
 def test_ack_link_verifies_and_refuses_tampering_and_expiry() -> None:
