@@ -21,7 +21,14 @@ import numpy as np
 
 from alerts.gateways import GatewayBoard
 from alerts.sites import Site
-from analytics.agro import DISEASE_RULES, dawn_do_at_readings, thi_nrc1971, water_drop_same_hours, wet_periods
+from analytics.agro import (
+    DISEASE_RULES,
+    dawn_do_at_readings,
+    same_hours_totals,
+    thi_nrc1971,
+    water_drop,
+    wet_periods,
+)
 from kernel.rules import Episode, Rule, step
 from kernel.rules.model import DERIVED, WINDOWED
 
@@ -69,6 +76,17 @@ def subject(rule: Rule, node: str, metric: str) -> str:
     return f"{node}/{metric}" if metric else node
 
 
+@dataclass(frozen=True, slots=True)
+class _Job:
+    """One series' part of a day-scale index computation: its rules, newest row, window, new times."""
+
+    rules: list[Rule]
+    r0: Row
+    t: np.ndarray
+    v: np.ndarray
+    new_t: np.ndarray
+
+
 @dataclass
 class NodeSeen:
     farm: str
@@ -101,9 +119,10 @@ class Evaluator:
 
     def windowed(self, rows: list[Row], windows: Callable[[int, str], Arrays | None]) -> list[Event]:
         """Day-scale derived indices at each fresh reading of their inputs (series by series, time
-        order; ``windows(node pk, metric)`` is the series' history including ``rows``)."""
-        events: list[Event] = []
+        order; ``windows(node pk, metric)`` is the series' history including ``rows``). Each index is
+        computed for all the step's series at once (one numpy call per index and table)."""
         by_farm: dict[str, list[Rule]] = {}
+        jobs: dict[tuple[str, str | None], list[_Job]] = {}  # (metric, model) -> series to compute
         start = 0
         for i in range(1, len(rows) + 1):
             if i < len(rows) and rows[i].series_id == rows[start].series_id:
@@ -119,18 +138,21 @@ class Evaluator:
             rules = [
                 x for x in by_farm[r0.farm] if DERIVED[x.metric][0][0] == r0.metric and x.applies_to(r0.node)
             ]
-            if not rules:
-                continue
-            win = windows(r0.node_pk, r0.metric)
+            win = windows(r0.node_pk, r0.metric) if rules else None
             if win is None:
                 continue
-            t, v = win
             new_t = np.array([r.t for r in part])
-            for rule in rules:
-                vals = self._index(rule, r0, t, v, new_t, windows)
-                for tt, x in zip(new_t.tolist(), vals.tolist(), strict=True):
-                    if x == x:
-                        self._step(events, rule, r0.farm, r0.node, r0.node_pk, None, rule.metric, tt, x)
+            for key in sorted({(x.metric, x.model) for x in rules}, key=str):
+                mine = [x for x in rules if (x.metric, x.model) == key]
+                jobs.setdefault(key, []).append(_Job(mine, r0, win[0], win[1], new_t))
+        events: list[Event] = []
+        for (metric, model), items in jobs.items():
+            for job, vals in zip(items, self._compute(metric, model, items, windows), strict=True):
+                r0 = job.r0
+                for rule in job.rules:
+                    for tt, x in zip(job.new_t.tolist(), vals.tolist(), strict=True):
+                        if x == x:
+                            self._step(events, rule, r0.farm, r0.node, r0.node_pk, None, metric, tt, x)
         return events
 
     def derived(
@@ -151,29 +173,43 @@ class Evaluator:
                 self._step(events, rule, farm, node, pk, None, metric, t, value)
         return [replace(e, note=note) for e in events] if note else events
 
-    def _index(
-        self, rule: Rule, r0: Row, t: np.ndarray, v: np.ndarray, new_t: np.ndarray,
-        windows: Callable[[int, str], Arrays | None],
-    ) -> np.ndarray:  # fmt: skip
-        """The rule's derived index at ``new_t`` (the newest readings of the window ``t``/``v``)."""
-        if rule.metric == "do_dawn":
-            site = self.site_for(r0.farm)
-            out: np.ndarray = dawn_do_at_readings(
-                t, v, site.lat, site.lon, site.utc_offset_s, from_index=len(t) - len(new_t)
-            )
+    def _compute(
+        self, metric: str, model: str | None, items: list[_Job], windows: Callable[[int, str], Arrays | None]
+    ) -> list[np.ndarray]:
+        """The index ``metric`` at each job's ``new_t`` (the newest readings of its window)."""
+        if metric == "do_dawn":  # per pond: each night is its own fit
+            out = []
+            for j in items:
+                site = self.site_for(j.r0.farm)
+                out.append(dawn_do_at_readings(
+                    j.t, j.v, site.lat, site.lon, site.utc_offset_s, from_index=len(j.t) - len(j.new_t)
+                ))  # fmt: skip
             return out
-        if rule.metric == "water_drop":
-            out = water_drop_same_hours(t, v, new_t)
-            return out
-        # disease_risk: the node's leaf wetness with its air temperature at the same times
-        temp = windows(r0.node_pk, "air_t")
-        if temp is None or rule.model is None:
-            return np.full(len(new_t), np.nan)
-        common, iw, it = np.intersect1d(t, temp[0], assume_unique=True, return_indices=True)
-        risk = wet_periods(common, v[iw], temp[1][it], DISEASE_RULES[rule.model]).risk.astype(np.float64)
-        pos = np.searchsorted(common, new_t)
-        found = (pos < len(common)) & (common[np.minimum(pos, len(common) - 1)] == new_t)
-        out = np.where(found, risk[np.minimum(pos, len(common) - 1)], np.nan)
+        if metric == "water_drop":  # every pen's same-hours totals, then one comparison
+            totals = [same_hours_totals(j.t, j.v, j.new_t) for j in items]
+            change = water_drop(np.vstack(totals))[0][:, -1]
+            return np.split(change, np.cumsum([len(x) for x in totals])[:-1])
+        # disease_risk: each node's leaf wetness with its air temperature at the same times, all
+        # nodes in one NaN-padded wet_periods call
+        aligned = []
+        for j in items:
+            temp = windows(j.r0.node_pk, "air_t")
+            if temp is None:
+                aligned.append((np.empty(0), np.empty(0), np.empty(0)))
+                continue
+            common, iw, it = np.intersect1d(j.t, temp[0], assume_unique=True, return_indices=True)
+            aligned.append((common, j.v[iw], temp[1][it]))
+        width = max(1, max(len(a[0]) for a in aligned))
+        tt, ww, aa = (np.full((len(items), width), np.nan) for _ in range(3))
+        for k, (c, w, a) in enumerate(aligned):
+            tt[k, : len(c)], ww[k, : len(c)], aa[k, : len(c)] = c, w, a
+        assert model is not None  # validated: disease_risk rules name their table
+        risk = wet_periods(tt, ww, aa, DISEASE_RULES[model]).risk.astype(np.float64)
+        out = []
+        for k, (j, (c, _, _)) in enumerate(zip(items, aligned, strict=True)):
+            pos = np.minimum(np.searchsorted(c, j.new_t), max(len(c) - 1, 0))
+            found = (len(c) > 0) & (c[pos] == j.new_t) if len(c) else np.zeros(len(j.new_t), dtype=bool)
+            out.append(np.where(found, risk[k, pos], np.nan))
         return out
 
     def split(self, rows: Iterable[Row]) -> tuple[list[Row], list[Row]]:

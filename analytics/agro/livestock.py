@@ -82,6 +82,29 @@ def water_drop(
     return change.reshape(x.shape), alert.reshape(x.shape)
 
 
+def same_hours_totals(
+    times: ArrayLike,
+    litres: ArrayLike,
+    at: ArrayLike,
+    window_h: float = WATER_SAME_HOURS_H,
+    baseline_days: int = WATER_BASELINE_DAYS,
+) -> F64:
+    """Litres of the ``window_h`` hours up to each time of ``at`` and of the same hours on each of
+    the ``baseline_days`` previous days: ``(len(at), baseline_days + 1)``, oldest day first, NaN
+    for a day whose window holds no reading. ``times``/``litres``: one meter (``(T,)``, time order)."""
+    t = np.asarray(times, dtype=np.float64)
+    x = np.nan_to_num(np.asarray(litres, dtype=np.float64), nan=0.0)
+    a = np.asarray(at, dtype=np.float64)
+    if window_h <= 0 or window_h > 24:
+        raise ValueError("window_h must be in (0, 24] hours")
+    csum = np.concatenate([[0.0], np.cumsum(x)])
+    ends = a[:, None] - 86400.0 * np.arange(baseline_days, -1, -1)[None, :]
+    hi = np.searchsorted(t, ends, side="right")
+    lo = np.searchsorted(t, ends - window_h * 3600.0, side="right")
+    out: F64 = np.where(hi > lo, csum[hi] - csum[lo], np.nan)
+    return out
+
+
 def water_drop_same_hours(
     times: ArrayLike,
     litres: ArrayLike,
@@ -91,20 +114,10 @@ def water_drop_same_hours(
     min_days: int = WATER_MIN_BASELINE_DAYS,
 ) -> F64:
     """Relative change of a pen's drinking water in the ``window_h`` hours up to each time of
-    ``at`` versus the same hours of its previous ``baseline_days`` days (:func:`water_drop` on
-    those same-hours totals). ``times``/``litres``: the pen's water meter readings (litres per
-    interval, ``(T,)``, time order). A day whose window holds no reading is unknown (NaN); NaN
-    where fewer than ``min_days`` previous days are known. Causal."""
-    t = np.asarray(times, dtype=np.float64)
-    x = np.nan_to_num(np.asarray(litres, dtype=np.float64), nan=0.0)
-    a = np.asarray(at, dtype=np.float64)
-    if window_h <= 0 or window_h > 24:
-        raise ValueError("window_h must be in (0, 24] hours")
-    csum = np.concatenate([[0.0], np.cumsum(x)])
-    ends = a[:, None] - 86400.0 * np.arange(baseline_days, -1, -1)[None, :]  # oldest day first
-    hi = np.searchsorted(t, ends, side="right")
-    lo = np.searchsorted(t, ends - window_h * 3600.0, side="right")
-    totals = np.where(hi > lo, csum[hi] - csum[lo], np.nan)
+    ``at`` versus the same hours of its previous ``baseline_days`` days: :func:`water_drop` on
+    :func:`same_hours_totals` (litres per interval, ``(T,)``, time order). NaN where fewer than
+    ``min_days`` previous days are known. Causal."""
+    totals = same_hours_totals(times, litres, at, window_h, baseline_days)
     change, _ = water_drop(totals, baseline_days, min_days)
     out: F64 = change[:, -1]
     return out

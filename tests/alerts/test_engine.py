@@ -3,6 +3,7 @@ each reading once (watermarks), defaults and overrides, malformed rule files nam
 
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from alerts.config import RuleBook, default_rules
@@ -159,3 +160,41 @@ def test_malformed_rule_files_name_file_rule_and_key(tmp_path: Path, text: str, 
     with pytest.raises(RulesError) as exc:
         RuleBook.load(p)
     assert str(exc.value).startswith(f"{p}: ") and needle in str(exc.value), str(exc.value)
+
+
+def test_day_scale_indices_of_many_series_in_one_step_equal_each_alone() -> None:
+    """windowed() computes each index for all the step's series at once (NaN-padded, stacked); the
+    transitions are those of each series evaluated alone."""
+    book = RuleBook.load()
+    kinds_of = {"t": "tea_garden", "g": "pig_farm", "p": "pond"}
+    rng = np.random.default_rng(11)
+    wins: dict[tuple[int, str], tuple[np.ndarray, np.ndarray]] = {}
+    rows: list[Row] = []
+    for k in range(4):  # windows of different lengths and wet/dry or drinking patterns
+        n = 300 + 150 * k
+        t = T0 + np.arange(n) * 300.0
+        wins[(k, "leaf_wet")] = (t, np.where(t > t[-1] - (11 + k) * 3600, 95.0, 20.0))  # wet 11-14 h
+        wins[(k, "air_t")] = (t, 18.0 + k + rng.normal(0, 0.5, n))
+        rows += [Row(k, k, "tea", f"t-{k}", "leaf_wet", float(x), 0.0) for x in t[-5:]]
+        tw = T0 + np.arange(9 * 288) * 300.0
+        wins[(100 + k, "water_l")] = (tw, np.where(tw > tw[-1] - (3 + k) * 3600, 2.0, 4.0))
+        rows += [Row(100 + k, 100 + k, "gpig", f"w-{k}", "water_l", float(x), 0.0) for x in tw[-40:]]
+    rows.sort(key=lambda r: (r.series_id, r.t))
+
+    def fresh() -> Evaluator:
+        return Evaluator(lambda farm: book.rules(farm, kinds_of[farm[0]]))
+
+    def of(pk: int, metric: str) -> tuple[np.ndarray, np.ndarray] | None:
+        return wins.get((pk, metric))
+
+    def key(e: object) -> tuple[object, ...]:
+        return (e.kind, e.rule.name, e.node, e.t, round(e.value, 9))  # type: ignore[attr-defined]
+
+    together = sorted(map(key, fresh().windowed(rows, of)))
+    alone = sorted(
+        key(e)
+        for sid in sorted({r.series_id for r in rows})
+        for e in fresh().windowed([r for r in rows if r.series_id == sid], of)
+    )
+    assert together == alone
+    assert {k[1] for k in together} == {"leaf-wet-disease", "water-drop"}  # both kinds alert
