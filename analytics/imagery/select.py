@@ -3,9 +3,9 @@
 ``percentiles(v, qs)`` returns exactly what ``np.percentile(v, qs)`` (method "linear") returns, bit
 for bit: the same order statistics and numpy's own interpolation formula. For large float32 arrays
 it finds those order statistics by a radix select on the float's bit pattern: one histogram of the
-top 16 bits (sign, exponent and 7 mantissa bits: bins 1/128 of a value wide), then only the few
+top 20 bits (sign, exponent and 11 mantissa bits), then only the few
 bins that hold a wanted rank are extracted and partitioned (for an NDVI block, some tens of
-thousands of values instead of millions). About a third of ``np.percentile``'s time on a 4 M pixel
+thousands of values instead of millions). Less than half of ``np.percentile``'s time on a 4 M pixel
 drone block. Smaller or other arrays go to ``np.percentile`` itself.
 """
 
@@ -17,8 +17,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-#: Below this many values ``np.percentile`` is as fast (the histogram has 65,536 bins).
-RADIX_MIN = 1 << 17
+#: Below this many values ``np.percentile`` is as fast (the histogram has 2^20 bins).
+RADIX_MIN = 1 << 18
+#: Histogram on the top 20 bits of the float: sign, exponent and 11 mantissa bits (bins 1/2048 of a
+#: value wide, so the bins holding the wanted ranks are small even for a narrow NDVI distribution).
+KEY_BITS = 20
+_HALF = 1 << (KEY_BITS - 1)
+#: Bit patterns in value order: negatives (sign bit set) from the largest pattern down, then the
+#: positives upwards (-0.0 just before +0.0: equal values, either may stand at a rank).
+_ORDER = np.concatenate([np.arange(2 * _HALF - 1, _HALF - 1, -1), np.arange(0, _HALF)]).astype(np.int32)
 
 
 def percentiles(values: NDArray[Any], qs: Sequence[float], *, overwrite: bool = False) -> NDArray[np.float64]:
@@ -52,19 +59,15 @@ def percentiles(values: NDArray[Any], qs: Sequence[float], *, overwrite: bool = 
 
 def order_statistics(v: NDArray[np.float32], ranks: NDArray[np.intp]) -> NDArray[np.float32]:
     """The values at 0-based ``ranks`` (sorted ascending) of the sorted finite float32 array ``v``."""
-    hi = v.view(np.uint16)[1::2] if np.little_endian else v.view(np.uint16)[0::2]
-    raw = np.bincount(hi, minlength=1 << 16)
-    # Bit patterns in value order: negatives (sign bit set) from the largest pattern down, then
-    # positives upwards (-0.0 just before +0.0: equal values, either may stand at a rank).
-    order = np.concatenate([np.arange(0xFFFF, 0x7FFF, -1), np.arange(0, 0x8000)])
-    ends = np.cumsum(raw[order])  # ends[j]: values in bins up to order[j]
+    key = v.view(np.uint32) >> (32 - KEY_BITS)
+    raw = np.bincount(key, minlength=1 << KEY_BITS)
+    ends = np.cumsum(raw[_ORDER])  # ends[j]: values in the bins up to _ORDER[j]
     out = np.empty(len(ranks), dtype=np.float32)
     pos = np.searchsorted(ends, ranks, side="right")  # the bin holding each rank
     for j in np.unique(pos):
         want = np.flatnonzero(pos == j)
-        sub = v[hi == order[j]]
-        before = int(ends[j]) - int(sub.size)
-        kth = ranks[want] - before
+        sub = v[key == _ORDER[j]]
+        kth = ranks[want] - (int(ends[j]) - int(sub.size))
         sub.partition(kth)
         out[want] = sub[kth]
     return out
