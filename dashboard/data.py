@@ -24,6 +24,7 @@ from analytics.qc import FAIL, NOT_EVALUATED, PASS, SUSPECT, gross_range
 from api.queries import analytics as an
 from api.queries import readings as rq
 from api.queries import registry as reg
+from api.queries import sky as sky_q
 from api.queries.models import BucketSeries, Farm, Gateway, NodeStatus, SeriesInfo
 from dashboard.state import farm_state, node_state, uplink_state
 from kernel.catalog import CATALOG
@@ -551,3 +552,36 @@ def anomalies(
                 if sc is not None and sc >= ANOMALY_MARK
             ]
     return pd.DataFrame(rows, columns=cols)
+
+
+# --- farm map: field blocks and the latest imagery overlay ----------------------------------------
+
+
+@dataclass(frozen=True)
+class MapImage:
+    """The farm's latest colour-mapped index image: a PNG whose outer edges are ``bounds``."""
+
+    png: bytes
+    bounds: tuple[float, float, float, float]  # west, south, east, north (degrees)
+    index: str
+    source: str  # satellite | drone
+    acquired_at: datetime
+    vmin: float
+    vmax: float
+
+
+@dataclass(frozen=True)
+class FarmMap:
+    blocks: list[dict[str, Any]]  # GeoJSON features (WGS 84) of the farm's blocks
+    values: dict[str, tuple[datetime, float]]  # block id -> newest (time, ndvi_mean)
+    image: MapImage | None
+
+
+def farm_map(src: Source, farm_id: str, index: str = "ndvi") -> FarmMap:
+    """The farm's blocks, each block's newest mean ``index`` and the latest overlay image (if any)."""
+    with src.conn() as conn:
+        blocks = sky_q.block_features(conn, farm_id)["features"]
+        values = sky_q.latest_block_values(conn, farm_id, f"{index}_mean") if blocks else {}
+        o = sky_q.latest_overlay(conn, farm_id, index)
+    image = None if o is None else MapImage(o.png, o.bounds, o.index, o.source, o.acquired_at, o.vmin, o.vmax)
+    return FarmMap(blocks, values, image)

@@ -7,6 +7,7 @@ With ``AGRI_DASHBOARD_TILE_URL`` (Tianditu, an in-house tile server) that raster
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,6 +15,7 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
+from analytics.imagery.colour import ramp_stops
 from dashboard.i18n import Lang, t
 from dashboard.state import COLOURS, STATES
 
@@ -53,10 +55,19 @@ def overview_map(
     tile_url: str | None = None,
     tile_attribution: str = "",
     height: int = 480,
+    image: tuple[bytes, tuple[float, float, float, float]] | None = None,
+    colour_bar: tuple[float, float, str] | None = None,
 ) -> go.Figure:
+    """``image``: a PNG (a colour-mapped index) and its WGS 84 bounds (west, south, east, north),
+    laid on the map under the block outlines and points; ``colour_bar``: (value at the ramp's
+    start, at its end, title) of the index ramp (``analytics.imagery.colour``), for the legend."""
     traces: list[dict[str, Any]] = []
     lats: list[float] = []
     lons: list[float] = []
+    if image is not None:
+        w, s, e, n = image[1]
+        lats += [s, n]
+        lons += [w, e]
     # Outlines first so the points sit on top of them.
     for farm_id, geo in (boundaries or {}).items():
         for ring in _polygons(geo):
@@ -78,7 +89,7 @@ def overview_map(
                     type="scattermap",
                     lon=[p[0] for p in ring], lat=[p[1] for p in ring], mode="lines", fill="toself",
                     fillcolor=block.get("colour", "rgba(46,157,91,0.25)"),
-                    line={"color": "#2e9d5b", "width": 1},
+                    line={"color": block.get("line") or "#2e9d5b", "width": 2 if block.get("line") else 1},
                     name=str(block.get("name", "")), hoverinfo="name", showlegend=False,
                 )
             )  # fmt: skip
@@ -139,6 +150,30 @@ def overview_map(
                 "source": [tile_url],
             }
         )
+    if image is not None:
+        w, s, e, n = image[1]
+        layers.append(
+            {
+                "below": "traces",
+                "sourcetype": "image",
+                "source": "data:image/png;base64," + base64.b64encode(image[0]).decode("ascii"),
+                "coordinates": [[w, n], [e, n], [e, s], [w, s]],
+                "opacity": 0.9,
+            }
+        )
+    if colour_bar is not None:
+        vmin, vmax, title = colour_bar
+        traces.append(
+            dict(
+                type="scattermap",
+                lat=[centre["lat"]], lon=[centre["lon"]], mode="markers", hoverinfo="skip", showlegend=False,
+                marker={
+                    "size": 1, "opacity": 0, "color": [vmin], "cmin": vmin, "cmax": vmax,
+                    "colorscale": [list(p) for p in ramp_stops()], "showscale": True,
+                    "colorbar": {"title": {"text": title}, "thickness": 12, "len": 0.7, "x": 1.0},
+                },
+            )
+        )  # fmt: skip
     layout = {
         "map": {"style": "white-bg", "center": centre, "zoom": zoom, "layers": layers},
         "margin": {"l": 0, "r": 0, "t": 0, "b": 0},

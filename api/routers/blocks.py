@@ -12,8 +12,7 @@ from fastapi import APIRouter, Query, Response
 
 from api.deps import Conn, Reader, farm_access
 from api.errors import AUTH_RESPONSES, INVALID, NOT_FOUND, ApiError
-from store import sky as store_sky
-from store.registry import get_farm
+from api.queries import sky as sky_q
 
 router = APIRouter(tags=["blocks"], responses={**AUTH_RESPONSES, **INVALID})
 
@@ -26,28 +25,7 @@ router = APIRouter(tags=["blocks"], responses={**AUTH_RESPONSES, **INVALID})
 )
 def list_blocks(conn: Conn, who: Reader, farm: str) -> dict[str, Any]:
     farm_access(who, farm)
-    if get_farm(conn, farm) is None:
-        raise ApiError(404, "not_found", f"farm {farm!r} is not registered")
-    features = []
-    for b in store_sky.list_blocks(conn, farm):
-        features.append(
-            {
-                "type": "Feature",
-                "id": b.block_id,
-                "geometry": b.geometry,
-                "bbox": list(b.bbox),
-                "properties": {
-                    "name": b.name,
-                    "kind": b.kind,
-                    "area_m2": round(b.area_m2, 1),
-                    "nodes": store_sky.block_nodes(conn, farm, b.block_id),
-                    "imagery_nodes": {
-                        s: store_sky.pseudo_node_id(b.block_id, s) for s in ("satellite", "drone")
-                    },
-                },
-            }
-        )
-    return {"type": "FeatureCollection", "features": features}
+    return sky_q.block_features(conn, farm)
 
 
 @router.get(
@@ -69,7 +47,7 @@ def overlay(
     """The PNG's outer edges are at ``X-Bounds`` (west,south,east,north in degrees); transparent
     pixels are outside every block or under cloud. Rendered by `agri sky import` / `fetch`."""
     farm_access(who, farm)
-    o = store_sky.get_overlay(conn, farm, index, source)
+    o = sky_q.latest_overlay(conn, farm, index, source)
     if o is None:
         raise ApiError(404, "not_found", f"farm {farm!r} has no {index} image yet")
     headers = {

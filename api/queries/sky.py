@@ -1,0 +1,65 @@
+"""A farm's field blocks (GeoJSON) and its latest imagery overlay, HTTP-free: the blocks router and
+the dashboard's farm map read the same functions (docs/sky.md)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+from api.queries.errors import NotFound
+from store import sky as store_sky
+from store.registry import get_farm
+from store.sky import Overlay
+
+Conn = psycopg.Connection[Any]
+SOURCES = ("satellite", "drone")
+
+
+def block_features(conn: Conn, farm_id: str) -> dict[str, Any]:
+    """The farm's blocks as a GeoJSON FeatureCollection (WGS 84): name, kind, area, the sensor
+    nodes placed in each and its imagery pseudo node ids."""
+    if get_farm(conn, farm_id) is None:
+        raise NotFound(f"farm {farm_id!r} is not registered", field="farm")
+    features = []
+    for b in store_sky.list_blocks(conn, farm_id):
+        features.append(
+            {
+                "type": "Feature",
+                "id": b.block_id,
+                "geometry": b.geometry,
+                "bbox": list(b.bbox),
+                "properties": {
+                    "name": b.name,
+                    "kind": b.kind,
+                    "area_m2": round(b.area_m2, 1),
+                    "nodes": store_sky.block_nodes(conn, farm_id, b.block_id),
+                    "imagery_nodes": {s: store_sky.pseudo_node_id(b.block_id, s) for s in SOURCES},
+                },
+            }
+        )
+    return {"type": "FeatureCollection", "features": features}
+
+
+def latest_overlay(
+    conn: Conn, farm_id: str, index: str = "ndvi", source: str | None = None
+) -> Overlay | None:
+    """The farm's stored colour-mapped ``index`` image (newest over both sources unless one is
+    named): PNG bytes, WGS 84 bounds, acquisition time, the values at the ramp's ends."""
+    return store_sky.get_overlay(conn, farm_id, index, source)
+
+
+def latest_block_values(
+    conn: Conn, farm_id: str, metric: str = "ndvi_mean"
+) -> dict[str, tuple[datetime, float]]:
+    """Block id -> (time, value) of the newest ``metric`` reading of its imagery pseudo nodes
+    (satellite or drone, whichever is newer)."""
+    rows = conn.execute(
+        "SELECT DISTINCT ON (n.block_id) n.block_id, r.time, r.value FROM readings r"
+        " JOIN series s ON s.id = r.series_id JOIN nodes n ON n.id = s.node_id"
+        " WHERE n.farm_id = %s AND n.source <> 'sensor' AND n.block_id IS NOT NULL AND s.metric = %s"
+        " ORDER BY n.block_id, r.time DESC",
+        (farm_id, metric),
+    ).fetchall()
+    return {str(b): (t, float(v)) for b, t, v in rows}
