@@ -129,7 +129,11 @@ def test_farm_page_per_kind(dash_env: Seeded, farm: str, title: str, expect: str
 def test_sky_panel_shows_block_index_beside_soil_moisture(dash_env: Seeded) -> None:
     at = _page("farm", farm="longju-orchard")
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    sky = [c for c in charts if c["layout"].get("title", {}).get("text") == "地块影像指数（左）与土壤含水量（右）"]
+    sky = [
+        c
+        for c in charts
+        if c["layout"].get("title", {}).get("text") == "地块影像指数（左）与土壤含水量（右）"
+    ]
     assert len(sky) == 1
     names = [tr["name"] for tr in sky[0]["data"]]
     assert names[:2] == ["NDVI 均值 · sat-b1", "NDVI 均值 · sat-b2"]
