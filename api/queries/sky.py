@@ -8,13 +8,15 @@ from typing import Any
 
 import psycopg
 
-from api.queries.errors import NotFound
+from api.queries.errors import InvalidArgument, NotFound
+from store import blockgeo
 from store import sky as store_sky
 from store.registry import get_farm
 from store.sky import Overlay
 
 Conn = psycopg.Connection[Any]
 SOURCES = ("satellite", "drone")
+MAX_BLOCK_FILE_BYTES = 20 * 1024 * 1024
 
 
 def block_features(conn: Conn, farm_id: str) -> dict[str, Any]:
@@ -63,3 +65,29 @@ def latest_block_values(
         (farm_id, metric),
     ).fetchall()
     return {str(b): (t, float(v)) for b, t, v in rows}
+
+
+def import_blocks(conn: Conn, farm_id: str, data: bytes, filename: str = "blocks") -> list[dict[str, Any]]:
+    """A GeoJSON or KML file's polygons as the farm's blocks, all or nothing (the same checks as
+    `agri block import`: ``store.blockgeo``); :class:`InvalidArgument` lists every bad feature."""
+    if get_farm(conn, farm_id) is None:
+        raise NotFound(f"farm {farm_id!r} is not registered", field="farm")
+    if not data.strip():
+        raise InvalidArgument("empty body: send a GeoJSON FeatureCollection or a KML file", field="body")
+    if len(data) > MAX_BLOCK_FILE_BYTES:
+        raise InvalidArgument(
+            f"{filename}: {len(data)} bytes, more than {MAX_BLOCK_FILE_BYTES} for one block file",
+            field="body",
+        )
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise InvalidArgument(f"{filename}: not UTF-8 text ({exc})", field="body") from None
+    try:
+        blocks = blockgeo.import_blocks_text(conn, farm_id, text, filename)
+    except blockgeo.InputError as exc:
+        raise InvalidArgument(str(exc), field="body") from None
+    return [
+        {"block_id": b.block_id, "name": b.name, "kind": b.kind, "area_m2": round(b.area_m2, 1)}
+        for b in blocks
+    ]

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import Conn, Reader, farm_access
+from api.deps import Conn, Operator, Reader, farm_access
 from api.errors import AUTH_RESPONSES, INVALID, NOT_FOUND, ApiError
 from api.queries import sky as sky_q
 
@@ -26,6 +27,30 @@ router = APIRouter(tags=["blocks"], responses={**AUTH_RESPONSES, **INVALID})
 def list_blocks(conn: Conn, who: Reader, farm: str) -> dict[str, Any]:
     farm_access(who, farm)
     return sky_q.block_features(conn, farm)
+
+
+@router.post(
+    "/farms/{farm}/blocks",
+    response_model=list[dict[str, Any]],
+    status_code=201,
+    responses=NOT_FOUND,
+    summary="Import field blocks from a GeoJSON (WGS 84) or KML file, all or nothing",
+    description="Send the file as the body (`curl --data-binary @blocks.geojson`). Every feature is"
+    " checked first (polygon, not self-intersecting, WGS 84 lon/lat, inside the farm's boundary, near"
+    " the farm); any bad one refuses the whole file with a 400 naming each bad feature and why."
+    " Blocks with an existing id are replaced.",
+)
+async def import_blocks(
+    request: Request,
+    conn: Conn,
+    who: Operator,
+    farm: str,
+    filename: Annotated[str, Query(max_length=200, description="Name of the file, for messages")] = "blocks",
+) -> list[dict[str, Any]]:
+    farm_access(who, farm)
+    data = await request.body()
+    blocks: list[dict[str, Any]] = await run_in_threadpool(sky_q.import_blocks, conn, farm, data, filename)
+    return blocks
 
 
 @router.get(
