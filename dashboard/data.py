@@ -145,6 +145,7 @@ class Overview:
     nodes: pd.DataFrame  # farm_id, node_id, name, lat, lon, state, last_seen, age_s, battery_v, ...
     gateways: pd.DataFrame  # farm_id, gateway_id, name, lat, lon, last_seen, age_s, uplink
     boundaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # farm id -> GeoJSON
+    blocks: list[BlockShape] = field(default_factory=list)  # every farm's field blocks
     alerts_configured: bool = False
 
 
@@ -291,12 +292,15 @@ def overview(
         ],
     )  # fmt: skip
     bounds = {f.id: f.boundary for f in farms if f.boundary}
+    with src.conn() as conn:
+        blocks = block_shapes(conn)
     return Overview(
         now=now,
         farms=farm_df,
         nodes=node_df,
         gateways=gw_df,
         boundaries=bounds,
+        blocks=blocks,
         alerts_configured=alert_counts is not None,
     )
 
@@ -571,17 +575,38 @@ class MapImage:
 
 
 @dataclass(frozen=True)
+class BlockShape:
+    """A field block's polygon (GeoJSON, WGS 84) and its newest mean index value (if any)."""
+
+    farm_id: str
+    block_id: str
+    name: str
+    geometry: dict[str, Any]
+    value: float | None = None
+    time: datetime | None = None
+
+
+@dataclass(frozen=True)
 class FarmMap:
-    blocks: list[dict[str, Any]]  # GeoJSON features (WGS 84) of the farm's blocks
-    values: dict[str, tuple[datetime, float]]  # block id -> newest (time, ndvi_mean)
+    blocks: list[BlockShape]
     image: MapImage | None
 
 
+def block_shapes(conn: Conn, farm_id: str | None = None, index: str = "ndvi") -> list[BlockShape]:
+    """Every block of the farm (or of every farm) with its newest ``<index>_mean``."""
+    blocks = sky_q.list_blocks(conn, farm_id)
+    values = sky_q.latest_block_values(conn, farm_id, f"{index}_mean") if blocks else {}
+    out = []
+    for b in blocks:
+        t, v = values.get((b.farm_id, b.block_id), (None, None))
+        out.append(BlockShape(b.farm_id, b.block_id, b.name or b.block_id, b.geometry, v, t))
+    return out
+
+
 def farm_map(src: Source, farm_id: str, index: str = "ndvi") -> FarmMap:
-    """The farm's blocks, each block's newest mean ``index`` and the latest overlay image (if any)."""
+    """The farm's blocks with their newest mean ``index`` and the latest overlay image (if any)."""
     with src.conn() as conn:
-        blocks = sky_q.block_features(conn, farm_id)["features"]
-        values = sky_q.latest_block_values(conn, farm_id, f"{index}_mean") if blocks else {}
+        blocks = block_shapes(conn, farm_id, index)
         o = sky_q.latest_overlay(conn, farm_id, index)
     image = None if o is None else MapImage(o.png, o.bounds, o.index, o.source, o.acquired_at, o.vmin, o.vmax)
-    return FarmMap(blocks, values, image)
+    return FarmMap(blocks, image)

@@ -15,8 +15,9 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from analytics.imagery.colour import ramp_stops
-from dashboard.i18n import Lang, t
+from analytics.imagery.colour import DISPLAY_RANGE, colormap, ramp_stops
+from dashboard.data import BlockShape
+from dashboard.i18n import Lang, fmt_time, t
 from dashboard.state import COLOURS, STATES
 
 
@@ -42,6 +43,40 @@ def _polygons(geo: Mapping[str, Any]) -> list[list[list[float]]]:
     if kind == "MultiPolygon":
         return [p[0] for p in geo.get("coordinates", []) if p]
     return []
+
+
+def block_colour(value: float | None, vmin: float, vmax: float, alpha: float) -> str:
+    """A block's fill: its value on the index ramp (light green when it has none)."""
+    if value is None:
+        return "rgba(46,157,91,0.25)"
+    r, g, b, _ = (int(x) for x in colormap([value], vmin, vmax)[0])
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def coloured_blocks(
+    blocks: Sequence[BlockShape], tz: str | None, *, over_image: bool = False, index: str = "ndvi"
+) -> list[dict[str, Any]]:
+    """Blocks as ``overview_map`` draws them: filled in the colour of their newest mean index (over
+    an image only faintly, with a dark outline: the image shows the index pixel by pixel), named
+    with the value and its date (in ``tz``, else each block's own UTC time)."""
+    vmin, vmax = DISPLAY_RANGE[index]
+    out = []
+    for b in blocks:
+        label = b.name
+        if b.value is not None:
+            label += f" · {index.upper()} {b.value:.2f}"
+            if b.time is not None:
+                label += f" ({fmt_time(b.time, tz or 'UTC', short=True)})"
+        colour = block_colour(b.value, vmin, vmax, 0.15 if over_image else 0.6)
+        out.append(
+            {
+                "geometry": b.geometry,
+                "name": label,
+                "colour": colour,
+                "line": "#333333" if over_image else None,
+            }
+        )
+    return out
 
 
 def overview_map(

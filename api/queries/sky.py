@@ -12,7 +12,7 @@ from api.queries.errors import InvalidArgument, NotFound
 from store import blockgeo
 from store import sky as store_sky
 from store.registry import get_farm
-from store.sky import Overlay
+from store.sky import Block, Overlay
 
 Conn = psycopg.Connection[Any]
 SOURCES = ("satellite", "drone")
@@ -52,19 +52,25 @@ def latest_overlay(
     return store_sky.get_overlay(conn, farm_id, index, source)
 
 
+def list_blocks(conn: Conn, farm_id: str | None = None) -> list[Block]:
+    """The blocks of one farm, or of every farm."""
+    return store_sky.list_blocks(conn, farm_id)
+
+
 def latest_block_values(
-    conn: Conn, farm_id: str, metric: str = "ndvi_mean"
-) -> dict[str, tuple[datetime, float]]:
-    """Block id -> (time, value) of the newest ``metric`` reading of its imagery pseudo nodes
-    (satellite or drone, whichever is newer)."""
+    conn: Conn, farm_id: str | None = None, metric: str = "ndvi_mean"
+) -> dict[tuple[str, str], tuple[datetime, float]]:
+    """(farm id, block id) -> (time, value) of the newest ``metric`` reading of the block's imagery
+    pseudo nodes (satellite or drone, whichever is newer); one farm's blocks or every farm's."""
     rows = conn.execute(
-        "SELECT DISTINCT ON (n.block_id) n.block_id, r.time, r.value FROM readings r"
+        "SELECT DISTINCT ON (n.farm_id, n.block_id) n.farm_id, n.block_id, r.time, r.value FROM readings r"
         " JOIN series s ON s.id = r.series_id JOIN nodes n ON n.id = s.node_id"
-        " WHERE n.farm_id = %s AND n.source <> 'sensor' AND n.block_id IS NOT NULL AND s.metric = %s"
-        " ORDER BY n.block_id, r.time DESC",
-        (farm_id, metric),
+        " WHERE (%(farm)s::text IS NULL OR n.farm_id = %(farm)s) AND n.source <> 'sensor'"
+        " AND n.block_id IS NOT NULL AND s.metric = %(metric)s"
+        " ORDER BY n.farm_id, n.block_id, r.time DESC",
+        {"farm": farm_id, "metric": metric},
     ).fetchall()
-    return {str(b): (t, float(v)) for b, t, v in rows}
+    return {(str(f), str(b)): (t, float(v)) for f, b, t, v in rows}
 
 
 def import_blocks(conn: Conn, farm_id: str, data: bytes, filename: str = "blocks") -> list[dict[str, Any]]:

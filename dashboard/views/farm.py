@@ -10,7 +10,7 @@ import streamlit as st
 
 from analytics.agro import THI_BANDS
 from analytics.agro.config import DO_LOW_MGL
-from analytics.imagery.colour import DISPLAY_RANGE, colormap
+from analytics.imagery.colour import DISPLAY_RANGE
 from analytics.qc import FAIL, SUSPECT
 from api.queries.models import Farm
 from dashboard import agro, alertsdata, charts, data, mapview, ui
@@ -207,14 +207,6 @@ def _health(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
         col.plotly_chart(fig, key=f"health_{metric}")
 
 
-def _block_colour(value: float | None, vmin: float, vmax: float, alpha: float) -> str:
-    """A block's fill: its value on the index ramp (light green when it has none)."""
-    if value is None:
-        return "rgba(46,157,91,0.25)"
-    r, g, b, _ = (int(x) for x in colormap([value], vmin, vmax)[0])
-    return f"rgba({r},{g},{b},{alpha})"
-
-
 def _map(farm: Farm, lang: Lang) -> None:
     """The farm's blocks coloured by their newest mean NDVI, under them the latest NDVI image,
     and the farm's sensor nodes in their state colours; a colour bar and the scene's date."""
@@ -223,22 +215,7 @@ def _map(farm: Farm, lang: Lang) -> None:
         return
     img = fm.image
     vmin, vmax = (img.vmin, img.vmax) if img else DISPLAY_RANGE["ndvi"]
-    blocks = []
-    for f in fm.blocks:
-        name = (f.get("properties") or {}).get("name") or str(f.get("id"))
-        got = fm.values.get(str(f.get("id")))
-        when = fmt_time(got[0], farm.tz, short=True) if got else ""
-        label = name if got is None else f"{name} · NDVI {got[1]:.2f} ({when})"
-        # over the image a faint fill and a dark outline: the image shows the index pixel by pixel
-        colour = _block_colour(got[1] if got else None, vmin, vmax, 0.15 if img else 0.6)
-        blocks.append(
-            {
-                "geometry": f.get("geometry"),
-                "name": label,
-                "colour": colour,
-                "line": "#333333" if img else None,
-            }
-        )
+    blocks = mapview.coloured_blocks(fm.blocks, farm.tz, over_image=img is not None)
     ov: data.Overview = overview_data(offline_after_s=ui.config().dashboard_offline_after_s)
     nodes = ov.nodes[ov.nodes.farm_id == farm.id] if not ov.nodes.empty else ov.nodes
     cfg = ui.config()

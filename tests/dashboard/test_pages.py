@@ -168,6 +168,14 @@ def test_farm_map_shows_the_ndvi_overlay_and_blocks_coloured_by_ndvi(dash_env: S
     assert not [c for c in charts2 if c["layout"].get("map")]
 
 
+def test_overview_map_draws_every_farms_blocks_with_their_ndvi(dash_env: Seeded) -> None:
+    at = _page("overview")
+    (fig,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "overview_map" in c.proto.id]
+    names = [tr.get("name", "") for tr in fig["data"]]
+    assert any(nm.startswith("一号地块 · NDVI 0.") for nm in names), names
+    assert not [lay for lay in fig["layout"]["map"].get("layers", []) if lay["sourcetype"] == "image"]
+
+
 def test_farm_page_latest_values_units_and_stale_node(dash_env: Seeded) -> None:
     at = _page("farm", farm="longju-orchard")
     rows = {r["节点"]: r for r in _table(at, 0)}
