@@ -26,6 +26,7 @@ from api.queries import readings as rq
 from api.queries import registry as reg
 from api.queries import sky as sky_q
 from api.queries.models import BucketSeries, Farm, Gateway, NodeStatus, SeriesInfo
+from api.queries.sky import Overlay
 from dashboard.state import farm_state, node_state, uplink_state
 from kernel.catalog import CATALOG
 from kernel.qc import qc_metric, thresholds_for
@@ -562,19 +563,6 @@ def anomalies(
 
 
 @dataclass(frozen=True)
-class MapImage:
-    """The farm's latest colour-mapped index image: a PNG whose outer edges are ``bounds``."""
-
-    png: bytes
-    bounds: tuple[float, float, float, float]  # west, south, east, north (degrees)
-    index: str
-    source: str  # satellite | drone
-    acquired_at: datetime
-    vmin: float
-    vmax: float
-
-
-@dataclass(frozen=True)
 class BlockShape:
     """A field block's polygon (GeoJSON, WGS 84) and its newest mean index value (if any)."""
 
@@ -589,7 +577,7 @@ class BlockShape:
 @dataclass(frozen=True)
 class FarmMap:
     blocks: list[BlockShape]
-    image: MapImage | None
+    image: Overlay | None  # the latest colour-mapped index PNG and its WGS 84 bounds
 
 
 def block_shapes(conn: Conn, farm_id: str | None = None, index: str = "ndvi") -> list[BlockShape]:
@@ -607,6 +595,5 @@ def farm_map(src: Source, farm_id: str, index: str = "ndvi") -> FarmMap:
     """The farm's blocks with their newest mean ``index`` and the latest overlay image (if any)."""
     with src.conn() as conn:
         blocks = block_shapes(conn, farm_id, index)
-        o = sky_q.latest_overlay(conn, farm_id, index)
-    image = None if o is None else MapImage(o.png, o.bounds, o.index, o.source, o.acquired_at, o.vmin, o.vmax)
+        image = sky_q.latest_overlay(conn, farm_id, index)
     return FarmMap(blocks, image)

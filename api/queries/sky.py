@@ -16,6 +16,15 @@ from store.sky import Block, Overlay
 
 Conn = psycopg.Connection[Any]
 SOURCES = ("satellite", "drone")
+__all__ = [
+    "Block",
+    "Overlay",
+    "block_features",
+    "import_blocks",
+    "latest_block_values",
+    "latest_overlay",
+    "list_blocks",
+]
 MAX_BLOCK_FILE_BYTES = 20 * 1024 * 1024
 
 
