@@ -35,6 +35,8 @@ def percentiles(values: NDArray[Any], qs: Sequence[float], *, overwrite: bool = 
     if v.dtype != np.float32 or v.size < RADIX_MIN or not v.flags.c_contiguous:
         out: NDArray[np.float64] = np.asarray(np.percentile(v, list(qs), overwrite_input=overwrite))
         return out
+    if not all(0.0 <= q <= 100.0 for q in qs):
+        raise ValueError(f"percentiles must be within 0..100, not {list(qs)}")
     n = int(v.size)
     # numpy's linear method, step by step (numpy/lib/_function_base_impl.py: _quantile, _lerp)
     q = np.true_divide(np.asarray(qs, dtype=np.float64), 100)
