@@ -69,10 +69,13 @@ def apply(node, log):
     probe = payload = None
     if ok:
         log("config_received", bytes=max(0, fsutil.size(REMOTE_FILE)))
-        node.cfg = None
+        # Identity and keys change only by reflashing; the rest of the old config is dropped
+        # before the new one is built (the peak of a config change).
+        keep = [(k, keep[k]) for k in ("farm", "node", "broker", "ota_key")]
+        node.cfg = node.hal.cfg = None
         c, _ = cf.load(log)
-        for k in ("farm", "node", "broker", "ota_key"):  # identity and keys change only by reflashing
-            c[k] = keep[k]
-        node.cfg = node.hal.cfg = c  # (the old config must not stay referenced)
+        for k, v in keep:
+            c[k] = v
+        node.cfg = node.hal.cfg = c
     return ok
 
