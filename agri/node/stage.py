@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from agri.flash.build import romfs_image
 from agri.node.runtime import RuntimeMissing, cache_dir, firmware_dir
 
 BUILD_FILES = ("main.py", "boot.py")
@@ -128,24 +129,6 @@ def _compile(cross: str, src: Path, dst: Path, name: str) -> None:
 
 
 def make_romfs(lib: Path, top: str = "lib") -> bytes:
-    """A ROMFS image holding ``lib`` as ``/top`` (at the root if top is empty; mpremote's writer,
-    the format ``vfs.VfsRom`` mounts)."""
-    from mpremote.romfs import VfsRomWriter
-
-    w = VfsRomWriter()
-    if top:
-        w.opendir(top)
-
-    def add(d: Path) -> None:
-        for p in sorted(d.iterdir()):
-            if p.is_dir():
-                w.opendir(p.name)
-                add(p)
-                w.closedir()
-            else:
-                w.mkfile(p.name, p.read_bytes())
-
-    add(lib)
-    if top:
-        w.closedir()
-    return bytes(w.finalise())
+    """A ROMFS image holding the directory ``lib`` as ``/top`` (at the root if top is empty)."""
+    files = {p.relative_to(lib).as_posix(): p.read_bytes() for p in sorted(lib.rglob("*")) if p.is_file()}
+    return romfs_image({f"{top}/{k}" if top else k: v for k, v in files.items()})
