@@ -186,6 +186,10 @@ class Device:
         except (ValueError, IndexError):
             return 0, 0
 
+    def exists(self, path: str) -> bool:
+        code = f"import os\ntry:\n os.stat({path!r})\n print(1)\nexcept OSError:\n print(0)"
+        return self._exec("inspect", code, path).strip().endswith(b"1")
+
     def romfs_sha256(self, n: int) -> str:
         """sha256 (hex) of the first ``n`` bytes of ROMFS partition 0, computed on the device."""
         code = (

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
-from agri.flash.build import romfs_image
+from agri.flash.build import PACKAGE, romfs_image
 from agri.flash.device import Device, ResetMode
 from agri.flash.errors import FlashError
 from agri.flash.plan import Plan, blocks_needed, diff, inspect_roots, verify
@@ -71,6 +71,7 @@ class FlashResult:
     code_why: str = ""  # why not ROMFS, when the board has a partition
     romfs_bytes: int = 0  # size of the ROMFS image (code == "romfs")
     romfs_unchanged: bool = False  # the partition already held this image
+    romfs_cleared: bool = False  # code went to /lib; the partition's older copy was cleared
     boot_output: bytes = b""
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -136,6 +137,12 @@ def flash(
         if image:
             _deploy_romfs(dev, image, opts, res, rep)
             lap("romfs")
+        elif rom_size and dev.exists(f"/rom/lib/{PACKAGE}"):
+            # An earlier flash put the code in ROMFS: /rom/lib comes before /lib on sys.path, so
+            # that copy would shadow what was just written to /lib.
+            rep.step(f"clearing ROMFS partition 0 (its {PACKAGE} would shadow the one in /lib)")
+            dev.deploy_romfs(romfs_image({}))
+            res.romfs_cleared = True
         rep.step("verifying (sha256 computed on the device)")
         after = dev.files(roots)
         problems = verify(plan, after)
