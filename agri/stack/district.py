@@ -21,9 +21,9 @@ from agri.stack.fleet import SimNode
 from agri.stack.mqtt_auth import MqttAuth, new_password, node_username
 from alerts import commissioners as comm
 from api.queries import tokens
-from sky.blocks import import_blocks_text
 from store import registry
 from store import sky as store_sky
+from store.blockgeo import import_blocks_text
 
 
 @dataclass(frozen=True)
