@@ -8,24 +8,18 @@ with one line naming the file, the rule and the key (:class:`kernel.rules.RulesE
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 
 from kernel.catalog import FARM_KINDS
-from kernel.rules import Rule, RulesError, RuleSet, load_rules, merge_rules, parse_rules
-
-
-def default_rules(kind: str) -> RuleSet:
-    if kind not in FARM_KINDS:
-        raise ValueError(f"farm kind {kind!r} must be one of {', '.join(FARM_KINDS)}")
-    text = resources.files("alerts").joinpath("defaults", f"{kind}.toml").read_text(encoding="utf-8")
-    return parse_rules(text, "toml", f"alerts/defaults/{kind}.toml")
+from kernel.rules import Rule, RulesError, RuleSet, load_rules, merge_rules
+from kernel.rules.layers import default_rules
 
 
 @dataclass
 class RuleBook:
     deployment: RuleSet | None = None
     farms: dict[str, RuleSet] = field(default_factory=dict)
+    overrides: dict[str, RuleSet] = field(default_factory=dict)  # stored through the API (store.farm_rules)
     defaults: dict[str, RuleSet] = field(default_factory=dict)
 
     @classmethod
@@ -44,6 +38,7 @@ class RuleBook:
         layers = [self.defaults[kind].rules if kind in self.defaults else ()]
         if self.deployment is not None:
             layers.append(self.deployment.rules)
-        if farm in self.farms:
-            layers.append(self.farms[farm].rules)
+        for by_farm in (self.farms, self.overrides):
+            if farm in by_farm:
+                layers.append(by_farm[farm].rules)
         return [r for r in merge_rules(*layers) if r.enabled]

@@ -19,9 +19,9 @@ import psycopg
 from agri.node import config as nodecfg
 from agri.stack.fleet import SimNode
 from agri.stack.mqtt_auth import MqttAuth, new_password, node_username
-from alerts import commissioners as comm
 from api.queries import tokens
 from sky.blocks import import_blocks_text
+from store import commissioners as comm
 from store import registry
 from store import sky as store_sky
 
