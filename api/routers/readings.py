@@ -11,7 +11,6 @@ from zoneinfo import ZoneInfo
 
 import orjson
 from fastapi import APIRouter, Query, Response
-from pydantic import TypeAdapter
 
 from api.deps import Conn, Reader, farm_access
 from api.errors import AUTH_RESPONSES, INVALID, NOT_FOUND
@@ -37,8 +36,6 @@ MetricQ = Annotated[str | None, Query(min_length=1, max_length=64, description="
 SeriesQ = Annotated[list[int] | None, Query(description="Series ids (repeat the parameter)", max_length=5000)]
 StartQ = Annotated[datetime, Query(description="Range start (inclusive); no offset: farm-local time")]
 EndQ = Annotated[datetime, Query(description="Range end (exclusive); no offset: farm-local time")]
-
-_LATEST = TypeAdapter(list[LatestValue])
 
 
 def localise(t: datetime, tz: str) -> datetime:
@@ -81,10 +78,10 @@ def latest(
     series_id: SeriesQ = None,
 ) -> Response:
     farm_access(who, farm)
-    out = readings.latest(
+    body = readings.latest_json(
         conn, farms=who.farm_list(), farm=farm, node=node, metric=metric, series_ids=series_id
     )
-    return Response(_LATEST.dump_json(out), media_type="application/json")
+    return Response(body, media_type="application/json")
 
 
 @router.get(

@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from pydantic import TypeAdapter
 
 from api.queries import readings as rq
+from api.queries.models import LatestValue
 from kernel.decode import Decoded, decode_message
 from kernel.protocol import Limits, encode_up, up_topic
 from store import rollup
@@ -265,5 +267,11 @@ def test_latest_mixes_rolled_up_and_freshly_written_series(db: psycopg.Connectio
         "soil_t": (t0 + timedelta(minutes=200), 77.0),
         "air_rh": (t0 + timedelta(minutes=110), 130.0),
     }
+    assert _latest_json(db, "farm-m") == rq.latest(db, farm="farm-m")  # the API's body: the same answer
     rollup.refresh_all(db)
     assert {v.metric: (v.time, v.value) for v in rq.latest(db, farm="farm-m")} == got
+    assert _latest_json(db, "farm-m") == rq.latest(db, farm="farm-m")
+
+
+def _latest_json(db: psycopg.Connection[Any], farm: str) -> list[LatestValue]:
+    return TypeAdapter(list[LatestValue]).validate_json(rq.latest_json(db, farm=farm))
