@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from api.queries import cursor as cursors
-from api.queries.errors import Conflict, InvalidArgument, NotFound
+from api.queries.errors import Conflict, NotFound
 from api.queries.models import Page
 from store import alert_lifecycle
 
@@ -83,11 +83,7 @@ def list_alerts(
     cursor: str | None = None,
 ) -> Page[Alert]:
     """Alerts, newest first."""
-    if not 1 <= limit <= 1000:
-        raise InvalidArgument("limit must be 1..1000", field="limit")
-    conds: list[sql.Composable] = [sql.SQL("true")]
-    params: list[Any] = []
-    for cond, value in (
+    conds = cursors.where(
         ("a.farm_id = ANY(%s)", list(farms) if farms is not None else None),
         ("a.farm_id = %s", farm),
         ("a.status = %s", status),
@@ -96,21 +92,8 @@ def list_alerts(
         ("n.node_id = %s", node),
         ("a.started_at >= %s", since),
         ("a.started_at < %s", until),
-    ):
-        if value is not None:
-            conds.append(sql.SQL(cond))
-            params.append(value)
-    after = cursors.decode(cursor, 1)
-    if after is not None:
-        if not isinstance(after[0], int):
-            raise InvalidArgument("cursor is not a cursor this API returned", field="cursor")
-        conds.append(sql.SQL("a.id < %s"))
-        params.append(after[0])
-    q = sql.SQL("{} WHERE {} ORDER BY a.id DESC LIMIT %s").format(_SELECT, sql.SQL(" AND ").join(conds))
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [Alert(**r) for r in cur.execute(q, [*params, limit + 1]).fetchall()]
-    nxt = cursors.encode(rows[limit - 1].id) if len(rows) > limit else None
-    return Page[Alert](items=rows[:limit], next_cursor=nxt)
+    )
+    return cursors.newest_first(conn, _SELECT, conds, "a.id", Alert, limit, cursor)
 
 
 def get_alert(conn: Conn, alert_id: int, *, farms: Sequence[str] | None = None) -> AlertDetail:

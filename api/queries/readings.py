@@ -13,7 +13,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from zoneinfo import ZoneInfo
 
 import numpy as np
@@ -63,45 +63,36 @@ def check_range(start: datetime, end: datetime) -> None:
         raise InvalidArgument("end must be after start", field="end")
 
 
-def _series_filter(
-    *,
-    farms: Sequence[str] | None,
-    farm: str | None,
-    node: str | None,
-    metric: str | None,
-    series_ids: Sequence[int] | None,
-) -> tuple[list[sql.Composable], list[Any]]:
+class SeriesFilter(TypedDict, total=False):
+    """Which series (a farm or series ids at least); ``farms``: the farms a token is limited to."""
+
+    farms: Sequence[str] | None
+    farm: str | None
+    node: str | None
+    metric: str | None
+    series_ids: Sequence[int] | None
+
+
+def _series_filter(which: SeriesFilter) -> tuple[sql.Composable, list[Any]]:
+    farms, farm, node = which.get("farms"), which.get("farm"), which.get("node")
+    metric, series_ids = which.get("metric"), which.get("series_ids")
     if farm is None and not series_ids:
         raise InvalidArgument("give a farm or series ids", field="farm")
     if metric is not None and metric not in CATALOG:
         raise InvalidArgument(f"unknown metric {metric!r}", field="metric")
-    conds: list[sql.Composable] = []
-    params: list[Any] = []
-    for cond, value in (
+    return cursors.where(
         ("n.farm_id = ANY(%s)", list(farms) if farms is not None else None),
         ("n.farm_id = %s", farm),
         ("n.node_id = %s", node),
         ("s.metric = %s", metric),
         ("s.id = ANY(%s)", list(series_ids) if series_ids else None),
-    ):
-        if value is not None:
-            conds.append(sql.SQL(cond))
-            params.append(value)
-    return conds, params
+    )
 
 
-def find_series(
-    conn: Conn,
-    *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
-    node: str | None = None,
-    metric: str | None = None,
-    series_ids: Sequence[int] | None = None,
-) -> list[SeriesInfo]:
+def find_series(conn: Conn, **which: Unpack[SeriesFilter]) -> list[SeriesInfo]:
     """Series matching the filters, ordered by id; at least a farm or series ids must be given."""
-    conds, params = _series_filter(farms=farms, farm=farm, node=node, metric=metric, series_ids=series_ids)
-    q = sql.SQL("{} WHERE {} ORDER BY s.id").format(_SERIES_SELECT, sql.SQL(" AND ").join(conds))
+    conds, params = _series_filter(which)
+    q = sql.SQL("{} WHERE {} ORDER BY s.id").format(_SERIES_SELECT, conds)
     with conn.cursor(row_factory=dict_row) as cur:
         return [SeriesInfo(**r) for r in cur.execute(q, params).fetchall()]
 
@@ -157,15 +148,7 @@ def _fresh(conn: Conn, sids: Sequence[int], marks: Sequence[datetime]) -> dict[i
     return {sid: (t, v) for sid, t, v in conn.execute(q, (list(sids), list(marks))).fetchall()}
 
 
-def latest(
-    conn: Conn,
-    *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
-    node: str | None = None,
-    metric: str | None = None,
-    series_ids: Sequence[int] | None = None,
-) -> list[LatestValue]:
+def latest(conn: Conn, **which: Unpack[SeriesFilter]) -> list[LatestValue]:
     """The newest reading of each matching series (time and value null if it has none).
 
     The same answer as ``registry.LATEST_OF`` in two statements: the rollups' newest hour and the
@@ -173,8 +156,8 @@ def latest(
     after their newest rollup hour. A mark committed between the two is data that arrived just
     after the first: the answer is the one a request made a moment earlier would get.
     """
-    conds, params = _series_filter(farms=farms, farm=farm, node=node, metric=metric, series_ids=series_ids)
-    q = sql.SQL("{} ORDER BY s.id").format(_LATEST_ROLLUP.format(sql.SQL(" AND ").join(conds)))
+    conds, params = _series_filter(which)
+    q = sql.SQL("{} ORDER BY s.id").format(_LATEST_ROLLUP.format(conds))
     rows = conn.execute(q, params).fetchall()
     stale = [(r[0], r[8]) for r in rows if r[8] is not None and (r[5] is None or r[8] >= r[5])]
     fresh = _fresh(conn, [k for k, _ in stale], [h for _, h in stale])
@@ -190,19 +173,11 @@ def latest(
     return out
 
 
-def latest_json(
-    conn: Conn,
-    *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
-    node: str | None = None,
-    metric: str | None = None,
-    series_ids: Sequence[int] | None = None,
-) -> bytes:
+def latest_json(conn: Conn, **which: Unpack[SeriesFilter]) -> bytes:
     """:func:`latest` as the JSON array the API sends (``list[LatestValue]``), built by the
     database; only the series not rolled up yet are patched in Python."""
-    conds, params = _series_filter(farms=farms, farm=farm, node=node, metric=metric, series_ids=series_ids)
-    q = _LATEST_JSON.format(_LATEST_ROLLUP.format(sql.SQL(" AND ").join(conds)))
+    conds, params = _series_filter(which)
+    q = _LATEST_JSON.format(_LATEST_ROLLUP.format(conds))
     row = conn.execute(q, params).fetchone()
     assert row is not None  # an aggregate: always one row
     text, sids, marks = row
@@ -526,53 +501,33 @@ def rejects(
     cursor: str | None = None,
 ) -> Page[Rejected]:
     """Dead letters, newest first."""
-    if not 1 <= limit <= 1000:
-        raise InvalidArgument("limit must be 1..1000", field="limit")
-    conds: list[sql.Composable] = [sql.SQL("true")]
-    params: list[Any] = []
-    for cond, value in (
+    conds = cursors.where(
         ("farm_id = ANY(%s)", list(farms) if farms is not None else None),
         ("farm_id = %s", farm),
         ("node_id = %s", node),
         ("reason = %s", reason),
         ("received_at >= %s", aware(since, "since") if since else None),
         ("received_at < %s", aware(until, "until") if until else None),
-    ):
-        if value is not None:
-            conds.append(sql.SQL(cond))
-            params.append(value)
-    after = cursors.decode(cursor, 1)
-    if after is not None:
-        if not isinstance(after[0], int):
-            raise InvalidArgument("cursor is not a cursor this API returned", field="cursor")
-        conds.append(sql.SQL("id < %s"))
-        params.append(after[0])
-    q = sql.SQL(
-        "SELECT id, received_at, source, farm_id, node_id, metric, reading_time, reason, detail FROM rejects"
-        " WHERE {} ORDER BY id DESC LIMIT %s"
-    ).format(sql.SQL(" AND ").join(conds))
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [Rejected(**r) for r in cur.execute(q, [*params, limit + 1]).fetchall()]
-    nxt = cursors.encode(rows[limit - 1].id) if len(rows) > limit else None
-    return Page[Rejected](items=rows[:limit], next_cursor=nxt)
+    )
+    return cursors.newest_first(conn, _REJECTS, conds, "id", Rejected, limit, cursor)
+
+
+_REJECTS = sql.SQL(
+    "SELECT id, received_at, source, farm_id, node_id, metric, reading_time, reason, detail FROM rejects"
+)
 
 
 def completeness(
     conn: Conn, *, farms: Sequence[str] | None = None, farm: str | None = None, node: str | None = None
 ) -> list[Completeness]:
-    conds: list[sql.Composable] = [sql.SQL("true")]
-    params: list[Any] = []
-    for cond, value in (
+    cond, params = cursors.where(
         ("farm_id = ANY(%s)", list(farms) if farms is not None else None),
         ("farm_id = %s", farm),
         ("node_id = %s", node),
-    ):
-        if value is not None:
-            conds.append(sql.SQL(cond))
-            params.append(value)
+    )
     q = sql.SQL(
         "SELECT farm_id, node_id, first_seq, last_seq, msgs_received, msgs_missing, dropped_reported,"
         " completeness FROM node_completeness WHERE {} ORDER BY farm_id, node_id"
-    ).format(sql.SQL(" AND ").join(conds))
+    ).format(cond)
     with conn.cursor(row_factory=dict_row) as cur:
         return [Completeness(**r) for r in cur.execute(q, params).fetchall()]
