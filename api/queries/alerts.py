@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import psycopg
 from psycopg import sql
@@ -71,29 +71,24 @@ _SELECT = sql.SQL(
 def list_alerts(
     conn: Conn,
     *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
     status: Status | None = None,
     severity: Severity | None = None,
     rule: str | None = None,
-    node: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 100,
-    cursor: str | None = None,
+    **recent: Unpack[cursors.Recent],
 ) -> Page[Alert]:
     """Alerts, newest first."""
+    farms = recent.get("farms")
     conds = cursors.where(
-        ("a.farm_id = ANY(%s)", list(farms) if farms is not None else None),
-        ("a.farm_id = %s", farm),
+        ("a.farm_id = ANY(%s)", None if farms is None else list(farms)),
+        ("a.farm_id = %s", recent.get("farm")),
         ("a.status = %s", status),
         ("a.severity = %s", severity),
         ("a.rule = %s", rule),
-        ("n.node_id = %s", node),
-        ("a.started_at >= %s", since),
-        ("a.started_at < %s", until),
+        ("n.node_id = %s", recent.get("node")),
+        ("a.started_at >= %s", recent.get("since")),
+        ("a.started_at < %s", recent.get("until")),
     )
-    return cursors.newest_first(conn, _SELECT, conds, "a.id", Alert, limit, cursor)
+    return cursors.newest_first(conn, _SELECT, conds, "a.id", Alert, recent)
 
 
 def get_alert(conn: Conn, alert_id: int, *, farms: Sequence[str] | None = None) -> AlertDetail:

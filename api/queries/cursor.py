@@ -6,7 +6,9 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from typing import Any, TypeVar
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, TypedDict, TypeVar
 
 import psycopg
 from psycopg import sql
@@ -38,6 +40,19 @@ def decode(cursor: str | None, n: int) -> list[Any] | None:
     return key
 
 
+class Recent(TypedDict, total=False):
+    """A newest-first listing: of one farm and node, in [since, until), one page
+    (``farms``: those a token is limited to)."""
+
+    farms: Sequence[str] | None
+    farm: str | None
+    node: str | None
+    since: datetime | None
+    until: datetime | None
+    limit: int
+    cursor: str | None
+
+
 def where(*conditions: tuple[str, Any]) -> tuple[sql.Composable, list[Any]]:
     """The AND of the ``(condition, parameter)`` pairs whose parameter is given (not None), and
     those parameters; ``true`` when none is."""
@@ -53,11 +68,11 @@ def newest_first(
     conditions: tuple[sql.Composable, list[Any]],
     id_column: str,
     model: type[M],
-    limit: int,
-    cursor: str | None,
+    recent: Recent,
 ) -> Page[M]:
     """One page of ``select`` rows by descending integer id (``id_column``), resuming below the
-    id in ``cursor``; ``limit`` 1..1000."""
+    id in the listing's cursor; ``limit`` 1..1000."""
+    limit, cursor = recent.get("limit", 100), recent.get("cursor")
     if not 1 <= limit <= 1000:
         raise InvalidArgument("limit must be 1..1000", field="limit")
     cond, params = conditions

@@ -488,28 +488,18 @@ def buckets(
 # --- rejects, completeness ------------------------------------------------------------------------
 
 
-def rejects(
-    conn: Conn,
-    *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
-    node: str | None = None,
-    reason: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 100,
-    cursor: str | None = None,
-) -> Page[Rejected]:
+def rejects(conn: Conn, *, reason: str | None = None, **recent: Unpack[cursors.Recent]) -> Page[Rejected]:
     """Dead letters, newest first."""
+    farms, since, until = recent.get("farms"), recent.get("since"), recent.get("until")
     conds = cursors.where(
-        ("farm_id = ANY(%s)", list(farms) if farms is not None else None),
-        ("farm_id = %s", farm),
-        ("node_id = %s", node),
+        ("farm_id = ANY(%s)", None if farms is None else list(farms)),
+        ("farm_id = %s", recent.get("farm")),
+        ("node_id = %s", recent.get("node")),
         ("reason = %s", reason),
         ("received_at >= %s", aware(since, "since") if since else None),
         ("received_at < %s", aware(until, "until") if until else None),
     )
-    return cursors.newest_first(conn, _REJECTS, conds, "id", Rejected, limit, cursor)
+    return cursors.newest_first(conn, _REJECTS, conds, "id", Rejected, recent)
 
 
 _REJECTS = sql.SQL(

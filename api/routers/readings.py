@@ -15,6 +15,7 @@ from fastapi import APIRouter, Depends, Query, Response
 from api.deps import Conn, Reader, farm_access
 from api.errors import AUTH_RESPONSES, INVALID, NOT_FOUND
 from api.queries import readings
+from api.queries.cursor import Recent
 from api.queries.models import (
     Bucket,
     BucketSeries,
@@ -104,30 +105,37 @@ def buckets(conn: Conn, which: Which, start: StartQ, end: EndQ, bucket: Bucket =
     return Response(body, media_type="application/json")
 
 
-@router.get("/rejects", response_model=Page[Rejected], summary="Rejected readings and messages, newest first")
-def rejects(
-    conn: Conn,
+def recent(
     who: Reader,
     farm: FarmQ = None,
     node: NodeQ = None,
-    reason: Annotated[str | None, Query(max_length=64)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> Page[Rejected]:
+) -> Recent:
+    """The query parameters of a newest-first listing (alerts, rejects), limited to the caller's
+    farms; times without an offset are UTC."""
     farm_access(who, farm)
-    return readings.rejects(
-        conn,
+    return Recent(
         farms=who.farm_list(),
         farm=farm,
         node=node,
-        reason=reason,
         since=localise(since, "UTC") if since else None,
         until=localise(until, "UTC") if until else None,
         limit=limit,
         cursor=cursor,
     )
+
+
+Newest = Annotated[Recent, Depends(recent)]
+
+
+@router.get("/rejects", response_model=Page[Rejected], summary="Rejected readings and messages, newest first")
+def rejects(
+    conn: Conn, listing: Newest, reason: Annotated[str | None, Query(max_length=64)] = None
+) -> Page[Rejected]:
+    return readings.rejects(conn, reason=reason, **listing)
 
 
 @router.get(
