@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Path, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from api.deps import Admin, Conn, Reader, farm_access
@@ -18,6 +18,7 @@ from api.errors import AUTH_RESPONSES, CONFLICT, INVALID, NOT_FOUND, ApiError
 from api.queries import commissioners as q
 from api.queries.commissioners import Commissioner, FarmRules, Language, Severity
 from api.queries.tokens import Principal
+from api.routers.manage import StrictBody
 from api.routers.registry import FarmId
 from kernel.protocol import ID_REGEX
 from kernel.webhook import Channel
@@ -39,11 +40,7 @@ Secret = Annotated[
 Phone = Annotated[str, Field(min_length=1, max_length=32)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CommissionerCreate(_Body):
+class CommissionerCreate(StrictBody):
     name: Name
     channel: Channel
     url: Url
@@ -52,7 +49,7 @@ class CommissionerCreate(_Body):
     phone: Phone | None = None
 
 
-class CommissionerUpdate(_Body):
+class CommissionerUpdate(StrictBody):
     name: Name | None = None
     channel: Channel | None = None
     url: Url | None = None
@@ -62,7 +59,7 @@ class CommissionerUpdate(_Body):
     active: bool | None = Field(None, description="true brings a retired commissioner back")
 
 
-class AssignmentBody(_Body):
+class AssignmentBody(StrictBody):
     min_severity: Severity = "warning"
     escalation_order: Annotated[
         int, Field(ge=0, le=9, description="0: told at once; 1: after the delay; ...")

@@ -26,11 +26,13 @@ Lon = Annotated[float, Field(ge=-180, le=180)]
 Metric = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class _Body(BaseModel):
+class StrictBody(BaseModel):
+    """A request body that refuses unknown keys (a typo is a 422, not silently ignored)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class FarmCreate(_Body):
+class FarmCreate(StrictBody):
     id: Id
     name: Name
     kind: FarmKind
@@ -41,7 +43,7 @@ class FarmCreate(_Body):
     boundary: dict[str, Any] | None = Field(None, description="GeoJSON Polygon or MultiPolygon (WGS 84)")
 
 
-class FarmUpdate(_Body):
+class FarmUpdate(StrictBody):
     name: Name | None = None
     kind: FarmKind | None = None
     lat: Lat | None = None
@@ -51,7 +53,7 @@ class FarmUpdate(_Body):
     boundary: dict[str, Any] | None = None
 
 
-class NodeCreate(_Body):
+class NodeCreate(StrictBody):
     node_id: Id
     name: Name | None = None
     profile: FarmKind | None = None
@@ -61,7 +63,7 @@ class NodeCreate(_Body):
     firmware_version: Annotated[str, Field(max_length=64)] | None = None
 
 
-class NodeUpdate(_Body):
+class NodeUpdate(StrictBody):
     name: Name | None = None
     profile: FarmKind | None = None
     lat: Lat | None = None
@@ -70,14 +72,14 @@ class NodeUpdate(_Body):
     firmware_version: Annotated[str, Field(max_length=64)] | None = None
 
 
-class GatewayCreate(_Body):
+class GatewayCreate(StrictBody):
     gateway_id: Id
     name: Name | None = None
     lat: Lat | None = None
     lon: Lon | None = None
 
 
-class GatewayUpdate(_Body):
+class GatewayUpdate(StrictBody):
     name: Name | None = None
     lat: Lat | None = None
     lon: Lon | None = None
