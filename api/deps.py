@@ -128,3 +128,24 @@ def farm_access(who: Principal, farm: str | None) -> None:
     """403 when a farm-limited token names a farm outside its list."""
     if farm is not None and not who.sees(farm):
         raise ApiError(403, "forbidden", f"this token is not allowed on farm {farm!r}")
+
+
+# The ``{farm}`` path parameter of a route, refused (403) for a token limited to other farms.
+def read_farm(who: Reader, farm: str) -> str:
+    farm_access(who, farm)
+    return farm
+
+
+def operate_farm(who: Operator, farm: str) -> str:
+    farm_access(who, farm)
+    return farm
+
+
+def admin_farm(who: Admin, farm: str) -> str:
+    farm_access(who, farm)
+    return farm
+
+
+ReadFarm = Annotated[str, Depends(read_farm)]
+OperateFarm = Annotated[str, Depends(operate_farm)]
+AdminFarm = Annotated[str, Depends(admin_farm)]

@@ -140,10 +140,10 @@ class FarmRules(BaseModel):
     effective: list[EffectiveRule]
 
 
-def farm_rules_of(conn: Conn, farm: str, *, farms: Sequence[str] | None = None) -> FarmRules:
+def farm_rules_of(conn: Conn, farm: str) -> FarmRules:
     """The farm's override and its effective rules: the shipped defaults of its kind with the
     override on top (a deployment or farm rule file given to `agri alerts` sits between them)."""
-    kind = get_farm(conn, farm, farms=farms).kind
+    kind = get_farm(conn, farm).kind
     got = farm_rules.get(conn, farm)
     mine = {r.name for r in got.rules.rules} if got else set()
     rules = effective_rules(kind, got.rules.rules if got else ())
@@ -157,13 +157,10 @@ def farm_rules_of(conn: Conn, farm: str, *, farms: Sequence[str] | None = None) 
     )
 
 
-def put_farm_rules(
-    conn: Conn, farm: str, text: str, fmt: Literal["toml", "json"], by: str, *,
-    farms: Sequence[str] | None = None,
-) -> FarmRules:  # fmt: skip
+def put_farm_rules(conn: Conn, farm: str, text: str, fmt: Literal["toml", "json"], by: str) -> FarmRules:
     """Validate a rule set (TOML or JSON, as `agri alerts --check` does a rule file) and store it
     as the farm's override, replacing any earlier one."""
-    get_farm(conn, farm, farms=farms)
+    get_farm(conn, farm)
     try:
         rules = parse_rules(text, fmt, f"farm {farm} rules")
     except RulesError as exc:
@@ -172,8 +169,8 @@ def put_farm_rules(
     return farm_rules_of(conn, farm)
 
 
-def delete_farm_rules(conn: Conn, farm: str, *, farms: Sequence[str] | None = None) -> FarmRules:
-    get_farm(conn, farm, farms=farms)
+def delete_farm_rules(conn: Conn, farm: str) -> FarmRules:
+    get_farm(conn, farm)
     if not farm_rules.delete(conn, farm):
         raise NotFound(f"farm {farm!r} has no rule override", field="farm")
     return farm_rules_of(conn, farm)

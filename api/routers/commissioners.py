@@ -13,7 +13,7 @@ from fastapi import APIRouter, Path, Request
 from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Admin, Conn, Reader, farm_access
+from api.deps import Admin, AdminFarm, Conn, Reader, ReadFarm, farm_access
 from api.errors import AUTH_RESPONSES, CONFLICT, INVALID, NOT_FOUND, ApiError
 from api.queries import commissioners as q
 from api.queries.commissioners import Commissioner, FarmRules, Language, Severity
@@ -158,9 +158,8 @@ _RULES_BODY = {
     response_model=FarmRules,
     summary="A farm's alert rules: its override and the effective rules (defaults of its kind + override)",
 )
-def get_rules(conn: Conn, who: Reader, farm: Farm) -> FarmRules:
-    farm_access(who, farm)
-    return q.farm_rules_of(conn, farm, farms=who.farm_list())
+def get_rules(conn: Conn, farm: ReadFarm) -> FarmRules:
+    return q.farm_rules_of(conn, farm)
 
 
 @router.put(
@@ -172,8 +171,7 @@ def get_rules(conn: Conn, who: Reader, farm: Farm) -> FarmRules:
     " name; `enabled = false` switches one off. The alert service picks the change up within a tick.",
     openapi_extra=_RULES_BODY,
 )
-async def put_rules(request: Request, conn: Conn, who: Admin, farm: Farm) -> FarmRules:
-    farm_access(who, farm)
+async def put_rules(request: Request, conn: Conn, who: Admin, farm: AdminFarm) -> FarmRules:
     raw = await request.body()
     try:
         text = raw.decode("utf-8")
@@ -181,10 +179,9 @@ async def put_rules(request: Request, conn: Conn, who: Admin, farm: Farm) -> Far
         raise ApiError(400, "invalid", "the rule set is not UTF-8 text", "rules") from None
     fmt: Literal["toml", "json"] = "toml" if "toml" in request.headers.get("content-type", "") else "json"
     by = f"api:{who.name}"
-    return await run_in_threadpool(q.put_farm_rules, conn, farm, text, fmt, by, farms=who.farm_list())
+    return await run_in_threadpool(q.put_farm_rules, conn, farm, text, fmt, by)
 
 
 @router.delete("/farms/{farm}/rules", response_model=FarmRules, summary="Drop a farm's rule override")
-def delete_rules(conn: Conn, who: Admin, farm: Farm) -> FarmRules:
-    farm_access(who, farm)
-    return q.delete_farm_rules(conn, farm, farms=who.farm_list())
+def delete_rules(conn: Conn, farm: AdminFarm) -> FarmRules:
+    return q.delete_farm_rules(conn, farm)

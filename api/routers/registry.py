@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Query
 
-from api.deps import Conn, Reader, farm_access
+from api.deps import Conn, Reader, ReadFarm, farm_access
 from api.errors import AUTH_RESPONSES, INVALID, NOT_FOUND
 from api.queries import registry
 from api.queries.models import Farm, FarmKind, Gateway, MetricInfo, NodeStatus, Page
@@ -52,8 +52,7 @@ def list_farms(
 
 
 @router.get("/farms/{farm}", response_model=Farm, responses=NOT_FOUND, summary="One farm")
-def get_farm(conn: Conn, who: Reader, farm: str) -> Farm:
-    farm_access(who, farm)
+def get_farm(conn: Conn, farm: ReadFarm) -> Farm:
     return registry.get_farm(conn, farm)
 
 
@@ -63,8 +62,7 @@ def list_nodes(conn: Conn, listing: Listed) -> Page[NodeStatus]:
 
 
 @router.get("/farms/{farm}/nodes/{node}", response_model=NodeStatus, responses=NOT_FOUND, summary="One node")
-def get_node(conn: Conn, who: Reader, farm: str, node: str) -> NodeStatus:
-    farm_access(who, farm)
+def get_node(conn: Conn, farm: ReadFarm, node: str) -> NodeStatus:
     return registry.get_node(conn, farm, node)
 
 
@@ -76,8 +74,7 @@ def list_gateways(conn: Conn, listing: Listed) -> Page[Gateway]:
 @router.get(
     "/farms/{farm}/gateways/{gateway}", response_model=Gateway, responses=NOT_FOUND, summary="One gateway"
 )
-def get_gateway(conn: Conn, who: Reader, farm: str, gateway: str) -> Gateway:
-    farm_access(who, farm)
+def get_gateway(conn: Conn, farm: ReadFarm, gateway: str) -> Gateway:
     return registry.get_gateway(conn, farm, gateway)
 
 
