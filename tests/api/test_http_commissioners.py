@@ -9,9 +9,8 @@ import httpx
 import psycopg
 import pytest
 
-from alerts.config import RuleBook
+from alerts.service import AlertOptions, AlertService
 from api.queries import tokens
-from store import farm_rules
 from tests.api.conftest import Tokens
 
 pytestmark = pytest.mark.integration
@@ -175,15 +174,19 @@ def test_rule_override_validated_effective_and_seen_by_the_alert_service(
     assert names["frost-early"] == "override" and default_names[0] not in names
     assert client.put("/farms/farm-b/rules", json=bad, headers=farm_admin).status_code == 403
 
-    # the alert service's rule book puts the stored override on top
-    with psycopg.connect(db_url, autocommit=True) as conn:
-        book = RuleBook.load()
-        book.overrides = farm_rules.load_all(conn)
-    served = {r.name for r in book.rules("farm-a", "orchard")}
-    assert "frost-early" in served and default_names[0] not in served
+    # the alert service puts the stored override on top, and drops it at its next tick once deleted
+    svc = AlertService(AlertOptions(database_url=db_url, dispatch=False))
+    try:
+        svc.tick()
+        served = {r.name for r in svc.opts.rules.rules("farm-a", "orchard")}
+        assert "frost-early" in served and default_names[0] not in served
 
-    r = client.delete("/farms/farm-a/rules", headers=tok.h("admin"))
-    assert r.status_code == 200 and r.json()["override"] is None
-    assert [e["rule"]["name"] for e in r.json()["effective"]] == default_names
+        r = client.delete("/farms/farm-a/rules", headers=tok.h("admin"))
+        assert r.status_code == 200 and r.json()["override"] is None
+        assert [e["rule"]["name"] for e in r.json()["effective"]] == default_names
+        svc.tick()
+        assert [r.name for r in svc.opts.rules.rules("farm-a", "orchard")] == default_names
+    finally:
+        svc.close()
     assert client.delete("/farms/farm-a/rules", headers=tok.h("admin")).status_code == 404
     assert client.get("/farms/no-such-farm/rules", headers=tok.h("read")).status_code == 404
