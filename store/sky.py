@@ -16,8 +16,8 @@ import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
-from kernel.catalog import CATALOG
 from store import rollup
+from store.registry import ensure_series
 
 Source = Literal["satellite", "drone"]
 SOURCE_PREFIX: dict[str, str] = {"satellite": "sat", "drone": "uav"}
@@ -159,18 +159,7 @@ def ensure_block_series(
             f"node {node_id!r} of farm {farm_id!r} is a sensor node; rename it or the block {block_id!r}"
         )
     node_pk = int(row[0])
-    out = {}
-    for m in metrics:
-        if m not in CATALOG:
-            raise ValueError(f"metric {m!r} is not in the catalog")
-        r = conn.execute(
-            "INSERT INTO series (node_id, metric) VALUES (%s, %s) ON CONFLICT (node_id, metric)"
-            " DO UPDATE SET metric = EXCLUDED.metric RETURNING id",
-            (node_pk, m),
-        ).fetchone()
-        assert r is not None
-        out[m] = int(r[0])
-    return out
+    return {m: ensure_series(conn, node_pk, m) for m in metrics}
 
 
 def upsert_readings(conn: psycopg.Connection[Any], rows: Sequence[tuple[int, datetime, float]]) -> int:
