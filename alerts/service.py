@@ -36,7 +36,6 @@ from kernel.log import event, get_logger
 from kernel.mqtt import make_client
 from kernel.protocol import ROOT, ProtocolError, parse_topic
 from kernel.rules import Episode, Rule
-from store import farm_rules
 
 log = get_logger("alerts")
 HEALTH_FILTER = f"{ROOT}/+/gw/+/health"
@@ -77,7 +76,6 @@ class AlertService:
         self.chunks = 0
         self.board = GatewayBoard()
         self._health: queue.SimpleQueue[tuple[str, str, bytes, float]] = queue.SimpleQueue()
-        self.overrides_version: object = None
 
     # --- state --------------------------------------------------------------------------------
 
@@ -88,18 +86,12 @@ class AlertService:
             kind = self.kinds[farm] = str(row[0]) if row else ""
         return self.opts.rules.rules(farm, kind)
 
-    def _refresh_overrides(self, conn: psycopg.Connection[Any]) -> None:
-        """Farms' rule overrides stored through the API: reloaded when one is put or deleted."""
-        v = farm_rules.version(conn)
-        if v != self.overrides_version:
-            self.opts.rules.overrides = farm_rules.load_all(conn)
-            self.overrides_version = v
-
     def _connect(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed:
             self.conn = psycopg.connect(
                 self.opts.database_url, autocommit=True, application_name="agri-alerts"
             )
+            self.opts.rules.refresh_overrides(self.conn)
             self._load()
         return self.conn
 
@@ -107,7 +99,6 @@ class AlertService:
         """Rebuild the evaluator from what was committed (start, or after a failed step)."""
         conn = self.conn
         assert conn is not None
-        self._refresh_overrides(conn)
         ev = Evaluator(self._rules_for)
         self.an = Analyzer(self.opts.anomaly_floor)  # states reload lazily from what was committed
         self.pending_late, self.late_open = {}, set()
@@ -288,7 +279,6 @@ class AlertService:
         """Clock work: silent nodes, escalations, late-data summaries."""
         now = time.time() if now is None else now
         conn = self._connect()
-        self._refresh_overrides(conn)
         try:
             with conn.transaction():
                 while True:
@@ -322,6 +312,7 @@ class AlertService:
             raise
         self._commit_done()
         lifecycle.escalate_due(conn, now, self.opts.public_url, self.opts.escalate_after_s)
+        self.opts.rules.refresh_overrides(conn)  # a farm's override put or deleted through the API
 
     # --- loop ---------------------------------------------------------------------------------
 
