@@ -59,7 +59,7 @@ class Commissioner:
     id: int
     name: str
     channel: str
-    url: str  # with any robot key masked
+    url: str  # with the robot key masked (:func:`mask`)
     has_secret: bool
     language: str
     phone: str | None
@@ -68,9 +68,14 @@ class Commissioner:
     created_at: datetime
 
 
-def mask(url: str) -> str:
+def mask(url: str, channel: str = "") -> str:
+    """The URL without its robot key: the query (WeCom ``key=``, DingTalk ``access_token=``) and,
+    for Feishu, the hook token that ends the path."""
     parts = urlsplit(url)
-    return parts._replace(query="…" if parts.query else "").geturl()
+    path = parts.path
+    if channel == "feishu" and "/" in path.rstrip("/"):
+        path = path.rstrip("/").rsplit("/", 1)[0] + "/…"
+    return parts._replace(path=path, query="…" if parts.query else "").geturl()
 
 
 def validate(
@@ -241,7 +246,7 @@ def list_commissioners(
         if farms is not None and not assigned:
             continue
         links = [Assignment(f, int(o), s) for f, o, s in assigned]
-        out.append(Commissioner(i, name, ch, mask(url), has_secret, lang, phone, active, links, created))
+        out.append(Commissioner(i, name, ch, mask(url, ch), has_secret, lang, phone, active, links, created))
     return out
 
 

@@ -190,3 +190,14 @@ def test_rule_override_validated_effective_and_seen_by_the_alert_service(
         svc.close()
     assert client.delete("/farms/farm-a/rules", headers=tok.h("admin")).status_code == 404
     assert client.get("/farms/no-such-farm/rules", headers=tok.h("read")).status_code == 404
+
+
+def test_robot_keys_are_masked_in_every_answer(client: httpx.Client, tok: Tokens) -> None:
+    hook = "https://open.feishu.cn/open-apis/bot/v2/hook/f1e2d3c4-feishu-token"
+    body = {"name": "飞书群", "channel": "feishu", "url": hook, "secret": "feishu-signing-secret"}
+    r = client.post("/commissioners", json=body, headers=tok.h("admin"))
+    assert r.status_code == 201, r.text
+    assert r.json()["url"] == "https://open.feishu.cn/open-apis/bot/v2/hook/…"
+    listed = client.get("/commissioners", params={"include_retired": True}, headers=tok.h("read")).text
+    for secret in ("f1e2d3c4-feishu-token", "feishu-signing-secret", "robot-key-123", "access_token=t"):
+        assert secret not in listed
