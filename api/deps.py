@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -59,7 +59,7 @@ class AppState:
             self.writers.append(w)
 
 
-def state(request: Request) -> AppState:
+async def state(request: Request) -> AppState:
     st: AppState = request.app.state.agri
     return st
 
@@ -108,8 +108,8 @@ def principal(
     return who
 
 
-def require(scope: str) -> Callable[[Principal], Principal]:
-    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if not who.may(scope):
             raise ApiError(403, "forbidden", f"this token lacks the {scope!r} scope")
         return who
@@ -131,17 +131,17 @@ def farm_access(who: Principal, farm: str | None) -> None:
 
 
 # The ``{farm}`` path parameter of a route, refused (403) for a token limited to other farms.
-def read_farm(who: Reader, farm: str) -> str:
+async def read_farm(who: Reader, farm: str) -> str:
     farm_access(who, farm)
     return farm
 
 
-def operate_farm(who: Operator, farm: str) -> str:
+async def operate_farm(who: Operator, farm: str) -> str:
     farm_access(who, farm)
     return farm
 
 
-def admin_farm(who: Admin, farm: str) -> str:
+async def admin_farm(who: Admin, farm: str) -> str:
     farm_access(who, farm)
     return farm
 

@@ -43,7 +43,7 @@ def localise(t: datetime, tz: str) -> datetime:
     return t.replace(tzinfo=ZoneInfo(tz)) if t.tzinfo is None or t.utcoffset() is None else t
 
 
-def series_filter(
+async def series_filter(
     who: Reader, farm: FarmQ = None, node: NodeQ = None, metric: MetricQ = None, series_id: SeriesQ = None
 ) -> SeriesFilter:
     """The series query parameters every series route takes, limited to the caller's farms."""
@@ -105,7 +105,7 @@ def buckets(conn: Conn, which: Which, start: StartQ, end: EndQ, bucket: Bucket =
     return Response(body, media_type="application/json")
 
 
-def recent(
+async def recent(
     who: Reader,
     farm: FarmQ = None,
     node: NodeQ = None,

@@ -20,7 +20,7 @@ Cursor = Annotated[str | None, Query(max_length=500, description="`next_cursor` 
 FarmId = Annotated[str, Query(pattern=ID_REGEX, description="Farm id")]
 
 
-def listing(
+async def listing(
     who: Reader,
     farm: FarmId | None = None,
     include_retired: bool = False,
