@@ -23,7 +23,8 @@ from typing import Any
 import httpx
 import psycopg
 
-from alerts import channels, links, messages
+from alerts import channels, messages
+from kernel import links
 from kernel.backoff import Backoff
 from kernel.log import event, get_logger
 
@@ -34,7 +35,8 @@ log = get_logger("alerts")
 class DispatchOptions:
     database_url: str
     link_key: bytes
-    public_url: str
+    public_url: str  # the dashboard (links in messages)
+    ack_url: str = "http://127.0.0.1:8088"  # the API's public address (signed acknowledge links)
     timeout_s: float = 10.0
     lease_s: float = 30.0
     min_backoff_s: float = 1.0
@@ -121,7 +123,7 @@ class Dispatcher:
             view = dict(it.payload)
             if it.alert_id is not None:
                 view["ack_link"] = links.ack_link(
-                    self.opts.public_url, self.opts.link_key, it.alert_id, it.who, now
+                    self.opts.ack_url, self.opts.link_key, it.alert_id, it.who, now
                 )
             texts.append(messages.render(view, it.event, lead.language, now))
         msg_id = f"dlv_{lead.id}"
@@ -133,7 +135,7 @@ class Dispatcher:
         view = dict(lead.payload)
         if lead.alert_id is not None:
             view["ack_link"] = links.ack_link(
-                self.opts.public_url, self.opts.link_key, lead.alert_id, lead.who, now
+                self.opts.ack_url, self.opts.link_key, lead.alert_id, lead.who, now
             )
         body = messages.payload(view, lead.event, msg_id, lead.language, now)
         try:

@@ -32,6 +32,7 @@ from alerts.config import RuleBook
 from alerts.dispatcher import Dispatcher, DispatchOptions
 from alerts.engine import Evaluator, Event, NodeSeen, episode_key, subject
 from alerts.gateways import GatewayBoard
+from kernel import links
 from kernel.log import event, get_logger
 from kernel.mqtt import make_client
 from kernel.protocol import ROOT, ProtocolError, parse_topic
@@ -46,8 +47,9 @@ class AlertOptions:
     database_url: str
     rules: RuleBook = field(default_factory=RuleBook.load)
     partition: feed.Partition = field(default_factory=feed.Partition)
-    public_url: str = "http://127.0.0.1:8501"
-    link_key: bytes = b"development-only-link-key"
+    public_url: str = "http://127.0.0.1:8501"  # the dashboard
+    ack_url: str = "http://127.0.0.1:8088"  # the API (signed acknowledge links)
+    link_key: bytes = field(default_factory=lambda: links.derive_key(None))
     escalate_after_s: float = 900.0
     late_after_s: float = 900.0
     summary_quiet_s: float = 30.0
@@ -69,7 +71,9 @@ class AlertService:
         self.pending_late: dict[str, dict[str, Any]] = {}  # farm -> summary being collected
         self.late_open: set[str] = set()  # episode keys opened from late data, not yet told
         self.dispatcher = (
-            Dispatcher(DispatchOptions(opts.database_url, opts.link_key, opts.public_url))
+            Dispatcher(
+                DispatchOptions(opts.database_url, opts.link_key, opts.public_url, ack_url=opts.ack_url)
+            )
             if opts.dispatch
             else None
         )

@@ -21,6 +21,7 @@ from api import errors
 from api.deps import ApiConfig, AppState
 from api.middleware import BodyLimit, Metrics
 from api.routers import (
+    acklink,
     alerts,
     analytics,
     blocks,
@@ -135,6 +136,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         ingest.router,
         alerts.router,
         commissioners.router,
+        acklink.router,
         blocks.router,
     ):
         app.include_router(r)

@@ -22,6 +22,7 @@ from psycopg_pool import ConnectionPool
 from api.errors import ApiError
 from api.queries import tokens
 from api.queries.tokens import Principal
+from kernel import links
 from store.writer import Writer
 
 TOUCH_EVERY_S = 60.0  # last_used_at is written at most this often per token
@@ -38,6 +39,7 @@ class ApiConfig:
     clock_skew_s: float = 300.0
     retention_days: int = 730
     dashboard_url: str = "http://127.0.0.1:8501"  # links in alert messages
+    link_key: bytes = field(default_factory=lambda: links.derive_key(None))  # signed acknowledge links
 
 
 @dataclass

@@ -92,6 +92,10 @@ class Settings(BaseSettings):
     api_host: str = "127.0.0.1"
     api_port: int = Field(8088, ge=1, le=65535)
     dashboard_port: int = Field(8501, ge=1, le=65535)
+    # Public addresses written into alert messages (what a commissioner's phone can reach); default:
+    # the embedded stack's loopback addresses.
+    public_api_url: str | None = None
+    public_dashboard_url: str | None = None
 
     # Secrets: generated and stored under `home` in development; required in production.
     secret_key: SecretStr | None = None
@@ -121,6 +125,26 @@ class Settings(BaseSettings):
         if not parts.hostname and "host=" not in parts.query:
             raise ValueError("missing host")
         return v
+
+    @field_validator("public_api_url", "public_dashboard_url")
+    @classmethod
+    def _check_public_url(cls, v: str | None) -> str | None:
+        if v is None or v == "":
+            return None
+        parts = urlsplit(v)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s):// URL with a host")
+        return v.rstrip("/")
+
+    @property
+    def api_url(self) -> str:
+        """The API's address as others reach it (acknowledge links in alert messages)."""
+        return self.public_api_url or f"http://{self.api_host}:{self.api_port}"
+
+    @property
+    def dashboard_url(self) -> str:
+        """The dashboard's address as others reach it (links in alert messages)."""
+        return self.public_dashboard_url or f"http://{self.api_host}:{self.dashboard_port}"
 
     @field_validator("sky_stac_url")
     @classmethod

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import signal
 import threading
 import time
@@ -19,6 +18,7 @@ from alerts.config import RuleBook
 from alerts.dispatcher import Dispatcher, DispatchOptions
 from alerts.feed import Partition
 from alerts.service import AlertOptions, AlertService
+from kernel import links
 from kernel.log import configure
 from kernel.rules import RulesError
 from kernel.settings import Settings
@@ -35,8 +35,7 @@ def _db(s: Settings) -> str:
 
 
 def link_key(s: Settings) -> bytes:
-    secret = s.secret_key.get_secret_value() if s.secret_key else "development-only-link-key"
-    return hashlib.sha256(b"agri-ack-link:" + secret.encode()).digest()
+    return links.derive_key(s.secret_key.get_secret_value() if s.secret_key else None)
 
 
 @alerts_app.callback()
@@ -79,7 +78,8 @@ def alerts(
         database_url=_db(s),
         rules=book,
         partition=part,
-        public_url=public_url or f"http://{s.api_host}:{s.dashboard_port}",
+        public_url=public_url or s.dashboard_url,
+        ack_url=s.api_url,
         link_key=link_key(s),
         escalate_after_s=escalate_after * 60,
         dispatch=not no_dispatch,
@@ -106,7 +106,7 @@ def dispatch(
     if max_backoff < min_backoff:
         fail("--max-backoff must be >= --min-backoff", 2)
     opts = DispatchOptions(
-        _db(s), link_key(s), public_url or f"http://{s.api_host}:{s.dashboard_port}",
+        _db(s), link_key(s), public_url or s.dashboard_url, ack_url=s.api_url,
         timeout_s=min(10.0, lease / 2), lease_s=lease, min_backoff_s=min_backoff, max_backoff_s=max_backoff,
     )  # fmt: skip
     stop = threading.Event()
@@ -136,9 +136,7 @@ def resolve(alert_id: int, by: Annotated[str, typer.Option("--by", help="Who res
     s = settings()
     with psycopg.connect(_db(s), autocommit=True) as conn:
         try:
-            changed = lifecycle.resolve(
-                conn, alert_id, by, time.time(), f"http://{s.api_host}:{s.dashboard_port}"
-            )
+            changed = lifecycle.resolve(conn, alert_id, by, time.time(), s.dashboard_url)
         except lifecycle.AlertNotFound as exc:
             fail(str(exc))
     console.print(f"alert {alert_id}: " + ("resolved" if changed else "already resolved (unchanged)"))

@@ -11,6 +11,7 @@ from agri.cli.common import fail, settings
 from agri.stack.manager import Stack
 from api.app import create_app
 from api.deps import ApiConfig
+from kernel import links
 from kernel.log import configure
 
 
@@ -39,7 +40,8 @@ def api(
         refresh_interval_s=refresh_interval,
         clock_skew_s=s.clock_skew_s,
         retention_days=s.retention_days,
-        dashboard_url=f"http://{s.api_host}:{s.dashboard_port}",
+        dashboard_url=s.dashboard_url,
+        link_key=links.derive_key(s.secret_key.get_secret_value() if s.secret_key else None),
     )
     uvicorn.run(
         create_app(cfg),

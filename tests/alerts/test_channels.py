@@ -10,8 +10,9 @@ from urllib.parse import unquote_plus
 import pytest
 from standardwebhooks.webhooks import Webhook
 
-from alerts import channels, links, messages
+from alerts import channels, messages
 from alerts.channels import build, outcome
+from kernel import links
 
 SECRET = "whsec_" + base64.b64encode(b"0123456789abcdef" * 2).decode()
 NOW = 1_764_201_600.5
@@ -84,8 +85,9 @@ def test_message_in_chinese_by_default_and_english_per_recipient() -> None:
 def test_ack_link_verifies_and_refuses_tampering_and_expiry() -> None:
     key = b"k" * 32
     url = links.ack_link("https://farm.example", key, 42, "张三", NOW, ttl_s=60)
+    assert url.startswith("https://farm.example/ack/42?by=%E5%BC%A0%E4%B8%89&exp=")
     assert links.verify_ack(url, key, NOW + 59) == (42, "张三")
     with pytest.raises(links.LinkError, match="expired"):
         links.verify_ack(url, key, NOW + 61)
     with pytest.raises(links.LinkError, match="signature"):
-        links.verify_ack(url.replace("/42/", "/43/"), key, NOW)
+        links.verify_ack(url.replace("/ack/42?", "/ack/43?"), key, NOW)
