@@ -107,14 +107,14 @@ def get_series(conn: Conn, series_id: int, *, farms: Sequence[str] | None = None
 # --- latest ---------------------------------------------------------------------------------------
 
 
-# The newest rollup hour of each series (its hourly row keeps that hour's last reading) and its
-# newest dirty mark: two index probes per series, nothing planned over the chunks of ``readings``.
+# The newest rollup hour of each series with that hour's last reading (``series_latest``, kept by
+# the refresher with the hourly rows) and its newest dirty mark (one index probe per series);
+# nothing planned over the chunks of ``readings``.
 _LATEST_ROLLUP = sql.SQL(
     "SELECT s.id, n.farm_id, n.node_id, s.metric, m.unit, h.hour, h.last_time, h.last_value,"
     " d.hour AS mark"
     " FROM series s JOIN nodes n ON n.id = s.node_id JOIN metrics m ON m.name = s.metric"
-    " LEFT JOIN LATERAL (SELECT hh.hour, hh.last_time, hh.last_value FROM readings_hourly hh"
-    " WHERE hh.series_id = s.id ORDER BY hh.hour DESC LIMIT 1) h ON true"
+    " LEFT JOIN series_latest h ON h.series_id = s.id"
     " LEFT JOIN LATERAL (SELECT dd.hour FROM rollup_dirty dd WHERE dd.series_id = s.id"
     " ORDER BY dd.hour DESC LIMIT 1) d ON true"
     " WHERE {}"
