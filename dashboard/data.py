@@ -24,7 +24,9 @@ from analytics.qc import FAIL, NOT_EVALUATED, PASS, SUSPECT, gross_range
 from api.queries import analytics as an
 from api.queries import readings as rq
 from api.queries import registry as reg
+from api.queries import sky as sky_q
 from api.queries.models import BucketSeries, Farm, Gateway, NodeStatus, SeriesInfo
+from api.queries.sky import Overlay
 from dashboard.state import farm_state, node_state, uplink_state
 from kernel.catalog import CATALOG
 from kernel.qc import qc_metric, thresholds_for
@@ -144,6 +146,7 @@ class Overview:
     nodes: pd.DataFrame  # farm_id, node_id, name, lat, lon, state, last_seen, age_s, battery_v, ...
     gateways: pd.DataFrame  # farm_id, gateway_id, name, lat, lon, last_seen, age_s, uplink
     boundaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # farm id -> GeoJSON
+    blocks: list[BlockShape] = field(default_factory=list)  # every farm's field blocks
     alerts_configured: bool = False
 
 
@@ -290,12 +293,15 @@ def overview(
         ],
     )  # fmt: skip
     bounds = {f.id: f.boundary for f in farms if f.boundary}
+    with src.conn() as conn:
+        blocks = block_shapes(conn)
     return Overview(
         now=now,
         farms=farm_df,
         nodes=node_df,
         gateways=gw_df,
         boundaries=bounds,
+        blocks=blocks,
         alerts_configured=alert_counts is not None,
     )
 
@@ -551,3 +557,43 @@ def anomalies(
                 if sc is not None and sc >= ANOMALY_MARK
             ]
     return pd.DataFrame(rows, columns=cols)
+
+
+# --- farm map: field blocks and the latest imagery overlay ----------------------------------------
+
+
+@dataclass(frozen=True)
+class BlockShape:
+    """A field block's polygon (GeoJSON, WGS 84) and its newest mean index value (if any)."""
+
+    farm_id: str
+    block_id: str
+    name: str
+    geometry: dict[str, Any]
+    value: float | None = None
+    time: datetime | None = None
+
+
+@dataclass(frozen=True)
+class FarmMap:
+    blocks: list[BlockShape]
+    image: Overlay | None  # the latest colour-mapped index PNG and its WGS 84 bounds
+
+
+def block_shapes(conn: Conn, farm_id: str | None = None, index: str = "ndvi") -> list[BlockShape]:
+    """Every block of the farm (or of every farm) with its newest ``<index>_mean``."""
+    blocks = sky_q.list_blocks(conn, farm_id)
+    values = sky_q.latest_block_values(conn, farm_id, f"{index}_mean") if blocks else {}
+    out = []
+    for b in blocks:
+        t, v = values.get((b.farm_id, b.block_id), (None, None))
+        out.append(BlockShape(b.farm_id, b.block_id, b.name or b.block_id, b.geometry, v, t))
+    return out
+
+
+def farm_map(src: Source, farm_id: str, index: str = "ndvi") -> FarmMap:
+    """The farm's blocks with their newest mean ``index`` and the latest overlay image (if any)."""
+    with src.conn() as conn:
+        blocks = block_shapes(conn, farm_id, index)
+        image = sky_q.latest_overlay(conn, farm_id, index)
+    return FarmMap(blocks, image)

@@ -138,6 +138,17 @@ TEXT: dict[str, tuple[str, str]] = {
         "Index values are block means of the clear pixels (clouds and shadows masked); soil moisture is "
         "the daily mean of the farm's nodes.",
     ),
+    "farm.map_scene": (
+        "底图叠加：最新{index}影像，获取时间 {date}（{source}）；地块轮廓悬停可见各地块最新均值。",
+        "Overlay: latest {index} image, acquired {date} ({source}); hover a block outline for its "
+        "latest mean.",
+    ),
+    "farm.map_no_image": (
+        "尚无影像叠加图：地块按最新NDVI均值着色（无数据的地块为浅绿色）。",
+        "No imagery overlay yet: blocks are coloured by their latest mean NDVI (light green: no data).",
+    ),
+    "source.satellite": ("卫星", "satellite"),
+    "source.drone": ("无人机", "drone"),
     "farm.local_time": ("时间为农场当地时间（{tz}）", "Times are the farm's local time ({tz})"),
     "farm.qc_legend": (
         "⚠ 质控可疑　✗ 质控失败　※ 数据过期（节点未按时上报）",

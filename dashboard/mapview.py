@@ -7,6 +7,7 @@ With ``AGRI_DASHBOARD_TILE_URL`` (Tianditu, an in-house tile server) that raster
 
 from __future__ import annotations
 
+import base64
 import math
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -14,7 +15,9 @@ from typing import Any
 import pandas as pd
 import plotly.graph_objects as go
 
-from dashboard.i18n import Lang, t
+from analytics.imagery.colour import DISPLAY_RANGE, colormap, ramp_stops
+from dashboard.data import BlockShape
+from dashboard.i18n import Lang, fmt_time, t
 from dashboard.state import COLOURS, STATES
 
 
@@ -42,6 +45,40 @@ def _polygons(geo: Mapping[str, Any]) -> list[list[list[float]]]:
     return []
 
 
+def block_colour(value: float | None, vmin: float, vmax: float, alpha: float) -> str:
+    """A block's fill: its value on the index ramp (light green when it has none)."""
+    if value is None:
+        return "rgba(46,157,91,0.25)"
+    r, g, b, _ = (int(x) for x in colormap([value], vmin, vmax)[0])
+    return f"rgba({r},{g},{b},{alpha})"
+
+
+def coloured_blocks(
+    blocks: Sequence[BlockShape], tz: str | None, *, over_image: bool = False, index: str = "ndvi"
+) -> list[dict[str, Any]]:
+    """Blocks as ``overview_map`` draws them: filled in the colour of their newest mean index (over
+    an image only faintly, with a dark outline: the image shows the index pixel by pixel), named
+    with the value and its date (in ``tz``, else each block's own UTC time)."""
+    vmin, vmax = DISPLAY_RANGE[index]
+    out = []
+    for b in blocks:
+        label = b.name
+        if b.value is not None:
+            label += f" · {index.upper()} {b.value:.2f}"
+            if b.time is not None:
+                label += f" ({fmt_time(b.time, tz or 'UTC', short=True)})"
+        colour = block_colour(b.value, vmin, vmax, 0.15 if over_image else 0.6)
+        out.append(
+            {
+                "geometry": b.geometry,
+                "name": label,
+                "colour": colour,
+                "line": "#333333" if over_image else None,
+            }
+        )
+    return out
+
+
 def overview_map(
     farms: pd.DataFrame,
     nodes: pd.DataFrame,
@@ -53,10 +90,19 @@ def overview_map(
     tile_url: str | None = None,
     tile_attribution: str = "",
     height: int = 480,
+    image: tuple[bytes, tuple[float, float, float, float]] | None = None,
+    colour_bar: tuple[float, float, str] | None = None,
 ) -> go.Figure:
+    """``image``: a PNG (a colour-mapped index) and its WGS 84 bounds (west, south, east, north),
+    laid on the map under the block outlines and points; ``colour_bar``: (value at the ramp's
+    start, at its end, title) of the index ramp (``analytics.imagery.colour``), for the legend."""
     traces: list[dict[str, Any]] = []
     lats: list[float] = []
     lons: list[float] = []
+    if image is not None:
+        w, s, e, n = image[1]
+        lats += [s, n]
+        lons += [w, e]
     # Outlines first so the points sit on top of them.
     for farm_id, geo in (boundaries or {}).items():
         for ring in _polygons(geo):
@@ -78,7 +124,7 @@ def overview_map(
                     type="scattermap",
                     lon=[p[0] for p in ring], lat=[p[1] for p in ring], mode="lines", fill="toself",
                     fillcolor=block.get("colour", "rgba(46,157,91,0.25)"),
-                    line={"color": "#2e9d5b", "width": 1},
+                    line={"color": block.get("line") or "#2e9d5b", "width": 2 if block.get("line") else 1},
                     name=str(block.get("name", "")), hoverinfo="name", showlegend=False,
                 )
             )  # fmt: skip
@@ -139,6 +185,30 @@ def overview_map(
                 "source": [tile_url],
             }
         )
+    if image is not None:
+        w, s, e, n = image[1]
+        layers.append(
+            {
+                "below": "traces",
+                "sourcetype": "image",
+                "source": "data:image/png;base64," + base64.b64encode(image[0]).decode("ascii"),
+                "coordinates": [[w, n], [e, n], [e, s], [w, s]],
+                "opacity": 0.9,
+            }
+        )
+    if colour_bar is not None:
+        vmin, vmax, title = colour_bar
+        traces.append(
+            dict(
+                type="scattermap",
+                lat=[centre["lat"]], lon=[centre["lon"]], mode="markers", hoverinfo="skip", showlegend=False,
+                marker={
+                    "size": 1, "opacity": 0, "color": [vmin], "cmin": vmin, "cmax": vmax,
+                    "colorscale": [list(p) for p in ramp_stops()], "showscale": True,
+                    "colorbar": {"title": {"text": title}, "thickness": 12, "len": 0.7, "x": 1.0},
+                },
+            )
+        )  # fmt: skip
     layout = {
         "map": {"style": "white-bg", "center": centre, "zoom": zoom, "layers": layers},
         "margin": {"l": 0, "r": 0, "t": 0, "b": 0},

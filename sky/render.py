@@ -25,17 +25,13 @@ from shapely.geometry import shape
 from shapely.ops import unary_union
 
 from analytics.imagery import INDEX_BANDS, compute_index
+from analytics.imagery.colour import DISPLAY_RANGE, colormap
 from sky.errors import InputError
 from sky.items import scene_from_item
 from sky.process import clear_on_grid, open_dataset, reflectance_on_grid
 from sky.raster import block_grid, inside_mask, reproject_lonlat
 from store import sky as store_sky
 
-# Red-yellow-green ramp (ColorBrewer RdYlGn, 5 classes) over the index's display range.
-_RAMP = np.array(
-    [[215, 25, 28], [253, 174, 97], [255, 255, 191], [166, 217, 106], [26, 150, 65]], dtype=np.float64
-)
-DISPLAY_RANGE = {"ndvi": (-0.2, 1.0), "ndre": (-0.2, 0.8), "ndwi": (-0.8, 0.6), "evi": (-0.2, 1.0)}
 MAX_PIXELS = 4096 * 4096
 
 
@@ -50,19 +46,6 @@ class Rendered:
     vmax: float
     width: int
     height: int
-
-
-def colormap(values: NDArray[np.float64], vmin: float, vmax: float) -> NDArray[np.uint8]:
-    """RGBA (h, w, 4) of ``values`` on the ramp; NaN transparent."""
-    x = np.clip((values - vmin) / (vmax - vmin), 0.0, 1.0)
-    pos = np.nan_to_num(x, nan=0.0) * (len(_RAMP) - 1)
-    lo = np.floor(pos).astype(np.int64).clip(0, len(_RAMP) - 2)
-    frac = (pos - lo)[..., None]
-    rgb = _RAMP[lo] * (1 - frac) + _RAMP[lo + 1] * frac
-    rgba = np.zeros((*values.shape, 4), dtype=np.uint8)
-    rgba[..., :3] = np.round(rgb).astype(np.uint8)
-    rgba[..., 3] = np.where(np.isfinite(values), 255, 0)
-    return rgba
 
 
 def encode_png(rgba: NDArray[np.uint8]) -> bytes:

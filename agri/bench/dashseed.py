@@ -13,11 +13,15 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import numpy as np
 import psycopg
 from psycopg import sql
 from psycopg.types.json import Jsonb
 
+from analytics.imagery.colour import DISPLAY_RANGE, colormap
+from sky.render import encode_png
 from store import rollup
+from store import sky as store_sky
 from store.registry import ensure_series, upsert_farm, upsert_node
 
 Conn = psycopg.Connection[Any]
@@ -283,4 +287,24 @@ def seed_sky(conn: Conn, farm_id: str, *, days: float, now: datetime | None = No
         sids.append(sid)
     rollup.mark_range(conn, sids, now - timedelta(days=days + 1), now + timedelta(seconds=1))
     rollup.refresh_all(conn)
+    seed_overlay(conn, farm_id, (lon - 0.005, lat - 0.004, lon + 0.005, lat + 0.004), now - timedelta(days=1))
     return sids
+
+
+def seed_overlay(conn: Conn, farm_id: str, bounds: tuple[float, float, float, float], when: datetime) -> None:
+    """A colour-mapped NDVI image over ``bounds`` as `agri sky import` keeps it (``sky_overlays``):
+    vigorous on the west block, a withered patch on the east one, transparent ring outside."""
+    h, w = 80, 100
+    r, c = np.mgrid[0:h, 0:w]
+    ndvi = np.where(c < w // 2, 0.72, 0.61) + 0.05 * np.sin(r / 7.0) * np.cos(c / 9.0)
+    ndvi = np.where((c > 70) & (r > 45), 0.2, ndvi)  # the withered corner
+    ndvi[(r < 2) | (r >= h - 2) | (c < 2) | (c >= w - 2)] = np.nan
+    vmin, vmax = DISPLAY_RANGE["ndvi"]
+    pk = store_sky.upsert_item(
+        conn, collection="sentinel-2-l2a", item_id=f"S2_SEED_{farm_id}", source="satellite", when=when,
+        cloud_cover=3.0, processing_baseline="05.11", bbox=bounds, href=None, stac={"type": "Feature"},
+    )  # fmt: skip
+    png = encode_png(colormap(ndvi, vmin, vmax))
+    store_sky.save_overlay(
+        conn, store_sky.Overlay(farm_id, "ndvi", "satellite", pk, when, png, bounds, vmin, vmax)
+    )

@@ -11,9 +11,8 @@ from rich.markup import escape
 
 from agri.cli.common import console, fail
 from agri.cli.sky_common import connect
-from sky.blocks import import_blocks_file
-from sky.errors import InputError
 from store import sky as store_sky
+from store.blockgeo import InputError, import_blocks_file
 
 block_app = typer.Typer(
     help="Field blocks: orchard blocks, tea terraces, ponds, barns (polygons)", no_args_is_help=True

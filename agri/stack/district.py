@@ -20,10 +20,10 @@ from agri.node import config as nodecfg
 from agri.stack.fleet import SimNode
 from agri.stack.mqtt_auth import MqttAuth, new_password, node_username
 from api.queries import tokens
-from sky.blocks import import_blocks_text
 from store import commissioners as comm
 from store import registry
 from store import sky as store_sky
+from store.blockgeo import import_blocks_text
 
 
 @dataclass(frozen=True)

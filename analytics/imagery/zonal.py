@@ -12,6 +12,7 @@ import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
 from analytics.imagery.config import CANOPY_NDVI
+from analytics.imagery.select import percentiles
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +67,9 @@ def zonal_stats(values: ArrayLike, inside: ArrayLike, clear: ArrayLike | None = 
 def summarize(values: ArrayLike, n_inside: int, *, scratch: bool = False) -> ZonalStats:
     """Statistics of a block's candidate pixel values (1-D; NaN ones are not valid) out of
     ``n_inside`` pixels inside it. float32 input stays float32 for the percentiles (millions of
-    drone pixels); the mean is accumulated in float64. ``scratch``: the caller no longer needs the
-    values' order, so the percentiles may partition them in place instead of in a copy."""
+    drone pixels; large float32 arrays through ``analytics.imagery.select``'s radix select, equal to
+    ``np.percentile``); the mean is accumulated in float64. ``scratch``: the caller no longer needs
+    the values' order, so the percentiles may partition them in place instead of in a copy."""
     v = np.asarray(values).ravel()
     if v.dtype.kind != "f":
         v = v.astype(np.float64)
@@ -79,7 +81,7 @@ def summarize(values: ArrayLike, n_inside: int, *, scratch: bool = False) -> Zon
         nan = float("nan")
         return ZonalStats(nan, nan, nan, nan, frac, n_inside, 0)
     mean = float(vals.mean(dtype=np.float64))
-    p10, p50, p90 = np.percentile(vals, [10.0, 50.0, 90.0], overwrite_input=scratch)
+    p10, p50, p90 = percentiles(vals, [10.0, 50.0, 90.0], overwrite=scratch)
     return ZonalStats(mean, float(p50), float(p10), float(p90), frac, n_inside, n)
 
 

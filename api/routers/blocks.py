@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Query, Response
+from fastapi import APIRouter, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
 
-from api.deps import Conn, Reader, farm_access
+from api.deps import Conn, Operator, Reader, farm_access
 from api.errors import AUTH_RESPONSES, INVALID, NOT_FOUND, ApiError
-from store import sky as store_sky
-from store.registry import get_farm
+from api.queries import sky as sky_q
 
 router = APIRouter(tags=["blocks"], responses={**AUTH_RESPONSES, **INVALID})
 
@@ -26,28 +26,31 @@ router = APIRouter(tags=["blocks"], responses={**AUTH_RESPONSES, **INVALID})
 )
 def list_blocks(conn: Conn, who: Reader, farm: str) -> dict[str, Any]:
     farm_access(who, farm)
-    if get_farm(conn, farm) is None:
-        raise ApiError(404, "not_found", f"farm {farm!r} is not registered")
-    features = []
-    for b in store_sky.list_blocks(conn, farm):
-        features.append(
-            {
-                "type": "Feature",
-                "id": b.block_id,
-                "geometry": b.geometry,
-                "bbox": list(b.bbox),
-                "properties": {
-                    "name": b.name,
-                    "kind": b.kind,
-                    "area_m2": round(b.area_m2, 1),
-                    "nodes": store_sky.block_nodes(conn, farm, b.block_id),
-                    "imagery_nodes": {
-                        s: store_sky.pseudo_node_id(b.block_id, s) for s in ("satellite", "drone")
-                    },
-                },
-            }
-        )
-    return {"type": "FeatureCollection", "features": features}
+    return sky_q.block_features(conn, farm)
+
+
+@router.post(
+    "/farms/{farm}/blocks",
+    response_model=list[dict[str, Any]],
+    status_code=201,
+    responses=NOT_FOUND,
+    summary="Import field blocks from a GeoJSON (WGS 84) or KML file, all or nothing",
+    description="Send the file as the body (`curl --data-binary @blocks.geojson`). Every feature is"
+    " checked first (polygon, not self-intersecting, WGS 84 lon/lat, inside the farm's boundary, near"
+    " the farm); any bad one refuses the whole file with a 400 naming each bad feature and why."
+    " Blocks with an existing id are replaced.",
+)
+async def import_blocks(
+    request: Request,
+    conn: Conn,
+    who: Operator,
+    farm: str,
+    filename: Annotated[str, Query(max_length=200, description="Name of the file, for messages")] = "blocks",
+) -> list[dict[str, Any]]:
+    farm_access(who, farm)
+    data = await request.body()
+    blocks: list[dict[str, Any]] = await run_in_threadpool(sky_q.import_blocks, conn, farm, data, filename)
+    return blocks
 
 
 @router.get(
@@ -69,7 +72,7 @@ def overlay(
     """The PNG's outer edges are at ``X-Bounds`` (west,south,east,north in degrees); transparent
     pixels are outside every block or under cloud. Rendered by `agri sky import` / `fetch`."""
     farm_access(who, farm)
-    o = store_sky.get_overlay(conn, farm, index, source)
+    o = sky_q.latest_overlay(conn, farm, index, source)
     if o is None:
         raise ApiError(404, "not_found", f"farm {farm!r} has no {index} image yet")
     headers = {

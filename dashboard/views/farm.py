@@ -10,9 +10,10 @@ import streamlit as st
 
 from analytics.agro import THI_BANDS
 from analytics.agro.config import DO_LOW_MGL
+from analytics.imagery.colour import DISPLAY_RANGE
 from analytics.qc import FAIL, SUSPECT
 from api.queries.models import Farm
-from dashboard import agro, alertsdata, charts, data, ui
+from dashboard import agro, alertsdata, charts, data, mapview, ui
 from dashboard.i18n import Lang, fmt_age, fmt_time, fmt_value, kind_label, metric_label, t
 
 list_farms = ui.cached(data.list_farms)
@@ -23,6 +24,8 @@ node_health = ui.cached(data.node_health)
 hourly = ui.cached(data.hourly)
 alert_periods = ui.cached(alertsdata.periods)
 sky_series = ui.cached(data.sky_series)
+farm_map = ui.cached(data.farm_map)
+overview_data = ui.cached(alertsdata.overview)
 anomalies = ui.cached(data.anomalies)
 
 QC_MARK: dict[int, str] = {int(SUSPECT): "⚠", int(FAIL): "✗"}
@@ -204,8 +207,49 @@ def _health(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
         col.plotly_chart(fig, key=f"health_{metric}")
 
 
+def _map(farm: Farm, lang: Lang) -> None:
+    """The farm's blocks coloured by their newest mean NDVI, under them the latest NDVI image,
+    and the farm's sensor nodes in their state colours; a colour bar and the scene's date."""
+    fm: data.FarmMap = farm_map(farm.id)
+    if not fm.blocks and fm.image is None:
+        return
+    img = fm.image
+    vmin, vmax = (img.vmin, img.vmax) if img else DISPLAY_RANGE["ndvi"]
+    blocks = mapview.coloured_blocks(fm.blocks, farm.tz, over_image=img is not None)
+    ov: data.Overview = overview_data(offline_after_s=ui.config().dashboard_offline_after_s)
+    nodes = ov.nodes[ov.nodes.farm_id == farm.id] if not ov.nodes.empty else ov.nodes
+    cfg = ui.config()
+    fig = mapview.overview_map(
+        pd.DataFrame(),
+        nodes,
+        pd.DataFrame(),
+        lang,
+        boundaries={farm.id: farm.boundary} if farm.boundary else None,
+        blocks=blocks,
+        tile_url=cfg.dashboard_tile_url,
+        tile_attribution=cfg.dashboard_tile_attribution,
+        height=420,
+        image=(img.png, img.bounds) if img else None,
+        colour_bar=(vmin, vmax, "NDVI"),
+    )
+    st.plotly_chart(fig, key="farm_map", config={"displayModeBar": False})
+    if img is not None:
+        st.caption(
+            t(
+                "farm.map_scene",
+                lang,
+                index=img.index.upper(),
+                date=fmt_time(img.acquired_at, farm.tz),
+                source=t(f"source.{img.source}", lang),
+            )
+        )
+    else:
+        st.caption(t("farm.map_no_image", lang))
+
+
 def _sky(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
     st.subheader(t("farm.sky", lang))
+    _map(farm, lang)
     # Imagery comes every few days: a 30-day window at least, so a week's range still shows some.
     frames: dict[str, pd.DataFrame] = sky_series(farm.id, min(start, end - timedelta(days=30)), end)
     index = {m: f for m, f in frames.items() if m != "soil_vwc"}

@@ -45,6 +45,7 @@ def page() -> None:
             gws,
             lang,
             boundaries=ov.boundaries,
+            blocks=mapview.coloured_blocks(ov.blocks, None),
             tile_url=cfg.dashboard_tile_url,
             tile_attribution=cfg.dashboard_tile_attribution,
         )

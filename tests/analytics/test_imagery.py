@@ -22,6 +22,7 @@ from analytics.imagery import (
     zonal_stats,
 )
 from analytics.imagery.fusion import DISEASE_OR_DAMAGE, NONE, UNEXPLAINED_DROP, WATER_STRESS
+from analytics.imagery.select import RADIX_MIN, percentiles
 from tests.sky.synth import naive_summary
 
 RNG = np.random.default_rng(13)
@@ -104,6 +105,28 @@ def test_zonal_stats_match_a_loop() -> None:
                 assert getattr(got, k) == pytest.approx(want[k], rel=1e-12, abs=1e-15), k
         else:
             assert math.isnan(got.mean)
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_radix_percentiles_equal_numpy_bit_for_bit(case: int) -> None:
+    """Drone-sized float32 blocks: the same numbers as np.percentile (not approximately: equal),
+    with negatives, repeated values, zeros of both signs and the extreme percentiles."""
+    rng = np.random.default_rng(case)
+    n = RADIX_MIN + int(rng.integers(0, 3)) if case % 4 == 0 else int(rng.integers(RADIX_MIN, 4 * RADIX_MIN))
+    v = [
+        rng.normal(0.5, 0.1, n),
+        rng.uniform(-1, 1, n),
+        rng.integers(-3, 4, n) / 4,  # few distinct values, +0 and -0 among them
+        -rng.random(n) * 1e-3,
+    ][case % 4].astype(np.float32)
+    if case % 4 == 2:
+        v[::7] = -0.0
+    before = v.copy()
+    qs = [10.0, 50.0, 90.0] if case % 2 else [0.0, 0.1, 10.0, 33.3, 50.0, 90.0, 99.99, 100.0]
+    got = percentiles(v, qs)
+    want = np.percentile(before, qs)
+    assert got.dtype == want.dtype and np.array_equal(got, want)
+    assert np.array_equal(v, before)  # never reordered
 
 
 def test_empty_block_and_canopy() -> None:

@@ -1,4 +1,5 @@
-"""GET /farms/{farm}/blocks: a farm's field blocks as GeoJSON; their imagery series through /series."""
+"""GET /farms/{farm}/blocks: a farm's field blocks as GeoJSON; their imagery series through /series;
+POST /farms/{farm}/blocks: import a GeoJSON or KML file, all or nothing."""
 
 from __future__ import annotations
 
@@ -60,3 +61,51 @@ def test_blocks_geojson_and_imagery_series(client: httpx.Client, tok: Tokens, db
     assert r.status_code == 200 and r.content == png and r.headers["content-type"] == "image/png"
     assert [float(x) for x in r.headers["x-bounds"].split(",")] == [108.4, 30.8, 108.401, 30.801]
     assert client.get("/farms/nope/blocks", headers=tok.h("read")).status_code == 404
+
+
+def _feature(name: str, ring: list[list[float]]) -> dict[str, object]:
+    return {
+        "type": "Feature",
+        "properties": {"name": name},
+        "geometry": {"type": "Polygon", "coordinates": [ring]},
+    }
+
+
+def test_import_blocks_over_http_all_or_nothing(client: httpx.Client, tok: Tokens, db_url: str) -> None:
+    sq = [[x + 0.01, y] for x, y in SQ]
+    bow = [[108.42, 30.80], [108.421, 30.801], [108.421, 30.80], [108.42, 30.801], [108.42, 30.80]]
+    bad = {"type": "FeatureCollection", "features": [_feature("Good", sq), _feature("Knot", bow)]}
+    r = client.post("/farms/farm-a/blocks", json=bad, headers=tok.h("operate"))
+    assert r.status_code == 400, r.text
+    err = r.json()["error"]
+    assert err["field"] == "body" and "1 bad feature(s), nothing imported" in err["message"]
+    assert "feature 2 ('Knot'): self-intersecting" in err["message"]
+
+    def ids() -> list[str]:
+        got = client.get("/farms/farm-a/blocks", headers=tok.h("read")).json()
+        return [f["id"] for f in got["features"]]
+
+    assert "good" not in ids()  # nothing written
+    good = {"type": "FeatureCollection", "features": [_feature("Good", sq)]}
+    r = client.post(
+        "/farms/farm-a/blocks", json=good, headers=tok.h("operate"), params={"filename": "b.geojson"}
+    )
+    assert r.status_code == 201, r.text
+    (b,) = r.json()
+    assert b["block_id"] == "good" and b["kind"] == "field" and 9_000 < b["area_m2"] < 12_000
+    assert "good" in ids()
+    kml = (
+        '<kml xmlns="http://www.opengis.net/kml/2.2"><Placemark><name>Tea</name><Polygon><outerBoundaryIs>'
+        "<LinearRing><coordinates>108.43,30.8 108.431,30.8 108.431,30.801 108.43,30.8</coordinates>"
+        "</LinearRing></outerBoundaryIs></Polygon></Placemark></kml>"
+    )
+    r = client.post("/farms/farm-a/blocks", content=kml, headers=tok.h("operate"))
+    assert r.status_code == 201 and r.json()[0]["block_id"] == "tea", r.text
+    assert client.post("/farms/farm-a/blocks", content=b"", headers=tok.h("operate")).status_code == 400
+    r = client.post("/farms/farm-a/blocks", content=b"\xff\xfe{", headers=tok.h("operate"))
+    assert r.status_code == 400 and "not UTF-8" in r.json()["error"]["message"]
+    far = {"type": "FeatureCollection", "features": [_feature("Far", [[x + 1.0, y] for x, y in SQ])]}
+    r = client.post("/farms/farm-a/blocks", json=far, headers=tok.h("operate"))
+    assert r.status_code == 400 and "from the farm" in r.json()["error"]["message"], r.text
+    assert client.post("/farms/nope/blocks", json=good, headers=tok.h("operate")).status_code == 404
+    assert client.post("/farms/farm-a/blocks", json=good, headers=tok.h("read")).status_code == 403

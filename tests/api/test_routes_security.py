@@ -66,6 +66,23 @@ ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any], Any]] = {
     ("POST", "/ingest/{farm}/gw/{gateway}/batch"): ("/ingest/farm-b/gw/gw-1/batch", {}, None),
     ("GET", "/farms/{farm}/blocks"): ("/farms/farm-b/blocks", {}, None),
     ("GET", "/farms/{farm}/overlay"): ("/farms/farm-b/overlay", {}, None),
+    ("POST", "/farms/{farm}/blocks"): (
+        "/farms/farm-b/blocks",
+        {},
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {"name": "b"},
+                    "geometry": {
+                        "type": "Polygon",
+                        "coordinates": [[[13.4, 52.5], [13.401, 52.5], [13.401, 52.501], [13.4, 52.5]]],
+                    },
+                }
+            ],
+        },
+    ),
     ("GET", "/alerts"): ("/alerts", {"farm": "farm-b"}, None),
     ("GET", "/alerts/{alert_id}"): ("/alerts/{aid}", {}, None),
     ("POST", "/alerts/{alert_id}/ack"): ("/alerts/{aid}/ack", {}, None),

@@ -112,7 +112,12 @@ def test_farm_page_in_the_browser(server: str, driver: WebDriver, shots: Path) -
     body = _load(driver, server + "/farm?farm=longju-orchard", "龙驹镇柑橘园", charts=6)
     for text in ("各节点最新数据", "时间序列", "农学指标", "节点健康", "土壤含水量 (%)", "积温 GDD"):
         assert text in body
-    browser.full_screenshot(driver, shots / "farm.png")
+    # the farm map: blocks over the latest NDVI image, and the scene's date under it
+    browser.wait(driver, lambda d: d.find_elements(By.CSS_SELECTOR, ".maplibregl-canvas"), 30, "the farm map")
+    browser.wait(
+        driver, lambda d: "最新NDVI影像" in d.find_element(By.TAG_NAME, "body").text, 30, "scene date"
+    )
+    browser.full_screenshot(driver, shots / "farm.png", settle_s=3.0)
 
 
 def test_alert_deep_link_and_english(

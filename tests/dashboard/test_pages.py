@@ -129,7 +129,11 @@ def test_farm_page_per_kind(dash_env: Seeded, farm: str, title: str, expect: str
 def test_sky_panel_shows_block_index_beside_soil_moisture(dash_env: Seeded) -> None:
     at = _page("farm", farm="longju-orchard")
     charts = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
-    sky = [c for c in charts if c["layout"]["title"]["text"] == "地块影像指数（左）与土壤含水量（右）"]
+    sky = [
+        c
+        for c in charts
+        if c["layout"].get("title", {}).get("text") == "地块影像指数（左）与土壤含水量（右）"
+    ]
     assert len(sky) == 1
     names = [tr["name"] for tr in sky[0]["data"]]
     assert names[:2] == ["NDVI 均值 · sat-b1", "NDVI 均值 · sat-b2"]
@@ -137,6 +141,39 @@ def test_sky_panel_shows_block_index_beside_soil_moisture(dash_env: Seeded) -> N
     # the other farms have no imagery: the panel says so
     at = _page("farm", farm="ganning-pigs")
     assert "尚无卫星或无人机影像" in _text(at)
+
+
+def test_farm_map_shows_the_ndvi_overlay_and_blocks_coloured_by_ndvi(dash_env: Seeded) -> None:
+    at = _page("farm", farm="longju-orchard")
+    charts = {c.proto.id: json.loads(c.proto.spec) for c in at.get("plotly_chart")}
+    maps = [c for c in charts.values() if c["layout"].get("map", {}).get("layers")]
+    assert len(maps) == 1
+    fig = maps[0]
+    (layer,) = [lay for lay in fig["layout"]["map"]["layers"] if lay["sourcetype"] == "image"]
+    png = base64.b64decode(layer["source"].split(",", 1)[1])
+    assert png[:8] == b"\x89PNG\r\n\x1a\n"
+    (w, n), (e, _), (_, s), _ = layer["coordinates"]
+    assert w < e and s < n
+    names = [tr.get("name", "") for tr in fig["data"]]
+    assert any(nm.startswith("一号地块 · NDVI 0.") for nm in names), names
+    assert any(nm.startswith("二号地块 · NDVI 0.") for nm in names), names
+    bars = [tr for tr in fig["data"] if tr.get("marker", {}).get("showscale")]
+    assert bars and bars[0]["marker"]["colorbar"]["title"]["text"] == "NDVI"
+    assert "最新NDVI影像，获取时间" in _text(at) and "（卫星）" in _text(at)
+    at = _page("farm", farm="longju-orchard", lang="en")
+    assert "Overlay: latest NDVI image, acquired" in _text(at) and "(satellite)" in _text(at)
+    # a farm without blocks or imagery has no farm map, only the sky panel's message
+    at = _page("farm", farm="ganning-pigs")
+    charts2 = [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+    assert not [c for c in charts2 if c["layout"].get("map")]
+
+
+def test_overview_map_draws_every_farms_blocks_with_their_ndvi(dash_env: Seeded) -> None:
+    at = _page("overview")
+    (fig,) = [json.loads(c.proto.spec) for c in at.get("plotly_chart") if "overview_map" in c.proto.id]
+    names = [tr.get("name", "") for tr in fig["data"]]
+    assert any(nm.startswith("一号地块 · NDVI 0.") for nm in names), names
+    assert not [lay for lay in fig["layout"]["map"].get("layers", []) if lay["sourcetype"] == "image"]
 
 
 def test_farm_page_latest_values_units_and_stale_node(dash_env: Seeded) -> None:

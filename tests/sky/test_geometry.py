@@ -7,8 +7,7 @@ import json
 import pytest
 from shapely.geometry import box
 
-from sky.errors import BlockImportError, InputError
-from sky.geometry import parse_blocks_file, validate_features
+from store.blockgeo import BlockImportError, InputError, parse_blocks_file, validate_features
 
 SQ = [[113.30, 23.10], [113.302, 23.10], [113.302, 23.102], [113.30, 23.102], [113.30, 23.10]]
 BOWTIE = [[113.31, 23.10], [113.312, 23.102], [113.312, 23.10], [113.31, 23.102], [113.31, 23.10]]

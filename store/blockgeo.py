@@ -1,24 +1,49 @@
-"""Block geometry: parsing GeoJSON and KML features and validating them as WGS 84 polygons.
+"""Field blocks: parsing GeoJSON and KML features, validating them as WGS 84 polygons, and importing
+a farm's blocks all or nothing (`agri block import`, ``POST /farms/{farm}/blocks``: one
+implementation, in the store layer so the API may use it).
 
-Pure functions over text and shapely geometries; no database. KML is parsed with the standard
-library's ``xml.etree`` (KML is always WGS 84 lon/lat).
+Parsing and validation are pure functions over text and shapely geometries; KML is parsed with the
+standard library's ``xml.etree`` (KML is always WGS 84 lon/lat).
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import re
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import psycopg
 import shapely
 from pyproj import Geod
 from shapely.geometry import MultiPolygon, Polygon, mapping, shape
 from shapely.geometry.base import BaseGeometry
 from shapely.validation import explain_validity
 
-from sky.errors import BlockImportError, InputError
+from kernel.log import event, get_logger
+from store import sky as store_sky
+from store.registry import get_farm
+
+log = get_logger("sky")
+
+
+class InputError(ValueError):
+    """A block file, feature or argument is wrong; the message names it and says why."""
+
+
+class BlockImportError(InputError):
+    """Features of a block file were refused; ``problems`` lists one line per bad feature."""
+
+    def __init__(self, source: str, problems: list[str]) -> None:
+        self.source = source
+        self.problems = problems
+        super().__init__(
+            f"{source}: {len(problems)} bad feature(s), nothing imported:\n  " + "\n  ".join(problems)
+        )
+
 
 BLOCK_KINDS = ("field", "orchard_block", "tea_terrace", "pond", "barn", "other")
 _KIND_ALIASES = {
@@ -338,3 +363,49 @@ def validate_features(
 
 def geometry_of(geojson: dict[str, Any]) -> BaseGeometry:
     return shape(geojson)
+
+
+def read_blocks(
+    text: str,
+    source: str,
+    *,
+    boundary: dict[str, Any] | None = None,
+    farm_point: tuple[float, float] | None = None,
+) -> list[ValidBlock]:
+    """Parse and validate a block file's text (GeoJSON or KML)."""
+    try:
+        bound = shape(boundary) if boundary else None
+    except (ValueError, TypeError, AttributeError) as exc:
+        raise InputError(f"the farm's stored boundary is not a GeoJSON polygon ({exc})") from None
+    return validate_features(parse_blocks_file(text, source), source, boundary=bound, farm_point=farm_point)
+
+
+def import_blocks_text(
+    conn: psycopg.Connection[Any], farm_id: str, text: str, source: str
+) -> list[ValidBlock]:
+    """Validate every feature, then write all blocks in one transaction (nothing on any error)."""
+    farm = get_farm(conn, farm_id)
+    if farm is None:
+        raise InputError(f"farm {farm_id!r} is not registered")
+    _, boundary = store_sky.farm_boundary(conn, farm_id)
+    point = (farm.lon, farm.lat) if farm.lon is not None and farm.lat is not None else None
+    blocks = read_blocks(text, source, boundary=boundary, farm_point=point)
+    with conn.transaction():
+        store_sky.upsert_blocks(
+            conn,
+            farm_id,
+            [
+                store_sky.BlockRow(b.block_id, b.name, b.kind, b.geometry, b.area_m2, b.bbox, b.props)
+                for b in blocks
+            ],
+        )
+    event(log, "blocks_imported", farm=farm_id, source=source, blocks=len(blocks), level=logging.INFO)
+    return blocks
+
+
+def import_blocks_file(conn: psycopg.Connection[Any], farm_id: str, path: Path) -> list[ValidBlock]:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise InputError(f"{path}: cannot read ({exc})") from None
+    return import_blocks_text(conn, farm_id, text, str(path))
