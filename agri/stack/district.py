@@ -19,8 +19,8 @@ import psycopg
 from agri.node import config as nodecfg
 from agri.stack.fleet import SimNode
 from agri.stack.mqtt_auth import MqttAuth, new_password, node_username
-from alerts import commissioners as comm
 from api.queries import tokens
+from store import commissioners as comm
 from store import registry
 from store import sky as store_sky
 from store.blockgeo import import_blocks_text

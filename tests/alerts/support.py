@@ -9,10 +9,10 @@ from typing import Any
 
 import psycopg
 
-from alerts import commissioners as comm
 from alerts.config import RuleBook
 from alerts.service import AlertOptions, AlertService
 from kernel.rules import parse_rules
+from store import commissioners as comm
 from tests.ingest.support import register
 
 BARN_RULES = """
