@@ -11,8 +11,9 @@ is persisted. Suspect (3) and fail (4) flags go to ``qc_flags`` with the tests t
 Farm decision: each reading also gets ``farm_score`` from ``analytics.anomaly.farm`` (QC alarms
 count as 1, readings explained by farm context as 0: soil moisture while or two hours after it
 rains anywhere on the farm, a rain gauge, a daily counter's rollover at the farm's local midnight).
-Rules with ``source = "farm_anomaly"`` compare it with the documented level (0.35). The farm's last
-rain is kept per farm and read back from ``readings`` when a farm is first seen.
+Rules with ``source = "farm_anomaly"`` compare it with the documented level (``farm.ALERT_LEVEL``,
+0.38). The farm's last rain is kept per farm and read back from ``readings`` when a farm is first
+seen. ``farm.stuck_alarms`` and ``farm.drift_alarms`` (windows over days) are not applied here yet.
 """
 
 from __future__ import annotations

@@ -25,11 +25,11 @@ import hashlib
 import hmac
 import json
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any
 from urllib.parse import parse_qsl, quote_plus, urlsplit, urlunsplit
 
-Channel = Literal["generic", "wecom", "dingtalk", "feishu"]
-CHANNELS: tuple[Channel, ...] = ("generic", "wecom", "dingtalk", "feishu")
+from kernel.webhook import CHANNELS, generic_secret_key
+
 # Messages per minute each robot accepts (WeCom and DingTalk document about 20; Feishu 100/min, 5/s).
 RATE_PER_MIN: dict[str, int] = {"generic": 600, "wecom": 20, "dingtalk": 20, "feishu": 100}
 
@@ -46,19 +46,6 @@ class Outcome:
     delivered: bool
     retry: bool  # worth retrying (rate limit, server error, network) vs never (bad URL, bad secret)
     code: str | None  # errcode/code from the body, or None
-
-
-def generic_secret_key(secret: str) -> bytes:
-    """The HMAC key of a Standard Webhooks secret ``whsec_<base64>`` (``ValueError`` otherwise)."""
-    if not secret.startswith("whsec_"):
-        raise ValueError("must start with 'whsec_' followed by base64 (Standard Webhooks)")
-    try:
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
-    except ValueError:
-        raise ValueError("the part after 'whsec_' is not valid base64") from None
-    if len(key) < 16:
-        raise ValueError("the key must be at least 16 bytes (24+ base64 characters)")
-    return key
 
 
 def sign_generic(secret: str, msg_id: str, timestamp: int, body: bytes) -> str:

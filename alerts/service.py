@@ -131,6 +131,7 @@ class AlertService:
             self.conn = psycopg.connect(
                 self.opts.database_url, autocommit=True, application_name="agri-alerts"
             )
+            self.opts.rules.refresh_overrides(self.conn)
             self._load()
         return self.conn
 
@@ -432,6 +433,7 @@ class AlertService:
             raise
         self._commit_done()
         lifecycle.escalate_due(conn, now, self.opts.public_url, self.opts.escalate_after_s)
+        self.opts.rules.refresh_overrides(conn)  # a farm's override put or deleted through the API
 
     # --- loop ---------------------------------------------------------------------------------
 

@@ -20,7 +20,19 @@ from psycopg_pool import ConnectionPool
 from api import errors
 from api.deps import ApiConfig, AppState
 from api.middleware import BodyLimit, Metrics
-from api.routers import acklink, alerts, analytics, blocks, export, health, ingest, manage, readings, registry
+from api.routers import (
+    acklink,
+    alerts,
+    analytics,
+    blocks,
+    commissioners,
+    export,
+    health,
+    ingest,
+    manage,
+    readings,
+    registry,
+)
 from kernel.log import event, get_logger
 from store import rollup
 
@@ -123,6 +135,7 @@ def create_app(config: ApiConfig) -> FastAPI:
         analytics.router,
         ingest.router,
         alerts.router,
+        commissioners.router,
         acklink.router,
         blocks.router,
     ):

@@ -10,7 +10,7 @@ from __future__ import annotations
 import hmac
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Annotated, Any
 
@@ -61,7 +61,7 @@ class AppState:
             self.writers.append(w)
 
 
-def state(request: Request) -> AppState:
+async def state(request: Request) -> AppState:
     st: AppState = request.app.state.agri
     return st
 
@@ -110,8 +110,8 @@ def principal(
     return who
 
 
-def require(scope: str) -> Callable[[Principal], Principal]:
-    def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
+def require(scope: str) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(who: Annotated[Principal, Depends(principal)]) -> Principal:
         if not who.may(scope):
             raise ApiError(403, "forbidden", f"this token lacks the {scope!r} scope")
         return who
@@ -130,3 +130,24 @@ def farm_access(who: Principal, farm: str | None) -> None:
     """403 when a farm-limited token names a farm outside its list."""
     if farm is not None and not who.sees(farm):
         raise ApiError(403, "forbidden", f"this token is not allowed on farm {farm!r}")
+
+
+# The ``{farm}`` path parameter of a route, refused (403) for a token limited to other farms.
+async def read_farm(who: Reader, farm: str) -> str:
+    farm_access(who, farm)
+    return farm
+
+
+async def operate_farm(who: Operator, farm: str) -> str:
+    farm_access(who, farm)
+    return farm
+
+
+async def admin_farm(who: Admin, farm: str) -> str:
+    farm_access(who, farm)
+    return farm
+
+
+ReadFarm = Annotated[str, Depends(read_farm)]
+OperateFarm = Annotated[str, Depends(operate_farm)]
+AdminFarm = Annotated[str, Depends(admin_farm)]

@@ -5,7 +5,8 @@
 #      headless Chromium + chromedriver and a CJK font for the dashboard's browser tests)
 #   2. a deb-src line for Debian's next release, reusing the mirror already configured here
 #   3. TimescaleDB (Apache-2 edition) built from Debian's own source package
-#   4. the MicroPython unix port (firmware tests, `agri node emulate`) and qemu port (flash tests)
+#   4. the MicroPython unix port (firmware tests, `agri node emulate`) and qemu port (flash tests;
+#      patched in deploy/micropython/: a RAM filesystem, time, and a ROMFS partition)
 #   5. a Python venv in .venv with the project installed (editable) and its dev tools
 #
 # Every step is skipped when its result is already present, so a second run takes seconds.

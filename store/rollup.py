@@ -141,6 +141,19 @@ def refresh(conn: psycopg.Connection[Any], limit: int = 20_000) -> RefreshResult
             " ON r.series_id = k.s AND r.time >= k.hr AND r.time < k.hr + interval '1 hour'"
             " GROUP BY k.s, k.hr"
         )
+        # Each touched series' newest hourly row (only this transaction writes readings_hourly).
+        conn.execute(
+            "DELETE FROM series_latest l WHERE l.series_id IN (SELECT s FROM rollup_keys)"
+            " AND NOT EXISTS (SELECT 1 FROM readings_hourly h WHERE h.series_id = l.series_id)"
+        )
+        conn.execute(
+            "INSERT INTO series_latest (series_id, hour, last_time, last_value)"
+            " SELECT k.s, h.hour, h.last_time, h.last_value FROM (SELECT DISTINCT s FROM rollup_keys) k"
+            " CROSS JOIN LATERAL (SELECT hour, last_time, last_value FROM readings_hourly"
+            " WHERE series_id = k.s ORDER BY hour DESC LIMIT 1) h"
+            " ON CONFLICT (series_id) DO UPDATE SET hour = EXCLUDED.hour, last_time = EXCLUDED.last_time,"
+            " last_value = EXCLUDED.last_value"
+        )
         # The local day(s) each hour falls in (two when the zone's offset is not whole hours).
         conn.execute(
             "CREATE TEMP TABLE IF NOT EXISTS rollup_days (s int, day date, tz text) ON COMMIT DELETE ROWS"

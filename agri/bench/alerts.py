@@ -26,11 +26,11 @@ from typing import Any
 import psycopg
 
 from agri.bench.ingest.run import Bench, BenchConfig
-from alerts import commissioners
 from alerts.config import RuleBook
 from alerts.service import AlertOptions, AlertService
 from kernel.decode import Accepted, Decoded
 from kernel.protocol import NodeMessage, Reading
+from store import commissioners
 from store.writer import Writer
 
 TRIGGER_RULES = """

@@ -13,7 +13,6 @@ import typer
 
 from agri.cli.common import console, fail, settings
 from agri.stack.manager import Stack
-from alerts import commissioners as comm
 from alerts import lifecycle
 from alerts.config import RuleBook
 from alerts.dispatcher import Dispatcher, DispatchOptions
@@ -23,6 +22,7 @@ from kernel import links
 from kernel.log import configure
 from kernel.rules import RulesError
 from kernel.settings import Settings
+from store import commissioners as comm
 
 alerts_app = typer.Typer(help="The central alert service and its alerts.", invoke_without_command=True)
 comm_app = typer.Typer(
@@ -202,9 +202,8 @@ def comm_list() -> None:
     with psycopg.connect(_db(settings()), autocommit=True) as conn:
         for c in comm.list_commissioners(conn):
             sec = "secret set" if c.has_secret else "no secret"
-            console.print(
-                f"{c.id:>4} {c.name} {c.channel} {c.url} {sec} {c.language} farms: {' '.join(c.farms)}"
-            )
+            farms = " ".join(map(str, c.farms))
+            console.print(f"{c.id:>4} {c.name} {c.channel} {c.url} {sec} {c.language} farms: {farms}")
 
 
 def register(app: typer.Typer) -> None:

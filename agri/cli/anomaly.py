@@ -167,7 +167,7 @@ def nab(
 
 @anomaly_app.command("synthetic")
 def synthetic(
-    seed: Annotated[int, typer.Option(help="generator seed (development used 0 and 5)")] = 1,
+    seed: Annotated[int, typer.Option(help="generator seed (development used 0-10)")] = 1,
     farms: Annotated[int, typer.Option(min=1, help="farms, each with one series of every kind")] = 10,
     days: Annotated[float, typer.Option(min=4.0, help="days of 5-minute data")] = 14.0,
     threshold: Annotated[

@@ -27,7 +27,7 @@ from agri.flash.build import build_firmware, default_firmware_dir
 from agri.flash.config import load_node_config
 from agri.flash.errors import FlashError
 from agri.flash.first_message import FirstMessageWaiter
-from agri.flash.flasher import FlashOptions
+from agri.flash.flasher import FlashOptions, FlashResult
 from agri.flash.flasher import flash as run_flash
 from agri.flash.plan import make_plan
 from agri.stack.manager import Stack
@@ -110,6 +110,18 @@ def _plan_table(plan: Any) -> Table:
     return table
 
 
+def _code_line(res: FlashResult) -> str:
+    """Where the compiled code went: ``code: romfs`` or ``code: /lib (heap)``, and why."""
+    if res.code == "romfs":
+        state = "already there" if res.romfs_unchanged else "written"
+        return (
+            f"[green]✓[/] code: romfs ({res.romfs_bytes} bytes in ROMFS partition 0, {state}; "
+            "the bytecode runs in place, not in the heap)"
+        )
+    why = res.code_why or "this board's MicroPython has no ROMFS partition (no vfs.rom_ioctl)"
+    return f"[cyan]•[/] code: /lib (heap): the bytecode is loaded into the heap; {why}"
+
+
 def _mqtt_url(explicit: str | None) -> str:
     if explicit:
         return explicit
@@ -152,6 +164,14 @@ def flash(
         float, typer.Option(help="Seconds to show the board's output after the reset (0: none)", min=0)
     ] = 2.0,
     as_json: Annotated[bool, typer.Option("--json", help="With --dry-run: print the plan as JSON")] = False,
+    romfs: Annotated[
+        bool,
+        typer.Option(
+            "--romfs/--no-romfs",
+            help="Compiled code into the board's ROMFS partition if it has one (runs in place, "
+            "not in the heap); --no-romfs keeps it in /lib",
+        ),
+    ] = True,
 ) -> None:
     """Build the firmware (mpy-cross), copy it and the node config to the board, verify, reset."""
 
@@ -211,7 +231,12 @@ def flash(
             console.print(f"[cyan]•[/] subscribed to {waiter.topic}", highlight=False)
 
     opts = FlashOptions(
-        port=port, reset=reset.value, force=force, connect_timeout=connect_timeout, settle_s=boot_output
+        port=port,
+        reset=reset.value,
+        force=force,
+        connect_timeout=connect_timeout,
+        settle_s=boot_output,
+        romfs=romfs,
     )
     console.print(
         f"[cyan]•[/] node {node.farm}/{node.node}: {len(plan.files)} files, {plan.total_bytes} bytes "
@@ -234,19 +259,7 @@ def flash(
         f"{res.free_bytes_after} bytes free",
         highlight=False,
     )
-    if res.romfs_partitions:
-        console.print(
-            f"[yellow]![/] code placement: /lib (bytecode in the heap); this board has "
-            f"{res.romfs_partitions} ROMFS partition(s), which agri flash does not write yet: "
-            "run `mpremote romfs deploy` with the built lib/ to run the code in place",
-            highlight=False,
-        )
-    else:
-        console.print(
-            "[cyan]•[/] code placement: /lib, bytecode loaded into the heap (this board's MicroPython "
-            "has no ROMFS: no vfs.rom_ioctl)",
-            highlight=False,
-        )
+    console.print(_code_line(res), highlight=False)
     if reset is not ResetChoice.none:
         console.print(f"[green]✓[/] {reset.value} reset: the node is starting", highlight=False)
     if res.boot_output.strip():

@@ -31,6 +31,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 from agri.flash.errors import FlashError
 
@@ -67,6 +68,33 @@ class Build:
     key: str  # content hash of the inputs
     compiler: str  # mpy-cross version line
     cached: bool  # True when taken from the cache without compiling
+
+
+def romfs_image(files: dict[str, bytes]) -> bytes:
+    """A ROMFS image (MicroPython 1.25 ``vfs.VfsRom``, written with mpremote's writer) holding
+    ``files``, keyed by their path inside it (``lib/agrinode/app.mpy``)."""
+    from mpremote.romfs import VfsRomWriter
+
+    w = VfsRomWriter()
+    tree: dict[str, Any] = {}
+    for path, data in files.items():
+        node = tree
+        *dirs, name = path.strip("/").split("/")
+        for d in dirs:
+            node = node.setdefault(d, {})
+        node[name] = data
+
+    def add(node: dict[str, Any]) -> None:
+        for name in sorted(node):
+            if isinstance(node[name], dict):
+                w.opendir(name)
+                add(node[name])
+                w.closedir()
+            else:
+                w.mkfile(name, node[name])
+
+    add(tree)
+    return bytes(w.finalise())
 
 
 def default_cache_dir() -> Path:

@@ -6,6 +6,7 @@ the device's own error (``OSError: [Errno 28] ENOSPC``) turned into words.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import io
@@ -20,6 +21,7 @@ from agri.flash.plan import DeviceFile
 
 ResetMode = Literal["hard", "soft", "none"]
 CHUNK = 512  # bytes per write command (mpremote's default is 256)
+ROMFS_CHUNK = 2048  # image bytes per ROMFS write command (sent as base64)
 SERIAL_TIMEOUT_S = 1.0  # one blocking read; mpremote's own timeouts work on top of it
 
 _STATE_SCRIPT = """\
@@ -53,6 +55,13 @@ def _f(p):
         print(p + '\\t' + str(st[6]) + '\\t' + _h(p))
 for _p in %r:
     _f(_p)
+"""
+
+_ROMFS_INFO_SCRIPT = """\
+import vfs
+_n = vfs.rom_ioctl(1) if hasattr(vfs, 'rom_ioctl') else 0
+_d = vfs.rom_ioctl(2, 0) if _n > 0 else 0
+print(_n, 0 if isinstance(_d, int) or hasattr(_d, 'ioctl') else len(_d))
 """
 
 _DESCRIBE_SCRIPT = """\
@@ -166,14 +175,57 @@ class Device:
         out = self._exec("inspect", _DESCRIBE_SCRIPT)
         return out.decode(errors="replace").strip()
 
-    def romfs_partitions(self) -> int:
-        """ROMFS partitions the board offers (MicroPython 1.25+ ``vfs.rom_ioctl``); 0 if none."""
-        code = "import vfs\nprint(vfs.rom_ioctl(1) if hasattr(vfs, 'rom_ioctl') else 0)"
-        out = self._exec("inspect", code).decode(errors="replace").strip()
+    def romfs_partitions(self) -> tuple[int, int]:
+        """(ROMFS partitions the board offers (MicroPython 1.25+ ``vfs.rom_ioctl``), size of the
+        first in bytes); (0, 0) if none. The size is 0 when that partition is a block-device
+        object (written through its own methods, not ``vfs.rom_ioctl``)."""
+        out = self._exec("inspect", _ROMFS_INFO_SCRIPT).decode(errors="replace").strip()
         try:
-            return max(0, int(out.splitlines()[-1]))
+            n, size = (int(x) for x in out.splitlines()[-1].split())
+            return max(0, n), max(0, size)
         except (ValueError, IndexError):
-            return 0
+            return 0, 0
+
+    def exists(self, path: str) -> bool:
+        code = f"import os\ntry:\n os.stat({path!r})\n print(1)\nexcept OSError:\n print(0)"
+        return self._exec("inspect", code, path).strip().endswith(b"1")
+
+    def romfs_sha256(self, n: int) -> str:
+        """sha256 (hex) of the first ``n`` bytes of ROMFS partition 0, computed on the device."""
+        code = (
+            "import vfs, hashlib, binascii\n"
+            f"print(binascii.hexlify(hashlib.sha256(vfs.rom_ioctl(2, 0)[:{n}]).digest()).decode())"
+        )
+        return self._exec("romfs", code).decode(errors="replace").strip().splitlines()[-1:][0]
+
+    def deploy_romfs(self, image: bytes, progress: Callable[[int, int], None] | None = None) -> None:
+        """Write a ROMFS image into partition 0 with ``vfs.rom_ioctl`` (prepare, write, complete:
+        what ``mpremote romfs deploy`` does); ``/rom`` is unmounted first and mounted again by
+        the board's next reset."""
+        self._exec("romfs", "import vfs\ntry:\n vfs.umount('/rom')\nexcept OSError:\n pass")
+        step = self._romfs_call(f"vfs.rom_ioctl(3, 0, {len(image)})", "prepare the partition")
+        step = max(1, step)
+        chunk = max(step, ROMFS_CHUNK // step * step)
+        for off in range(0, len(image), chunk):
+            data = image[off : off + chunk]
+            data += bytes(-len(data) % step)  # whole write units
+            b64 = base64.b64encode(data).decode()
+            self._romfs_call(f"vfs.rom_ioctl(4, 0, {off}, a2b_base64('{b64}'))", f"write at offset {off}")
+            if progress is not None:
+                progress(min(off + chunk, len(image)), len(image))
+        self._romfs_call("vfs.rom_ioctl(5, 0)", "complete the write")
+
+    def _romfs_call(self, expr: str, what: str) -> int:
+        out = self._exec("romfs", f"import vfs\nfrom binascii import a2b_base64\nprint({expr})")
+        try:
+            r = int(out.decode(errors="replace").strip().splitlines()[-1])
+        except (ValueError, IndexError):
+            raise FlashError("romfs", f"unexpected answer to {what}: {out[-80:]!r}") from None
+        if r < 0:
+            raise FlashError(
+                "romfs", f"the board refused to {what} of its ROMFS partition: {errno.errorcode.get(-r, -r)}"
+            )
+        return r
 
     def files(self, roots: list[str]) -> dict[str, DeviceFile]:
         """Size and sha256 of every file at or under ``roots`` (missing roots are skipped)."""

@@ -6,7 +6,7 @@ from __future__ import annotations
 class FlashError(Exception):
     """A flash step failed. ``str()`` is one line: ``<step>[ <path>]: <detail>``.
 
-    ``step`` is one of: config, build, connect, inspect, space, prune, copy, verify, reset, wait.
+    ``step`` is one of: config, build, connect, inspect, space, prune, copy, romfs, verify, reset, wait.
     """
 
     def __init__(self, step: str, detail: str, path: str | None = None, hint: str | None = None) -> None:

@@ -17,6 +17,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from agri.flash.build import romfs_image
 from agri.node.runtime import RuntimeMissing, cache_dir, firmware_dir
 
 BUILD_FILES = ("main.py", "boot.py")
@@ -77,7 +78,7 @@ def source_hash(fw: Path | None = None) -> str:
     h = hashlib.sha256()
     for p in [*_sources(fw), *(fw / n for n in BUILD_FILES), *(fw / "unix" / n for n in BOARD_SOURCES)]:
         h.update(str(p.relative_to(fw)).encode() + b"\0" + p.read_bytes() + b"\0")
-    h.update(mpy_cross_binary().encode() + " ".join(MPY_FLAGS).encode())
+    h.update(mpy_cross_binary().encode() + " ".join(MPY_FLAGS).encode() + b"-s relative")
     return h.hexdigest()[:16]
 
 
@@ -97,11 +98,11 @@ def build(dest_root: Path | None = None) -> Build:
             rel = src.relative_to(fw).with_suffix(".mpy")
             dst = tmp / "lib" / rel
             dst.parent.mkdir(parents=True, exist_ok=True)
-            _compile(cross, src, dst)
+            _compile(cross, src, dst, src.relative_to(fw).as_posix())
         for name in BOARD_SOURCES:
             dst = tmp / "board" / Path(name).with_suffix(".mpy")
             dst.parent.mkdir(parents=True, exist_ok=True)
-            _compile(cross, fw / "unix" / name, dst)
+            _compile(cross, fw / "unix" / name, dst, name)
         for name in BUILD_FILES:
             shutil.copy2(fw / name, tmp / name)
         (tmp / "board.img").write_bytes(make_romfs(tmp / "board", top=""))
@@ -116,31 +117,18 @@ def build(dest_root: Path | None = None) -> Build:
     return out
 
 
-def _compile(cross: str, src: Path, dst: Path) -> None:
-    proc = subprocess.run([cross, *MPY_FLAGS, "-o", str(dst), str(src)], capture_output=True, text=True)
+def _compile(cross: str, src: Path, dst: Path, name: str) -> None:
+    # The source name embedded in the bytecode (a qstr, i.e. heap on the device) is the relative
+    # one, as agri flash gives it: not this checkout's absolute path, whose length would change
+    # the node's heap figures with where the tree lives.
+    proc = subprocess.run(
+        [cross, *MPY_FLAGS, "-s", name, "-o", str(dst), str(src)], capture_output=True, text=True
+    )
     if proc.returncode != 0:
         raise RuntimeMissing(f"mpy-cross failed on {src}: {proc.stderr.strip()}")
 
 
 def make_romfs(lib: Path, top: str = "lib") -> bytes:
-    """A ROMFS image holding ``lib`` as ``/top`` (at the root if top is empty; mpremote's writer,
-    the format ``vfs.VfsRom`` mounts)."""
-    from mpremote.romfs import VfsRomWriter
-
-    w = VfsRomWriter()
-    if top:
-        w.opendir(top)
-
-    def add(d: Path) -> None:
-        for p in sorted(d.iterdir()):
-            if p.is_dir():
-                w.opendir(p.name)
-                add(p)
-                w.closedir()
-            else:
-                w.mkfile(p.name, p.read_bytes())
-
-    add(lib)
-    if top:
-        w.closedir()
-    return bytes(w.finalise())
+    """A ROMFS image holding the directory ``lib`` as ``/top`` (at the root if top is empty)."""
+    files = {p.relative_to(lib).as_posix(): p.read_bytes() for p in sorted(lib.rglob("*")) if p.is_file()}
+    return romfs_image({f"{top}/{k}" if top else k: v for k, v in files.items()})

@@ -19,8 +19,8 @@ import psycopg
 from agri.node import config as nodecfg
 from agri.stack.fleet import SimNode
 from agri.stack.mqtt_auth import MqttAuth, new_password, node_username
-from alerts import commissioners as comm
 from api.queries import tokens
+from store import commissioners as comm
 from store import registry
 from store import sky as store_sky
 from store.blockgeo import import_blocks_text
@@ -158,7 +158,7 @@ def _off(name: str, metric: str) -> str:
     """A shipped anomaly rule switched off in the demo (its scenarios are the story, not noise)."""
     return (
         f'[[rules]]\nname = "{name}"\nenabled = false\nsource = "farm_anomaly"\nmetric = "{metric}"\n'
-        "above = 0.35\n\n"
+        "above = 0.38\n\n"
     )
 
 

@@ -368,18 +368,25 @@ def farm_masks(data: FarmData) -> tuple[np.ndarray, np.ndarray]:
     (``analytics.qc.DEFAULT_THRESHOLDS``; without the catalog's sensor range, which lives in
     ``kernel``). Context: a soil-moisture series is explained while it rains on its farm and
     for two hours after; the rain gauge's own showers are weather, not faults; the drinking-water
-    counter is explained at its midnight rollover.
+    counter is explained at its midnight rollover. Added to QC's alarms: the stuck-probe rule
+    (``farm.stuck_alarms``, every series but the rain gauge) and the slow-trend test
+    (``farm.drift_alarms``, the kinds in ``farm.DRIFT_METRICS``).
     """
     qc = np.zeros(data.values.shape, dtype=bool)
     explained = np.zeros(data.values.shape, dtype=bool)
+    drift_rows = [i for i, kind in enumerate(data.kinds) if kind in farm.DRIFT_METRICS]
+    if drift_rows:
+        qc[drift_rows] = farm.drift_alarms(data.times[drift_rows], data.values[drift_rows])
     for i, kind in enumerate(data.kinds):
         t, v = data.times[i], data.values[i]
         res = run_qc(t, v, DEFAULT_THRESHOLDS.get(kind, QcThresholds()), causal=True)
-        qc[i] = farm.qc_alarms(res)
+        qc[i] |= farm.qc_alarms(res)
         water_in = None
         if kind in farm.WATERED:
             water_in = np.nan_to_num(data.values[data.rows_of(data.farms[i], "rain_mm")])
             if data.irrigated is not None:
                 water_in = water_in + data.irrigated[i]
         explained[i] = farm.explained(kind, t, v, rain_times=t, rain=water_in)
+    # a flat stretch far longer than the probe's own (not the rain gauge's dry days: weather)
+    qc |= farm.stuck_alarms(data.times, data.values) & ~explained
     return qc, explained

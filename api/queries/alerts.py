@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, Unpack
 
 import psycopg
 from psycopg import sql
@@ -18,7 +18,7 @@ from psycopg.rows import dict_row
 from pydantic import BaseModel
 
 from api.queries import cursor as cursors
-from api.queries.errors import Conflict, InvalidArgument, NotFound
+from api.queries.errors import Conflict, NotFound
 from api.queries.models import Page
 from store import alert_lifecycle
 
@@ -71,46 +71,24 @@ _SELECT = sql.SQL(
 def list_alerts(
     conn: Conn,
     *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
     status: Status | None = None,
     severity: Severity | None = None,
     rule: str | None = None,
-    node: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 100,
-    cursor: str | None = None,
+    **recent: Unpack[cursors.Recent],
 ) -> Page[Alert]:
     """Alerts, newest first."""
-    if not 1 <= limit <= 1000:
-        raise InvalidArgument("limit must be 1..1000", field="limit")
-    conds: list[sql.Composable] = [sql.SQL("true")]
-    params: list[Any] = []
-    for cond, value in (
-        ("a.farm_id = ANY(%s)", list(farms) if farms is not None else None),
-        ("a.farm_id = %s", farm),
+    farms = recent.get("farms")
+    conds = cursors.where(
+        ("a.farm_id = ANY(%s)", None if farms is None else list(farms)),
+        ("a.farm_id = %s", recent.get("farm")),
         ("a.status = %s", status),
         ("a.severity = %s", severity),
         ("a.rule = %s", rule),
-        ("n.node_id = %s", node),
-        ("a.started_at >= %s", since),
-        ("a.started_at < %s", until),
-    ):
-        if value is not None:
-            conds.append(sql.SQL(cond))
-            params.append(value)
-    after = cursors.decode(cursor, 1)
-    if after is not None:
-        if not isinstance(after[0], int):
-            raise InvalidArgument("cursor is not a cursor this API returned", field="cursor")
-        conds.append(sql.SQL("a.id < %s"))
-        params.append(after[0])
-    q = sql.SQL("{} WHERE {} ORDER BY a.id DESC LIMIT %s").format(_SELECT, sql.SQL(" AND ").join(conds))
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [Alert(**r) for r in cur.execute(q, [*params, limit + 1]).fetchall()]
-    nxt = cursors.encode(rows[limit - 1].id) if len(rows) > limit else None
-    return Page[Alert](items=rows[:limit], next_cursor=nxt)
+        ("n.node_id = %s", recent.get("node")),
+        ("a.started_at >= %s", recent.get("since")),
+        ("a.started_at < %s", recent.get("until")),
+    )
+    return cursors.newest_first(conn, _SELECT, conds, "a.id", Alert, recent)
 
 
 def get_alert(conn: Conn, alert_id: int, *, farms: Sequence[str] | None = None) -> AlertDetail:

@@ -95,6 +95,19 @@ def check_boundary(geo: dict[str, Any] | None) -> dict[str, Any] | None:
     return {"type": kind, "coordinates": coords}
 
 
+def _known(changes: dict[str, Any], fields: Sequence[str]) -> None:
+    """Refuse a field an update does not know; check lat/lon where given."""
+    bad = [k for k in changes if k not in fields]
+    if bad:
+        raise InvalidArgument(f"unknown field {bad[0]!r}", field=bad[0])
+    check_location(changes.get("lat"), changes.get("lon"))
+
+
+def _sets(changes: dict[str, Any]) -> sql.Composable:
+    """``col = %s, ...`` for the changed columns (their values: ``changes.values()``)."""
+    return sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in changes)
+
+
 # --- farms ---------------------------------------------------------------------------------------
 
 
@@ -141,15 +154,12 @@ FARM_FIELDS = ("name", "kind", "lat", "lon", "elevation_m", "tz", "boundary")
 
 def update_farm(conn: Conn, farm_id: str, changes: dict[str, Any]) -> Farm:
     """Change the given fields (keys of ``FARM_FIELDS``; a None value clears an optional one)."""
-    bad = [k for k in changes if k not in FARM_FIELDS]
-    if bad:
-        raise InvalidArgument(f"unknown field {bad[0]!r}", field=bad[0])
+    _known(changes, FARM_FIELDS)
     if "kind" in changes and changes["kind"] not in FARM_KINDS:
         raise InvalidArgument(f"kind must be one of {', '.join(FARM_KINDS)}", field="kind")
     for req in ("name", "kind", "tz"):
         if req in changes and changes[req] is None:
             raise InvalidArgument(f"{req} cannot be cleared", field=req)
-    check_location(changes.get("lat"), changes.get("lon"))
     if changes.get("tz") is not None:
         check_tz(changes["tz"])
     if "boundary" in changes:
@@ -160,9 +170,9 @@ def update_farm(conn: Conn, farm_id: str, changes: dict[str, Any]) -> Farm:
         if row is None:
             raise NotFound(f"farm {farm_id!r} not found", field="farm")
         if changes:
-            sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in changes)
             conn.execute(
-                sql.SQL("UPDATE farms SET {} WHERE id = %s").format(sets), [*changes.values(), farm_id]
+                sql.SQL("UPDATE farms SET {} WHERE id = %s").format(_sets(changes)),
+                [*changes.values(), farm_id],
             )
         if changes.get("tz") not in (None, row[0]):
             rollup.mark_farm_days(conn, farm_id)
@@ -250,10 +260,7 @@ NODE_FIELDS = ("name", "profile", "lat", "lon", "firmware_version", "metrics")
 
 def update_node(conn: Conn, farm_id: str, node_id: str, changes: dict[str, Any]) -> NodeStatus:
     """Change fields; ``metrics`` adds series (existing series and their readings are kept)."""
-    bad = [k for k in changes if k not in NODE_FIELDS]
-    if bad:
-        raise InvalidArgument(f"unknown field {bad[0]!r}", field=bad[0])
-    check_location(changes.get("lat"), changes.get("lon"))
+    _known(changes, NODE_FIELDS)
     if changes.get("profile") is not None and changes["profile"] not in FARM_KINDS:
         raise InvalidArgument(f"profile must be one of {', '.join(FARM_KINDS)}", field="profile")
     ms = check_metrics(changes.pop("metrics", None) or [])
@@ -264,9 +271,9 @@ def update_node(conn: Conn, farm_id: str, node_id: str, changes: dict[str, Any])
         if row is None:
             raise NotFound(f"node {farm_id}/{node_id} not found", field="node")
         if changes:
-            sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in changes)
             conn.execute(
-                sql.SQL("UPDATE nodes SET {} WHERE id = %s").format(sets), [*changes.values(), row[0]]
+                sql.SQL("UPDATE nodes SET {} WHERE id = %s").format(_sets(changes)),
+                [*changes.values(), row[0]],
             )
         _add_series(conn, int(row[0]), ms)
     return registry.get_node(conn, farm_id, node_id)
@@ -314,14 +321,10 @@ GATEWAY_FIELDS = ("name", "lat", "lon")
 
 
 def update_gateway(conn: Conn, farm_id: str, gateway_id: str, changes: dict[str, Any]) -> Gateway:
-    bad = [k for k in changes if k not in GATEWAY_FIELDS]
-    if bad:
-        raise InvalidArgument(f"unknown field {bad[0]!r}", field=bad[0])
-    check_location(changes.get("lat"), changes.get("lon"))
+    _known(changes, GATEWAY_FIELDS)
     if changes:
-        sets = sql.SQL(", ").join(sql.SQL("{} = %s").format(sql.Identifier(k)) for k in changes)
         cur = conn.execute(
-            sql.SQL("UPDATE gateways SET {} WHERE farm_id = %s AND gateway_id = %s").format(sets),
+            sql.SQL("UPDATE gateways SET {} WHERE farm_id = %s AND gateway_id = %s").format(_sets(changes)),
             [*changes.values(), farm_id, gateway_id],
         )
         if cur.rowcount == 0:

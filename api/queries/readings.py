@@ -13,10 +13,11 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict, Unpack
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import orjson
 import psycopg
 from numpy.typing import NDArray
 from psycopg import sql
@@ -62,45 +63,36 @@ def check_range(start: datetime, end: datetime) -> None:
         raise InvalidArgument("end must be after start", field="end")
 
 
-def _series_filter(
-    *,
-    farms: Sequence[str] | None,
-    farm: str | None,
-    node: str | None,
-    metric: str | None,
-    series_ids: Sequence[int] | None,
-) -> tuple[list[sql.Composable], list[Any]]:
+class SeriesFilter(TypedDict, total=False):
+    """Which series (a farm or series ids at least); ``farms``: the farms a token is limited to."""
+
+    farms: Sequence[str] | None
+    farm: str | None
+    node: str | None
+    metric: str | None
+    series_ids: Sequence[int] | None
+
+
+def _series_filter(which: SeriesFilter) -> tuple[sql.Composable, list[Any]]:
+    farms, farm, node = which.get("farms"), which.get("farm"), which.get("node")
+    metric, series_ids = which.get("metric"), which.get("series_ids")
     if farm is None and not series_ids:
         raise InvalidArgument("give a farm or series ids", field="farm")
     if metric is not None and metric not in CATALOG:
         raise InvalidArgument(f"unknown metric {metric!r}", field="metric")
-    conds: list[sql.Composable] = []
-    params: list[Any] = []
-    for cond, value in (
+    return cursors.where(
         ("n.farm_id = ANY(%s)", list(farms) if farms is not None else None),
         ("n.farm_id = %s", farm),
         ("n.node_id = %s", node),
         ("s.metric = %s", metric),
         ("s.id = ANY(%s)", list(series_ids) if series_ids else None),
-    ):
-        if value is not None:
-            conds.append(sql.SQL(cond))
-            params.append(value)
-    return conds, params
+    )
 
 
-def find_series(
-    conn: Conn,
-    *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
-    node: str | None = None,
-    metric: str | None = None,
-    series_ids: Sequence[int] | None = None,
-) -> list[SeriesInfo]:
+def find_series(conn: Conn, **which: Unpack[SeriesFilter]) -> list[SeriesInfo]:
     """Series matching the filters, ordered by id; at least a farm or series ids must be given."""
-    conds, params = _series_filter(farms=farms, farm=farm, node=node, metric=metric, series_ids=series_ids)
-    q = sql.SQL("{} WHERE {} ORDER BY s.id").format(_SERIES_SELECT, sql.SQL(" AND ").join(conds))
+    conds, params = _series_filter(which)
+    q = sql.SQL("{} WHERE {} ORDER BY s.id").format(_SERIES_SELECT, conds)
     with conn.cursor(row_factory=dict_row) as cur:
         return [SeriesInfo(**r) for r in cur.execute(q, params).fetchall()]
 
@@ -115,16 +107,27 @@ def get_series(conn: Conn, series_id: int, *, farms: Sequence[str] | None = None
 # --- latest ---------------------------------------------------------------------------------------
 
 
-# The newest rollup hour of each series (its hourly row keeps that hour's last reading) and its
-# newest dirty mark: two index probes per series, nothing planned over the chunks of ``readings``.
+# The newest rollup hour of each series with that hour's last reading (``series_latest``, kept by
+# the refresher with the hourly rows) and its newest dirty mark (one index probe per series);
+# nothing planned over the chunks of ``readings``.
 _LATEST_ROLLUP = sql.SQL(
-    "SELECT s.id, n.farm_id, n.node_id, s.metric, m.unit, h.hour, h.last_time, h.last_value, d.hour"
+    "SELECT s.id, n.farm_id, n.node_id, s.metric, m.unit, h.hour, h.last_time, h.last_value,"
+    " d.hour AS mark"
     " FROM series s JOIN nodes n ON n.id = s.node_id JOIN metrics m ON m.name = s.metric"
-    " LEFT JOIN LATERAL (SELECT hh.hour, hh.last_time, hh.last_value FROM readings_hourly hh"
-    " WHERE hh.series_id = s.id ORDER BY hh.hour DESC LIMIT 1) h ON true"
+    " LEFT JOIN series_latest h ON h.series_id = s.id"
     " LEFT JOIN LATERAL (SELECT dd.hour FROM rollup_dirty dd WHERE dd.series_id = s.id"
     " ORDER BY dd.hour DESC LIMIT 1) d ON true"
-    " WHERE {} ORDER BY s.id"
+    " WHERE {}"
+)
+
+# The same as one JSON text built by the server (the API's answer: no Python object per series),
+# with the series whose newest mark is at or after their newest rollup hour, and those marks.
+_LATEST_JSON = sql.SQL(
+    "SELECT coalesce(json_agg(json_build_object('series_id', b.id, 'farm_id', b.farm_id,"
+    " 'node_id', b.node_id, 'metric', b.metric, 'unit', b.unit, 'time', b.last_time,"
+    " 'value', b.last_value) ORDER BY b.id), '[]')::text,"
+    " array_agg(b.id) FILTER (WHERE b.stale), array_agg(b.mark) FILTER (WHERE b.stale)"
+    " FROM (SELECT *, mark IS NOT NULL AND (hour IS NULL OR mark >= hour) AS stale FROM ({}) a) b"
 )
 
 # The newest raw reading of the series written since the refresher's last round, at or after their
@@ -137,15 +140,15 @@ _LATEST_RAW = sql.SQL(
 )
 
 
-def latest(
-    conn: Conn,
-    *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
-    node: str | None = None,
-    metric: str | None = None,
-    series_ids: Sequence[int] | None = None,
-) -> list[LatestValue]:
+def _fresh(conn: Conn, sids: Sequence[int], marks: Sequence[datetime]) -> dict[int, tuple[datetime, float]]:
+    """The newest raw reading of each series at or after its mark (series not rolled up yet)."""
+    if not sids:
+        return {}
+    q = _LATEST_RAW.format(floor=sql.Literal(min(marks)))
+    return {sid: (t, v) for sid, t, v in conn.execute(q, (list(sids), list(marks))).fetchall()}
+
+
+def latest(conn: Conn, **which: Unpack[SeriesFilter]) -> list[LatestValue]:
     """The newest reading of each matching series (time and value null if it has none).
 
     The same answer as ``registry.LATEST_OF`` in two statements: the rollups' newest hour and the
@@ -153,14 +156,11 @@ def latest(
     after their newest rollup hour. A mark committed between the two is data that arrived just
     after the first: the answer is the one a request made a moment earlier would get.
     """
-    conds, params = _series_filter(farms=farms, farm=farm, node=node, metric=metric, series_ids=series_ids)
-    rows = conn.execute(_LATEST_ROLLUP.format(sql.SQL(" AND ").join(conds)), params).fetchall()
+    conds, params = _series_filter(which)
+    q = sql.SQL("{} ORDER BY s.id").format(_LATEST_ROLLUP.format(conds))
+    rows = conn.execute(q, params).fetchall()
     stale = [(r[0], r[8]) for r in rows if r[8] is not None and (r[5] is None or r[8] >= r[5])]
-    fresh: dict[int, tuple[datetime, float]] = {}
-    if stale:
-        q = _LATEST_RAW.format(floor=sql.Literal(min(h for _, h in stale)))
-        for sid, t, v in conn.execute(q, ([k for k, _ in stale], [h for _, h in stale])).fetchall():
-            fresh[sid] = (t, v)
+    fresh = _fresh(conn, [k for k, _ in stale], [h for _, h in stale])
     construct = LatestValue.model_construct
     out = []
     for sid, farm_id, node_id, metric_, unit, _hour, last_time, last_value, _mark in rows:
@@ -171,6 +171,25 @@ def latest(
             )
         )
     return out
+
+
+def latest_json(conn: Conn, **which: Unpack[SeriesFilter]) -> bytes:
+    """:func:`latest` as the JSON array the API sends (``list[LatestValue]``), built by the
+    database; only the series not rolled up yet are patched in Python."""
+    conds, params = _series_filter(which)
+    q = _LATEST_JSON.format(_LATEST_ROLLUP.format(conds))
+    row = conn.execute(q, params).fetchone()
+    assert row is not None  # an aggregate: always one row
+    text, sids, marks = row
+    fresh = _fresh(conn, sids or [], marks or [])
+    if not fresh:
+        return str(text).encode()
+    items = orjson.loads(text)
+    for it in items:
+        got = fresh.get(it["series_id"])
+        if got is not None:
+            it["time"], it["value"] = got
+    return orjson.dumps(items)
 
 
 # --- raw ------------------------------------------------------------------------------------------
@@ -469,66 +488,36 @@ def buckets(
 # --- rejects, completeness ------------------------------------------------------------------------
 
 
-def rejects(
-    conn: Conn,
-    *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
-    node: str | None = None,
-    reason: str | None = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: int = 100,
-    cursor: str | None = None,
-) -> Page[Rejected]:
+def rejects(conn: Conn, *, reason: str | None = None, **recent: Unpack[cursors.Recent]) -> Page[Rejected]:
     """Dead letters, newest first."""
-    if not 1 <= limit <= 1000:
-        raise InvalidArgument("limit must be 1..1000", field="limit")
-    conds: list[sql.Composable] = [sql.SQL("true")]
-    params: list[Any] = []
-    for cond, value in (
-        ("farm_id = ANY(%s)", list(farms) if farms is not None else None),
-        ("farm_id = %s", farm),
-        ("node_id = %s", node),
+    farms, since, until = recent.get("farms"), recent.get("since"), recent.get("until")
+    conds = cursors.where(
+        ("farm_id = ANY(%s)", None if farms is None else list(farms)),
+        ("farm_id = %s", recent.get("farm")),
+        ("node_id = %s", recent.get("node")),
         ("reason = %s", reason),
         ("received_at >= %s", aware(since, "since") if since else None),
         ("received_at < %s", aware(until, "until") if until else None),
-    ):
-        if value is not None:
-            conds.append(sql.SQL(cond))
-            params.append(value)
-    after = cursors.decode(cursor, 1)
-    if after is not None:
-        if not isinstance(after[0], int):
-            raise InvalidArgument("cursor is not a cursor this API returned", field="cursor")
-        conds.append(sql.SQL("id < %s"))
-        params.append(after[0])
-    q = sql.SQL(
-        "SELECT id, received_at, source, farm_id, node_id, metric, reading_time, reason, detail FROM rejects"
-        " WHERE {} ORDER BY id DESC LIMIT %s"
-    ).format(sql.SQL(" AND ").join(conds))
-    with conn.cursor(row_factory=dict_row) as cur:
-        rows = [Rejected(**r) for r in cur.execute(q, [*params, limit + 1]).fetchall()]
-    nxt = cursors.encode(rows[limit - 1].id) if len(rows) > limit else None
-    return Page[Rejected](items=rows[:limit], next_cursor=nxt)
+    )
+    return cursors.newest_first(conn, _REJECTS, conds, "id", Rejected, recent)
+
+
+_REJECTS = sql.SQL(
+    "SELECT id, received_at, source, farm_id, node_id, metric, reading_time, reason, detail FROM rejects"
+)
 
 
 def completeness(
     conn: Conn, *, farms: Sequence[str] | None = None, farm: str | None = None, node: str | None = None
 ) -> list[Completeness]:
-    conds: list[sql.Composable] = [sql.SQL("true")]
-    params: list[Any] = []
-    for cond, value in (
+    cond, params = cursors.where(
         ("farm_id = ANY(%s)", list(farms) if farms is not None else None),
         ("farm_id = %s", farm),
         ("node_id = %s", node),
-    ):
-        if value is not None:
-            conds.append(sql.SQL(cond))
-            params.append(value)
+    )
     q = sql.SQL(
         "SELECT farm_id, node_id, first_seq, last_seq, msgs_received, msgs_missing, dropped_reported,"
         " completeness FROM node_completeness WHERE {} ORDER BY farm_id, node_id"
-    ).format(sql.SQL(" AND ").join(conds))
+    ).format(cond)
     with conn.cursor(row_factory=dict_row) as cur:
         return [Completeness(**r) for r in cur.execute(q, params).fetchall()]

@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar, Unpack
 
 import psycopg
 from psycopg import sql
@@ -112,30 +112,31 @@ _NODE_SELECT = sql.SQL(
 )
 
 
+class Listing(TypedDict, total=False):
+    """A page of nodes or gateways: of one farm or all (``farms``: those a token is limited to)."""
+
+    farms: Sequence[str] | None
+    farm: str | None
+    include_retired: bool
+    limit: int
+    cursor: str | None
+
+
 def _list_page(
-    conn: Conn,
-    select: sql.Composable,
-    alias: str,
-    key: str,
-    model: type[_Item],
-    *,
-    farms: Sequence[str] | None,
-    farm: str | None,
-    include_retired: bool,
-    limit: int,
-    cursor: str | None,
+    conn: Conn, select: sql.Composable, alias: str, key: str, model: type[_Item], listing: Listing
 ) -> Page[_Item]:
     """One page of a farm's nodes or gateways (``alias``: the table alias; ``key``: the id column),
     ordered by (farm, id), resuming after ``cursor``."""
+    farm, limit = listing.get("farm"), listing.get("limit", 100)
     farm_col, key_col = sql.Identifier(alias, "farm_id"), sql.Identifier(alias, key)
-    allowed, params = _farm_filter(farms, f"{alias}.farm_id")
+    allowed, params = _farm_filter(listing.get("farms"), f"{alias}.farm_id")
     conds: list[sql.Composable] = [allowed]
     if farm is not None:
         conds.append(sql.SQL("{} = %s").format(farm_col))
         params.append(farm)
-    if not include_retired:
+    if not listing.get("include_retired", False):
         conds.append(sql.SQL("{} IS NULL").format(sql.Identifier(alias, "retired_at")))
-    after = cursors.decode(cursor, 2)
+    after = cursors.decode(listing.get("cursor"), 2)
     if after is not None:
         conds.append(sql.SQL("({}, {}) > (%s, %s)").format(farm_col, key_col))
         params += [str(after[0]), str(after[1])]
@@ -173,19 +174,8 @@ def _get_one(
     return model(**row)
 
 
-def list_nodes(
-    conn: Conn,
-    *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
-    include_retired: bool = False,
-    limit: int = 100,
-    cursor: str | None = None,
-) -> Page[NodeStatus]:
-    return _list_page(
-        conn, _NODE_SELECT, "n", "node_id", NodeStatus, farms=farms, farm=farm,
-        include_retired=include_retired, limit=limit, cursor=cursor,
-    )  # fmt: skip
+def list_nodes(conn: Conn, **listing: Unpack[Listing]) -> Page[NodeStatus]:
+    return _list_page(conn, _NODE_SELECT, "n", "node_id", NodeStatus, listing)
 
 
 def get_node(conn: Conn, farm_id: str, node_id: str, *, farms: Sequence[str] | None = None) -> NodeStatus:
@@ -197,19 +187,8 @@ _GW_SELECT = sql.SQL(
 )
 
 
-def list_gateways(
-    conn: Conn,
-    *,
-    farms: Sequence[str] | None = None,
-    farm: str | None = None,
-    include_retired: bool = False,
-    limit: int = 100,
-    cursor: str | None = None,
-) -> Page[Gateway]:
-    return _list_page(
-        conn, _GW_SELECT, "g", "gateway_id", Gateway, farms=farms, farm=farm,
-        include_retired=include_retired, limit=limit, cursor=cursor,
-    )  # fmt: skip
+def list_gateways(conn: Conn, **listing: Unpack[Listing]) -> Page[Gateway]:
+    return _list_page(conn, _GW_SELECT, "g", "gateway_id", Gateway, listing)
 
 
 def get_gateway(conn: Conn, farm_id: str, gateway_id: str, *, farms: Sequence[str] | None = None) -> Gateway:

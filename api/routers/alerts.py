@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
 
-from api.deps import Conn, Operator, Reader, State, farm_access
+from api.deps import Conn, Operator, Reader, State
 from api.errors import AUTH_RESPONSES, CONFLICT, INVALID, NOT_FOUND
 from api.queries import alerts
 from api.queries.alerts import AlertDetail, Severity, Status
 from api.queries.models import Page
-from api.routers.readings import FarmQ, NodeQ, localise
+from api.routers.readings import Newest
 
 router = APIRouter(tags=["alerts"], responses={**AUTH_RESPONSES, **INVALID, **NOT_FOUND})
 
@@ -20,31 +19,12 @@ router = APIRouter(tags=["alerts"], responses={**AUTH_RESPONSES, **INVALID, **NO
 @router.get("/alerts", response_model=Page[alerts.Alert], summary="Alerts, newest first")
 def list_alerts(
     conn: Conn,
-    who: Reader,
-    farm: FarmQ = None,
+    listing: Newest,
     status: Status | None = None,
     severity: Severity | None = None,
     rule: Annotated[str | None, Query(max_length=100)] = None,
-    node: NodeQ = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
-    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=200)] = None,
 ) -> Page[alerts.Alert]:
-    farm_access(who, farm)
-    return alerts.list_alerts(
-        conn,
-        farms=who.farm_list(),
-        farm=farm,
-        status=status,
-        severity=severity,
-        rule=rule,
-        node=node,
-        since=localise(since, "UTC") if since else None,
-        until=localise(until, "UTC") if until else None,
-        limit=limit,
-        cursor=cursor,
-    )
+    return alerts.list_alerts(conn, status=status, severity=severity, rule=rule, **listing)
 
 
 @router.get("/alerts/{alert_id}", response_model=AlertDetail, summary="An alert with its history")

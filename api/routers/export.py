@@ -8,11 +8,11 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import StreamingResponse
 
-from api.deps import Conn, Reader, State
+from api.deps import Conn, State
 from api.errors import AUTH_RESPONSES, INVALID
 from api.queries import export, readings
 from api.queries.models import SeriesInfo
-from api.routers.readings import EndQ, FarmQ, MetricQ, NodeQ, SeriesQ, StartQ, localise, select_series
+from api.routers.readings import EndQ, StartQ, Which, localise
 
 router = APIRouter(tags=["readings"], responses={**AUTH_RESPONSES, **INVALID})
 
@@ -36,16 +36,12 @@ MEDIA = {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.pa
 def export_readings(
     st: State,
     conn: Conn,
-    who: Reader,
     start: StartQ,
     end: EndQ,
+    which: Which,
     format: Annotated[Literal["csv", "parquet"], Query(description="File format")] = "csv",
-    farm: FarmQ = None,
-    node: NodeQ = None,
-    metric: MetricQ = None,
-    series_id: SeriesQ = None,
 ) -> StreamingResponse:
-    series = select_series(conn, who, farm, node, metric, series_id)
+    series = readings.find_series(conn, **which)
     tz = series[0].tz if series else "UTC"
     t0, t1 = localise(start, tz), localise(end, tz)
     readings.check_range(t0, t1)
@@ -57,7 +53,7 @@ def export_readings(
         with pool.connection() as c:
             yield from make(c, items, t0, t1, tz=tz)
 
-    name = f"readings-{farm or 'series'}-{t0:%Y%m%d}-{t1:%Y%m%d}.{format}"
+    name = f"readings-{which.get('farm') or 'series'}-{t0:%Y%m%d}-{t1:%Y%m%d}.{format}"
     return StreamingResponse(
         stream(series),
         media_type=MEDIA[format],

@@ -9,7 +9,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
 from starlette.concurrency import run_in_threadpool
 
-from api.deps import Conn, Operator, farm_access
+from api.deps import Conn, OperateFarm, Operator
 from api.errors import AUTH_RESPONSES, CONFLICT, INVALID, NOT_FOUND, ApiError
 from api.queries import manage, nodeimport
 from api.queries.models import Farm, FarmKind, Gateway, NodeStatus
@@ -26,11 +26,13 @@ Lon = Annotated[float, Field(ge=-180, le=180)]
 Metric = Annotated[str, Field(min_length=1, max_length=64)]
 
 
-class _Body(BaseModel):
+class StrictBody(BaseModel):
+    """A request body that refuses unknown keys (a typo is a 422, not silently ignored)."""
+
     model_config = ConfigDict(extra="forbid")
 
 
-class FarmCreate(_Body):
+class FarmCreate(StrictBody):
     id: Id
     name: Name
     kind: FarmKind
@@ -41,7 +43,7 @@ class FarmCreate(_Body):
     boundary: dict[str, Any] | None = Field(None, description="GeoJSON Polygon or MultiPolygon (WGS 84)")
 
 
-class FarmUpdate(_Body):
+class FarmUpdate(StrictBody):
     name: Name | None = None
     kind: FarmKind | None = None
     lat: Lat | None = None
@@ -51,7 +53,7 @@ class FarmUpdate(_Body):
     boundary: dict[str, Any] | None = None
 
 
-class NodeCreate(_Body):
+class NodeCreate(StrictBody):
     node_id: Id
     name: Name | None = None
     profile: FarmKind | None = None
@@ -61,7 +63,7 @@ class NodeCreate(_Body):
     firmware_version: Annotated[str, Field(max_length=64)] | None = None
 
 
-class NodeUpdate(_Body):
+class NodeUpdate(StrictBody):
     name: Name | None = None
     profile: FarmKind | None = None
     lat: Lat | None = None
@@ -70,14 +72,14 @@ class NodeUpdate(_Body):
     firmware_version: Annotated[str, Field(max_length=64)] | None = None
 
 
-class GatewayCreate(_Body):
+class GatewayCreate(StrictBody):
     gateway_id: Id
     name: Name | None = None
     lat: Lat | None = None
     lon: Lon | None = None
 
 
-class GatewayUpdate(_Body):
+class GatewayUpdate(StrictBody):
     name: Name | None = None
     lat: Lat | None = None
     lon: Lon | None = None
@@ -95,50 +97,42 @@ def create_farm(conn: Conn, who: Operator, body: FarmCreate) -> Farm:
 @router.patch(
     "/farms/{farm}", response_model=Farm, summary="Change a farm (a new time zone rebuilds its days)"
 )
-def update_farm(conn: Conn, who: Operator, farm: str, body: FarmUpdate) -> Farm:
-    farm_access(who, farm)
+def update_farm(conn: Conn, farm: OperateFarm, body: FarmUpdate) -> Farm:
     return manage.update_farm(conn, farm, body.model_dump(exclude_unset=True))
 
 
 @router.post("/farms/{farm}/retire", response_model=Farm, summary="Retire a farm with its nodes and gateways")
-def retire_farm(conn: Conn, who: Operator, farm: str) -> Farm:
-    farm_access(who, farm)
+def retire_farm(conn: Conn, farm: OperateFarm) -> Farm:
     return manage.retire_farm(conn, farm)
 
 
 @router.post("/farms/{farm}/nodes", response_model=NodeStatus, status_code=201, summary="Register a node")
-def create_node(conn: Conn, who: Operator, farm: str, body: NodeCreate) -> NodeStatus:
-    farm_access(who, farm)
+def create_node(conn: Conn, farm: OperateFarm, body: NodeCreate) -> NodeStatus:
     return manage.create_node(conn, farm, body.node_id, **body.model_dump(exclude={"node_id"}))
 
 
 @router.patch("/farms/{farm}/nodes/{node}", response_model=NodeStatus, summary="Change a node")
-def update_node(conn: Conn, who: Operator, farm: str, node: str, body: NodeUpdate) -> NodeStatus:
-    farm_access(who, farm)
+def update_node(conn: Conn, farm: OperateFarm, node: str, body: NodeUpdate) -> NodeStatus:
     return manage.update_node(conn, farm, node, body.model_dump(exclude_unset=True))
 
 
 @router.post("/farms/{farm}/nodes/{node}/retire", response_model=NodeStatus, summary="Retire a node")
-def retire_node(conn: Conn, who: Operator, farm: str, node: str) -> NodeStatus:
-    farm_access(who, farm)
+def retire_node(conn: Conn, farm: OperateFarm, node: str) -> NodeStatus:
     return manage.retire_node(conn, farm, node)
 
 
 @router.post("/farms/{farm}/gateways", response_model=Gateway, status_code=201, summary="Register a gateway")
-def create_gateway(conn: Conn, who: Operator, farm: str, body: GatewayCreate) -> Gateway:
-    farm_access(who, farm)
+def create_gateway(conn: Conn, farm: OperateFarm, body: GatewayCreate) -> Gateway:
     return manage.create_gateway(conn, farm, body.gateway_id, **body.model_dump(exclude={"gateway_id"}))
 
 
 @router.patch("/farms/{farm}/gateways/{gateway}", response_model=Gateway, summary="Change a gateway")
-def update_gateway(conn: Conn, who: Operator, farm: str, gateway: str, body: GatewayUpdate) -> Gateway:
-    farm_access(who, farm)
+def update_gateway(conn: Conn, farm: OperateFarm, gateway: str, body: GatewayUpdate) -> Gateway:
     return manage.update_gateway(conn, farm, gateway, body.model_dump(exclude_unset=True))
 
 
 @router.post("/farms/{farm}/gateways/{gateway}/retire", response_model=Gateway, summary="Retire a gateway")
-def retire_gateway(conn: Conn, who: Operator, farm: str, gateway: str) -> Gateway:
-    farm_access(who, farm)
+def retire_gateway(conn: Conn, farm: OperateFarm, gateway: str) -> Gateway:
     return manage.retire_gateway(conn, farm, gateway)
 
 

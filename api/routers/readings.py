@@ -10,12 +10,12 @@ from typing import Annotated
 from zoneinfo import ZoneInfo
 
 import orjson
-from fastapi import APIRouter, Query, Response
-from pydantic import TypeAdapter
+from fastapi import APIRouter, Depends, Query, Response
 
 from api.deps import Conn, Reader, farm_access
 from api.errors import AUTH_RESPONSES, INVALID, NOT_FOUND
 from api.queries import readings
+from api.queries.cursor import Recent
 from api.queries.models import (
     Bucket,
     BucketSeries,
@@ -26,7 +26,7 @@ from api.queries.models import (
     Rejected,
     SeriesInfo,
 )
-from api.queries.tokens import Principal
+from api.queries.readings import SeriesFilter
 from kernel.protocol import ID_REGEX
 
 router = APIRouter(tags=["readings"], responses={**AUTH_RESPONSES, **INVALID})
@@ -38,53 +38,30 @@ SeriesQ = Annotated[list[int] | None, Query(description="Series ids (repeat the 
 StartQ = Annotated[datetime, Query(description="Range start (inclusive); no offset: farm-local time")]
 EndQ = Annotated[datetime, Query(description="Range end (exclusive); no offset: farm-local time")]
 
-_LATEST = TypeAdapter(list[LatestValue])
-
 
 def localise(t: datetime, tz: str) -> datetime:
     return t.replace(tzinfo=ZoneInfo(tz)) if t.tzinfo is None or t.utcoffset() is None else t
 
 
-def select_series(
-    conn: Conn,
-    who: Principal,
-    farm: str | None,
-    node: str | None,
-    metric: str | None,
-    series_id: list[int] | None,
-) -> list[SeriesInfo]:
+async def series_filter(
+    who: Reader, farm: FarmQ = None, node: NodeQ = None, metric: MetricQ = None, series_id: SeriesQ = None
+) -> SeriesFilter:
+    """The series query parameters every series route takes, limited to the caller's farms."""
     farm_access(who, farm)
-    return readings.find_series(
-        conn, farms=who.farm_list(), farm=farm, node=node, metric=metric, series_ids=series_id
-    )
+    return SeriesFilter(farms=who.farm_list(), farm=farm, node=node, metric=metric, series_ids=series_id)
+
+
+Which = Annotated[SeriesFilter, Depends(series_filter)]
 
 
 @router.get("/series", response_model=list[SeriesInfo], summary="Series (node x metric) matching the filters")
-def list_series(
-    conn: Conn,
-    who: Reader,
-    farm: FarmQ = None,
-    node: NodeQ = None,
-    metric: MetricQ = None,
-    series_id: SeriesQ = None,
-) -> list[SeriesInfo]:
-    return select_series(conn, who, farm, node, metric, series_id)
+def list_series(conn: Conn, which: Which) -> list[SeriesInfo]:
+    return readings.find_series(conn, **which)
 
 
 @router.get("/readings/latest", response_model=list[LatestValue], summary="Newest reading per series")
-def latest(
-    conn: Conn,
-    who: Reader,
-    farm: FarmQ = None,
-    node: NodeQ = None,
-    metric: MetricQ = None,
-    series_id: SeriesQ = None,
-) -> Response:
-    farm_access(who, farm)
-    out = readings.latest(
-        conn, farms=who.farm_list(), farm=farm, node=node, metric=metric, series_ids=series_id
-    )
-    return Response(_LATEST.dump_json(out), media_type="application/json")
+def latest(conn: Conn, which: Which) -> Response:
+    return Response(readings.latest_json(conn, **which), media_type="application/json")
 
 
 @router.get(
@@ -108,18 +85,8 @@ def raw(
     response_model=list[BucketSeries],
     summary="min / mean / max / count (sum for rain and water) per bucket; 1d = local midnight to midnight",
 )
-def buckets(
-    conn: Conn,
-    who: Reader,
-    start: StartQ,
-    end: EndQ,
-    bucket: Bucket = "1h",
-    farm: FarmQ = None,
-    node: NodeQ = None,
-    metric: MetricQ = None,
-    series_id: SeriesQ = None,
-) -> Response:
-    series = select_series(conn, who, farm, node, metric, series_id)
+def buckets(conn: Conn, which: Which, start: StartQ, end: EndQ, bucket: Bucket = "1h") -> Response:
+    series = readings.find_series(conn, **which)
     if not series:
         return Response(b"[]", media_type="application/json")
     tz = series[0].tz
@@ -138,30 +105,37 @@ def buckets(
     return Response(body, media_type="application/json")
 
 
-@router.get("/rejects", response_model=Page[Rejected], summary="Rejected readings and messages, newest first")
-def rejects(
-    conn: Conn,
+async def recent(
     who: Reader,
     farm: FarmQ = None,
     node: NodeQ = None,
-    reason: Annotated[str | None, Query(max_length=64)] = None,
     since: datetime | None = None,
     until: datetime | None = None,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=200)] = None,
-) -> Page[Rejected]:
+) -> Recent:
+    """The query parameters of a newest-first listing (alerts, rejects), limited to the caller's
+    farms; times without an offset are UTC."""
     farm_access(who, farm)
-    return readings.rejects(
-        conn,
+    return Recent(
         farms=who.farm_list(),
         farm=farm,
         node=node,
-        reason=reason,
         since=localise(since, "UTC") if since else None,
         until=localise(until, "UTC") if until else None,
         limit=limit,
         cursor=cursor,
     )
+
+
+Newest = Annotated[Recent, Depends(recent)]
+
+
+@router.get("/rejects", response_model=Page[Rejected], summary="Rejected readings and messages, newest first")
+def rejects(
+    conn: Conn, listing: Newest, reason: Annotated[str | None, Query(max_length=64)] = None
+) -> Page[Rejected]:
+    return readings.rejects(conn, reason=reason, **listing)
 
 
 @router.get(

@@ -5,10 +5,9 @@ import sys
 import time
 from binascii import crc32
 
-from agrinode import VERSION, fsutil
+from agrinode import fsutil
 from agrinode.log import log
 from agrinode.sampler import Sampler
-from agrinode.spool import Spool
 
 UNIX = sys.platform in ("linux", "darwin")
 REMOTE_FILE = "remote.json"
@@ -36,15 +35,17 @@ def unload(prefix):
                 pass
 
 
-def config(fn, *args):
-    # The config module is big and needed only at boot and when a config message arrives:
-    # import it, call fn, and let the collector take the code back.
-    from agrinode import config as mod
+def setup(fn, node):
+    # Boot and a config change (agrinode.start, with the config check, the largest module): its
+    # code is loaded for the call, then unloaded so the collector takes it back.
+    from agrinode import start
 
     try:
-        return getattr(mod, fn)(*args)
+        return getattr(start, fn)(node, log)
     finally:
+        unload("agrinode.start")
         unload("agrinode.config")
+        gc.collect()
 
 
 class Reboot(Exception):
@@ -56,42 +57,10 @@ class Node:
     def __init__(self):
         self.reload = False
         self.rejected = None  # crc32 of the last config message refused (not retried)
-        # Safe mode: it crashed SAFE_AFTER times in a row before completing a cycle. It then only
-        # samples into the spool (a failing sensor or driver cannot take it down) and reports on
-        # its status topic why; no backlog is sent. A config message or a restart by a
-        # technician (or an update) takes it out: see run().
-        self.safe = fsutil.read_atomic("crash.txt") if crashes() >= SAFE_AFTER else None
-        # Firmware version and update state (agrinode/ota.py; main.py chose the version).
-        try:
-            b = json.loads(fsutil.read_atomic("ota.json") or "{}")
-        except ValueError:
-            b = {}
-        self.version = b.get("active") or VERSION
-        self.trial = bool(b.get("active")) and not b.get("ok")
-        self.ota = "trial %d/%d" % (b.get("tries", 0), b.get("max", 3)) if self.trial else b.get("state", "")
-        self.bad = b.get("bad", "")
-        b = None
         self.manifest = None
         self.seen = None  # crc32 of the last manifest handled this boot
-        self.cfg, errors = config("load", log)
-        gc.collect()
-        if UNIX:
-            from agrisim import SimHal as Hal
-
-            if "--hal" in sys.argv:  # emulating a board's heap: it holds agrinode.hal instead
-                import agrinode.hal  # noqa: F401
-        else:
-            from agrinode.hal import Hal
+        setup("boot", self)  # version, safe mode, config, hal, spool, clock (agrinode.start)
         c = self.cfg
-        self.hal = Hal(c, log)
-        self.spool = Spool("sp", c["spool"]["max_samples"], c["spool"]["seg_bytes"], log)
-        if not self.hal.woke_from_deepsleep():
-            self.spool.next_boot()
-        self.clock = self.hal.clock(self.spool, log)
-        log("boot", version=self.version, ota=self.ota, node=c["node"], boot=self.spool.boot, seq=self.spool.seq,
-            spooled=self.spool.count, pending=len(self.spool.pending), config_errors=errors)
-        if self.safe is not None:
-            log("safe_mode", "error", crashes=crashes(), last=self.safe.decode())
         self.sampler = Sampler(self.hal, c["sensors"], log)
         self.up = None
         self.connect()
@@ -146,13 +115,17 @@ class Node:
         if payload is None:
             log("config_rejected", "error", reason="message too large")
             return
-        if payload == (fsutil.read_atomic(REMOTE_FILE) or b"") or crc32(payload) == self.rejected:
+        n = len(payload)
+        if n == max(0, fsutil.size(REMOTE_FILE)) and (not n or payload == fsutil.read_atomic(REMOTE_FILE)):
+            return  # the config in effect (the file is read only if the sizes match)
+        if crc32(payload) == self.rejected:
             return
         fsutil.write_atomic(NEW_FILE, payload)
         self.reload = True
 
     def apply(self):
-        # A config message arrived: unload network and drivers, check it, then build them again.
+        # A config message arrived: unload network and drivers, check it (agrinode.start), then
+        # build them again.
         if self.up:
             self.up.flush()
             self.up.close(False)
@@ -160,29 +133,7 @@ class Node:
         unload("agrinode.net")
         unload("agrinode.drivers.")
         gc.collect()
-        keep = self.cfg
-        payload = fsutil.read_atomic(NEW_FILE) or b""
-        ok = True
-        if payload:
-            probe = dict(keep)
-            probe["sensors"] = [dict(x) for x in keep["sensors"]]  # probing must not touch the live config
-            ok = config("apply_remote", probe, payload, log)
-            if ok:
-                fsutil.write_atomic(REMOTE_FILE, payload)
-            else:
-                self.rejected = crc32(payload)
-        else:
-            fsutil.remove(REMOTE_FILE)  # config cleared: back to node.json
-        fsutil.remove(NEW_FILE)
-        probe = payload = None
-        if ok:
-            log("config_received", bytes=len(fsutil.read_atomic(REMOTE_FILE) or b""))
-            self.cfg, _ = config("load", log)
-            for k in ("farm", "node", "broker", "ota_key"):  # identity and keys change only by reflashing
-                self.cfg[k] = keep[k]
-            self.hal.cfg = self.cfg  # (the old config must not stay referenced)
-        keep = None
-        gc.collect()
+        ok = setup("apply", self)
         self.sampler = Sampler(self.hal, self.cfg["sensors"], log)
         self.connect()
         if ok:

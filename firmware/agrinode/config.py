@@ -301,8 +301,11 @@ def load(log=None):
         elif log:
             log("config_fallback", "warning", using="defaults (sampling to spool, no network)")
     cfg = check(obj if obj is not None else {}, rep if obj is not None else Report(None, ""))
-    if obj is not None and raw is not None and rep.errors == 0 and fsutil.read_atomic(GOOD_FILE) != raw:
-        fsutil.write_atomic(GOOD_FILE, raw)
+    if obj is not None and raw is not None and rep.errors == 0:
+        # Kept as the last good copy; the old one is read (a second buffer) only if sizes match.
+        if fsutil.size(GOOD_FILE) != len(raw) or fsutil.read_atomic(GOOD_FILE) != raw:
+            fsutil.write_atomic(GOOD_FILE, raw)
+    obj = raw = None  # (the parsed file and its bytes are not needed past here)
     remote = fsutil.read_atomic(REMOTE_FILE)
     if remote:
         apply_remote(cfg, remote, log)

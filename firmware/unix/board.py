@@ -33,9 +33,15 @@ code = sys.argv[2]
 if code.endswith(".img"):
     mount(code, "/rom")
     code = "/rom/lib"
-sys.path[:] = [code, "/board", ".frozen"]
-if code[:5] != "/rom/":
+else:
+    # The .mpy directory as /lib, the path a board loads them from: each module's __file__ is
+    # an interned string in the heap, so a long host path would cost heap a board does not pay.
+    import vfs
+
+    vfs.mount(vfs.VfsPosix(code), "/lib")
+    code = "/lib"
     sys.argv.append("--hal")  # agrinode.app loads agrinode.hal too: its heap cost on a board
+sys.path[:] = [code, "/board", ".frozen"]
 main_py = sys.argv[3]
 del mount
 with open(main_py) as f:

@@ -38,7 +38,7 @@ Kinds and sources:
   same node and time), ``anomaly`` (the streaming anomaly score of that series, 0..1),
   ``farm_anomaly`` (the farm-level decision of ``analytics.anomaly.farm``: 1 where QC calls the
   reading faulty, 0 where farm context explains it -- soil moisture while or 2 h after it rains, a
-  rain gauge, a daily counter's midnight rollover -- else the score; ``above = 0.35`` is the
+  rain gauge, a daily counter's midnight rollover -- else the score; ``above = 0.38`` is the
   documented alert level) or ``qc`` (the QARTOD flag of the reading: 1 pass, 3 suspect, 4 fail;
   ``above = 3`` means "fail").
   Derived indices: ``thi`` (NRC 1971, air_t + air_rh), and over day-scale windows (``WINDOWED``):

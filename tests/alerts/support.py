@@ -11,12 +11,12 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from alerts import commissioners as comm
 from alerts.config import RuleBook
 from alerts.service import AlertOptions, AlertService
 from kernel.decode import decode_message
 from kernel.protocol import Limits, encode_up, up_topic
 from kernel.rules import parse_rules
+from store import commissioners as comm
 from store.writer import Writer
 from tests.ingest.support import register
 

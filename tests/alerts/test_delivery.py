@@ -13,8 +13,8 @@ import psycopg
 import pytest
 from psycopg.types.json import Jsonb
 
-from alerts import commissioners as comm
 from alerts.dispatcher import Dispatcher, DispatchOptions
+from store import commissioners as comm
 from tests.alerts.support import q
 from tests.fixtures.receiver import Receiver
 from tests.fixtures.wait import wait_until

@@ -8,6 +8,7 @@ import pytest
 
 from alerts.config import RuleBook, default_rules
 from alerts.engine import Evaluator, Row
+from analytics.anomaly.farm import ALERT_LEVEL
 from kernel.rules import RulesError, parse_rules
 
 T0 = 1_764_201_600.0
@@ -198,3 +199,9 @@ def test_day_scale_indices_of_many_series_in_one_step_equal_each_alone() -> None
     )
     assert together == alone
     assert {k[1] for k in together} == {"leaf-wet-disease", "water-drop"}  # both kinds alert
+
+
+def test_shipped_farm_anomaly_rules_use_the_documented_alert_level() -> None:
+    got = {(k, r.name): r.threshold for k in ("orchard", "pig_farm", "tea_garden", "pond")
+           for r in default_rules(k).rules if r.source == "farm_anomaly"}  # fmt: skip
+    assert got and set(got.values()) == {ALERT_LEVEL}, got

@@ -45,7 +45,7 @@ def test_soil_jump_while_raining_is_explained_and_a_fault_alerts(db_url: str) ->
           " WHERE s.metric = 'soil_vwc'")
     )  # fmt: skip
     # the detector alone finds both jumps surprising: the rain's context is what tells them apart
-    assert scores[f"soil-1@{int(t[wet + 1])}"] >= 0.35 and scores[f"soil-2@{int(t[fault])}"] >= 0.35
+    assert scores[f"soil-1@{int(t[wet + 1])}"] >= 0.38 and scores[f"soil-2@{int(t[fault])}"] >= 0.38
     got = q(
         db_url,
         "SELECT subject, extract(epoch FROM started_at)::float8 FROM alerts WHERE farm_id = %s"

@@ -357,3 +357,79 @@ def alerts(scores: list[float], level: float, qc: list[bool], explained: list[bo
     for s, q, e in zip(scores, qc, explained, strict=True):
         out.append(q or (s == s and s >= level and not e))
     return out
+
+
+def stuck_alarms(
+    times: list[float],
+    values: list[float],
+    factor: float = 3.0,
+    min_s: float = 3600.0,
+    memory_s: float = 7 * DAY,
+    warmup_s: float = DAY,
+) -> list[bool]:
+    out: list[bool] = []
+    last = None  # the latest reading (a missing one keeps it)
+    start = prev_t = first = 0.0
+    done: list[tuple[float, float]] = []  # (end time, length) of finished flat stretches
+    for t, x in zip(times, values, strict=True):
+        ok = x == x
+        v = x if ok else last
+        if v is None:
+            out.append(False)
+            continue
+        if first == 0.0 and ok:
+            first = t
+        same = last is not None and v == last
+        if not same:
+            if last is not None and prev_t - start > 0:
+                done.append((prev_t, prev_t - start))
+            start = t
+        record = max((d * 2.0 ** (-(t - end) / memory_s) for end, d in done), default=0.0)
+        out.append(ok and same and t - start >= max(factor * record, min_s) and t - first >= warmup_s)
+        last, prev_t = v, t
+    return out
+
+
+def drift_alarms(
+    times: list[float],
+    values: list[float],
+    k: float = 8.0,
+    smooth_s: float = 3600.0,
+    memory_s: float = 7 * DAY,
+    days: int = 3,
+    warmup_s: float = DAY,
+) -> list[bool]:
+    def before(j: int, lag: float) -> float:
+        i = j
+        while i >= 0 and times[i] > times[j] - lag:
+            i -= 1
+        if i < 0 or times[i] < times[j] - lag - smooth_s:
+            return math.nan
+        return values[i]
+
+    out: list[bool] = []
+    acc = size = 0.0
+    seen = 0
+    t_first = t_prev = 0.0
+    on = False
+    for j, (t, x) in enumerate(zip(times, values, strict=True)):
+        refs = [before(j, d * DAY) for d in range(1, days + 1)]
+        if x != x or any(r != r for r in refs):
+            out.append(False)
+            continue
+        refs.sort()
+        mid = len(refs) // 2
+        median = refs[mid] if len(refs) % 2 else (refs[mid - 1] + refs[mid]) / 2
+        r = x - median
+        if seen == 0:
+            acc, t_first, dt = r, t, 0.0
+        else:
+            dt = t - t_prev
+            acc += -math.expm1(-dt / smooth_s) * (r - acc)
+        limit = (0.5 * k if on else k) * size
+        on = t - t_first >= warmup_s and size > 0 and abs(acc) > limit
+        out.append(on)
+        size += max(-math.expm1(-dt / memory_s), 1.0 / (seen + 1)) * (abs(acc) - size)
+        seen += 1
+        t_prev = t
+    return out

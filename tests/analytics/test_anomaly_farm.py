@@ -77,3 +77,64 @@ def test_generator_context_is_not_alerted_and_faults_are_kinds() -> None:
             assert rolled.sum() >= 9  # every midnight
             assert not alarms[i, 1:][rolled].any()
     assert alarm_precision_recall(data, alarms).faults == len(data.faults)
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_stuck_and_drift_rules_equal_slow_loops(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    n_series, n = 3, 3000
+    times = T0 + np.cumsum(rng.uniform(200, 400, (n_series, n)), axis=1)
+    # quantised random walks with flat stretches of every length, and missing readings
+    values = np.round(np.cumsum(rng.normal(0, 0.05, (n_series, n)), axis=1), 1)
+    for i in range(n_series):
+        for _ in range(6):
+            a = int(rng.integers(0, n - 200))
+            values[i, a : a + int(rng.integers(5, 200))] = values[i, a]
+    values[rng.random((n_series, n)) < 0.03] = np.nan
+    short = {"min_s": 1800.0, "warmup_s": 6 * 3600.0}
+    got = farm.stuck_alarms(times, values, **short)
+    # a daily cycle with noise and a slow drift in the second half
+    hours = np.mod(times, 86_400) / 3600
+    daily = 7.5 + 0.2 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 0.03, (n_series, n))
+    daily[:, 2 * n // 3 :] += np.linspace(0, 0.8, n - 2 * n // 3)
+    daily[rng.random((n_series, n)) < 0.03] = np.nan
+    got_drift = farm.drift_alarms(times, daily, days=2, warmup_s=3600.0)
+    for i in range(n_series):
+        t = times[i].tolist()
+        assert got[i].tolist() == naive_anomaly.stuck_alarms(t, values[i].tolist(), **short)
+        want = naive_anomaly.drift_alarms(t, daily[i].tolist(), days=2, warmup_s=3600.0)
+        assert got_drift[i].tolist() == want
+    assert got.any() and got_drift.any() and not got_drift[:, : 2 * n // 3].any()
+    np.testing.assert_array_equal(farm.stuck_alarms(times[1], values[1], **short), got[1])
+
+
+def test_stuck_probe_is_judged_against_its_own_flat_stretches() -> None:
+    t = T0 + 300.0 * np.arange(2000)
+    rng = np.random.default_rng(4)
+    soil = np.round(30 + rng.normal(0, 0.08, 2000), 1)  # repeats now and then (0.1 % steps)
+    soil[1500:1644] = soil[1500]  # stuck for 12 h
+    got = farm.stuck_alarms(t, soil)
+    assert not got[:1500].any()
+    first = 1500 + int(np.argmax(got[1500:]))
+    assert got[1500:1644].any() and 1500 + 12 <= first <= 1500 + 48  # after 1-4 h, not 24 h
+    never = 7 + 0.01 * rng.normal(size=2000)  # a probe that never repeats: after min_s (1 h)
+    never[1500:1600] = never[1500]
+    assert int(np.argmax(farm.stuck_alarms(t, never))) == 1512
+
+
+def test_drift_is_found_and_weather_and_yesterdays_event_are_not() -> None:
+    t = T0 + 300.0 * np.arange(12 * 288)
+    rng = np.random.default_rng(5)
+    hours = np.mod(t, 86_400) / 3600
+    ph = 7.6 + 0.25 * np.sin(2 * np.pi * (hours - 10) / 24) + rng.normal(0, 0.03, len(t))
+    base = farm.drift_alarms(t, ph)
+    assert not base.any()
+    drifted = ph.copy()
+    drifted[2500:2932] += np.linspace(0, 0.6, 432)
+    drifted[2932:] += 0.6
+    got = farm.drift_alarms(t, drifted)
+    assert 2500 < int(np.argmax(got)) < 2500 + 144  # within 12 h of a 36-hour drift
+    bump = ph.copy()
+    bump[2000:2100] += 1.0  # one unusual afternoon: an alarm then, none a day later
+    got = farm.drift_alarms(t, bump)
+    assert got[2000:2100].any() and not got[2100 + 36 : 2400].any()

@@ -15,8 +15,10 @@ from zoneinfo import ZoneInfo
 
 import psycopg
 import pytest
+from pydantic import TypeAdapter
 
 from api.queries import readings as rq
+from api.queries.models import LatestValue
 from kernel.decode import Decoded, decode_message
 from kernel.protocol import Limits, encode_up, up_topic
 from store import rollup
@@ -164,6 +166,24 @@ def test_concurrent_writers_and_refresher_keep_rollups_equal_to_raw(
     sids = [s.series_id for s in rq.find_series(db, farm="farm-c")]
     assert raw_hourly(db, sids) and rolled_hourly(db, sids) == raw_hourly(db, sids)
     assert rolled_daily(db, sids) == raw_daily(db, sids, "Asia/Shanghai")
+    # the maintained latest row of each series is its newest hour, and latest() its newest reading
+    newest_hour = db.execute(
+        "SELECT DISTINCT ON (series_id) series_id, hour, last_time, last_value FROM readings_hourly"
+        " WHERE series_id = ANY(%s) ORDER BY series_id, hour DESC",
+        (sids,),
+    ).fetchall()
+    kept = db.execute(
+        "SELECT series_id, hour, last_time, last_value FROM series_latest WHERE series_id = ANY(%s)"
+        " ORDER BY series_id",
+        (sids,),
+    ).fetchall()
+    assert kept == newest_hour
+    newest = db.execute(
+        "SELECT DISTINCT ON (series_id) series_id, time, value FROM readings WHERE series_id = ANY(%s)"
+        " ORDER BY series_id, time DESC",
+        (sids,),
+    ).fetchall()
+    assert [(v.series_id, v.time, v.value) for v in rq.latest(db, farm="farm-c")] == newest
 
 
 @pytest.mark.parametrize(
@@ -265,5 +285,11 @@ def test_latest_mixes_rolled_up_and_freshly_written_series(db: psycopg.Connectio
         "soil_t": (t0 + timedelta(minutes=200), 77.0),
         "air_rh": (t0 + timedelta(minutes=110), 130.0),
     }
+    assert _latest_json(db, "farm-m") == rq.latest(db, farm="farm-m")  # the API's body: the same answer
     rollup.refresh_all(db)
     assert {v.metric: (v.time, v.value) for v in rq.latest(db, farm="farm-m")} == got
+    assert _latest_json(db, "farm-m") == rq.latest(db, farm="farm-m")
+
+
+def _latest_json(db: psycopg.Connection[Any], farm: str) -> list[LatestValue]:
+    return TypeAdapter(list[LatestValue]).validate_json(rq.latest_json(db, farm=farm))

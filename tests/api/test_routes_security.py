@@ -11,6 +11,7 @@ import pytest
 from fastapi import FastAPI
 from fastapi.routing import APIRoute
 
+from store import commissioners
 from store.registry import ensure_series, upsert_node
 from tests.api.conftest import Tokens
 
@@ -86,6 +87,24 @@ ROUTES: dict[tuple[str, str], tuple[str, dict[str, Any], Any]] = {
     ("GET", "/alerts/{alert_id}"): ("/alerts/{aid}", {}, None),
     ("POST", "/alerts/{alert_id}/ack"): ("/alerts/{aid}/ack", {}, None),
     ("POST", "/alerts/{alert_id}/resolve"): ("/alerts/{aid}/resolve", {}, None),
+    ("GET", "/commissioners"): ("/commissioners", {"farm": "farm-b"}, None),
+    ("GET", "/commissioners/{commissioner_id}"): ("/commissioners/{cid}", {}, None),
+    ("POST", "/commissioners"): (
+        "/commissioners",
+        {},
+        {"name": "x", "channel": "feishu", "url": "http://h/x"},
+    ),
+    ("PATCH", "/commissioners/{commissioner_id}"): ("/commissioners/{cid}", {}, {"language": "en"}),
+    ("POST", "/commissioners/{commissioner_id}/retire"): ("/commissioners/{cid}/retire", {}, None),
+    ("PUT", "/farms/{farm}/commissioners/{commissioner_id}"): ("/farms/farm-b/commissioners/{cid}", {}, {}),
+    ("DELETE", "/farms/{farm}/commissioners/{commissioner_id}"): (
+        "/farms/farm-b/commissioners/{cid}",
+        {},
+        None,
+    ),
+    ("GET", "/farms/{farm}/rules"): ("/farms/farm-b/rules", {}, None),
+    ("PUT", "/farms/{farm}/rules"): ("/farms/farm-b/rules", {}, {"rules": [{"name": "x", "kind": "silent"}]}),
+    ("DELETE", "/farms/{farm}/rules"): ("/farms/farm-b/rules", {}, None),
 }
 NO_FARM = {("GET", "/metrics"), ("GET", "/catalog/metrics")}
 
@@ -128,7 +147,9 @@ def farm_b(db_url: str, tok: Tokens) -> dict[str, str]:
             " ('farm-b', 'nh3_high', 'warning', 'NH3', now()) RETURNING id"
         ).fetchone()
         assert row is not None
-    return {"sid": str(sid), "aid": str(row[0])}
+        cid = commissioners.add(conn, "farm-b-commissioner", "feishu", "http://h/feishu")
+        commissioners.assign(conn, cid, ["farm-b"])
+    return {"sid": str(sid), "aid": str(row[0]), "cid": str(cid)}
 
 
 def test_the_table_names_every_route(api_app: FastAPI) -> None:

@@ -1,6 +1,7 @@
 """Heap of the real firmware on a 32-bit board: MicroPython 1.25's qemu port (MPS2_AN385,
-Cortex-M3), code flashed by `agri flash` into /lib (this board has no ROMFS: its MicroPython has
-no vfs.rom_ioctl), so the bytecode is in the heap, as on any board without ROMFS.
+Cortex-M3, with a ROMFS partition: deploy/micropython/qemu-mps2-romfs.patch), flashed by
+`agri flash` both ways: with ``--no-romfs`` the code goes to /lib and its bytecode is loaded into
+the heap (any board without ROMFS); by default it goes to the ROMFS partition and runs in place.
 
 The emulated board has no network and no sensor buses: a two-line socket/select stand-in is put in
 /lib so the uplink module loads (its heap cost is counted; the stand-ins' is measured and
@@ -43,19 +44,19 @@ print('HEAP', f0 - gc.mem_free() - stubs, gc.mem_free() + gc.mem_alloc())
 """
 
 
-def test_node_heap_with_code_in_ram_on_a_32_bit_board(tmp_path: Path, board: QemuBoard) -> None:
-    cfg = tmp_path / "node.json"
-    cfg.write_text(json.dumps({"farm": "f", "node": "n-1", "broker": {"host": "192.0.2.1"}, "sensors": []}))
-    with raw_repl(board) as t:  # as if a version had been installed over the air
-        t.fs_writefile("/ota.json", b'{"active": "0.2.0", "ok": true}')
+def _flash(board: QemuBoard, cfg: Path, *extra: str) -> str:
     fw = str(default_firmware_dir())
-    r = run_agri("flash", "--port", board.pty, "--config", str(cfg), "--firmware", fw, "--reset", "soft")
+    r = run_agri(
+        "flash", "--port", board.pty, "--config", str(cfg), "--firmware", fw, "--reset", "soft", *extra
+    )
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "ROMFS" in r.stdout  # it says where the code went, and why
-    assert "removed /ota.json" in r.stdout  # what is flashed now runs, not the over-the-air version
+    return r.stdout
+
+
+def _heap_per_profile(board: QemuBoard, code_at: str) -> dict[str, int]:
+    """Heap held after Node() per farm profile; the code must come from ``code_at``."""
     used = {}
     with raw_repl(board) as t:
-        assert t.eval("hasattr(__import__('vfs'), 'rom_ioctl')") is False  # no ROMFS on this board
         for path, text in STUBS.items():
             t.fs_writefile(path, text.encode())
         for kind in FARM_KINDS:
@@ -68,6 +69,24 @@ def test_node_heap_with_code_in_ram_on_a_32_bit_board(tmp_path: Path, board: Qem
             out = t.exec(MEASURE).decode()
             line = next(ln for ln in out.splitlines() if ln.startswith("HEAP"))
             used[kind] = int(line.split()[1])
-    print("32-bit board, code in RAM, heap held after boot (bytes):", used)
-    for kind, n in used.items():
-        assert 0 < n <= 48 * 1024, (kind, n)  # a 64 KiB heap keeps >= 16 KB free
+        assert t.exec("print(app.__file__)").decode().strip() == code_at + "/agrinode/app.mpy"
+    return used
+
+
+def test_node_heap_with_code_in_ram_and_in_romfs_on_a_32_bit_board(tmp_path: Path, board: QemuBoard) -> None:
+    cfg = tmp_path / "node.json"
+    cfg.write_text(json.dumps({"farm": "f", "node": "n-1", "broker": {"host": "192.0.2.1"}, "sensors": []}))
+    with raw_repl(board) as t:  # as if a version had been installed over the air
+        assert t.eval("__import__('vfs').rom_ioctl(1)") == 1  # this board has a ROMFS partition
+        t.fs_writefile("/ota.json", b'{"active": "0.2.0", "ok": true}')
+    out = _flash(board, cfg, "--no-romfs")
+    assert "code: /lib (heap)" in out and "--no-romfs" in out  # it says where the code went, and why
+    assert "removed /ota.json" in out  # what is flashed now runs, not the over-the-air version
+    ram = _heap_per_profile(board, "/lib")
+    out = _flash(board, cfg)
+    assert "code: romfs" in out
+    assert "removing stale /lib/agrinode/app.mpy" in out  # the /lib copy would only take space
+    rom = _heap_per_profile(board, "/rom/lib")
+    print("32-bit board, heap held after boot (bytes): code in RAM", ram, "code in ROMFS", rom)
+    for kind in FARM_KINDS:
+        assert 0 < rom[kind] < ram[kind] <= 48 * 1024, (kind, rom[kind], ram[kind])  # >= 16 KB free of 64 KiB

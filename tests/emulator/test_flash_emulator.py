@@ -58,8 +58,9 @@ def dry_run_plan(firmware: Path, config: Path) -> dict[str, Any]:
     return plan
 
 
-def flash(board: QemuBoard, firmware: Path, config: Path, *extra: str) -> Any:
+def flash(board: QemuBoard, firmware: Path, config: Path, *extra: str, romfs: bool = False) -> Any:
     # The test firmware's main.py ends at once; waiting for its output stops at the REPL prompt.
+    # These tests are about the copy to the filesystem: the code goes to /lib unless romfs.
     return run_agri(
         "flash",
         "--port",
@@ -71,6 +72,7 @@ def flash(board: QemuBoard, firmware: Path, config: Path, *extra: str) -> Any:
         "--boot-output",
         "15",
         *extra,
+        *([] if romfs else ["--no-romfs"]),
     )
 
 
@@ -135,6 +137,31 @@ def test_reflash_copies_only_changes_and_removes_stale_modules(
     assert "/lib/agrinode/sub/__init__.mpy" in files
 
 
+def test_code_goes_to_romfs_where_the_board_has_it_and_back_to_lib(
+    board: QemuBoard, firmware: Path, node_config: Path
+) -> None:
+    """The emulated board has a ROMFS partition (MicroPython 1.25 vfs.rom_ioctl): the compiled
+    package goes there and runs in place; flashing again with the same code leaves it; with
+    --no-romfs the code goes to /lib and the ROMFS copy, which would shadow it, is cleared."""
+    r = flash(board, firmware, node_config, "--reset", "soft", romfs=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "code: romfs" in r.stdout and "written" in r.stdout
+    assert "fixture main.py ran fixture-1 orchard-1 n-0001 42 boot 1" in r.stdout
+    with raw_repl(board) as t:
+        assert not [p for p in device_paths(t) if p.startswith("/lib/agrinode/")]
+        out = t.exec("import agrinode.sub.calc as c, agrinode\nprint(c.double(4), agrinode.__file__)")
+        assert out.decode().split() == ["8", "/rom/lib/agrinode/__init__.mpy"]
+    r = flash(board, firmware, node_config, "--reset", "soft", romfs=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "code: romfs" in r.stdout and "already there" in r.stdout
+    r = flash(board, firmware, node_config, "--reset", "soft")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "code: /lib (heap)" in r.stdout and "clearing ROMFS partition 0" in r.stdout
+    with raw_repl(board) as t:
+        out = t.exec("import agrinode\nprint(agrinode.__file__)")
+        assert out.decode().split() == ["/lib/agrinode/__init__.mpy"]
+
+
 def test_full_filesystem_stops_before_copying(board: QemuBoard, firmware: Path, node_config: Path) -> None:
     with raw_repl(board) as t:
         # Fill the RAM disk until 3 blocks are left.
@@ -192,7 +219,7 @@ def test_verification_failure_is_reported(
     monkeypatch.setattr(device_mod.Device, "write", corrupting_write)
     plan = make_plan(build_firmware(firmware), load_node_config(node_config), str(node_config))
     with pytest.raises(FlashError) as ei:
-        run_flash(plan, FlashOptions(port=board.pty, reset="none"))
+        run_flash(plan, FlashOptions(port=board.pty, reset="none", romfs=False))
     assert ei.value.step == "verify"
     assert "/lib/agrinode/sub/calc.mpy: sha256 on the device" in ei.value.detail
 

@@ -38,31 +38,28 @@ def walk(d, pkg):
                 print('ok', mod)
             except Exception as exc:
                 print('fail', mod, type(exc).__name__, exc)
-walk('/lib/agrinode', 'agrinode')
+walk('%s/agrinode', 'agrinode')
 """
 
 
-def test_platform_firmware_flashes_boots_and_its_modules_load(board: QemuBoard, node_config: Path) -> None:
+def _flash_argv(board: QemuBoard, fw: Path, cfg: Path, *extra: str) -> list[str]:
+    return ["flash", "--port", board.pty, "--config", str(cfg), "--firmware", str(fw), *extra]
+
+
+@pytest.mark.parametrize(("placement", "root"), [("romfs", "/rom/lib"), ("/lib (heap)", "/lib")])
+def test_platform_firmware_flashes_boots_and_its_modules_load(
+    board: QemuBoard, node_config: Path, placement: str, root: str
+) -> None:
     fw = default_firmware_dir()
-    r = run_agri(
-        "flash",
-        "--port",
-        board.pty,
-        "--config",
-        str(node_config),
-        "--firmware",
-        str(fw),
-        "--reset",
-        "soft",
-        "--boot-output",
-        "5",
-    )
+    extra = ["--reset", "soft", "--boot-output", "5"] + ([] if placement == "romfs" else ["--no-romfs"])
+    r = run_agri(*_flash_argv(board, fw, node_config, *extra))
     assert r.returncode == 0, r.stdout + r.stderr
     assert "verified" in r.stdout
-    # main.py started the node from /lib/agrinode with the flashed /node.json.
+    assert f"code: {placement}" in r.stdout  # it says where the code went
+    # main.py started the node from the flashed code with the flashed /node.json.
     assert "node=n-0001" in r.stdout, r.stdout
     with raw_repl(board) as t:
-        lines = t.exec(_IMPORT_ALL).decode().splitlines()
+        lines = t.exec(_IMPORT_ALL % root).decode().splitlines()
     ok = [ln.split()[1] for ln in lines if ln.startswith("ok ")]
     failed = [ln for ln in lines if ln.startswith("fail ")]
     n_mpy = len(list((fw / "agrinode").rglob("*.py")))
@@ -75,23 +72,9 @@ def test_platform_firmware_flashes_boots_and_its_modules_load(board: QemuBoard, 
 
 
 def _start_flash(board: QemuBoard, fw: Path, cfg: Path, *extra: str) -> subprocess.Popen[str]:
+    argv = _flash_argv(board, fw, cfg, "--reset", "soft", "--wait-first-message", *extra)
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "agri.cli.main",
-            "flash",
-            "--port",
-            board.pty,
-            "--config",
-            str(cfg),
-            "--firmware",
-            str(fw),
-            "--reset",
-            "soft",
-            "--wait-first-message",
-            *extra,
-        ],
+        [sys.executable, "-m", "agri.cli.main", *argv],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -166,16 +149,9 @@ def test_wait_first_message_with_a_wrong_password_fails_before_the_reset(
     board: QemuBoard, firmware: Path, node_config: Path
 ) -> None:
     r = run_agri(
-        "flash",
-        "--port",
-        board.pty,
-        "--config",
-        str(node_config),
-        "--firmware",
-        str(firmware),
-        "--wait-first-message",
-        "--mqtt-url",
-        "mqtt://nobody:x@127.0.0.1:9",
+        *_flash_argv(
+            board, firmware, node_config, "--wait-first-message", "--mqtt-url", "mqtt://nobody:x@127.0.0.1:9"
+        ),
         "--timeout",
         "5",
     )

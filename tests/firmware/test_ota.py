@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 
@@ -145,20 +145,45 @@ def _update(p: Platform, farm: str, node: str, rel: ota.Release, key: bytes = MA
     return ota.publish(p.client, farm, node, signed, kw.get("parts", ota.chunks(rel)))
 
 
-def test_update_to_a_new_version(
+class Rig(NamedTuple):
+    """One node's test set-up: its up-topic subscriber, the platform client, the board."""
+
+    sub: Subscriber
+    p: Platform
+    board: Board
+
+
+@pytest.fixture
+def rig(
     mqtt_broker: BrokerHandle,
     start_node: StartNode,
     platform: Callable[[str], Platform],
     subscribe: Callable[..., Subscriber],
-    releases: dict[str, ota.Release],
     tmp_path: Path,
+) -> Callable[..., Rig]:
+    """make(farm, node, sims): a board running the firmware, connected to the broker."""
+
+    def make(farm: str, node: str = "n-1", sims: list[dict[str, Any]] | None = None) -> Rig:
+        sub = subscribe(mqtt_broker, [f"agri/v1/{farm}/{node}/up"])
+        p = platform(farm)
+        board = Board(start_node, _cfg(mqtt_broker, farm, node), tmp_path / "fs", sims or [])
+        try:
+            board.wait_for(lambda: bool(board.events("connected")), 20)
+        except BaseException:
+            board.stop()
+            raise
+        return Rig(sub, p, board)
+
+    return make
+
+
+def test_update_to_a_new_version(
+    releases: dict[str, ota.Release],
+    rig: Callable[..., Rig],
 ) -> None:
     farm, node = "ota-new", "n-1"
-    sub = subscribe(mqtt_broker, [f"agri/v1/{farm}/{node}/up"])
-    p = platform(farm)
-    board = Board(start_node, _cfg(mqtt_broker, farm, node), tmp_path / "fs", [])
+    sub, p, board = rig(farm, node)
     try:
-        board.wait_for(lambda: bool(board.events("connected")), 20)
         assert board.events("boot")[0]["config_errors"] == "0"  # ota_key: same schema on both sides
         rel = releases["0.2.0"]
         t0 = time.monotonic()
@@ -188,19 +213,12 @@ def test_update_to_a_new_version(
 
 
 def test_a_broken_version_rolls_back_and_loses_nothing(
-    mqtt_broker: BrokerHandle,
-    start_node: StartNode,
-    platform: Callable[[str], Platform],
-    subscribe: Callable[..., Subscriber],
     releases: dict[str, ota.Release],
-    tmp_path: Path,
+    rig: Callable[..., Rig],
 ) -> None:
     farm, node = "ota-broken", "n-1"
-    sub = subscribe(mqtt_broker, [f"agri/v1/{farm}/{node}/up"])
-    p = platform(farm)
-    board = Board(start_node, _cfg(mqtt_broker, farm, node), tmp_path / "fs", [])
+    sub, p, board = rig(farm, node)
     try:
-        board.wait_for(lambda: bool(board.events("connected")), 20)
         n = _update(p, farm, node, releases["0.3.0"], max_boots=2)
         res = p.watch.wait([(farm, node)], "0.3.0", 60)
         assert res == {(farm, node): "rolled back"}
@@ -221,19 +239,15 @@ def test_a_broken_version_rolls_back_and_loses_nothing(
 
 
 def test_wrong_signature_bad_manifest_and_short_chunk_are_refused(
-    mqtt_broker: BrokerHandle,
-    start_node: StartNode,
-    platform: Callable[[str], Platform],
     releases: dict[str, ota.Release],
+    rig: Callable[..., Rig],
     tmp_path: Path,
 ) -> None:
     farm, node = "ota-refuse", "n-1"
-    p = platform(farm)
-    board = Board(start_node, _cfg(mqtt_broker, farm, node), tmp_path / "fs", [])
+    _, p, board = rig(farm, node)
     rel = releases["0.2.0"]
     parts = ota.chunks(rel)
     try:
-        board.wait_for(lambda: bool(board.events("connected")), 20)
 
         def state() -> str:
             return str(p.watch.latest.get((farm, node), {}).get("ota", ""))
@@ -274,19 +288,12 @@ def test_power_cut_at_each_step_of_an_update(
     where: str,
     run: int,
     die: dict[str, Any],
-    mqtt_broker: BrokerHandle,
-    start_node: StartNode,
-    platform: Callable[[str], Platform],
-    subscribe: Callable[..., Subscriber],
     releases: dict[str, ota.Release],
-    tmp_path: Path,
+    rig: Callable[..., Rig],
 ) -> None:
     farm, node = "ota-kill", f"n-{KILL_POINTS.index((where, run, die))}"
-    sub = subscribe(mqtt_broker, [f"agri/v1/{farm}/{node}/up"])
-    p = platform(farm)
-    board = Board(start_node, _cfg(mqtt_broker, farm, node), tmp_path / "fs", [{}] * run + [{"die": die}])
+    sub, p, board = rig(farm, node, [{}] * run + [{"die": die}])
     try:
-        board.wait_for(lambda: bool(board.events("connected")), 20)
         n = _update(p, farm, node, releases["0.2.0"])
         # Killed once at that point; every start after it boots (old or new version) and the
         # update completes from the retained messages.
@@ -357,21 +364,14 @@ def test_staged_update_of_a_farm(
 
 @pytest.mark.slow
 def test_a_transfer_missing_a_chunk_gives_up_and_keeps_running(
-    mqtt_broker: BrokerHandle,
-    start_node: StartNode,
-    platform: Callable[[str], Platform],
-    subscribe: Callable[..., Subscriber],
     releases: dict[str, ota.Release],
-    tmp_path: Path,
+    rig: Callable[..., Rig],
 ) -> None:
     farm, node = "ota-truncated", "n-1"
-    sub = subscribe(mqtt_broker, [f"agri/v1/{farm}/{node}/up"])
-    p = platform(farm)
-    board = Board(start_node, _cfg(mqtt_broker, farm, node), tmp_path / "fs", [])
+    sub, p, board = rig(farm, node)
     rel = releases["0.2.0"]
     parts = ota.chunks(rel)
     try:
-        board.wait_for(lambda: bool(board.events("connected")), 20)
         _update(p, farm, node, rel, parts=parts[:-1])  # the last chunk never comes
         board.wait_for(lambda: bool(board.events("ota_failed")), 40)
         assert board.events("ota_failed")[0]["reason"] == "transfer stalled with 1 chunks missing"

@@ -157,3 +157,32 @@ def test_build_needs_main_py_and_the_umqtt_library(tmp_path: Path, monkeypatch: 
     write_fw(fw, {"lib/umqtt/simple.py": "class MQTTClient: pass\n"})
     targets = [a.target for a in build_firmware(fw, tmp_path / "cache").artifacts]
     assert "/lib/umqtt/simple.py" in targets
+
+
+@pytest.mark.parametrize(
+    ("partitions", "size", "romfs", "code", "why"),
+    [
+        (1, 65536, True, "romfs", ""),
+        (0, 0, True, "/lib", ""),  # no ROMFS: the CLI says so
+        (1, 65536, False, "/lib", "--no-romfs"),
+        (1, 0, True, "/lib", "block device"),
+        (1, 1024, True, "/lib", "does not fit"),
+    ],
+)
+def test_compiled_code_goes_to_romfs_only_where_it_can(
+    partitions: int, size: int, romfs: bool, code: str, why: str
+) -> None:
+    from mpremote.romfs import VfsRomWriter
+
+    from agri.flash.flasher import FlashOptions, FlashResult, _romfs_split
+
+    plan = plan_of(MAIN, INIT, UMQTT)
+    res = FlashResult(romfs_partitions=partitions)
+    image, left = _romfs_split(plan, FlashOptions(port="x", romfs=romfs), res, size)
+    assert res.code == code and why in res.code_why
+    if code == "romfs":
+        assert image.startswith(VfsRomWriter.ROMFS_HEADER) and res.romfs_bytes == len(image)
+        assert INIT.data in image  # the compiled module, stored verbatim
+        assert [f.target for f in left.files] == ["/lib/umqtt/simple.py", "/main.py", "/node.json"]
+    else:
+        assert image == b"" and left is plan

@@ -10,22 +10,23 @@
 #   battery  {"div": (R1 + R2) / R2 of the divider}
 from agrinode.drivers import SensorError
 
-# kind: (v1, x1, v2, x2 defaults, lowest plausible fraction of vref, output range lo, hi).
+# kind: (v1, x1, v2, x2 defaults, lowest plausible fraction of vref, output range lo, hi), all in
+# thousandths: small integers, not floats (a float is a heap object on a 32-bit board).
 # Below the lower rail the sensor is open or its loop broken; the NH3 transmitter's live zero
 # raises it, and 0 V is a real (anoxic) dissolved-oxygen reading, so there it is off.
 KINDS = {
-    "soil": ((2.6, 0.0, 1.2, 100.0), 0.01, 0, 100),
-    "leaf": ((0.5, 0.0, 2.5, 100.0), 0.01, 0, 100),
-    "nh3": ((0.4, 0.0, 2.0, 100.0), 0.06, 0, 500),
-    "do": ((0.0, 0.0, 1.6, 8.26), -1, 0, 25),
-    "ph": ((1.5, 7.0, 2.03, 4.0), 0.01, 0, 14),
-    "battery": ((0.0, 0.0, 1.0, 2.0), 0.01, 0, 15),
+    "soil": (2600, 0, 1200, 100000, 10, 0, 100000),
+    "leaf": (500, 0, 2500, 100000, 10, 0, 100000),
+    "nh3": (400, 0, 2000, 100000, 60, 0, 500000),
+    "do": (0, 0, 1600, 8260, -1000, 0, 25000),
+    "ph": (1500, 7000, 2030, 4000, 10, 0, 14000),
+    "battery": (0, 0, 1000, 2000, 10, 0, 15000),
 }
 
 
 def calibrate(kind, cal):
     # Per-node calibration -> (v1, x1, v2, x2); ValueError if unusable.
-    v1, x1, v2, x2 = KINDS[kind][0]
+    v1, x1, v2, x2 = [x / 1000 for x in KINDS[kind][:4]]
     g = cal.get
     if kind == "battery":
         x2 = g("div", 2.0)
@@ -46,7 +47,7 @@ class Analog:
         self.vref = vref
         self.n = n
         k = KINDS[kind]
-        self.rail, self.lo, self.hi = k[1], k[2], k[3]
+        self.rail, self.lo, self.hi = k[4] / 1000, k[5] / 1000, k[6] / 1000
         self.cal = calibrate(kind, cal or {})
 
     def volts(self):

@@ -1,2 +1,2 @@
-# Networking: a minimal MQTT 3.1.1 client (mqtt), reconnect backoff (backoff) and the uplink
+# Networking: a minimal MQTT 3.1.1 client (mqtt) and the uplink
 # policy that ties the spool to PUBACKs (uplink).

@@ -17,12 +17,20 @@ import random
 import time
 from micropython import const
 
-from agrinode.net.backoff import delay as backoff_delay
 from agrinode.net.mqtt import Client, MQTTError
 
 ERRORS = (OSError, MQTTError)
 MSG = const(1024)
 TAIL = const(64)  # room kept for the envelope after the samples
+
+
+def backoff_delay(failures, base, cap, rand):
+    # Capped exponential backoff with jitter for reconnects: after the n-th consecutive failure
+    # wait between half and all of min(cap, base * 2^(n-1)) seconds, so a farm's nodes that lost
+    # the broker together do not reconnect in lockstep, and the wait never drops to zero.
+    n = failures - 1
+    d = cap if n >= 30 else min(cap, base * (1 << n))
+    return d / 2 + rand() * d / 2
 
 
 class Uplink:

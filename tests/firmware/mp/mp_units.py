@@ -81,7 +81,7 @@ def test_remote_config_overrides_and_rejects():
 
 
 def test_backoff_is_capped_jittered_and_grows():
-    from agrinode.net.backoff import delay
+    from agrinode.net.uplink import backoff_delay as delay
 
     lo = [delay(n, 2, 60, lambda: 0.0) for n in range(1, 9)]
     hi = [delay(n, 2, 60, lambda: 1.0) for n in range(1, 9)]
