@@ -9,6 +9,7 @@ which verifies every signature; the same alerts are read back through the API an
 from __future__ import annotations
 
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -35,6 +36,14 @@ def _get(url: str, token: str | None = None) -> Any:
     req = urllib.request.Request(url, headers={"authorization": f"Bearer {token}"} if token else {})
     with urllib.request.urlopen(req, timeout=10) as resp:
         return json.loads(resp.read())
+
+
+def _page(url: str, method: str = "GET") -> str:
+    with urllib.request.urlopen(urllib.request.Request(url, method=method), timeout=10) as resp:
+        return resp.read().decode()
+
+
+ACK_LINK = re.compile(r"\((http://[^)\s]+/ack/(\d+)\?[^)\s]+)\)")
 
 
 def _text(at: AppTest) -> str:
@@ -188,6 +197,22 @@ def test_demo_end_to_end_counts_match_and_stops_cleanly(monkeypatch: pytest.Monk
             at.switch_page("screens/alerts.py").run()
             assert not at.exception, at.exception
             assert f"#{aid}" in _text(at), _text(at)[:2000]
+
+        # The commissioner taps the signed acknowledge link in a message: the API shows the alert
+        # (a GET changes nothing), the button's POST acknowledges it in the commissioner's name.
+        links = [(m, ACK_LINK.search(m["text"])) for m in opened_messages() if m.get("alert_id") in ids]
+        m, link = next(
+            (m, k)
+            for m, k in links
+            if k is not None and _get(f"{api}/alerts/{k.group(2)}", token)["status"] == "open"
+        )
+        url, aid = link.group(1), int(link.group(2))
+        assert aid == m["alert_id"] and url.startswith(api + "/ack/"), url
+        assert "确认告警" in _page(url)
+        assert _get(f"{api}/alerts/{aid}", token)["status"] == "open"
+        assert "已确认" in _page(url, "POST")
+        acked = _get(f"{api}/alerts/{aid}", token)
+        assert acked["status"] == "acknowledged" and acked["acked_by"] == f"link:{m['commissioner']}", acked
     finally:
         proc.send_signal(signal.SIGINT)
         try:
