@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from html import escape
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Path, Query
 from fastapi.responses import HTMLResponse
@@ -79,13 +79,18 @@ def _done(a: alerts.AlertDetail) -> HTMLResponse:
     return _page("已处理 / Already handled", f"{_summary(a)}<p>{who} · {at}</p>")
 
 
-@router.get(
-    "/ack/{alert_id}",
-    response_class=HTMLResponse,
-    summary="Confirmation page of a signed acknowledge link (changes nothing)",
-    responses={403: {"description": "Bad signature"}, 404: {"description": "No such alert"},
-               410: {"description": "Link expired"}},
-)  # fmt: skip
+_LINK_ROUTE: dict[str, Any] = {
+    "path": "/ack/{alert_id}",
+    "response_class": HTMLResponse,
+    "responses": {
+        403: {"description": "Bad signature"},
+        404: {"description": "No such alert"},
+        410: {"description": "Link expired"},
+    },
+}
+
+
+@router.get(summary="Confirmation page of a signed acknowledge link (changes nothing)", **_LINK_ROUTE)
 def confirm(st: State, conn: Conn, alert_id: AlertId, by: By, exp: Exp, sig: Sig) -> HTMLResponse:
     a = _checked(st, conn, alert_id, by, exp, sig)
     if isinstance(a, HTMLResponse):
@@ -100,12 +105,8 @@ def confirm(st: State, conn: Conn, alert_id: AlertId, by: By, exp: Exp, sig: Sig
 
 
 @router.post(
-    "/ack/{alert_id}",
-    response_class=HTMLResponse,
-    summary="Acknowledge through a signed link (the link's query string is its credential)",
-    responses={403: {"description": "Bad signature"}, 404: {"description": "No such alert"},
-               410: {"description": "Link expired"}},
-)  # fmt: skip
+    summary="Acknowledge through a signed link (the link's query string is its credential)", **_LINK_ROUTE
+)
 def acknowledge(st: State, conn: Conn, alert_id: AlertId, by: By, exp: Exp, sig: Sig) -> HTMLResponse:
     a = _checked(st, conn, alert_id, by, exp, sig)
     if isinstance(a, HTMLResponse):
