@@ -26,14 +26,14 @@ class GatewayBoard:
     def __init__(self) -> None:
         self.gateways: dict[tuple[str, str], GatewaySeen] = {}
 
-    def observe(self, farm: str, gateway: str, payload: bytes, now: float) -> None:
-        """One health message (malformed ones are ignored: bad input never takes us down)."""
+    def observe(self, farm: str, gateway: str, payload: bytes, now: float) -> dict[str, Any] | None:
+        """One health message, parsed (malformed ones are ignored, None: bad input never takes us down)."""
         try:
             obj: Any = json.loads(payload)
         except ValueError:
-            return
+            return None
         if not isinstance(obj, dict):
-            return
+            return None
         g = self.gateways.get((farm, gateway))
         online = obj.get("state") != "offline"
         depth = obj.get("depth")
@@ -46,6 +46,7 @@ class GatewayBoard:
                 g.depth = depth
         elif g.down_since is None:
             g.down_since = now
+        return obj
 
     def values(self, now: float, threshold_s: float) -> list[tuple[GatewaySeen, float, float]]:
         """(gateway, seconds it has been out of touch, spool depth) for each gateway.

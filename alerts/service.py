@@ -41,6 +41,7 @@ from kernel.log import event, get_logger
 from kernel.mqtt import make_client
 from kernel.protocol import ROOT, ProtocolError, parse_topic
 from kernel.rules import Episode, Rule
+from store import registry
 from store import sky as store_sky
 
 log = get_logger("alerts")
@@ -111,6 +112,7 @@ class AlertService:
         self.chunks = 0
         self.phases = Phases()
         self.board = GatewayBoard()
+        self.unknown_gateways: set[tuple[str, str]] = set()  # told once each
         self._health: queue.SimpleQueue[tuple[str, str, bytes, float]] = queue.SimpleQueue()
 
     # --- state --------------------------------------------------------------------------------
@@ -397,6 +399,11 @@ class AlertService:
             (self.part.name, f"summary:{farm}", Jsonb(s)),
         )
 
+    def _unknown_gateway(self, farm: str, gateway: str) -> None:
+        if (farm, gateway) not in self.unknown_gateways:
+            self.unknown_gateways.add((farm, gateway))
+            event(log, "gateway_not_registered", logging.WARNING, farm=farm, gateway=gateway)
+
     def tick(self, now: float | None = None) -> None:
         """Clock work: silent nodes, escalations, late-data summaries."""
         now = time.time() if now is None else now
@@ -408,7 +415,9 @@ class AlertService:
                         farm, gw, payload, at = self._health.get_nowait()
                     except queue.Empty:
                         break
-                    self.board.observe(farm, gw, payload, at)
+                    health = self.board.observe(farm, gw, payload, at)
+                    if health is not None and not registry.record_gateway_health(conn, farm, gw, health, at):
+                        self._unknown_gateway(farm, gw)
                 events = self.ev.gateway_tick(now, self.board) + self.ev.tick(now)
                 self._apply(conn, events, now)
                 self._persist(conn)

@@ -144,10 +144,16 @@ class Overview:
     now: datetime
     farms: pd.DataFrame  # id, name, kind, lat, lon, tz, state, nodes, online, completeness, alerts_*
     nodes: pd.DataFrame  # farm_id, node_id, name, lat, lon, state, last_seen, age_s, battery_v, ...
-    gateways: pd.DataFrame  # farm_id, gateway_id, name, lat, lon, last_seen, age_s, uplink
+    gateways: pd.DataFrame  # farm_id, gateway_id, name, lat, lon, last_seen, age_s, uplink, backlog, drops
     boundaries: dict[str, dict[str, Any]] = field(default_factory=dict)  # farm id -> GeoJSON
     blocks: list[BlockShape] = field(default_factory=list)  # every farm's field blocks
     alerts_configured: bool = False
+
+
+def _health_int(meta: dict[str, Any], key: str) -> int | None:
+    """A number from the gateway's last health (recorded by the alert service), None if unknown."""
+    v = (meta.get("health") or {}).get(key)
+    return int(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
 def _age_s(now: datetime, t: datetime | None) -> float | None:
@@ -256,11 +262,16 @@ def overview(
                 "last_seen": g.last_seen,
                 "age_s": age,
                 "uplink": uplink_state(age, offline_after_s=offline_after_s),
+                "backlog": _health_int(g.meta, "depth"),
+                "drops": _health_int(g.meta, "drops"),
             }
         )
     gw_df = pd.DataFrame(
-        gw_rows, columns=["farm_id", "gateway_id", "name", "lat", "lon", "last_seen", "age_s", "uplink"]
-    )
+        gw_rows,
+        columns=[
+            "farm_id", "gateway_id", "name", "lat", "lon", "last_seen", "age_s", "uplink", "backlog", "drops",
+        ],
+    )  # fmt: skip
     farm_rows = []
     for f in farms:
         mine = node_df[node_df.farm_id == f.id]

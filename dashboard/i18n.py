@@ -95,6 +95,11 @@ TEXT: dict[str, tuple[str, str]] = {
     "col.gateway": ("网关", "Gateway"),
     "col.last_seen": ("最后在线", "Last seen"),
     "col.uplink": ("上行", "Uplink"),
+    "col.backlog": ("缓存积压", "Spool backlog"),
+    "farm.gateway_health": (
+        "网关 {name}：最后在线 {age} · 缓存积压 {backlog} 条 · 丢弃 {drops} 条",
+        "Gateway {name}: last seen {age} · spool backlog {backlog} · dropped {drops}",
+    ),
     "col.battery": ("电池 (V)", "Battery (V)"),
     "col.rssi": ("信号 (dBm)", "RSSI (dBm)"),
     "col.metric": ("指标", "Metric"),

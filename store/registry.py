@@ -155,3 +155,30 @@ def set_node_firmware(
         " WHERE farm_id = %s AND node_id = %s",
         (state, version, farm_id, node_id),
     )
+
+
+#: What a gateway's health message may record in ``gateways.meta['health']`` (and nothing else).
+HEALTH_FIELDS = ("state", "uplink", "depth", "oldest_age_s", "last_ack_age_s", "drops", "dead_letters")
+
+
+def record_gateway_health(
+    conn: psycopg.Connection[Any], farm_id: str, gateway_id: str, health: dict[str, Any], at: float
+) -> bool:
+    """Keep a gateway's latest health (its spool depth, drops, uplink) and, when it is online, its
+    last-seen time; False if the registry has no such gateway (nothing is created from a message).
+
+    Only :data:`HEALTH_FIELDS` with plain values are kept, so a message cannot grow the row.
+    """
+    kept = {
+        k: v
+        for k in HEALTH_FIELDS
+        if isinstance(v := health.get(k), int | float | str) and not isinstance(v, bool) and len(str(v)) <= 40
+    }
+    online = health.get("state") != "offline"
+    cur = conn.execute(
+        "UPDATE gateways SET meta = meta || jsonb_build_object('health', %s::jsonb, 'health_at', %s::float8),"
+        " last_seen = CASE WHEN %s THEN greatest(last_seen, to_timestamp(%s)) ELSE last_seen END"
+        " WHERE farm_id = %s AND gateway_id = %s AND retired_at IS NULL",
+        (Jsonb(kept), at, online, at, farm_id, gateway_id),
+    )
+    return cur.rowcount > 0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pandas as pd
@@ -21,6 +21,7 @@ list_nodes = ui.cached(data.list_nodes)
 latest_values = ui.cached(data.latest_values)
 chart_series = ui.cached(data.chart_series)
 node_health = ui.cached(data.node_health)
+list_gateways = ui.cached(data.list_gateways)
 hourly = ui.cached(data.hourly)
 alert_periods = ui.cached(alertsdata.periods)
 sky_series = ui.cached(data.sky_series)
@@ -195,6 +196,18 @@ def _health(farm: Farm, lang: Lang, start: datetime, end: datetime) -> None:
         ),
         hide_index=True,
     )
+    now = datetime.now(UTC)
+    for g in list_gateways(farm.id):
+        health = g.meta.get("health") or {}
+        st.caption(
+            t(
+                "farm.gateway_health", lang,
+                name=g.name or g.gateway_id,
+                age=fmt_age((now - g.last_seen).total_seconds() if g.last_seen else None, lang),
+                backlog=health.get("depth", "—"),
+                drops=health.get("drops", "—"),
+            )
+        )  # fmt: skip
     c1, c2 = st.columns(2)
     for col, metric, title in ((c1, "bat_v", "farm.battery_trend"), (c2, "rssi_dbm", "farm.rssi_trend")):
         ch: data.Chart = chart_series(farm.id, metric, start, end)

@@ -81,6 +81,7 @@ def page() -> None:
                         t("col.last_seen", lang): [
                             fmt_age(a if pd.notna(a) else None, lang) for a in gws.age_s
                         ],
+                        t("col.backlog", lang): ["—" if pd.isna(b) else f"{int(b):,}" for b in gws.backlog],
                     }
                 ),
                 hide_index=True,

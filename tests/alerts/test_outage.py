@@ -5,6 +5,7 @@ import json
 import secrets
 import time
 
+import psycopg
 import pytest
 
 from kernel.mqtt import make_client
@@ -47,8 +48,9 @@ class Gateway:
         self.c.connect(**kw)
         self.c.loop_start()
 
-    def health(self, state: str) -> None:
+    def health(self, state: str, **extra: object) -> None:
         body = {"v": 1, "farm": self.farm, "gw": "gw-1", "ts": time.time(), "state": state, "depth": 0}
+        body |= extra
         topic = f"agri/v1/{self.farm}/gw/gw-1/health"
         self.c.publish(topic, json.dumps(body), qos=1, retain=True).wait_for_publish(10)
 
@@ -176,3 +178,31 @@ def test_a_short_outage_inside_the_late_window_still_gives_one_summary(
     # the heat in the backlog is minutes old, not stale: an ordinary alert, told as such
     heat = q(db_url, "SELECT late FROM alerts WHERE farm_id = %s AND rule = 'barn-heat'", farm)
     assert heat == [(False,)]
+
+
+def test_gateway_health_is_kept_in_the_registry_for_the_dashboard(
+    db_url: str, mqtt_broker: BrokerHandle, mqtt_admin_url: str
+) -> None:
+    """The alert service records each registered gateway's last health (spool depth, drops, uplink)
+    and last-seen time; an offline Last Will keeps last seen; an unknown gateway creates nothing."""
+    farm, other = f"gh-{secrets.token_hex(2)}", f"gh-{secrets.token_hex(2)}"
+    setup_farm(db_url, farm, "http://127.0.0.1:9", ["n-1"])
+    setup_farm(db_url, other, "http://127.0.0.1:9", ["n-1"])
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("INSERT INTO gateways (farm_id, gateway_id) VALUES (%s, 'gw-1')", (farm,))
+    row = "SELECT last_seen, meta->'health' FROM gateways WHERE farm_id = %s AND gateway_id = 'gw-1'"
+    gw, stray = Gateway(mqtt_admin_url, farm), Gateway(mqtt_admin_url, other)
+    try:
+        with service_thread(db_url, rules=book(RULES), mqtt_url=mqtt_broker.account("monitor")):
+            gw.health("online", depth=42, drops=3, uplink="up", secret={"big": "x" * 1000})
+            stray.health("online", depth=7)
+            wait_until(lambda: (q(db_url, row, farm) or [(None, None)])[0][1] is not None, 20, "health kept")
+            seen, health = q(db_url, row, farm)[0]
+            assert seen is not None and health == {"state": "online", "uplink": "up", "depth": 42, "drops": 3}
+            gw.health("offline")
+            wait_until(lambda: q(db_url, row, farm)[0][1]["state"] == "offline", 20, "last will kept")
+            assert q(db_url, row, farm)[0][0] == seen  # an offline gateway was not seen
+            assert q(db_url, "SELECT count(*) FROM gateways WHERE farm_id = %s", other) == [(0,)]
+    finally:
+        gw.close()
+        stray.close()
