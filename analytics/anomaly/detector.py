@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.anomaly.baseline import FAST, SEASONAL, SLOW, forecast, learn, row_offsets
+from analytics.anomaly.baseline import FAST, SEASONAL, forecast, learn, row_offsets
 from analytics.anomaly.config import DAY_S, DEFAULT_CONFIG, DetectorConfig
 from analytics.anomaly.state import PREDICTORS, AnomalyState
 from analytics.anomaly.tails import decay_due, edges, exceedance_log10, renormalise, update_tails
@@ -50,20 +50,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
         st.t_first = np.where(first, t, st.t_first)
     xr = (x - st.x_ref).astype(_F32, copy=False)
 
-    # sampling interval, and how many nominal intervals passed since the previous point
-    dt = np.where(has_prev, t - st.t_last, 0.0)
-    known = st.dt_typ > 0
-    moving = has_prev & (dt > 0)
-    safe_typ = np.where(known, st.dt_typ, _F32(1.0))
-    q = dt / safe_typ
-    # a series sampled exactly at its typical interval keeps it (log(1) = 0: the update below
-    # would return it unchanged), so regular sampling skips the log/exp over all series
-    if (moving & ~(known & (q == 1.0))).any():
-        ratio = np.where(known & moving, q, 1.0)
-        grown = st.dt_typ * np.exp(cfg.interval_rate * np.clip(np.log(ratio), -1.0, 1.0))
-        st.dt_typ = np.where(moving, np.where(known, grown, dt), st.dt_typ).astype(_F32, copy=False)
-        q = dt / np.where(st.dt_typ > 0, st.dt_typ, _F32(1.0))
-    k = np.clip(q, 1.0, cfg.max_gap_steps).astype(_F32, copy=False)
+    k = _intervals(st, t, has_prev)
 
     # residuals against the best predictor (point) and the best slow baseline (level)
     fc = forecast(st, t, has_prev)
@@ -72,7 +59,6 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     rows = row_offsets(n, npred)
     err_usable = np.where(fc.usable, st.err, np.inf)
     i_best = rows + np.argmin(err_usable, axis=1)
-    i_slow = rows + np.argmin(np.where(SLOW, err_usable, np.inf), axis=1)
     # (an any() over the predictor axis loops per series: 0.07 ms for 5,000 series)
     has_seas = fc.usable[:, _I_DAILY] | fc.usable[:, _I_WEEKLY]
     i_seas = rows + np.argmin(np.where(SEASONAL, err_usable, np.inf), axis=1)
@@ -98,7 +84,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
         + _TINY
     )
     tracked = fc.usable.reshape(-1)[i_best] & (st.scale > 0)
-    seasonal_level = SEASONAL[i_slow - rows] & has_seas
+    seasonal_level = has_seas & _seasonal_is_best_slow(err_usable)
 
     surv = st.tail_surv.reshape(n, 4, cfg.tail_bins)
     pls_log10p = exceedance_log10(feats, surv, st.tail_total, cfg, cfg.tail_lo)
@@ -150,6 +136,40 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     st.t_last = t
     st.n = st.n + _F32(1.0)
     return np.clip(score, 0.0, 1.0).astype(_F32, copy=False)
+
+
+def _intervals(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> np.ndarray:
+    """Update the typical sampling interval; returns how many of them passed since the previous
+    point (float32, 1 .. max_gap_steps)."""
+    cfg = st.cfg
+    dt = np.where(has_prev, t - st.t_last, 0.0)
+    known = st.dt_typ > 0
+    moving = has_prev & (dt > 0)
+    safe_typ = np.where(known, st.dt_typ, _F32(1.0))
+    q = dt / safe_typ
+    # a series sampled exactly at its typical interval keeps it (log(1) = 0: the update below
+    # would return it unchanged), so regular sampling skips the log/exp over all series
+    if (moving & ~(known & (q == 1.0))).any():
+        ratio = np.where(known & moving, q, 1.0)
+        grown = st.dt_typ * np.exp(cfg.interval_rate * np.clip(np.log(ratio), -1.0, 1.0))
+        st.dt_typ = np.where(moving, np.where(known, grown, dt), st.dt_typ).astype(_F32, copy=False)
+        q = dt / np.where(st.dt_typ > 0, st.dt_typ, _F32(1.0))
+    k: np.ndarray = np.clip(q, 1.0, cfg.max_gap_steps).astype(_F32, copy=False)
+    return k
+
+
+def _seasonal_is_best_slow(err_usable: np.ndarray) -> np.ndarray:
+    """Whether ``argmin`` over the slow predictors (mean, daily, weekly) of ``err_usable`` (inf
+    where not usable) picks a seasonal one, from three columns instead of an argmin per series.
+
+    ``argmin`` returns the first NaN if any, else the first smallest value (the mean on a tie),
+    and column 0 (not slow) when every slow error is inf: it is seasonal exactly when the mean's
+    error is not NaN and is not <= the smaller seasonal one (or that one is NaN).
+    """
+    e_mean = err_usable[:, _I_MEAN]
+    e_seas = np.minimum(err_usable[:, _I_DAILY], err_usable[:, _I_WEEKLY])  # NaN if either is
+    out: np.ndarray = ~(e_seas >= e_mean) & (e_mean == e_mean)
+    return out
 
 
 def _stuck_log10(

@@ -36,9 +36,11 @@ def decay_due(n: np.ndarray) -> np.ndarray:
     """Series whose histograms are decayed at this point (it completes a block of LAZY points).
 
     Computed once per step from the point counts ``n`` before the step and shared by every
-    histogram of the step (the float32 modulo over all series cost 0.06 ms per call).
+    histogram of the step. ``n - floor(n / LAZY) * LAZY`` is ``n mod LAZY`` exactly (LAZY is a
+    power of two, so every operation is exact in float32) and 10x cheaper than ``np.mod``
+    (0.055 -> 0.005 ms for 5,000 series).
     """
-    due: np.ndarray = np.mod(n, LAZY) == LAZY - 1
+    due: np.ndarray = (n - np.floor(n * _F32(1.0 / LAZY)) * _F32(LAZY)) == LAZY - 1
     return due
 
 
@@ -101,7 +103,15 @@ def exceedance_log10(
     step = _F32(beyond_log10)
     num -= np.where(past, np.maximum(pos - lo_f, _F32(0.0)) * step, _F32(0.0))
     deep = past & (s_lo < half)
-    if deep.any():  # past a bin with no counts: the record is further down
+    n_deep = np.count_nonzero(deep)
+    if n_deep * 8 > deep.size:  # many (an empty histogram, a series' first days): all at once
+        rec = np.zeros(deep.shape, dtype=np.intp)
+        filled = deep & (surv[:, first : first + nf, 0] >= half)
+        if filled.any():
+            r, c = np.nonzero(filled)
+            rec[r, c] = np.maximum(_record(surv, r, first + c), 0)
+        num -= np.where(deep, (lo - rec) * step, 0.0)
+    elif n_deep:  # past a bin with no counts: the record is further down
         r, c = np.nonzero(deep)
         num[r, c] -= (lo[r, c] - np.maximum(_record(surv, r, first + c), 0)) * step
     tot = total[:, first : first + nf]
