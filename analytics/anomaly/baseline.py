@@ -29,9 +29,29 @@ SEASONAL = np.array([name in ("daily", "weekly") for name in PREDICTORS])
 
 
 def rate(k: np.ndarray, per_interval: float) -> np.ndarray:
-    """EWMA weight after ``k`` elapsed intervals at ``per_interval``: 1 - (1-rate)**k."""
+    """EWMA weight after ``k`` elapsed intervals at ``per_interval``: 1 - (1-rate)**k.
+
+    Every series one interval on (regular sampling): the same computation over ones, done once
+    per shape and kept (read-only).
+    """
+    if (k == 1).all():
+        key = (len(k), per_interval)
+        out = _RATE_ONE.get(key)
+        if out is None:
+            if len(_RATE_ONE) > 64:
+                _RATE_ONE.clear()
+            out = _RATE_ONE[key] = _rate(np.ones(len(k), dtype=k.dtype), per_interval)
+            out.flags.writeable = False
+        return out
+    return _rate(k, per_interval)
+
+
+def _rate(k: np.ndarray, per_interval: float) -> np.ndarray:
     out: np.ndarray = (-np.expm1(k * np.log1p(-per_interval))).astype(_F32, copy=False)
     return out
+
+
+_RATE_ONE: dict[tuple[int, float], np.ndarray] = {}
 
 
 @dataclass
@@ -52,7 +72,10 @@ class Forecast:
 
 def _bin_index(t: np.ndarray, period: float, bins: np.ndarray, width: int) -> np.ndarray:
     """Flat index of the profile bin holding phase ``t mod period`` (``bins`` bins per series)."""
-    b = np.floor(np.mod(t, period) * (bins / period)).astype(np.intp)
+    # series on a common clock (a fleet's tick, a batch in lockstep) share one exact modulo
+    common = len(t) > 0 and t[0] == t[-1] and bool((t == t[0]).all())
+    phase = np.mod(t[0], period) if common else np.mod(t, period)
+    b = np.floor(phase * (bins / period)).astype(np.intp)
     np.clip(b, 0, width - 1, out=b)
     out: np.ndarray = b + row_offsets(len(t), width)
     return out

@@ -179,3 +179,30 @@ def test_intervals_equal_previous(jitter: float) -> None:
         t = t + step
         np.testing.assert_array_equal(det._intervals(new, t, has_prev), _old_intervals(old, t, has_prev))
         np.testing.assert_array_equal(new.dt_typ, old.dt_typ)
+
+
+def test_rate_of_one_interval_equals_previous() -> None:
+    from analytics.anomaly.baseline import rate
+
+    rng = np.random.default_rng(9)
+    for k in (np.ones(700, dtype=F32), rng.uniform(1.0, 50.0, 700).astype(F32)):
+        for r in (CFG.level_rate, CFG.offset_rate):
+            want = (-np.expm1(k * np.log1p(-r))).astype(F32)
+            np.testing.assert_array_equal(rate(k, r), want)
+            np.testing.assert_array_equal(rate(k, r), want)  # the kept value, second call
+
+
+@pytest.mark.parametrize("common", [True, False])
+def test_bin_index_equals_previous(common: bool) -> None:
+    from analytics.anomaly.baseline import _bin_index, row_offsets
+
+    rng = np.random.default_rng(11)
+    n = 600
+    t = rng.uniform(-1e6, 2e9, n)
+    if common:
+        t[:] = t[0]
+    bins = rng.choice(F32([1, 24, 96, 288, 168]), n)
+    for period, width in ((86_400.0, 288), (604_800.0, 168)):
+        b = np.floor(np.mod(t, period) * (bins / period)).astype(np.intp)
+        want = np.clip(b, 0, width - 1) + row_offsets(n, width)
+        np.testing.assert_array_equal(_bin_index(t, period, bins, width), want)
