@@ -47,6 +47,7 @@ class Row:
     score: float | None = None  # anomaly score, when scored
     qc: int | None = None  # QARTOD flag, when checked
     farm_score: float | None = None  # the score after the farm's QC and context (analytics.anomaly.farm)
+    sensor: bool = True  # False: a block's imagery pseudo node (reports per scene: no clock rules)
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +245,8 @@ class Evaluator:
         for r in rows:
             seen = nodes.get(r.node_pk)
             if seen is None:
-                nodes[r.node_pk] = NodeSeen(r.farm, r.node, r.t)
+                if r.sensor:
+                    nodes[r.node_pk] = NodeSeen(r.farm, r.node, r.t)
             elif r.t > seen.last_t:
                 seen.last_t = r.t
             key = (r.farm, r.metric)

@@ -104,7 +104,7 @@ def read_readings(
     out: list[Row] = []
     with conn.cursor(binary=True) as cur:
         cur.execute(
-            "SELECT x.sid, n.id, n.farm_id, n.node_id, s.metric, array_agg(x.t ORDER BY x.t),"
+            "SELECT x.sid, n.id, n.farm_id, n.node_id, s.metric, n.source, array_agg(x.t ORDER BY x.t),"
             " array_agg(x.v ORDER BY x.t) FROM (SELECT r.series_id AS sid,"
             " extract(epoch FROM r.time)::float8 AS t, r.value AS v"
             " FROM unnest(%s::int[], %s::timestamptz[], %s::timestamptz[], %s::bigint[])"
@@ -115,11 +115,14 @@ def read_readings(
             " AND r.time BETWEEN f.lo - interval '1 ms' AND f.hi + interval '1 ms'"
             " AND r.xmin::text::bigint = f.x) x"
             " JOIN series s ON s.id = x.sid JOIN nodes n ON n.id = s.node_id"
-            " GROUP BY 1, 2, 3, 4, 5 ORDER BY 1",
+            " GROUP BY 1, 2, 3, 4, 5, 6 ORDER BY 1",
             (nodes, lo, hi, xids, part.count, part.index),
         )
-        for sid, pk, farm, node, metric, ts, vs in cur:
-            out.extend(Row(sid, pk, farm, node, metric, t, v) for t, v in zip(ts, vs, strict=True))
+        for sid, pk, farm, node, metric, source, ts, vs in cur:
+            sensor = source == "sensor"
+            out.extend(
+                Row(sid, pk, farm, node, metric, t, v, sensor=sensor) for t, v in zip(ts, vs, strict=True)
+            )
     return out
 
 

@@ -153,13 +153,15 @@ class AlertService:
                 self.late_open.add(rest)
             elif kind == "summary":
                 self.pending_late[rest] = state
-        for sid, pk, farm, node, wm in conn.execute(
-            "SELECT s.id, n.id, n.farm_id, n.node_id, s.alert_watermark FROM series s"
+        for sid, pk, farm, node, source, wm in conn.execute(
+            "SELECT s.id, n.id, n.farm_id, n.node_id, n.source, s.alert_watermark FROM series s"
             " JOIN nodes n ON n.id = s.node_id WHERE s.alert_watermark IS NOT NULL"
             " AND (hashtext(n.farm_id)::bigint & 2147483647) %% %s = %s",
             (self.part.count, self.part.index),
         ).fetchall():
             ev.watermarks[int(sid)] = float(wm)
+            if source != "sensor":
+                continue  # imagery pseudo nodes: no clock rules (see engine.Row.sensor)
             seen = ev.nodes.get(int(pk))
             if seen is None:
                 ev.nodes[int(pk)] = NodeSeen(str(farm), str(node), float(wm))

@@ -92,6 +92,10 @@ def demo(
     """The whole platform with a simulated Wanzhou district and scripted scenarios; Ctrl-C stops it."""
 
     st = _stack()
+    try:
+        lock = demo_mod.demo_lock(st.home)
+    except StackError as exc:
+        fail(str(exc))  # before anything starts: the running demo's stack is left alone
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     opts = demo_mod.DemoOptions(
@@ -106,6 +110,7 @@ def demo(
     finally:
         console.print("stopping…")
         st.down(log=lambda m: console.print(f"[yellow]■[/] {m}", highlight=False))
+        lock.close()
 
 
 db_app = typer.Typer(help="Database schema", no_args_is_help=True)

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import fcntl
 import importlib.util
 import json
 import os
@@ -28,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import psycopg
 from rich.console import Console
@@ -510,6 +512,31 @@ def alert_count(stack: Stack) -> int | None:
             return int(row[0]) if row else 0
     except psycopg.Error:
         return None
+
+
+def demo_lock(home: Path) -> IO[str]:
+    """Hold ``$AGRI_HOME/run/demo.lock`` for this process's life (the returned file: keep it open).
+
+    Two demos on one home would share one stack: the second would find the first's services
+    "already running" and play its scenarios into them, and stopping either would stop both.
+    """
+    (home / "run").mkdir(parents=True, exist_ok=True)
+    f = open(home / "run" / "demo.lock", "a+")  # noqa: SIM115 - held until the process ends
+    try:
+        fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        f.seek(0)
+        pid = f.read().strip() or "?"
+        f.close()
+        raise StackError(
+            f"another `agri demo` (pid {pid}) is running with AGRI_HOME={home}: stop it first"
+            f" (Ctrl-C in its terminal, or kill -TERM {pid}), or give this one another AGRI_HOME"
+        ) from None
+    f.seek(0)
+    f.truncate()
+    f.write(f"{os.getpid()}\n")
+    f.flush()
+    return f
 
 
 def run(stack: Stack, stop: threading.Event, console: Console, opts: DemoOptions | None = None) -> None:

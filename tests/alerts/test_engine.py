@@ -49,7 +49,7 @@ def ev() -> Evaluator:
     return Evaluator(lambda farm: list(RULES.rules))
 
 
-def row(metric: str, t: float, v: float, sid: int = 1, **kw: float) -> Row:
+def row(metric: str, t: float, v: float, sid: int = 1, **kw: float | bool) -> Row:
     return Row(sid, 10, "f", "n-1", metric, t, v, **kw)  # type: ignore[arg-type]
 
 
@@ -106,6 +106,12 @@ def test_silent_node_on_a_clock() -> None:
     assert e.tick(T0 + 300) == []
     e.feed(e.split([row("air_t", T0 + 310, 20)])[0])
     assert [x.kind for x in e.tick(T0 + 311)] == ["close"]
+
+
+def test_imagery_pseudo_nodes_never_go_silent() -> None:
+    e = ev()  # a block's satellite statistics arrive once a scene: no clock rule is theirs
+    e.feed(e.split([row("air_t", T0, 20, sensor=False)])[0])
+    assert e.tick(T0 + 10 * 86400) == []
 
 
 def test_defaults_for_every_farm_kind_and_overrides_by_name(tmp_path: Path) -> None:

@@ -4,13 +4,17 @@ taken days before it arrived; the blocks that moved with their neighbours raise 
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime, timedelta
 
+import numpy as np
 import psycopg
 
+from alerts.config import RuleBook
+from alerts.service import AlertOptions, AlertService
 from store import registry
 from store import sky as store_sky
-from tests.alerts.support import drain, q, setup_farm
+from tests.alerts.support import drain, q, setup_farm, write_series
 
 
 def test_a_block_whose_ndvi_falls_against_its_neighbours_alerts(db_url: str) -> None:
@@ -64,3 +68,25 @@ def test_a_block_whose_ndvi_falls_against_its_neighbours_alerts(db_url: str) -> 
         farm,
     )
     assert told == [(2 * 3,)]
+    # A block's pseudo node reports once a scene (every ~5 days), not every few minutes: the clock
+    # rule for sensor nodes (node silent) never applies to it, neither to what the running service
+    # saw nor to what a restarted one restores; a real probe of the farm still goes silent.
+    write_series(
+        db_url, farm, {"probe-t2": (np.array([t2.timestamp() - 3600.0]), {"soil_vwc": np.array([28.0])})}
+    )
+    for _ in range(2):  # the service that read the feed, then a restarted one
+        svc = AlertService(AlertOptions(database_url=db_url, dispatch=False, rules=RuleBook.load()))
+        try:
+            while svc.step():
+                pass
+            svc.tick(time.time())
+        finally:
+            svc.close()
+    silent = q(
+        db_url,
+        "SELECT n.node_id FROM alerts a JOIN nodes n ON n.id = a.node_id WHERE a.farm_id = %s"
+        " AND a.rule = 'node-silent' ORDER BY 1",
+        farm,
+    )
+    nodes = [s[0] for s in silent]
+    assert "probe-t2" in nodes and not [n for n in nodes if n.startswith("sat-")], nodes
