@@ -225,8 +225,21 @@ def _run_log10(
         if len(look):
             cur = np.log2(run[look] + _F32(1.0))[:, None]
             log10p[look] = exceedance_log10(cur, surv[look], total[look], cfg, 0.0, beyond)[:, 0]
+    _count_finished_runs(run0, surv, total, counted & ~on, due, cfg)
+    return run, log10p
+
+
+def _count_finished_runs(
+    run0: np.ndarray,
+    surv: np.ndarray,
+    total: np.ndarray,
+    ended: np.ndarray,
+    due: np.ndarray,
+    cfg: DetectorConfig,
+) -> None:
+    """Count the runs that end at this point (previous lengths ``run0``) in the (N, 1, bins)
+    survival histogram and (N, 1) totals, then decay the series that are ``due``."""
     # a finished run of length 0 (the usual case) only reaches the first edge
-    ended = counted & ~on
     surv[:, 0, 0] += ended
     total[:, 0] += ended
     longer = ended & (run0 > 0)
@@ -237,7 +250,6 @@ def _run_log10(
         mask[..., 0] = False  # already counted above
         surv[rows] += mask
     renormalise(surv, total, due, cfg)
-    return run, log10p
 
 
 def update(st: AnomalyState, times: np.ndarray, values: np.ndarray) -> np.ndarray:

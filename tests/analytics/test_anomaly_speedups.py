@@ -13,7 +13,7 @@ from analytics.anomaly import AnomalyState, DetectorConfig
 from analytics.anomaly import detector as det
 from analytics.anomaly.baseline import SEASONAL, SLOW
 from analytics.anomaly.state import PREDICTORS
-from analytics.anomaly.tails import LAZY, decay_due, edges, exceedance_log10, renormalise
+from analytics.anomaly.tails import LAZY, decay_due, exceedance_log10
 
 F32 = np.float32
 HALF = F32(0.5)
@@ -111,17 +111,7 @@ def _old_run_log10(run0, surv2, total1, on, counted, n, cfg, min_run, beyond):  
         log10p = np.where(on & (run >= F32(min_run)), log10p, F32(0.0))
     else:
         log10p = np.zeros(len(run), dtype=F32)
-    ended = counted & ~on
-    surv[:, 0, 0] += ended
-    total[:, 0] += ended
-    longer = ended & (run0 > 0)
-    if longer.any():
-        rows = np.nonzero(longer)[0]
-        done = np.log2(run0[rows] + F32(1.0))[:, None]
-        mask = done[..., None] >= edges(cfg, 0.0)
-        mask[..., 0] = False
-        surv[rows] += mask
-    renormalise(surv, total, decay_due(n), cfg)
+    det._count_finished_runs(run0, surv, total, counted & ~on, decay_due(n), cfg)  # unchanged
     return run, log10p.astype(F32)
 
 
