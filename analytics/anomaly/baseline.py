@@ -29,9 +29,29 @@ SEASONAL = np.array([name in ("daily", "weekly") for name in PREDICTORS])
 
 
 def rate(k: np.ndarray, per_interval: float) -> np.ndarray:
-    """EWMA weight after ``k`` elapsed intervals at ``per_interval``: 1 - (1-rate)**k."""
-    out: np.ndarray = (-np.expm1(k * np.log1p(-per_interval))).astype(_F32)
+    """EWMA weight after ``k`` elapsed intervals at ``per_interval``: 1 - (1-rate)**k.
+
+    Every series one interval on (regular sampling): the same computation over ones, done once
+    per shape and kept (read-only).
+    """
+    if (k == 1).all():
+        key = (len(k), per_interval)
+        out = _RATE_ONE.get(key)
+        if out is None:
+            if len(_RATE_ONE) > 64:
+                _RATE_ONE.clear()
+            out = _RATE_ONE[key] = _rate(np.ones(len(k), dtype=k.dtype), per_interval)
+            out.flags.writeable = False
+        return out
+    return _rate(k, per_interval)
+
+
+def _rate(k: np.ndarray, per_interval: float) -> np.ndarray:
+    out: np.ndarray = (-np.expm1(k * np.log1p(-per_interval))).astype(_F32, copy=False)
     return out
+
+
+_RATE_ONE: dict[tuple[int, float], np.ndarray] = {}
 
 
 @dataclass
@@ -52,7 +72,10 @@ class Forecast:
 
 def _bin_index(t: np.ndarray, period: float, bins: np.ndarray, width: int) -> np.ndarray:
     """Flat index of the profile bin holding phase ``t mod period`` (``bins`` bins per series)."""
-    b = np.floor(np.mod(t, period) * (bins / period)).astype(np.intp)
+    # series on a common clock (a fleet's tick, a batch in lockstep) share one exact modulo
+    common = len(t) > 0 and t[0] == t[-1] and bool((t == t[0]).all())
+    phase = np.mod(t[0], period) if common else np.mod(t, period)
+    b = np.floor(phase * (bins / period)).astype(np.intp)
     np.clip(b, 0, width - 1, out=b)
     out: np.ndarray = b + row_offsets(len(t), width)
     return out
@@ -80,8 +103,12 @@ def forecast(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> Forecast:
     if fix.any():
         st.season_t0 = np.where(fix, t, st.season_t0)
         dt = np.maximum(st.dt_typ, _F32(1e-3))
-        st.bins_d = np.where(fix, np.clip(np.floor(DAY_S / dt), 1, cfg.daily_bins), st.bins_d).astype(_F32)
-        st.bins_w = np.where(fix, np.clip(np.floor(WEEK_S / dt), 1, cfg.weekly_bins), st.bins_w).astype(_F32)
+        st.bins_d = np.where(fix, np.clip(np.floor(DAY_S / dt), 1, cfg.daily_bins), st.bins_d).astype(
+            _F32, copy=False
+        )
+        st.bins_w = np.where(fix, np.clip(np.floor(WEEK_S / dt), 1, cfg.weekly_bins), st.bins_w).astype(
+            _F32, copy=False
+        )
     learning = st.bins_d > 0
     since = np.where(learning, t - st.season_t0, -1.0)
 
@@ -114,15 +141,19 @@ def forecast(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> Forecast:
 def learn(st: AnomalyState, f: Forecast, xr: np.ndarray, abs_err: np.ndarray, k: np.ndarray) -> None:
     """Update error trackers, level, offsets and profiles with the points ``xr``."""
     cfg = st.cfg
-    st.err_n = np.where(f.ready, st.err_n + _F32(1.0), st.err_n).astype(_F32)
+    st.err_n = np.where(f.ready, st.err_n + _F32(1.0), st.err_n).astype(_F32, copy=False)
     a_err = np.maximum(_F32(cfg.error_rate), _F32(1.0) / np.maximum(st.err_n, _F32(1.0)))
-    st.err = np.where(f.ready, st.err + a_err * (abs_err - st.err), st.err).astype(_F32)
+    st.err = np.where(f.ready, st.err + a_err * (abs_err - st.err), st.err).astype(_F32, copy=False)
 
-    a_lvl = np.maximum(rate(k, cfg.level_rate), _F32(1.0) / (st.n + _F32(1.0))).astype(_F32)
-    st.mean = (st.mean + a_lvl * (xr - st.mean)).astype(_F32)
-    a_off = np.maximum(rate(k, cfg.offset_rate), _F32(1.0) / (st.n + _F32(1.0))).astype(_F32)
-    st.off_d = np.where(f.ready_d, st.off_d + a_off * ((xr - f.pd) - st.off_d), _F32(0.0)).astype(_F32)
-    st.off_w = np.where(f.ready_w, st.off_w + a_off * ((xr - f.pw) - st.off_w), _F32(0.0)).astype(_F32)
+    a_lvl = np.maximum(rate(k, cfg.level_rate), _F32(1.0) / (st.n + _F32(1.0))).astype(_F32, copy=False)
+    st.mean = (st.mean + a_lvl * (xr - st.mean)).astype(_F32, copy=False)
+    a_off = np.maximum(rate(k, cfg.offset_rate), _F32(1.0) / (st.n + _F32(1.0))).astype(_F32, copy=False)
+    st.off_d = np.where(f.ready_d, st.off_d + a_off * ((xr - f.pd) - st.off_d), _F32(0.0)).astype(
+        _F32, copy=False
+    )
+    st.off_w = np.where(f.ready_w, st.off_w + a_off * ((xr - f.pw) - st.off_w), _F32(0.0)).astype(
+        _F32, copy=False
+    )
     st.prev_d = f.pd
     st.prev_w = f.pw
     _learn_profile(st.daily, xr - f.pd, f.idx_d, f.learning, f.ready_d, st.bins_d, DAY_S, st.dt_typ, cfg)
@@ -142,7 +173,7 @@ def _learn_profile(
 ) -> None:
     """Move this phase's bin towards the value (the whole way during the first cycle)."""
     per_bin = np.maximum((period / np.maximum(bins, _F32(1.0))) / np.maximum(dt_typ, _F32(1e-3)), _F32(1.0))
-    a = np.where(ready, _F32(cfg.season_rate) / per_bin.astype(_F32), _F32(1.0))
-    a = np.where(learning, a, _F32(0.0)).astype(_F32)
+    a = np.where(ready, _F32(cfg.season_rate) / per_bin.astype(_F32, copy=False), _F32(1.0))
+    a = np.where(learning, a, _F32(0.0)).astype(_F32, copy=False)
     flat = table.reshape(-1)
     flat[idx] += a * err

@@ -32,9 +32,21 @@ def edges(cfg: DetectorConfig, lo_edge: float) -> np.ndarray:
 LAZY = 64
 
 
-def renormalise(surv: np.ndarray, total: np.ndarray, n: np.ndarray, cfg: DetectorConfig) -> None:
-    """Decay the rows of the series that complete a block of LAZY points with this one."""
-    due = np.mod(n, LAZY) == LAZY - 1
+def decay_due(n: np.ndarray) -> np.ndarray:
+    """Series whose histograms are decayed at this point (it completes a block of LAZY points).
+
+    Computed once per step from the point counts ``n`` before the step and shared by every
+    histogram of the step. ``n - floor(n / LAZY) * LAZY`` is ``n mod LAZY`` exactly (LAZY is a
+    power of two, so every operation is exact in float32) and 10x cheaper than ``np.mod``
+    (0.055 -> 0.005 ms for 5,000 series).
+    """
+    due: np.ndarray = (n - np.floor(n * _F32(1.0 / LAZY)) * _F32(LAZY)) == LAZY - 1
+    return due
+
+
+def renormalise(surv: np.ndarray, total: np.ndarray, due: np.ndarray, cfg: DetectorConfig) -> None:
+    """Decay the rows of the series that complete a block of LAZY points with this one
+    (``due``, from :func:`decay_due`)."""
     if not due.any():
         return
     g = _F32((1.0 - 1.0 / cfg.tail_memory) ** LAZY)
@@ -91,10 +103,17 @@ def exceedance_log10(
     step = _F32(beyond_log10)
     num -= np.where(past, np.maximum(pos - lo_f, _F32(0.0)) * step, _F32(0.0))
     deep = past & (s_lo < half)
-    if deep.any():  # past a bin with no counts: the record is further down
+    n_deep = np.count_nonzero(deep)
+    if n_deep * 8 > deep.size:  # many (an empty histogram, a series' first days): all at once
+        rec = np.zeros(deep.shape, dtype=np.intp)
+        filled = deep & (surv[:, first : first + nf, 0] >= half)
+        if filled.any():
+            r, c = np.nonzero(filled)
+            rec[r, c] = np.maximum(_record(surv, r, first + c), 0)
+        num -= np.where(deep, (lo - rec) * step, 0.0)
+    elif n_deep:  # past a bin with no counts: the record is further down
         r, c = np.nonzero(deep)
-        record = np.count_nonzero(surv[r, first + c] >= half, axis=-1) - 1
-        num[r, c] -= (lo[r, c] - np.maximum(record, 0)) * step
+        num[r, c] -= (lo[r, c] - np.maximum(_record(surv, r, first + c), 0)) * step
     tot = total[:, first : first + nf]
     below = pos < 0  # below the lowest edge: every past value counts (few rows)
     if below.any():
@@ -102,6 +121,22 @@ def exceedance_log10(
         num[r, c] = np.log10(tot[r, c] + half)
     out: np.ndarray = np.minimum(num - np.log10(tot + _F32(1.0)), _F32(0.0)).astype(_F32, copy=False)
     return out
+
+
+def _record(surv: np.ndarray, r: np.ndarray, f: np.ndarray) -> np.ndarray:
+    """Last edge with counts (-1: none) of the histograms ``surv[r, f]``.
+
+    Survival counts never increase along the edges, so a histogram whose first edge has no
+    counts is empty and only the others need their edges counted (a series' seasonal level
+    histogram stays empty for its first two days: counting its 64 edges per step cost 1 ms for
+    5,000 series).
+    """
+    record = np.full(len(r), -1, dtype=np.intp)
+    filled = surv[r, f, 0] >= _HALF
+    if filled.any():
+        rf, ff = r[filled], f[filled]
+        record[filled] = np.count_nonzero(surv[rf, ff] >= _HALF, axis=-1) - 1
+    return record
 
 
 def _ladder(k: int) -> np.ndarray:

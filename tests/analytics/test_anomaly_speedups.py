@@ -1,0 +1,198 @@
+"""Each computation of the detector replaced for speed equals the one it replaced (kept below,
+verbatim but for names), bit for bit, on random inputs with NaN, inf, empty histograms, values
+below and beyond the grid, irregular sampling and gaps (docs/benchmarks.md, "Speed, sixth
+session"). The whole detector is also compared with the plain reference in
+test_anomaly_reference.py."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from analytics.anomaly import AnomalyState, DetectorConfig
+from analytics.anomaly import detector as det
+from analytics.anomaly.baseline import SEASONAL, SLOW
+from analytics.anomaly.state import PREDICTORS
+from analytics.anomaly.tails import LAZY, decay_due, exceedance_log10
+
+F32 = np.float32
+HALF = F32(0.5)
+CFG = DetectorConfig()
+
+
+def _old_exceedance_log10(logf, surv, total, cfg, lo_edge, beyond_log10=None, first=0):  # type: ignore[no-untyped-def]
+    """tails.exceedance_log10 before the sixth session (record counted over every edge)."""
+    k = cfg.tail_bins
+    if beyond_log10 is None:
+        beyond_log10 = cfg.tail_beyond_log10
+    n, nf = logf.shape
+    pos = (logf - F32(lo_edge)) / F32(cfg.tail_step)
+    lo_f = np.floor(np.clip(pos, 0, k - 1))
+    lo = lo_f.astype(np.intp)
+    hi = np.minimum(lo + 1, k - 1)
+    flat = surv.reshape(-1)
+    base = (np.arange(n, dtype=np.intp)[:, None] * surv.shape[1] + (first + np.arange(nf))) * k
+    s_lo = flat[base + lo]
+    num = np.log10(s_lo + HALF)
+    s_hi = flat[base + hi]
+    past = (s_hi < HALF) | (pos > k - 1)
+    step = F32(beyond_log10)
+    num -= np.where(past, np.maximum(pos - lo_f, F32(0.0)) * step, F32(0.0))
+    deep = past & (s_lo < HALF)
+    if deep.any():
+        r, c = np.nonzero(deep)
+        record = np.count_nonzero(surv[r, first + c] >= HALF, axis=-1) - 1
+        num[r, c] -= (lo[r, c] - np.maximum(record, 0)) * step
+    tot = total[:, first : first + nf]
+    below = pos < 0
+    if below.any():
+        r, c = np.nonzero(below)
+        num[r, c] = np.log10(tot[r, c] + HALF)
+    return np.minimum(num - np.log10(tot + F32(1.0)), F32(0.0)).astype(F32, copy=False)
+
+
+def _survival(rng: np.random.Generator, n: int, nf: int, empty: float) -> tuple[np.ndarray, np.ndarray]:
+    """Histograms as the detector builds them: counted values, decayed; some left empty."""
+    k = CFG.tail_bins
+    surv = np.zeros((n, nf, k), dtype=F32)
+    total = np.zeros((n, nf), dtype=F32)
+    for _ in range(60):
+        reach = rng.integers(0, k + 1, size=(n, nf)) * (rng.random((n, nf)) < 0.7)
+        surv += (np.arange(k) < reach[..., None]).astype(F32)
+        total += F32(1.0)
+        if rng.random() < 0.2:
+            surv *= F32(0.9)
+            total *= F32(0.9)
+    gone = rng.random((n, nf)) < empty
+    surv[gone] = 0.0
+    return surv, total
+
+
+@pytest.mark.parametrize("empty", [0.0, 0.05, 0.6, 1.0])  # few or many empty histograms
+@pytest.mark.parametrize("first", [0, 1])
+def test_exceedance_equals_previous(empty: float, first: int) -> None:
+    rng = np.random.default_rng(int(empty * 100) + first)
+    n, nf_all = 400, 4
+    surv, total = _survival(rng, n, nf_all, empty)
+    nf = nf_all - first
+    logf = rng.uniform(-12.0, 30.0, size=(n, nf)).astype(F32)
+    logf[::11] = F32(-40.0)  # below the grid
+    logf[::7, 0] = F32(np.inf)  # beyond it
+    for lo_edge, beyond in ((CFG.tail_lo, None), (0.0, 0.0), (CFG.density_lo, 0.375)):
+        with np.errstate(invalid="ignore"):  # inf beyond the grid times a step of 0
+            want = _old_exceedance_log10(logf, surv, total, CFG, lo_edge, beyond, first)
+            got = exceedance_log10(logf, surv, total, CFG, lo_edge, beyond, first)
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+
+
+def test_decay_due_equals_mod() -> None:
+    n = np.concatenate([np.arange(0, 70_000, dtype=F32), F32([2**24 - 1, 2**24, 2**25, 1e30])])
+    np.testing.assert_array_equal(decay_due(n), np.mod(n, LAZY) == LAZY - 1)
+
+
+def test_seasonal_is_best_slow_equals_argmin() -> None:
+    rng = np.random.default_rng(3)
+    pool = F32([0.0, 0.5, 1.0, 2.0, np.inf, np.nan])
+    err = rng.choice(pool, size=(20_000, len(PREDICTORS)))  # every tie, NaN and inf pattern
+    err[:5000] = rng.random((5000, len(PREDICTORS))).astype(F32)
+    want = SEASONAL[np.argmin(np.where(SLOW, err, np.inf), axis=1)]
+    np.testing.assert_array_equal(det._seasonal_is_best_slow(err), want)
+
+
+def _old_run_log10(run0, surv2, total1, on, counted, n, cfg, min_run, beyond):  # type: ignore[no-untyped-def]
+    """detector._run_log10 before the sixth session (every series looked up)."""
+    run = np.where(on, run0 + F32(1.0), F32(0.0)).astype(F32)
+    surv = surv2.reshape(len(run), 1, -1)
+    total = total1.reshape(-1, 1)
+    if on.any():
+        cur = np.log2(run + F32(1.0))[:, None]
+        log10p = _old_exceedance_log10(cur, surv, total, cfg, 0.0, beyond)[:, 0]
+        log10p = np.where(on & (run >= F32(min_run)), log10p, F32(0.0))
+    else:
+        log10p = np.zeros(len(run), dtype=F32)
+    det._count_finished_runs(run0, surv, total, counted & ~on, decay_due(n), cfg)  # unchanged
+    return run, log10p.astype(F32)
+
+
+@pytest.mark.parametrize("p_on", [0.0, 0.01, 0.5, 1.0])
+def test_run_test_equals_previous(p_on: float) -> None:
+    rng = np.random.default_rng(int(p_on * 100))
+    n = 500
+    surv, total = _survival(rng, n, 1, 0.2)
+    surv, total = surv[:, 0], total[:, 0]
+    run0 = rng.integers(0, 300, n).astype(F32) * (rng.random(n) < 0.5)
+    on = rng.random(n) < p_on
+    counted = rng.random(n) < 0.9
+    npts = rng.integers(0, 1000, n).astype(F32)
+    npts[:100] = 63  # due for the decay
+    for min_run in (1, 5):
+        s_old, t_old, s_new, t_new = surv.copy(), total.copy(), surv.copy(), total.copy()
+        want = _old_run_log10(run0, s_old, t_old, on, counted, npts, CFG, min_run, 0.375)
+        got = det._run_log10(run0, s_new, t_new, on, counted, decay_due(npts), CFG, min_run, 0.375)
+        for g, w in zip(got, want, strict=True):
+            np.testing.assert_array_equal(g, w)
+            assert g.dtype == w.dtype
+        np.testing.assert_array_equal(s_new, s_old)
+        np.testing.assert_array_equal(t_new, t_old)
+
+
+def _old_intervals(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> np.ndarray:
+    """The interval update of detector.step before the sixth session (always log/exp)."""
+    cfg = st.cfg
+    dt = np.where(has_prev, t - st.t_last, 0.0)
+    known = st.dt_typ > 0
+    moving = has_prev & (dt > 0)
+    safe_typ = np.where(known, st.dt_typ, F32(1.0))
+    ratio = np.where(known & moving, dt / safe_typ, 1.0)
+    grown = st.dt_typ * np.exp(cfg.interval_rate * np.clip(np.log(ratio), -1.0, 1.0))
+    st.dt_typ = np.where(moving, np.where(known, grown, dt), st.dt_typ).astype(F32)
+    k: np.ndarray = np.clip(dt / np.where(st.dt_typ > 0, st.dt_typ, F32(1.0)), 1.0, cfg.max_gap_steps).astype(
+        F32
+    )
+    return k
+
+
+@pytest.mark.parametrize("jitter", [0.0, 1e-9, 0.3])  # regular, nearly regular, irregular
+def test_intervals_equal_previous(jitter: float) -> None:
+    rng = np.random.default_rng(5)
+    n = 300
+    old, new = AnomalyState.new(n), AnomalyState.new(n)
+    t = 1.7e9 + rng.uniform(0, 1e5, n)
+    dt = rng.choice([60.0, 300.0, 3600.0], n)
+    for i in range(40):
+        has_prev = np.full(n, i > 0) & (rng.random(n) < 0.95)
+        for st in (old, new):
+            st.t_last = np.where(has_prev, t, np.nan)
+        step = dt * (1.0 + jitter * rng.standard_normal(n))
+        step[rng.random(n) < 0.05] *= rng.uniform(0, 300)  # gaps, and repeated timestamps (0)
+        t = t + step
+        np.testing.assert_array_equal(det._intervals(new, t, has_prev), _old_intervals(old, t, has_prev))
+        np.testing.assert_array_equal(new.dt_typ, old.dt_typ)
+
+
+def test_rate_of_one_interval_equals_previous() -> None:
+    from analytics.anomaly.baseline import rate
+
+    rng = np.random.default_rng(9)
+    for k in (np.ones(700, dtype=F32), rng.uniform(1.0, 50.0, 700).astype(F32)):
+        for r in (CFG.level_rate, CFG.offset_rate):
+            want = (-np.expm1(k * np.log1p(-r))).astype(F32)
+            np.testing.assert_array_equal(rate(k, r), want)
+            np.testing.assert_array_equal(rate(k, r), want)  # the kept value, second call
+
+
+@pytest.mark.parametrize("common", [True, False])
+def test_bin_index_equals_previous(common: bool) -> None:
+    from analytics.anomaly.baseline import _bin_index, row_offsets
+
+    rng = np.random.default_rng(11)
+    n = 600
+    t = rng.uniform(-1e6, 2e9, n)
+    if common:
+        t[:] = t[0]
+    bins = rng.choice(F32([1, 24, 96, 288, 168]), n)
+    for period, width in ((86_400.0, 288), (604_800.0, 168)):
+        b = np.floor(np.mod(t, period) * (bins / period)).astype(np.intp)
+        want = np.clip(b, 0, width - 1) + row_offsets(n, width)
+        np.testing.assert_array_equal(_bin_index(t, period, bins, width), want)
