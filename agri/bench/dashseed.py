@@ -143,11 +143,16 @@ def seed(
             (Jsonb({"type": "Polygon", "coordinates": [ring]}), fid),
         )
         gw_seen = now - (timedelta(hours=6) if kind == "pond" else timedelta(seconds=30))
+        # the health the alert service keeps (store.registry.record_gateway_health): a pond's gateway
+        # lost its uplink 6 h ago and holds what its nodes sent since
+        health = {"state": "online", "uplink": "down" if kind == "pond" else "up",
+                  "depth": 1440 if kind == "pond" else 0, "drops": 0}  # fmt: skip
         conn.execute(
-            "INSERT INTO gateways (farm_id, gateway_id, name, lat, lon, last_seen)"
-            " VALUES (%s, %s, %s, %s, %s, %s)"
-            " ON CONFLICT (farm_id, gateway_id) DO UPDATE SET last_seen = EXCLUDED.last_seen",
-            (fid, "gw-1", f"{name} 网关", lat + 0.001, lon - 0.002, gw_seen),
+            "INSERT INTO gateways (farm_id, gateway_id, name, lat, lon, last_seen, meta)"
+            " VALUES (%s, %s, %s, %s, %s, %s, %s)"
+            " ON CONFLICT (farm_id, gateway_id) DO UPDATE SET last_seen = EXCLUDED.last_seen,"
+            " meta = EXCLUDED.meta",
+            (fid, "gw-1", f"{name} 网关", lat + 0.001, lon - 0.002, gw_seen, Jsonb({"health": health})),
         )
         farm_ids.append(fid)
         metrics = PROFILES[kind][: metrics_per_node or None]

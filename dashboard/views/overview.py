@@ -75,8 +75,7 @@ def page() -> None:
             st.dataframe(
                 pd.DataFrame(
                     {
-                        t("col.farm", lang): gws.farm_id,
-                        t("col.gateway", lang): gws.name,
+                        t("col.gateway", lang): gws.name,  # named after its farm: no farm column
                         t("col.uplink", lang): [t(f"uplink.{u}", lang) for u in gws.uplink],
                         t("col.last_seen", lang): [
                             fmt_age(a if pd.notna(a) else None, lang) for a in gws.age_s

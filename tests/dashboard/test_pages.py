@@ -75,8 +75,9 @@ def test_overview_in_chinese_with_states_alerts_and_gateways(dash_env: Seeded) -
         assert farms["甘宁镇生态猪场"]["状态"] == "告警"  # its open critical alert
     assert "11 / 12" in text  # one node of the orchard went silent
     gateways = _table(at, 1 if alertsdata.CONFIGURED else 0)
-    uplinks = {r["农场"]: r["上行"] for r in gateways}
-    assert uplinks["xiaozhou-pond"] == "中断" and uplinks["ganning-pigs"] == "正常"
+    uplinks = {r["网关"]: (r["上行"], r["缓存积压"]) for r in gateways}
+    assert uplinks["小周镇生态渔场 网关"] == ("中断", "1,440")  # its spool holds 6 h of readings
+    assert uplinks["甘宁镇生态猪场 网关"] == ("正常", "0")
     if alertsdata.CONFIGURED:
         severities = {r["级别"]: r["未解决告警"] for r in _table(at, 0)}
         assert severities == {"严重": 1, "警告": 1, "提示": 0}
@@ -124,6 +125,9 @@ def test_farm_page_per_kind(dash_env: Seeded, farm: str, title: str, expect: str
     latest = _table(at, 0)
     assert [r["节点"] for r in latest] == ["n-0001", "n-0002", "n-0003"]
     assert len(at.get("plotly_chart")) >= 3  # series, agronomy, health trends
+    # node health names the farm's gateway with its spool backlog (kept from its health messages)
+    backlog = "1440" if farm == "xiaozhou-pond" else "0"
+    assert f"网关 {title} 网关：最后在线" in _text(at) and f"缓存积压 {backlog} 条" in _text(at)
 
 
 def test_sky_panel_shows_block_index_beside_soil_moisture(dash_env: Seeded) -> None:
