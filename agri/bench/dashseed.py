@@ -112,10 +112,15 @@ def seed(
     now: datetime | None = None,
     metrics_per_node: int | None = None,
     refresh: bool = True,
+    noise_seed: float | None = None,
 ) -> Seeded:
     """Register ``farms`` farms (cycling over the four kinds) with ``nodes_per_farm`` nodes each and
     fill ``days`` of readings ending at ``now`` (every ``interval_s``; battery and RSSI every
-    ``health_interval_s``). ``metrics_per_node`` keeps only the first metrics of each profile."""
+    ``health_interval_s``). ``metrics_per_node`` keeps only the first metrics of each profile.
+    ``noise_seed`` (in [-1, 1]) seeds the server's ``random()`` so the noise is the same every run
+    (tests whose outcome depends on it, such as which points score anomalous, need that)."""
+    if noise_seed is not None:
+        conn.execute("SELECT setseed(%s)", (noise_seed,))
     now = (now or datetime.now(UTC)).replace(microsecond=0)
     start = now - timedelta(days=days)
     farm_ids: list[str] = []

@@ -20,9 +20,16 @@ APP = str(ROOT / "dashboard" / "app.py")
 @pytest.fixture(scope="module")
 def seeded(db_url: str) -> tuple[str, Seeded]:
     """Four farms (one of each kind) x 3 nodes, 8 days every 15 min, three alerts, NDVI of the
-    orchard's two blocks every 5 days."""
+    orchard's two blocks every 5 days.
+
+    The noise is seeded: on unseeded noise the detector marks about one point in 30,000 of these
+    smooth curves as anomalous (score >= 0.2), which made the anomaly-marker test fail about once
+    in a hundred runs. With this seed the highest score of the pig farm's air temperature in the
+    last 24 h, outside the test's injected spike, was 0.109 at every start time tried (40 starts,
+    37 min apart, covering a day).
+    """
     with psycopg.connect(db_url, autocommit=True) as conn:
-        s = seed(conn, nodes_per_farm=3, days=8, interval_s=900, now=datetime.now(UTC))
+        s = seed(conn, nodes_per_farm=3, days=8, interval_s=900, now=datetime.now(UTC), noise_seed=0.1)
         alerts = seed_alerts(conn, s)
         seed_sky(conn, "longju-orchard", days=8)
     return db_url, replace(s, alerts=alerts)
