@@ -29,7 +29,7 @@ import psycopg
 from psycopg.types.json import Jsonb
 
 from alerts import feed, lifecycle
-from alerts.analysis import DEFAULT_FLOOR, Analyzer
+from alerts.analysis import CHECKPOINT_S, DEFAULT_FLOOR, Analyzer
 from alerts.config import RuleBook
 from alerts.dispatcher import Dispatcher, DispatchOptions
 from alerts.engine import Evaluator, Event, NodeSeen, Row, episode_key, subject
@@ -88,6 +88,7 @@ class AlertOptions:
     mqtt_url: str | None = None  # central broker: gateway health (topology, backlog)
     analyse: bool = True  # anomaly scores and QC flags on every evaluated reading
     anomaly_floor: float = DEFAULT_FLOOR
+    anomaly_checkpoint_s: float = CHECKPOINT_S  # how often changed anomaly states are saved
 
 
 class AlertService:
@@ -99,7 +100,7 @@ class AlertService:
         self.sites = Sites()
         self.win = Windows()
         self.ev = Evaluator(self._rules_for, site_for=self._site_for)
-        self.an = Analyzer(opts.anomaly_floor, sites=self.sites)
+        self.an = Analyzer(opts.anomaly_floor, sites=self.sites, checkpoint_s=opts.anomaly_checkpoint_s)
         self.pending_late: dict[str, dict[str, Any]] = {}  # farm -> summary being collected
         self.late_open: set[str] = set()  # episode keys opened from late data, not yet told
         self.dispatcher = (
@@ -142,7 +143,9 @@ class AlertService:
         conn = self.conn
         assert conn is not None
         ev = Evaluator(self._rules_for, site_for=self._site_for)
-        self.an = Analyzer(self.opts.anomaly_floor, sites=self.sites)  # states reload lazily
+        self.an = Analyzer(  # states reload lazily
+            self.opts.anomaly_floor, sites=self.sites, checkpoint_s=self.opts.anomaly_checkpoint_s
+        )
         self.win = Windows()  # windows too (from the stored readings)
         self.pending_late, self.late_open = {}, set()
         for key, state in conn.execute(
@@ -206,34 +209,57 @@ class AlertService:
                 cursor = feed.lock_cursor(conn, self.part)
                 rows = feed.next_rows(conn, cursor, hz)
                 if not rows:
-                    return 0
-                readings, behind = self.ev.split(feed.read_readings(conn, rows, self.part))
-                clock("read")
-                if self.pending_late:
-                    self._backlog_seen(readings + behind, time.time() if now is None else now)
-                if self.opts.analyse:
-                    self.an.process(conn, readings)
-                clock("analyse")
-                now = time.time() if now is None else now
-                self.win.update(conn, readings, self.ev.window_span)
-                events = self.ev.feed(readings) + self.ev.feed(behind)
-                events += self.ev.windowed(readings, self.win.of)
-                events += self._imagery(conn, readings)
-                clock("rules")
-                self._apply(conn, events, now)
-                self._promote(conn, now)
-                clock("alerts")
-                self._persist(conn)
-                feed.save_cursor(conn, self.part, (rows[-1][0], rows[-1][1]))
-                clock("write_rule_state")
-                self.an.persist(conn, clock)
+                    if not self.an.checkpoint_due():
+                        return 0
+                    self.an.persist(conn)  # quiet: save the anomaly states that changed
+                else:
+                    self._evaluate(conn, rows, clock, now)
             clock("commit")
         except BaseException:
             self._reset()
             raise
         self._commit_done()
+        if not rows:
+            return 0
         self.chunks += 1
         return len(rows)
+
+    def _evaluate(
+        self,
+        conn: psycopg.Connection[Any],
+        rows: list[feed.FeedRow],
+        clock: Callable[[str], None],
+        now: float | None,
+    ) -> None:
+        """Evaluate feed rows and save the rule state and cursor (inside the step's transaction)."""
+        readings, behind = self.ev.split(feed.read_readings(conn, rows, self.part))
+        clock("read")
+        if self.pending_late:
+            self._backlog_seen(readings + behind, time.time() if now is None else now)
+        if self.opts.analyse:
+            self.an.process(conn, readings)
+        clock("analyse")
+        now = time.time() if now is None else now
+        self.win.update(conn, readings, self.ev.window_span)
+        events = self.ev.feed(readings) + self.ev.feed(behind)
+        events += self.ev.windowed(readings, self.win.of)
+        events += self._imagery(conn, readings)
+        clock("rules")
+        self._apply(conn, events, now)
+        self._promote(conn, now)
+        clock("alerts")
+        self._persist(conn)
+        feed.save_cursor(conn, self.part, (rows[-1][0], rows[-1][1]))
+        clock("write_rule_state")
+        self.an.persist(conn, clock)
+
+    def checkpoint(self) -> None:
+        """Save every anomaly state changed since the last checkpoint (the service stops)."""
+        if self.conn is None or self.conn.closed or not self.an.dirty:
+            return
+        with self.conn.transaction():
+            self.an.persist(self.conn, force=True)
+        self._commit_done()
 
     def _reset(self) -> None:
         if self.conn is not None and not self.conn.closed:
@@ -513,6 +539,10 @@ class AlertService:
 
     def close(self) -> None:
         if self.conn is not None:
+            try:
+                self.checkpoint()
+            except psycopg.Error as exc:  # the states are a checkpoint: the next one catches up
+                event(log, "checkpoint_failed", error=str(exc).splitlines()[0] if str(exc) else "")
             self.conn.close()
             self.conn = None
         if self.dispatcher is not None:
