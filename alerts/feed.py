@@ -63,9 +63,12 @@ def next_rows(
     conn: psycopg.Connection[Any], cursor: tuple[str, int], limit_xid: str, limit: int = CHUNK_ROWS
 ) -> list[FeedRow]:
     """Final feed rows after ``cursor``: (xid, id, node pks, range starts, range ends)."""
+    # ORDER BY names the table's columns: a bare ``xid`` there would sort by the output column
+    # ``xid::text`` ('1000' < '999'), so a chunk spanning xids of different lengths came back out of
+    # order and the cursor re-read some rows and skipped others.
     rows = conn.execute(
-        "SELECT xmin::text, id, node_ids, t_from, t_to, xid::text FROM alert_feed"
-        " WHERE (xid, id) > (%s::xid8, %s) AND xid < %s::xid8 ORDER BY xid, id LIMIT %s",
+        "SELECT f.xmin::text, f.id, f.node_ids, f.t_from, f.t_to, f.xid::text AS xid_text FROM alert_feed f"
+        " WHERE (f.xid, f.id) > (%s::xid8, %s) AND f.xid < %s::xid8 ORDER BY f.xid, f.id LIMIT %s",
         (cursor[0], cursor[1], limit_xid, limit),
     ).fetchall()
     # (xid8 of the transaction, id, nodes, starts, ends, xmin the batch's readings carry)

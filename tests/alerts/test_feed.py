@@ -82,3 +82,32 @@ def test_tailer_never_skips_a_transaction_that_commits_after_a_later_id(db_url: 
         t1.commit()
         assert consume() == [id1, id2]
         assert consume() == []
+
+
+def test_chunks_follow_numeric_xid_order_across_digit_lengths(db_url: str) -> None:
+    """Feed rows of xids 98..103 (two and three digits) tailed two at a time come back once each,
+    in transaction order: the cursor compares xids as numbers, so the chunks must be sorted so too
+    (sorted as text, '100' < '99', the tailer re-read some rows and skipped others)."""
+    part = feed.Partition(0, 1)
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute("DELETE FROM alert_feed")
+        conn.execute("DELETE FROM alert_cursors")
+        xids = [103, 98, 100, 99, 102, 101]  # ids in another order than xids
+        assert int(feed.horizon(conn)) > 103  # all final (migrating the schema took more xids)
+        for x in xids:
+            conn.execute(
+                "INSERT INTO alert_feed (xid, node_ids, t_from, t_to, n_rows) VALUES (%s::text::xid8,"
+                " '{}', '{}', '{}', 1)",
+                (x,),
+            )
+        got: list[int] = []
+        for _ in range(10):
+            with conn.transaction():
+                hz = feed.horizon(conn)
+                c = feed.lock_cursor(conn, part)
+                rows = feed.next_rows(conn, c, hz, limit=2)
+                if not rows:
+                    break
+                feed.save_cursor(conn, part, (rows[-1][0], rows[-1][1]))
+                got += [int(r[0]) for r in rows]
+        assert got == sorted(xids)
