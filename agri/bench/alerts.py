@@ -118,9 +118,12 @@ def throughput(db_url: str, log: Any) -> dict[str, Any]:
         scores = conn.execute("SELECT count(*) FROM anomaly_scores").fetchone()
         flags = conn.execute("SELECT count(*) FROM qc_flags").fetchone()
     log(f"evaluated {n} readings in {wall:.1f} s")
+    if n != feed_readings:
+        log(f"error: evaluated {n} readings for {feed_readings} stored: each must be evaluated once")
     return {
         "evaluated": n,
         "stored_in_feed": feed_readings,
+        "each_once": n == feed_readings,
         "seconds": round(wall, 2),
         "evaluated_per_s": round(n / wall) if wall else None,
         "service_cpu_s": round(cpu, 2),

@@ -37,6 +37,9 @@ def bench_alerts(
     console.print(f"ingest (same run):      {res['ingest_readings_per_s']:>10,} readings/s")
     console.print(f"evaluated:              {res['evaluated_readings_per_s']:>10,} readings/s")
     console.print(f"ratio to ingest:        {res['ratio_to_ingest']}")
+    thr = res["throughput"]
+    once = "yes" if thr["each_once"] else "NO"
+    console.print(f"each reading once:      {once} ({thr['evaluated']:,} of {thr['stored_in_feed']:,})")
     achieved, opened = lat["achieved_readings_per_s"], lat["alerts_opened"]
     console.print(f"latency phase:          {achieved:,} readings/s, {opened} alerts")
     console.print(f"committed -> open (s):  {lat['committed_to_open_s']}")
