@@ -135,6 +135,28 @@ def throughput(db_url: str, log: Any) -> dict[str, Any]:
     }
 
 
+def _settle(db_url: str, farm: str, log: Any, timeout: float = 300.0) -> None:
+    """Wait until the service has opened the node-silent alert of every fleet node (their last
+    readings are from phase 1): that one-off burst is not part of the latencies measured."""
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        row = conn.execute("SELECT count(*) FROM nodes WHERE farm_id <> %s", (farm,)).fetchone()
+        fleet = int(row[0]) if row else 0
+        t0 = time.monotonic()
+        opened = -1
+        while time.monotonic() - t0 < timeout:
+            row = conn.execute(
+                "SELECT count(DISTINCT node_id) FROM alerts WHERE rule = 'node-silent' AND farm_id <> %s",
+                (farm,),
+            ).fetchone()
+            opened = int(row[0]) if row else 0
+            if opened >= fleet:
+                log(f"latency: the service is up; {opened} silent fleet nodes alerted in "
+                    f"{time.monotonic() - t0:.1f} s")  # fmt: skip
+                return
+            time.sleep(0.2)
+    log(f"warning: only {opened} of {fleet} silent fleet nodes alerted after {timeout:.0f} s")
+
+
 def latency(db_url: str, rate: float, cfg: AlertBenchConfig, root: Path) -> dict[str, Any]:
     """Live readings at ``rate`` while `agri alerts` runs; latencies of the triggered alerts."""
     log = cfg.log
@@ -168,7 +190,7 @@ def latency(db_url: str, rate: float, cfg: AlertBenchConfig, root: Path) -> dict
     hot: dict[str, int] = {}  # trigger node -> ticks left above the threshold
     trig_every = max(1, round(1 / (tick * cfg.triggers_per_s)))
     try:
-        time.sleep(5.0)  # the service connects and catches up (the fleet's nodes fall silent at once)
+        _settle(db_url, farm, log)
         start = time.time()
         k = 0
         cursor = 0
