@@ -253,7 +253,7 @@ class Analyzer:
             sids = sorted(self.dirty)
             blobs = self.state.select(np.array([self.index[s] for s in sids])).to_bytes()
             conn.execute(
-                "UPDATE series s SET anomaly_state = u.b FROM unnest(%s::int[], %s::bytea[]) AS u(id, b)"
+                "UPDATE series s SET anomaly_state = u.b FROM unnest(%b::int[], %b::bytea[]) AS u(id, b)"
                 " WHERE s.id = u.id",
                 (sids, blobs),
             )
@@ -262,7 +262,7 @@ class Analyzer:
             cols = list(zip(*self.scores, strict=True))
             conn.execute(
                 "INSERT INTO anomaly_scores (time, series_id, score) SELECT to_timestamp(t), s, v"
-                " FROM unnest(%s::float8[], %s::int[], %s::real[]) AS u(t, s, v) ON CONFLICT DO NOTHING",
+                " FROM unnest(%b::float8[], %b::int[], %b::real[]) AS u(t, s, v) ON CONFLICT DO NOTHING",
                 [list(c) for c in cols],
             )
         lap("write_scores")
@@ -270,7 +270,7 @@ class Analyzer:
             cols = list(zip(*self.flags, strict=True))
             conn.execute(
                 "INSERT INTO qc_flags (time, series_id, flag, tests) SELECT to_timestamp(t), s, f, x"
-                " FROM unnest(%s::float8[], %s::int[], %s::int2[], %s::text[]) AS u(t, s, f, x)"
+                " FROM unnest(%b::float8[], %b::int[], %b::int2[], %b::text[]) AS u(t, s, f, x)"
                 " ON CONFLICT DO NOTHING",
                 [list(c) for c in cols],
             )

@@ -180,14 +180,14 @@ class AlertService:
             keys = sorted(ev.dirty)
             conn.execute(
                 "INSERT INTO alert_state (worker, key, state) SELECT %s, k, s"
-                " FROM unnest(%s::text[], %s::jsonb[]) AS u(k, s)"
+                " FROM unnest(%s::text[], %b::jsonb[]) AS u(k, s)"
                 " ON CONFLICT (worker, key) DO UPDATE SET state = EXCLUDED.state",
                 (self.part.name, [f"ep:{k}" for k in keys], [Jsonb(ev.episodes[k].to_json()) for k in keys]),
             )
         if ev.dirty_series:
             sids = sorted(ev.dirty_series)
             conn.execute(
-                "UPDATE series s SET alert_watermark = u.w FROM unnest(%s::int[], %s::float8[]) AS u(id, w)"
+                "UPDATE series s SET alert_watermark = u.w FROM unnest(%b::int[], %b::float8[]) AS u(id, w)"
                 " WHERE s.id = u.id",
                 (sids, [ev.watermarks[s] for s in sids]),
             )

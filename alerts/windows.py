@@ -29,7 +29,7 @@ def read_back(
     if need:
         for sid, tt, v in conn.execute(
             "SELECT u.sid, extract(epoch FROM r.time)::float8, r.value"
-            " FROM unnest(%s::int[], %s::float8[], %s::float8[]) AS u(sid, first, span)"
+            " FROM unnest(%b::int[], %b::float8[], %b::float8[]) AS u(sid, first, span)"
             " CROSS JOIN LATERAL (SELECT time, value FROM readings WHERE series_id = u.sid"
             " AND time < to_timestamp(u.first) AND time >= to_timestamp(u.first - u.span)"
             " ORDER BY time DESC LIMIT %s) r",
