@@ -9,7 +9,9 @@ The process writes one JSON line of results to OUT and, next to it, ``OUT.pub``:
 
 Payloads look like a real fleet's: each node sends ``samples`` samples of ``metrics`` every message
 (a node that batches readings between uplinks), plus battery and RSSI; values random-walk inside
-the catalog range; sample times are unique per node so every reading is a distinct row.
+the catalog range (each sample moves by ``WALK`` of the range: 0.1 degC a minute for air
+temperature, so a rule or QC test fires as often as on a field's data, not on one reading in five);
+sample times are unique per node so every reading is a distinct row.
 """
 
 from __future__ import annotations
@@ -28,6 +30,26 @@ from kernel.protocol import batch_topic, encode_batch, encode_up, up_topic
 from kernel.settings import MqttUrl
 
 DEFAULT_METRICS = ("air_t", "air_rh", "soil_vwc", "soil_t", "leaf_wet", "solar_wm2")
+# Random-walk step per sample, as a fraction of the metric's catalog range (standard deviation).
+# 0.01 (1 degC a minute) made QC's rate-of-change test flag 21 % of the readings and opened ~2,600
+# alert transitions per million readings: nothing like a fleet.
+WALK = 0.001
+# Where each node's walk starts (catalog units): a field's usual values. Starting anywhere in
+# 30-70 % of the catalog range put a third of the nodes in frost and half the soil above QC's range.
+TYPICAL: dict[str, tuple[float, float]] = {
+    "air_t": (8.0, 28.0),
+    "air_rh": (45.0, 90.0),
+    "soil_vwc": (18.0, 40.0),
+    "soil_t": (10.0, 24.0),
+    "leaf_wet": (0.0, 60.0),
+    "solar_wm2": (0.0, 800.0),
+}
+
+
+def _start_level(rnd: random.Random, metric: str) -> float:
+    meta = CATALOG[metric]
+    lo, hi = TYPICAL.get(metric, (meta.lo + 0.3 * (meta.hi - meta.lo), meta.lo + 0.7 * (meta.hi - meta.lo)))
+    return (rnd.uniform(lo, hi) - meta.lo) / (meta.hi - meta.lo)
 
 
 @dataclass
@@ -54,7 +76,7 @@ class LoadSpec:
 def build_messages(spec: LoadSpec) -> list[tuple[str, bytes, list[tuple[str, str, int]]]]:
     """(topic, payload, [(farm, node, seq) carried]) in publish order (round-robin over nodes)."""
     rnd = random.Random(spec.seed)
-    level = {(f, n, m): rnd.uniform(0.3, 0.7) for f, n in spec.nodes for m in spec.metrics}
+    level = {(f, n, m): _start_level(rnd, m) for f, n in spec.nodes for m in spec.metrics}
     out: list[tuple[str, bytes, list[tuple[str, str, int]]]] = []
     for seq in range(spec.msgs_per_node):
         for farm, node in spec.nodes:
@@ -64,7 +86,7 @@ def build_messages(spec: LoadSpec) -> list[tuple[str, bytes, list[tuple[str, str
                 values = {}
                 for m in spec.metrics:
                     key = (farm, node, m)
-                    level[key] = min(0.99, max(0.01, level[key] + rnd.gauss(0, 0.01)))
+                    level[key] = min(0.99, max(0.01, level[key] + rnd.gauss(0, WALK)))
                     meta = CATALOG[m]
                     values[m] = round(meta.lo + level[key] * (meta.hi - meta.lo), meta.decimals)
                 samples.append((float(int(t)), values))
