@@ -50,6 +50,10 @@ class Row:
     sensor: bool = True  # False: a block's imagery pseudo node (reports per scene: no clock rules)
 
 
+def _event_t(e: Event) -> float:
+    return e.t
+
+
 @dataclass(frozen=True, slots=True)
 class Event:
     kind: str  # open | close
@@ -235,51 +239,88 @@ class Evaluator:
         return ahead, behind
 
     def feed(self, rows: list[Row]) -> list[Event]:
-        """Evaluate fresh rows (see :meth:`fresh`), in series/time order; return transitions."""
+        """Evaluate fresh rows (see :meth:`fresh`), in series/time order; return transitions.
+
+        Series by series: a rule whose episode does not exist yet skips the series' readings up to
+        the first one that triggers it (most series trigger nothing, so most readings cost one
+        comparison, not a step), then steps every reading from there.
+        """
         events: list[Event] = []
         derived: dict[tuple[int, float], dict[str, Row]] = {}
         by_farm: dict[str, list[Rule]] = {}
         by_metric: dict[tuple[str, str], list[Rule]] = {}
         nodes = self.nodes
-        episodes = self.episodes
-        for r in rows:
-            seen = nodes.get(r.node_pk)
+        n = len(rows)
+        i = 0
+        while i < n:
+            r0 = rows[i]
+            sid = r0.series_id
+            j = i + 1
+            while j < n and rows[j].series_id == sid:
+                j += 1
+            block = rows[i:j]
+            i = j
+            last_t = max(r.t for r in block)
+            seen = nodes.get(r0.node_pk)
             if seen is None:
-                if r.sensor:
-                    nodes[r.node_pk] = NodeSeen(r.farm, r.node, r.t)
-            elif r.t > seen.last_t:
-                seen.last_t = r.t
-            key = (r.farm, r.metric)
+                if r0.sensor:
+                    nodes[r0.node_pk] = NodeSeen(r0.farm, r0.node, last_t)
+            elif last_t > seen.last_t:
+                seen.last_t = last_t
+            key = (r0.farm, r0.metric)
             rules = by_metric.get(key)
             if rules is None:
-                if r.farm not in by_farm:
-                    by_farm[r.farm] = self.rules_for(r.farm)
+                if r0.farm not in by_farm:
+                    by_farm[r0.farm] = self.rules_for(r0.farm)
                 rules = by_metric[key] = [
-                    x for x in by_farm[r.farm] if x.kind == "threshold" and x.metric == r.metric
+                    x for x in by_farm[r0.farm] if x.kind == "threshold" and x.metric == r0.metric
                 ]
-            for rule in rules:
-                if not rule.applies_to(r.node):
-                    continue
-                if rule.source == "value":
-                    v: float | None = r.value
-                elif rule.source == "anomaly":
-                    v = r.score
-                elif rule.source == "farm_anomaly":
-                    v = r.farm_score
-                else:
-                    v = float(r.qc) if r.qc is not None else None
-                if v is None or v != v:
-                    continue
-                # fast path: nothing to step while no episode exists and the condition does not hold
-                if not rule.triggered(v) and episode_key(rule, r.farm, r.node, r.metric) not in episodes:
-                    continue
-                self._step(events, rule, r.farm, r.node, r.node_pk, r.series_id, r.metric, r.t, v)
-            if r.metric in ("air_t", "air_rh"):
-                derived.setdefault((r.node_pk, r.t), {})[r.metric] = r
-        self.evaluated += len(rows)
+            if rules:
+                self._feed_series(events, block, rules)
+            if r0.metric in ("air_t", "air_rh"):
+                for r in block:
+                    derived.setdefault((r.node_pk, r.t), {})[r.metric] = r
+        self.evaluated += n
         if derived:
             self._derived(events, derived, by_farm)
         return events
+
+    def _feed_series(self, events: list[Event], block: list[Row], rules: list[Rule]) -> None:
+        """One series' readings (time order) through its threshold rules; transitions in time order."""
+        r0 = block[0]
+        episodes = self.episodes
+        found: list[Event] = []
+        for rule in rules:
+            if not rule.applies_to(r0.node):
+                continue
+            src = rule.source
+            vals: list[float | None]
+            if src == "value":
+                vals = [r.value for r in block]
+            elif src == "anomaly":
+                vals = [r.score for r in block]
+            elif src == "farm_anomaly":
+                vals = [r.farm_score for r in block]
+            else:
+                vals = [float(r.qc) if r.qc is not None else None for r in block]
+            ekey = episode_key(rule, r0.farm, r0.node, r0.metric)
+            start = 0
+            if ekey not in episodes:  # nothing to step until the condition first holds
+                thr = rule.threshold
+                if rule.below is not None:
+                    start = next((k for k, v in enumerate(vals) if v is not None and v < thr), -1)
+                else:
+                    start = next((k for k, v in enumerate(vals) if v is not None and v > thr), -1)
+                if start < 0:
+                    continue
+            # from here an episode exists (episodes are never removed): step every reading
+            for r, v in zip(block[start:], vals[start:], strict=True):
+                if v is None or v != v:
+                    continue
+                self._step(found, rule, r0.farm, r0.node, r0.node_pk, r0.series_id, r0.metric, r.t, v)
+        if found:
+            found.sort(key=_event_t)  # as if each reading had gone through every rule in turn
+            events.extend(found)
 
     def _derived(
         self,

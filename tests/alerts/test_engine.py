@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from alerts.config import RuleBook, default_rules
-from alerts.engine import Evaluator, Row
+from alerts.engine import Evaluator, Event, Row, episode_key
 from analytics.anomaly.farm import ALERT_LEVEL
 from kernel.rules import RulesError, parse_rules
 
@@ -211,3 +211,67 @@ def test_shipped_farm_anomaly_rules_use_the_documented_alert_level() -> None:
     got = {(k, r.name): r.threshold for k in ("orchard", "pig_farm", "tea_garden", "pond")
            for r in default_rules(k).rules if r.source == "farm_anomaly"}  # fmt: skip
     assert got and set(got.values()) == {ALERT_LEVEL}, got
+
+
+def test_series_at_a_time_equals_every_reading_through_every_rule() -> None:
+    """feed() skips a series' readings until a rule first triggers; the transitions must equal
+    those of stepping every reading through every rule in turn (the plain reference below)."""
+    rules = parse_rules(
+        """
+[[rules]]
+name = "hot"
+metric = "air_t"
+above = 30
+clear = 28
+for_s = 120
+[[rules]]
+name = "cold"
+metric = "air_t"
+below = 2
+clear = 4
+[[rules]]
+name = "odd"
+source = "anomaly"
+metric = "air_t"
+above = 0.8
+clear = 0.4
+[[rules]]
+name = "flag"
+source = "qc"
+metric = "soil_vwc"
+above = 3.5
+""",
+        "toml",
+    ).rules
+    rng = np.random.default_rng(3)
+    rows: list[Row] = []
+    for sid in range(1, 41):
+        metric = "air_t" if sid % 2 else "soil_vwc"
+        walk = 15 + np.cumsum(rng.normal(0, 2.5, 200))
+        for k in range(200):
+            score = None if k % 7 == 0 else float(rng.random())
+            qc = int(rng.choice([1, 1, 1, 3, 4])) if metric == "soil_vwc" else None
+            value = float("nan") if k % 53 == 0 else float(walk[k])
+            rows.append(Row(sid, sid, "f", f"n-{sid}", metric, T0 + 60 * k, value, score=score, qc=qc))
+
+    fast = Evaluator(lambda farm: list(rules))
+    got = [(x.kind, x.rule.name, x.series_id, x.t) for x in fast.feed(rows)]
+
+    ref = Evaluator(lambda farm: list(rules))
+    events: list[Event] = []
+    for r in rows:
+        for rule in rules:
+            if rule.metric != r.metric:
+                continue
+            v = {"value": r.value, "anomaly": r.score, "qc": None if r.qc is None else float(r.qc)}[
+                rule.source
+            ]
+            if v is None or v != v:
+                continue
+            if not rule.triggered(v) and episode_key(rule, r.farm, r.node, r.metric) not in ref.episodes:
+                continue
+            ref._step(events, rule, r.farm, r.node, r.node_pk, r.series_id, r.metric, r.t, v)
+    want = [(x.kind, x.rule.name, x.series_id, x.t) for x in events]
+    assert len(want) > 50  # the data open and close plenty of episodes
+    assert got == want
+    assert fast.episodes.keys() == ref.episodes.keys()
