@@ -45,6 +45,10 @@ RAIN_AFTER_S = 2 * 3600.0  # how far back a farm's last rain is read when the fa
 CHECKPOINT_S = 30.0  # anomaly states are saved at most this often (and when the service stops)
 
 
+def _block_len(b: tuple[int, int, int]) -> int:
+    return b[2] - b[1]
+
+
 @dataclass
 class Analyzer:
     floor: float = DEFAULT_FLOOR
@@ -170,6 +174,8 @@ class Analyzer:
 
     def _score(self, rows: list[Row], blocks: list[tuple[int, int, int]]) -> None:
         assert self.state is not None
+        # longest first: at each time column the series still running are a prefix (a slice copy)
+        blocks = sorted(blocks, key=_block_len, reverse=True)
         width = max(e - s for _, s, e in blocks)
         n = len(blocks)
         t = np.empty((n, width), dtype=np.float64)

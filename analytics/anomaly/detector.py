@@ -299,10 +299,12 @@ def _advance(st: AnomalyState, t2: np.ndarray, x2: np.ndarray) -> np.ndarray:
             if ok.all():
                 ob[j] = step(st, tb[j], xb[j].astype(np.float64))
             elif ok.any():
-                idx = np.nonzero(ok)[0]
-                sub = st.select(idx)
-                ob[j, idx] = step(sub, tb[j, idx], xb[j, idx].astype(np.float64))
-                st.assign(idx, sub)
+                c = int(ok.argmin())  # series padded at the end of a ragged batch (longest first):
+                sel: np.ndarray | slice  # the valid ones are a prefix, copied as one slice
+                sel = slice(0, c) if c > 0 and not ok[c:].any() else np.nonzero(ok)[0]
+                sub = st.select(sel)
+                ob[j, sel] = step(sub, tb[j, sel], xb[j, sel].astype(np.float64))
+                st.assign(sel, sub)
         out[:, j0 : j0 + _BLOCK] = ob.T
     return out
 

@@ -227,3 +227,30 @@ def test_series_blocks_give_the_same_scores_and_state(monkeypatch: pytest.Monkey
     np.testing.assert_array_equal(got, want)
     for name, arr in whole.arrays().items():
         np.testing.assert_array_equal(blocked.arrays()[name], arr, err_msg=name)
+
+
+@pytest.mark.parametrize("longest_first", [True, False])
+def test_ragged_batch_padded_at_the_end_equals_each_series_alone(longest_first: bool) -> None:
+    """Series of different lengths in one (N, T) batch, NaN-padded at the end (how the alert
+    service feeds a step's readings): the scores equal each series scored alone, whether the
+    still-running series form a prefix at every column (longest first) or not."""
+    rng = np.random.default_rng(11)
+    lengths = sorted(rng.integers(1, 120, 30).tolist(), reverse=longest_first)
+    if not longest_first:
+        rng.shuffle(lengths)
+    width = max(lengths)
+    t = np.empty((len(lengths), width))
+    x = np.full((len(lengths), width), np.nan)
+    series = [_series(rng, 400) for _ in lengths]
+    st = AnomalyState.new(len(lengths))
+    warm_t = np.stack([s[0][:200] for s in series])
+    warm_x = np.stack([s[1][:200] for s in series])
+    update(st, warm_t, warm_x)  # warmed up together, so scores are not all zero
+    for i, (n, (ts, xs)) in enumerate(zip(lengths, series, strict=True)):
+        t[i, :n], x[i, :n] = ts[200 : 200 + n], xs[200 : 200 + n]
+        t[i, n:] = ts[200 + n - 1]
+    got = update(st, t, x)
+    for i, (n, (ts, xs)) in enumerate(zip(lengths, series, strict=True)):
+        alone = score_series(ts[: 200 + n], xs[: 200 + n])[200:]
+        np.testing.assert_array_equal(got[i, :n], alone)
+        assert np.all(np.isnan(got[i, n:]))
