@@ -129,6 +129,10 @@ class AlertService:
         self.sites.load(self._connect(), [farm])
         return self.sites[farm]
 
+    def connect(self) -> None:
+        """Connect and load the saved state now (otherwise the first step does)."""
+        self._connect()
+
     def _connect(self) -> psycopg.Connection[Any]:
         if self.conn is None or self.conn.closed:
             self.conn = psycopg.connect(

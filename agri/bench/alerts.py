@@ -4,7 +4,9 @@
    ingest workers -> TimescaleDB, offered above what it can take).
 2. Throughput: the alert evaluator (default rules of the fleet's farms, anomaly scoring and QC on
    every series) works through everything ingest stored, from its committed-batch feed; evaluated
-   readings/s and the ratio to ingest's rate.
+   readings/s and the ratio to ingest's rate: first as ``alert_workers`` partitions at once
+   (processes, farms by hash, as ingest runs ``workers`` processes), then, from the same feed
+   again, as one.
 3. Latency at half of ingest's rate: a writer commits live readings (some crossing a threshold) at
    that rate while `agri alerts` (a real process, with its dispatcher) runs and a local HTTP receiver
    takes the signed webhooks: committed -> alert opened, opened -> webhook received (p50/p99/max).
@@ -13,6 +15,7 @@
 from __future__ import annotations
 
 import json
+import multiprocessing as mp
 import os
 import subprocess
 import sys
@@ -27,6 +30,7 @@ import psycopg
 
 from agri.bench.ingest.run import Bench, BenchConfig
 from alerts.config import RuleBook
+from alerts.feed import Partition
 from alerts.service import AlertOptions, AlertService
 from kernel.decode import Accepted, Decoded
 from kernel.protocol import NodeMessage, Reading
@@ -52,6 +56,7 @@ class AlertBenchConfig:
     nodes: int = 2000
     farms: int = 20
     workers: int = 2
+    alert_workers: int = 2  # evaluator partitions for the scale-out figure (ingest runs `workers`)
     latency_s: float = 20.0
     latency_nodes: int = 500
     triggers_per_s: float = 2.0  # at most one per tick
@@ -132,6 +137,104 @@ def throughput(db_url: str, log: Any) -> dict[str, Any]:
         "alerts": alerts[0] if alerts else 0,
         "anomaly_scores_stored": scores[0] if scores else 0,
         "qc_flags_stored": flags[0] if flags else 0,
+    }
+
+
+# Everything an evaluation run leaves behind, so the next run starts from the same feed.
+_EVALUATION_STATE = (
+    "DELETE FROM alert_cursors",
+    "DELETE FROM alert_state",
+    "UPDATE series SET alert_watermark = NULL, anomaly_state = NULL"
+    " WHERE alert_watermark IS NOT NULL OR anomaly_state IS NOT NULL",
+    "DELETE FROM webhook_deliveries",
+    "DELETE FROM alert_events",
+    "DELETE FROM alerts",
+    "DELETE FROM anomaly_scores",
+    "DELETE FROM qc_flags",
+)
+
+
+_VACUUMED = ("alert_cursors", "alert_state", "series", "alerts", "alert_events", "webhook_deliveries")
+
+
+def reset_evaluation(db_url: str) -> None:
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        for q in _EVALUATION_STATE:
+            conn.execute(q)
+        # the deletes' dead rows: vacuumed now, not by autovacuum during a later phase
+        for table in _VACUUMED:
+            conn.execute(f"VACUUM ANALYZE {table}")
+
+
+def _partition_worker(db_url: str, index: int, count: int, ready: Any, go: Any, out: Any) -> None:
+    """One evaluator partition (a process): connect, wait for the start, work through the feed."""
+    svc = AlertService(
+        AlertOptions(
+            database_url=db_url, rules=RuleBook.load(), dispatch=False, partition=Partition(index, count)
+        )
+    )
+    try:
+        svc.connect()  # imports, connection and saved state: before the clock starts
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            row = conn.execute("SELECT count(*) FROM alert_feed").fetchone()
+        feed_rows = int(row[0]) if row else 0
+        ready.set()
+        go.wait()
+        t0, c0 = time.perf_counter(), time.process_time()
+        consumed = 0
+        while consumed < feed_rows:  # every partition reads every feed row, its farms' readings
+            n = svc.step()
+            consumed += n
+            if n == 0:
+                time.sleep(0.05)
+        out.put((index, svc.ev.evaluated, time.perf_counter() - t0, time.process_time() - c0))
+    finally:
+        svc.close()
+
+
+def partitioned(db_url: str, workers: int, log: Any) -> dict[str, Any]:
+    """Everything in the feed evaluated by ``workers`` partitions (processes, farms by hash) at once."""
+    ctx = mp.get_context("spawn")
+    go = ctx.Event()
+    out = ctx.Queue()
+    readies = [ctx.Event() for _ in range(workers)]
+    procs = [
+        ctx.Process(target=_partition_worker, args=(db_url, i, workers, readies[i], go, out))
+        for i in range(workers)
+    ]
+    for p in procs:
+        p.start()
+    try:
+        for r in readies:
+            if not r.wait(120):
+                raise RuntimeError("an evaluator partition did not start within 120 s")
+        with psycopg.connect(db_url, autocommit=True) as conn:
+            row = conn.execute("SELECT coalesce(sum(n_rows), 0) FROM alert_feed").fetchone()
+        stored = int(row[0]) if row else 0
+        t0 = time.perf_counter()
+        go.set()
+        got = [out.get(timeout=1800) for _ in range(workers)]
+        wall = time.perf_counter() - t0
+    finally:
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
+    n = sum(g[1] for g in got)
+    log(f"{workers} partitions evaluated {n} readings in {wall:.1f} s")
+    if n != stored:
+        log(f"error: evaluated {n} readings for {stored} stored: each must be evaluated once")
+    return {
+        "workers": workers,
+        "evaluated": n,
+        "stored_in_feed": stored,
+        "each_once": n == stored,
+        "seconds": round(wall, 2),
+        "evaluated_per_s": round(n / wall) if wall else None,
+        "partitions": [
+            {"index": i, "evaluated": e, "seconds": round(w, 2), "cpu_s": round(c, 2)}
+            for i, e, w, c in sorted(got)
+        ],
     }
 
 
@@ -292,16 +395,27 @@ def run_alert_bench(cfg: AlertBenchConfig) -> dict[str, Any]:
         ing = b.run()
         ingest_rate = float(ing["readings_per_s"])
         log(f"ingest: {ingest_rate:.0f} readings/s; phase 2: evaluation throughput")
+        part = None
+        if cfg.alert_workers > 1:
+            part = partitioned(b.db_url, cfg.alert_workers, log)
+            reset_evaluation(b.db_url)
+        # one worker last: the latency phase's service continues from its cursor (partition 0/1)
         thr = throughput(b.db_url, log)
         log("phase 3: latency at half of ingest's rate")
         lat = latency(b.db_url, ingest_rate / 2, cfg, b.root)
     finally:
         b.close()
     ev = thr["evaluated_per_s"] or 0
+    ev_n = (part["evaluated_per_s"] or 0) if part else None
     return {
         "ingest_readings_per_s": round(ingest_rate),
+        "ingest_workers": cfg.workers,
         "evaluated_readings_per_s": ev,
         "ratio_to_ingest": round(ev / ingest_rate, 2) if ingest_rate else None,
+        "alert_workers": cfg.alert_workers if part else 1,
+        "evaluated_readings_per_s_all_workers": ev_n,
+        "ratio_to_ingest_all_workers": round(ev_n / ingest_rate, 2) if ingest_rate and ev_n else None,
+        "partitioned": part,
         "throughput": thr,
         "latency": lat,
         "ingest": {k: ing[k] for k in ("readings_per_s", "stored", "p99_latency_s", "window_s", "cpu_cores")},
