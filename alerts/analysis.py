@@ -45,6 +45,11 @@ RAIN_AFTER_S = 2 * 3600.0  # how far back a farm's last rain is read when the fa
 CHECKPOINT_S = 30.0  # anomaly states are saved at most this often (and when the service stops)
 
 
+# metrics farm context can explain (farm.explained); any other reading's farm score is its
+# detector score, or 1 where QC alarms (farm.farm_scores with nothing explained)
+_CONTEXT_METRICS = farm.WEATHER | farm.WATERED | farm.DAILY_COUNTERS
+
+
 def _block_len(b: tuple[int, int, int]) -> int:
     return b[2] - b[1]
 
@@ -132,6 +137,12 @@ class Analyzer:
         """``row.farm_score`` for ``rows``, the last ``len(rows)`` readings of ``t``/``v`` (one series,
         earlier history first), through ``analytics.anomaly.farm``."""
         r0 = rows[0]
+        if r0.metric not in _CONTEXT_METRICS:  # nothing on the farm explains it: score, or 1 on QC alarm
+            alarm = qc_alarm.tolist() if qc_alarm is not None else [False] * len(rows)
+            for r, a in zip(rows, alarm, strict=True):
+                sc = r.score
+                r.farm_score = 1.0 if a else (0.0 if sc is None or sc != sc else sc)
+            return
         rain_t, rain_v = self._rain.get(r0.farm, (np.empty(0), np.empty(0)))
         last = self.last_wet.get(r0.farm, float("-inf"))
         if last > float("-inf"):

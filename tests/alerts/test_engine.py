@@ -275,3 +275,23 @@ above = 3.5
     assert len(want) > 50  # the data open and close plenty of episodes
     assert got == want
     assert fast.episodes.keys() == ref.episodes.keys()
+
+
+@pytest.mark.parametrize("with_qc", [True, False])
+def test_farm_score_without_farm_context_equals_the_farm_module(with_qc: bool) -> None:
+    """The analyzer's shortcut for metrics no farm context explains gives what
+    analytics.anomaly.farm.farm_scores gives with nothing explained."""
+    from alerts.analysis import Analyzer
+    from analytics.anomaly import farm
+
+    rng = np.random.default_rng(5)
+    n = 300
+    scores: list[float | None] = [
+        None if k % 11 == 0 else (float("nan") if k % 13 == 0 else float(rng.random())) for k in range(n)
+    ]
+    rows = [row("air_t", T0 + 60 * k, 20.0, score=s) for k, s in enumerate(scores)]  # type: ignore[arg-type]
+    alarm = rng.random(n) < 0.1 if with_qc else None
+    t = np.array([r.t for r in rows])
+    Analyzer()._decide(rows, t, np.full(n, 20.0), alarm)
+    want = farm.farm_scores(np.array([np.nan if s is None else s for s in scores]), alarm, np.zeros(n, bool))
+    assert [r.farm_score for r in rows] == want.tolist()
