@@ -223,9 +223,8 @@ class AlertService:
             self._reset()
             raise
         self._commit_done()
-        if not rows:
-            return 0
-        self.chunks += 1
+        if rows:
+            self.chunks += 1
         return len(rows)
 
     def _evaluate(

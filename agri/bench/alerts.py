@@ -97,6 +97,19 @@ def _pct(xs: list[float], p: float) -> float | None:
     return round(xs[min(len(xs) - 1, int(p * len(xs)))], 3)
 
 
+def _tally(n: int, stored: int, wall: float, log: Any) -> dict[str, Any]:
+    """An evaluation run's counts and rate; says so loudly unless each stored reading was evaluated once."""
+    if n != stored:
+        log(f"error: evaluated {n} readings for {stored} stored: each must be evaluated once")
+    return {
+        "evaluated": n,
+        "stored_in_feed": stored,
+        "each_once": n == stored,
+        "seconds": round(wall, 2),
+        "evaluated_per_s": round(n / wall) if wall else None,
+    }
+
+
 def throughput(db_url: str, log: Any) -> dict[str, Any]:
     """Evaluate everything in the feed with the default rules, anomaly scoring and QC."""
     svc = AlertService(AlertOptions(database_url=db_url, rules=RuleBook.load(), dispatch=False))
@@ -123,14 +136,8 @@ def throughput(db_url: str, log: Any) -> dict[str, Any]:
         scores = conn.execute("SELECT count(*) FROM anomaly_scores").fetchone()
         flags = conn.execute("SELECT count(*) FROM qc_flags").fetchone()
     log(f"evaluated {n} readings in {wall:.1f} s")
-    if n != feed_readings:
-        log(f"error: evaluated {n} readings for {feed_readings} stored: each must be evaluated once")
     return {
-        "evaluated": n,
-        "stored_in_feed": feed_readings,
-        "each_once": n == feed_readings,
-        "seconds": round(wall, 2),
-        "evaluated_per_s": round(n / wall) if wall else None,
+        **_tally(n, feed_readings, wall, log),
         "service_cpu_s": round(cpu, 2),
         "steps": steps,
         "phase_wall_s": phases,  # wall seconds per part of AlertService.step
@@ -222,15 +229,9 @@ def partitioned(db_url: str, workers: int, log: Any) -> dict[str, Any]:
                 p.kill()
     n = sum(g[1] for g in got)
     log(f"{workers} partitions evaluated {n} readings in {wall:.1f} s")
-    if n != stored:
-        log(f"error: evaluated {n} readings for {stored} stored: each must be evaluated once")
     return {
         "workers": workers,
-        "evaluated": n,
-        "stored_in_feed": stored,
-        "each_once": n == stored,
-        "seconds": round(wall, 2),
-        "evaluated_per_s": round(n / wall) if wall else None,
+        **_tally(n, stored, wall, log),
         "partitions": [
             {"index": i, "evaluated": e, "seconds": round(w, 2), "cpu_s": round(c, 2)}
             for i, e, w, c in sorted(got)
