@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from alerts.engine import Row
+from alerts.engine import Block
 from alerts.sites import Sites
 from alerts.windows import read_back
 from analytics.anomaly import AnomalyState, farm, update
@@ -50,10 +50,6 @@ CHECKPOINT_S = 30.0  # anomaly states are saved at most this often (and when the
 _CONTEXT_METRICS = farm.WEATHER | farm.WATERED | farm.DAILY_COUNTERS
 
 
-def _block_len(b: tuple[int, int, int]) -> int:
-    return b[2] - b[1]
-
-
 @dataclass
 class Analyzer:
     floor: float = DEFAULT_FLOOR
@@ -63,7 +59,8 @@ class Analyzer:
     state: AnomalyState | None = None
     tails: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)
-    scores: list[tuple[float, int, float]] = field(default_factory=list)  # to store this step
+    # to store this step: (times, series id, scores) per series
+    scores: list[tuple[np.ndarray, int, np.ndarray]] = field(default_factory=list)
     flags: list[tuple[float, int, int, str]] = field(default_factory=list)
     last_wet: dict[str, float] = field(default_factory=dict)  # farm -> its last reading of rain > 0
     sites: Sites = field(default_factory=Sites)  # farm -> its place and local time's offset
@@ -74,46 +71,38 @@ class Analyzer:
     def checkpoint_due(self) -> bool:
         return bool(self.dirty) and time.monotonic() - self._saved_at >= self.checkpoint_s
 
-    def process(self, conn: psycopg.Connection[Any], rows: list[Row]) -> None:
-        """Score and QC ``rows`` (series by series, time order); sets ``row.score`` and ``row.qc``."""
-        if not rows:
+    def process(self, conn: psycopg.Connection[Any], blocks: list[Block]) -> None:
+        """Score and QC ``blocks`` (one series each, time order); sets their ``score``, ``qc`` and
+        ``farm_score``."""
+        blocks = [b for b in blocks if len(b)]
+        if not blocks:
             return
-        blocks: list[tuple[int, int, int]] = []  # (series id, start, end) into rows
-        start = 0
-        for i in range(1, len(rows) + 1):
-            if i == len(rows) or rows[i].series_id != rows[start].series_id:
-                blocks.append((rows[start].series_id, start, i))
-                start = i
-        self._load_state(conn, [b[0] for b in blocks if b[0] not in self.index])
-        self._score(rows, blocks)
-        self._farm_context(conn, rows, blocks)
+        self._load_state(conn, [b.series_id for b in blocks if b.series_id not in self.index])
+        self._score(blocks)
+        self._farm_context(conn, blocks)
         if self.qc:
-            self._qc(conn, rows, blocks)
+            self._qc(conn, blocks)
         else:
-            for _, s, e in blocks:
-                part = rows[s:e]
-                self._decide(part, np.array([r.t for r in part]), np.array([r.value for r in part]), None)
+            for b in blocks:
+                self._decide(b, b.t, b.v, None)
         for f, (rt, rv) in self._rain.items():
             wet = rt[np.nan_to_num(rv) > 0]
             if len(wet):
                 self.last_wet[f] = max(self.last_wet.get(f, float("-inf")), float(wet.max()))
         self._rain = {}
 
-    def _farm_context(
-        self, conn: psycopg.Connection[Any], rows: list[Row], blocks: list[tuple[int, int, int]]
-    ) -> None:
+    def _farm_context(self, conn: psycopg.Connection[Any], blocks: list[Block]) -> None:
         """What farm context needs for this step: each farm's rain (its last rain before, and this
         step's rain readings) and its local time's offset."""
-        farms = {rows[s].farm for _, s, _ in blocks}
-        self.sites.load(conn, farms)
-        rain: dict[str, list[Row]] = {}
+        self.sites.load(conn, {b.farm for b in blocks})
+        rain: dict[str, list[Block]] = {}
         watered: dict[str, float] = {}  # farm -> its first watered reading of this step
-        for _, s, e in blocks:
-            r0 = rows[s]
-            if r0.metric == RAIN_METRIC:
-                rain.setdefault(r0.farm, []).extend(rows[s:e])
-            elif r0.metric in farm.WATERED:
-                watered[r0.farm] = min(watered.get(r0.farm, r0.t), r0.t)
+        for b in blocks:
+            if b.metric == RAIN_METRIC:
+                rain.setdefault(b.farm, []).append(b)
+            elif b.metric in farm.WATERED:
+                t0 = float(b.t[0])
+                watered[b.farm] = min(watered.get(b.farm, t0), t0)
         need = sorted(f for f in watered if f not in self.last_wet)
         for f in need:
             self.last_wet[f] = float("-inf")
@@ -129,31 +118,27 @@ class Analyzer:
             ).fetchall():
                 if t is not None:
                     self.last_wet[str(f)] = float(t)
-        self._rain = {
-            f: (np.array([r.t for r in rs]), np.array([r.value for r in rs])) for f, rs in rain.items()
-        }
+        self._rain = {}
+        for f, bs in rain.items():
+            t = np.concatenate([b.t for b in bs])
+            order = np.argsort(t, kind="stable")  # several rain gauges: one time line
+            self._rain[f] = (t[order], np.concatenate([b.v for b in bs])[order])
 
-    def _decide(self, rows: list[Row], t: np.ndarray, v: np.ndarray, qc_alarm: np.ndarray | None) -> None:
-        """``row.farm_score`` for ``rows``, the last ``len(rows)`` readings of ``t``/``v`` (one series,
+    def _decide(self, b: Block, t: np.ndarray, v: np.ndarray, qc_alarm: np.ndarray | None) -> None:
+        """``b.farm_score``: ``b``'s readings are the last ``len(b)`` of ``t``/``v`` (its series,
         earlier history first), through ``analytics.anomaly.farm``."""
-        r0 = rows[0]
-        if r0.metric not in _CONTEXT_METRICS:  # nothing on the farm explains it: score, or 1 on QC alarm
-            alarm = qc_alarm.tolist() if qc_alarm is not None else [False] * len(rows)
-            for r, a in zip(rows, alarm, strict=True):
-                sc = r.score
-                r.farm_score = 1.0 if a else (0.0 if sc is None or sc != sc else sc)
+        scores = b.score if b.score is not None else np.full(len(b), np.nan)
+        if b.metric not in _CONTEXT_METRICS:  # nothing on the farm explains it: score, or 1 on QC alarm
+            b.farm_score = farm.farm_scores(scores, qc_alarm)
             return
-        rain_t, rain_v = self._rain.get(r0.farm, (np.empty(0), np.empty(0)))
-        last = self.last_wet.get(r0.farm, float("-inf"))
+        rain_t, rain_v = self._rain.get(b.farm, (np.empty(0), np.empty(0)))
+        last = self.last_wet.get(b.farm, float("-inf"))
         if last > float("-inf"):
             rain_t, rain_v = np.concatenate([[last], rain_t]), np.concatenate([[1.0], rain_v])
         ctx = farm.explained(
-            r0.metric, t, v, rain_times=rain_t, rain=rain_v, utc_offset_s=self.sites[r0.farm].utc_offset_s
-        )[len(t) - len(rows) :]
-        scores = np.array([np.nan if r.score is None else r.score for r in rows])
-        out = farm.farm_scores(scores, qc_alarm, ctx).tolist()
-        for r, fs in zip(rows, out, strict=True):
-            r.farm_score = fs
+            b.metric, t, v, rain_times=rain_t, rain=rain_v, utc_offset_s=self.sites[b.farm].utc_offset_s
+        )[len(t) - len(b) :]
+        b.farm_score = farm.farm_scores(scores, qc_alarm, ctx)
 
     def _load_state(self, conn: psycopg.Connection[Any], sids: list[int]) -> None:
         if not sids:
@@ -183,73 +168,78 @@ class Analyzer:
         for k, sid in enumerate(order):
             self.index[sid] = n0 + k
 
-    def _score(self, rows: list[Row], blocks: list[tuple[int, int, int]]) -> None:
+    def _score(self, blocks: list[Block]) -> None:
         assert self.state is not None
         # longest first: at each time column the series still running are a prefix (a slice copy)
-        blocks = sorted(blocks, key=_block_len, reverse=True)
-        width = max(e - s for _, s, e in blocks)
-        n = len(blocks)
+        order = sorted(blocks, key=len, reverse=True)
+        n, width = len(order), len(order[0])
         t = np.empty((n, width), dtype=np.float64)
         x = np.full((n, width), np.nan, dtype=np.float64)
-        for k, (_, s, e) in enumerate(blocks):
-            m = e - s
-            t[k, :m] = [r.t for r in rows[s:e]]
-            x[k, :m] = [r.value for r in rows[s:e]]
-            t[k, m:] = t[k, m - 1]  # padding: NaN values leave the state unchanged
-        idx = np.array([self.index[sid] for sid, _, _ in blocks], dtype=np.int64)
+        for k, b in enumerate(order):
+            m = len(b)
+            t[k, :m] = b.t
+            x[k, :m] = b.v
+            t[k, m:] = b.t[-1]  # padding: NaN values leave the state unchanged
+        idx = np.array([self.index[b.series_id] for b in order], dtype=np.int64)
         sub = self.state.select(idx)
         out = update(sub, t, x)
         self.state.assign(idx, sub)
-        floor = self.floor
-        for k, (sid, s, e) in enumerate(blocks):
-            self.dirty.add(sid)
-            sc = out[k, : e - s]
-            for r, v in zip(rows[s:e], sc.tolist(), strict=True):
-                if v == v:
-                    r.score = v
-                    if v >= floor:
-                        self.scores.append((r.t, sid, v))
+        with np.errstate(invalid="ignore"):
+            high = out >= self.floor
+        for k, b in enumerate(order):
+            self.dirty.add(b.series_id)
+            m = len(b)
+            b.score = out[k, :m]
+            keep = np.flatnonzero(high[k, :m])
+            if len(keep):
+                self.scores.append((b.t[keep], b.series_id, b.score[keep]))
 
-    def _qc(self, conn: psycopg.Connection[Any], rows: list[Row], blocks: list[tuple[int, int, int]]) -> None:
-        need = [(sid, rows[s].t, history_needed_s(thresholds_for(rows[s].metric)))
-                for sid, s, _ in blocks if sid not in self.tails]  # fmt: skip
+    def _qc(self, conn: psycopg.Connection[Any], blocks: list[Block]) -> None:
+        need = [(b.series_id, float(b.t[0]), history_needed_s(thresholds_for(b.metric)))
+                for b in blocks if b.series_id not in self.tails]  # fmt: skip
         if need:
             self._load_tails(conn, need)
-        by_metric: dict[str, list[tuple[int, int, int]]] = {}
-        for blk in blocks:
-            by_metric.setdefault(rows[blk[1]].metric, []).append(blk)
+        by_metric: dict[str, list[Block]] = {}
+        for b in blocks:
+            by_metric.setdefault(b.metric, []).append(b)
         for metric, group in by_metric.items():
             # one vectorised QC run per metric: rows = series (history + new), NaN-padded at the end
             th = thresholds_for(metric)
             hist = history_needed_s(th)
-            lens = [len(self.tails[sid][0]) + (e - s) for sid, s, e in group]
+            lens = [len(self.tails[b.series_id][0]) + len(b) for b in group]
             width = max(lens)
             tt = np.full((len(group), width), np.nan)
             vv = np.full((len(group), width), np.nan)
-            for k, (sid, s, e) in enumerate(group):
-                tail_t, tail_v = self.tails[sid]
-                h = len(tail_t)
+            sc = np.full((len(group), width), np.nan)
+            for k, b in enumerate(group):
+                tail_t, tail_v = self.tails[b.series_id]
+                h, n = len(tail_t), lens[k]
                 tt[k, :h], vv[k, :h] = tail_t, tail_v
-                tt[k, h : lens[k]] = [r.t for r in rows[s:e]]
-                vv[k, h : lens[k]] = [r.value for r in rows[s:e]]
+                tt[k, h:n], vv[k, h:n] = b.t, b.v
+                if b.score is not None:
+                    sc[k, h:n] = b.score
             res = qc_metric(metric, tt, vv, thresholds=th, causal=True)
             agg = np.asarray(res.aggregate)
             alarms = farm.qc_alarms(res)
-            tests = {name: np.asarray(fl) for name, fl in res.tests().items()}
-            for k, (sid, s, e) in enumerate(group):
-                m, n = e - s, lens[k]
-                flags = agg[k, n - m : n].tolist()
-                for j, r in enumerate(rows[s:e]):
-                    f = int(flags[j])
-                    r.qc = f
-                    if f in (3, 4):
-                        bad = ",".join(name for name, fl in tests.items() if int(fl[k, n - m + j]) >= 3)
-                        self.flags.append((r.t, sid, f, bad))
+            # metrics no farm context explains: every series' farm score in one call
+            plain = farm.farm_scores(sc, alarms) if metric not in _CONTEXT_METRICS else None
+            bad = np.flatnonzero(((agg == 3) | (agg == 4)).any(axis=1))
+            tests = {name: np.asarray(fl) for name, fl in res.tests().items()} if len(bad) else {}
+            for k, b in enumerate(group):
+                m, n = len(b), lens[k]
+                flags = agg[k, n - m : n]
+                b.qc = flags.astype(np.float64)
+                for j in np.flatnonzero((flags == 3) | (flags == 4)).tolist():
+                    names = ",".join(name for name, fl in tests.items() if int(fl[k, n - m + j]) >= 3)
+                    self.flags.append((float(b.t[j]), b.series_id, int(flags[j]), names))
                 t, v = tt[k, :n], vv[k, :n]
-                self._decide(rows[s:e], t, v, alarms[k, n - m : n])
+                if plain is not None:
+                    b.farm_score = plain[k, n - m : n]
+                else:
+                    self._decide(b, t, v, alarms[k, n - m : n])
                 keep = t >= t[-1] - hist
                 keep[: max(0, n - MAX_TAIL)] = False
-                self.tails[sid] = (t[keep], v[keep])
+                self.tails[b.series_id] = (t[keep], v[keep])
 
     def _load_tails(self, conn: psycopg.Connection[Any], need: list[tuple[int, float, float]]) -> None:
         """Recent history of series seen for the first time, from the stored readings."""
@@ -276,11 +266,13 @@ class Analyzer:
             )
         lap("write_anomaly_state")
         if self.scores:
-            cols = list(zip(*self.scores, strict=True))
+            times = np.concatenate([x[0] for x in self.scores]).tolist()
+            sids = [sid for t, sid, _ in self.scores for _ in range(len(t))]
+            vals = np.concatenate([x[2] for x in self.scores]).tolist()
             conn.execute(
                 "INSERT INTO anomaly_scores (time, series_id, score) SELECT to_timestamp(t), s, v"
                 " FROM unnest(%b::float8[], %b::int[], %b::real[]) AS u(t, s, v) ON CONFLICT DO NOTHING",
-                [list(c) for c in cols],
+                (times, sids, vals),
             )
         lap("write_scores")
         if self.flags:

@@ -14,8 +14,9 @@ for persistence when they change.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -50,8 +51,95 @@ class Row:
     sensor: bool = True  # False: a block's imagery pseudo node (reports per scene: no clock rules)
 
 
+@dataclass(slots=True)
+class Block:
+    """One series' readings of an evaluation step, as columns (time order): the service's unit.
+
+    ``score``, ``qc`` and ``farm_score`` are filled in by :mod:`alerts.analysis` (NaN where a reading
+    has none); ``qc`` holds the QARTOD flag as a float.
+    """
+
+    series_id: int
+    node_pk: int
+    farm: str
+    node: str
+    metric: str
+    t: np.ndarray
+    v: np.ndarray
+    sensor: bool = True
+    score: np.ndarray | None = None
+    qc: np.ndarray | None = None
+    farm_score: np.ndarray | None = None
+
+    def __len__(self) -> int:
+        return len(self.t)
+
+    def part(self, sl: slice) -> Block:
+        """The readings ``sl`` of this block (views of the columns)."""
+
+        def cut(a: np.ndarray | None) -> np.ndarray | None:
+            return None if a is None else a[sl]
+
+        return Block(self.series_id, self.node_pk, self.farm, self.node, self.metric, self.t[sl], self.v[sl],
+                     self.sensor, cut(self.score), cut(self.qc), cut(self.farm_score))  # fmt: skip
+
+    def rows(self) -> list[Row]:
+        """The block as row objects (None where a column has no value)."""
+
+        def col(a: np.ndarray | None, cast: Callable[[float], Any] = float) -> list[Any]:
+            if a is None:
+                return [None] * len(self.t)
+            return [None if x != x else cast(x) for x in a.tolist()]
+
+        return [
+            Row(self.series_id, self.node_pk, self.farm, self.node, self.metric, t, v, s, q, f, self.sensor)
+            for t, v, s, q, f in zip(
+                self.t.tolist(), self.v.tolist(), col(self.score), col(self.qc, int), col(self.farm_score),
+                strict=True,
+            )
+        ]  # fmt: skip
+
+
+def blocks_of(rows: list[Row]) -> list[Block]:
+    """Rows (series by series, time order) as one :class:`Block` per run of a series."""
+    out: list[Block] = []
+    start = 0
+    for i in range(1, len(rows) + 1):
+        if i < len(rows) and rows[i].series_id == rows[start].series_id:
+            continue
+        part, r0, start = rows[start:i], rows[start], i
+
+        def col(vals: list[float | None]) -> np.ndarray | None:
+            if all(x is None for x in vals):
+                return None
+            return np.array([np.nan if x is None else x for x in vals], dtype=np.float64)
+
+        out.append(
+            Block(
+                r0.series_id, r0.node_pk, r0.farm, r0.node, r0.metric,
+                np.array([r.t for r in part], dtype=np.float64),
+                np.array([r.value for r in part], dtype=np.float64),
+                r0.sensor,
+                col([r.score for r in part]),
+                col([None if r.qc is None else float(r.qc) for r in part]),
+                col([r.farm_score for r in part]),
+            )
+        )  # fmt: skip
+    return out
+
+
 def _event_t(e: Event) -> float:
     return e.t
+
+
+def _first(x: tuple[float, Block, float]) -> float:
+    return x[0]
+
+
+_THI_INPUTS = DERIVED["thi"][0]  # ("air_t", "air_rh")
+_Subject = tuple[
+    str, str, int | None, int | None, str
+]  # what an episode steps for: farm, node, pk, series, metric
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,10 +171,10 @@ def subject(rule: Rule, node: str, metric: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class _Job:
-    """One series' part of a day-scale index computation: its rules, newest row, window, new times."""
+    """One series' part of a day-scale index computation: its rules, block, window, new times."""
 
     rules: list[Rule]
-    r0: Row
+    src: Block
     t: np.ndarray
     v: np.ndarray
     new_t: np.ndarray
@@ -111,7 +199,7 @@ class Evaluator:
     site_for: Callable[[str], Site] = field(default=lambda _farm: Site())  # farm -> place, time zone
     _spans: dict[str, dict[str, float]] = field(default_factory=dict)  # farm -> input metric -> span
 
-    def window_span(self, r: Row) -> float:
+    def window_span(self, r: Row | Block) -> float:
         """Seconds of history ``r``'s series needs for the farm's day-scale derived rules (0: none)."""
         spans = self._spans.get(r.farm)
         if spans is None:
@@ -122,42 +210,39 @@ class Evaluator:
                         spans[m] = max(spans.get(m, 0.0), WINDOWED[rule.metric])
         return spans.get(r.metric, 0.0)
 
-    def windowed(self, rows: list[Row], windows: Callable[[int, str], Arrays | None]) -> list[Event]:
-        """Day-scale derived indices at each fresh reading of their inputs (series by series, time
-        order; ``windows(node pk, metric)`` is the series' history including ``rows``). Each index is
-        computed for all the step's series at once (one numpy call per index and table)."""
+    def windowed(self, blocks: list[Block], windows: Callable[[int, str], Arrays | None]) -> list[Event]:
+        """Day-scale derived indices at each fresh reading of their inputs (``windows(node pk,
+        metric)`` is the series' history including ``blocks``). Each index is computed for all the
+        step's series at once (one numpy call per index and table)."""
         by_farm: dict[str, list[Rule]] = {}
         jobs: dict[tuple[str, str | None], list[_Job]] = {}  # (metric, model) -> series to compute
-        start = 0
-        for i in range(1, len(rows) + 1):
-            if i < len(rows) and rows[i].series_id == rows[start].series_id:
+        for b in blocks:
+            if not len(b.t) or self.window_span(b) == 0.0:  # no day-scale rule of the farm reads it
                 continue
-            part, start = rows[start:i], i
-            r0 = part[0]
-            if self.window_span(r0) == 0.0:  # no day-scale rule of the farm reads this metric
-                continue
-            if r0.farm not in by_farm:
-                by_farm[r0.farm] = [
-                    x for x in self.rules_for(r0.farm) if x.kind == "threshold" and x.metric in WINDOWED
+            if b.farm not in by_farm:
+                by_farm[b.farm] = [
+                    x for x in self.rules_for(b.farm) if x.kind == "threshold" and x.metric in WINDOWED
                 ]
             rules = [
-                x for x in by_farm[r0.farm] if DERIVED[x.metric][0][0] == r0.metric and x.applies_to(r0.node)
+                x for x in by_farm[b.farm] if DERIVED[x.metric][0][0] == b.metric and x.applies_to(b.node)
             ]
-            win = windows(r0.node_pk, r0.metric) if rules else None
+            win = windows(b.node_pk, b.metric) if rules else None
             if win is None:
                 continue
-            new_t = np.array([r.t for r in part])
             for key in sorted({(x.metric, x.model) for x in rules}, key=str):
                 mine = [x for x in rules if (x.metric, x.model) == key]
-                jobs.setdefault(key, []).append(_Job(mine, r0, win[0], win[1], new_t))
+                jobs.setdefault(key, []).append(_Job(mine, b, win[0], win[1], b.t))
         events: list[Event] = []
         for (metric, model), items in jobs.items():
             for job, vals in zip(items, self._compute(metric, model, items, windows), strict=True):
-                r0 = job.r0
+                b = job.src
                 for rule in job.rules:
-                    for tt, x in zip(job.new_t.tolist(), vals.tolist(), strict=True):
-                        if x == x:
-                            self._step(events, rule, r0.farm, r0.node, r0.node_pk, None, metric, tt, x)
+                    ekey = episode_key(rule, b.farm, b.node, metric)
+                    with np.errstate(invalid="ignore"):
+                        hits = np.flatnonzero(rule.triggered(vals))  # type: ignore[arg-type]
+                    if ekey in self.episodes or len(hits):
+                        subj = (b.farm, b.node, b.node_pk, None, metric)
+                        self._run(events, rule, subj, job.new_t, vals, hits, ekey)
         return events
 
     def derived(
@@ -185,7 +270,7 @@ class Evaluator:
         if metric == "do_dawn":  # per pond: each night is its own fit
             out = []
             for j in items:
-                site = self.site_for(j.r0.farm)
+                site = self.site_for(j.src.farm)
                 out.append(dawn_do_at_readings(
                     j.t, j.v, site.lat, site.lon, site.utc_offset_s, from_index=len(j.t) - len(j.new_t)
                 ))  # fmt: skip
@@ -198,7 +283,7 @@ class Evaluator:
         # nodes in one NaN-padded wet_periods call
         aligned = []
         for j in items:
-            temp = windows(j.r0.node_pk, "air_t")
+            temp = windows(j.src.node_pk, "air_t")
             if temp is None:
                 aligned.append((np.empty(0), np.empty(0), np.empty(0)))
                 continue
@@ -217,129 +302,179 @@ class Evaluator:
             out.append(np.where(found, risk[k, pos], np.nan))
         return out
 
-    def split(self, rows: Iterable[Row]) -> tuple[list[Row], list[Row]]:
-        """(rows newer than their series' watermark, advancing it; rows behind it).
-
-        Rows come exactly once from the feed; one behind its series' watermark was committed after
-        newer readings of the series (concurrent ingest workers). Both kinds go through the rules
-        (an older reading never flips an episode), only the newer ones through anomaly scoring,
-        whose state needs time order.
-        """
+    def split(self, rows: list[Row]) -> tuple[list[Row], list[Row]]:
+        """:meth:`split_blocks` for rows (series by series, time order): (ahead, behind)."""
         ahead: list[Row] = []
         behind: list[Row] = []
-        wm = self.watermarks
-        for r in rows:
-            w = wm.get(r.series_id)
-            if w is not None and r.t <= w:
-                behind.append(r)
-                continue
-            wm[r.series_id] = r.t
-            self.dirty_series.add(r.series_id)
-            ahead.append(r)
+        s = 0
+        for b in blocks_of(rows):
+            k, e = self._split_at(b), s + len(b)
+            behind += rows[s : s + k]
+            ahead += rows[s + k : e]
+            s = e
         return ahead, behind
 
-    def feed(self, rows: list[Row]) -> list[Event]:
-        """Evaluate fresh rows (see :meth:`fresh`), in series/time order; return transitions.
+    def split_blocks(self, blocks: list[Block]) -> tuple[list[Block], list[Block]]:
+        """(readings newer than their series' watermark, advancing it; readings behind it).
 
-        Series by series: a rule whose episode does not exist yet skips the series' readings up to
-        the first one that triggers it (most series trigger nothing, so most readings cost one
-        comparison, not a step), then steps every reading from there.
+        Readings come exactly once from the feed; one behind its series' watermark was committed
+        after newer readings of the series (concurrent ingest workers). Both kinds go through the
+        rules (an older reading never flips an episode), only the newer ones through anomaly
+        scoring, whose state needs time order. A block's readings are in time order, so the ones
+        behind are a prefix.
         """
+        ahead: list[Block] = []
+        behind: list[Block] = []
+        for b in blocks:
+            k = self._split_at(b)
+            if k:
+                behind.append(b if k == len(b) else b.part(slice(0, k)))
+            if k < len(b):
+                ahead.append(b if k == 0 else b.part(slice(k, None)))
+        return ahead, behind
+
+    def _split_at(self, b: Block) -> int:
+        """How many of ``b``'s readings lie at or behind its series' watermark; advances it."""
+        w = self.watermarks.get(b.series_id)
+        k = 0 if w is None else int(np.searchsorted(b.t, w, side="right"))
+        if k < len(b):
+            self.watermarks[b.series_id] = float(b.t[-1])
+            self.dirty_series.add(b.series_id)
+        return k
+
+    def feed(self, rows: list[Row]) -> list[Event]:
+        """:meth:`feed_blocks` for rows (series by series, time order)."""
+        return self.feed_blocks(blocks_of(rows))
+
+    def feed_blocks(self, blocks: list[Block]) -> list[Event]:
+        """Evaluate blocks (one series each, time order) through the threshold rules; return
+        transitions. Series by series and columnar: a rule reads one column of the block, and the
+        readings that cannot change its episode (before the condition first holds, or while it is
+        neither active nor pending) are passed over as a whole (:meth:`_feed_series`)."""
         events: list[Event] = []
-        derived: dict[tuple[int, float], dict[str, Row]] = {}
+        thi_in: dict[int, list[Block]] = {}  # node pk -> its air_t and air_rh blocks
         by_farm: dict[str, list[Rule]] = {}
         by_metric: dict[tuple[str, str], list[Rule]] = {}
         nodes = self.nodes
-        n = len(rows)
-        i = 0
-        while i < n:
-            r0 = rows[i]
-            sid = r0.series_id
-            j = i + 1
-            while j < n and rows[j].series_id == sid:
-                j += 1
-            block = rows[i:j]
-            i = j
-            last_t = max(r.t for r in block)
-            seen = nodes.get(r0.node_pk)
+        for b in blocks:
+            if not len(b):
+                continue
+            self.evaluated += len(b)
+            last_t = float(b.t.max())
+            seen = nodes.get(b.node_pk)
             if seen is None:
-                if r0.sensor:
-                    nodes[r0.node_pk] = NodeSeen(r0.farm, r0.node, last_t)
+                if b.sensor:
+                    nodes[b.node_pk] = NodeSeen(b.farm, b.node, last_t)
             elif last_t > seen.last_t:
                 seen.last_t = last_t
-            key = (r0.farm, r0.metric)
+            key = (b.farm, b.metric)
             rules = by_metric.get(key)
             if rules is None:
-                if r0.farm not in by_farm:
-                    by_farm[r0.farm] = self.rules_for(r0.farm)
+                if b.farm not in by_farm:
+                    by_farm[b.farm] = self.rules_for(b.farm)
                 rules = by_metric[key] = [
-                    x for x in by_farm[r0.farm] if x.kind == "threshold" and x.metric == r0.metric
+                    x for x in by_farm[b.farm] if x.kind == "threshold" and x.metric == b.metric
                 ]
             if rules:
-                self._feed_series(events, block, rules)
-            if r0.metric in ("air_t", "air_rh"):
-                for r in block:
-                    derived.setdefault((r.node_pk, r.t), {})[r.metric] = r
-        self.evaluated += n
-        if derived:
-            self._derived(events, derived, by_farm)
+                self._feed_series(events, b, rules)
+            if b.metric in _THI_INPUTS:
+                thi_in.setdefault(b.node_pk, []).append(b)
+        if thi_in:
+            self._derived(events, thi_in, by_farm)
         return events
 
-    def _feed_series(self, events: list[Event], block: list[Row], rules: list[Rule]) -> None:
-        """One series' readings (time order) through its threshold rules; transitions in time order."""
-        r0 = block[0]
-        episodes = self.episodes
+    def _feed_series(self, events: list[Event], b: Block, rules: list[Rule]) -> None:
+        """One series' readings through its threshold rules; transitions in time order (as if each
+        reading had gone through every rule in turn)."""
         found: list[Event] = []
         for rule in rules:
-            if not rule.applies_to(r0.node):
+            if not rule.applies_to(b.node):
                 continue
             src = rule.source
-            vals: list[float | None]
-            if src == "value":
-                vals = [r.value for r in block]
-            elif src == "anomaly":
-                vals = [r.score for r in block]
-            elif src == "farm_anomaly":
-                vals = [r.farm_score for r in block]
-            else:
-                vals = [float(r.qc) if r.qc is not None else None for r in block]
-            ekey = episode_key(rule, r0.farm, r0.node, r0.metric)
-            start = 0
-            if ekey not in episodes:  # nothing to step until the condition first holds
-                thr = rule.threshold
-                if rule.below is not None:
-                    start = next((k for k, v in enumerate(vals) if v is not None and v < thr), -1)
-                else:
-                    start = next((k for k, v in enumerate(vals) if v is not None and v > thr), -1)
-                if start < 0:
-                    continue
-            # from here an episode exists (episodes are never removed): step every reading
-            for r, v in zip(block[start:], vals[start:], strict=True):
-                if v is None or v != v:
-                    continue
-                self._step(found, rule, r0.farm, r0.node, r0.node_pk, r0.series_id, r0.metric, r.t, v)
+            vals = (
+                b.v if src == "value" else b.score if src == "anomaly"
+                else b.farm_score if src == "farm_anomaly" else b.qc
+            )  # fmt: skip
+            if vals is None:  # none of the block's readings has that column
+                continue
+            with np.errstate(invalid="ignore"):
+                hits = np.flatnonzero(rule.triggered(vals))  # type: ignore[arg-type]  # elementwise
+            key = episode_key(rule, b.farm, b.node, b.metric)
+            if key not in self.episodes and not len(hits):  # nothing to step: the condition never holds
+                continue
+            self._run(found, rule, (b.farm, b.node, b.node_pk, b.series_id, b.metric), b.t, vals, hits, key)
         if found:
-            found.sort(key=_event_t)  # as if each reading had gone through every rule in turn
+            found.sort(key=_event_t)
             events.extend(found)
 
+    def _run(
+        self, found: list[Event], rule: Rule, subj: _Subject, t: np.ndarray, vals: np.ndarray,
+        hits: np.ndarray, key: str,
+    ) -> None:  # fmt: skip
+        """Step ``rule``'s episode through ``vals`` (NaN: no value). Where the episode does not exist
+        or is neither active nor pending, a reading that does not trigger can only move its
+        ``last_t``/``last_value``: those stretches are applied at once (:meth:`_pass_over`)."""
+        n = len(vals)
+        tl: list[float] | None = None
+        vl: list[float] = []
+        k = 0
+        while k < n:
+            ep = self.episodes.get(key)
+            if ep is None or (not ep.active and ep.pending is None):
+                h = int(np.searchsorted(hits, k))
+                nxt = int(hits[h]) if h < len(hits) else n
+                if nxt > k:
+                    if ep is not None:
+                        self._pass_over(ep, key, t[k:nxt], vals[k:nxt])
+                    k = nxt
+                    continue
+            if tl is None:
+                tl, vl = t.tolist(), vals.tolist()
+            v = vl[k]
+            if v == v:
+                self._step(found, rule, *subj, tl[k], v)
+            k += 1
+
+    def _pass_over(self, ep: Episode, key: str, t: np.ndarray, v: np.ndarray) -> None:
+        """Readings none of which triggers, for an episode neither active nor pending: stepping each
+        would only set ``last_t``/``last_value`` to the newest reading (with a value) newer than
+        ``last_t``; the same, at once."""
+        ok = np.flatnonzero(v == v)
+        if not len(ok):
+            return
+        self.dirty.add(key)
+        j = ok[int(np.argmax(t[ok]))]  # the first of the newest
+        if t[j] > ep.last_t:
+            ep.last_t, ep.last_value = float(t[j]), float(v[j])
+
     def _derived(
-        self,
-        events: list[Event],
-        pairs: dict[tuple[int, float], dict[str, Row]],
-        by_farm: dict[str, list[Rule]],
+        self, events: list[Event], inputs: dict[int, list[Block]], by_farm: dict[str, list[Rule]]
     ) -> None:
-        needs = DERIVED["thi"][0]
-        for (pk, t), got in sorted(pairs.items(), key=lambda kv: kv[0][1]):
-            if not all(m in got for m in needs):
+        """THI from each node's air temperature and humidity at the same times, in time order."""
+        steps: list[tuple[float, Block, float]] = []
+        for blocks in inputs.values():
+            b0 = blocks[0]
+            if not any(x.metric == "thi" and x.kind == "threshold" for x in by_farm.get(b0.farm, [])):
                 continue
-            r = got["air_t"]
-            rules = [x for x in by_farm.get(r.farm, []) if x.metric == "thi" and x.kind == "threshold"]
-            if not rules:
+            cols: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {}
+            for b in blocks:
+                ts, vs = cols.setdefault(b.metric, ([], []))
+                ts.append(b.t)
+                vs.append(b.v)
+            if len(cols) < len(_THI_INPUTS):
                 continue
-            thi = float(thi_nrc1971(got["air_t"].value, got["air_rh"].value))
-            for rule in rules:
-                if rule.applies_to(r.node):
-                    self._step(events, rule, r.farm, r.node, pk, None, "thi", t, thi)
+            (ta, va), (th, vh) = (
+                (np.concatenate(cols[m][0]), np.concatenate(cols[m][1])) for m in _THI_INPUTS
+            )
+            common, ia, ih = np.intersect1d(ta, th, return_indices=True)
+            thi = thi_nrc1971(va[ia], vh[ih])
+            thi_l = np.asarray(thi, dtype=np.float64).tolist()
+            steps += [(t, b0, x) for t, x in zip(common.tolist(), thi_l, strict=True)]
+        steps.sort(key=_first)
+        for t, b, thi_v in steps:
+            for rule in by_farm[b.farm]:
+                if rule.metric == "thi" and rule.kind == "threshold" and rule.applies_to(b.node):
+                    self._step(events, rule, b.farm, b.node, b.node_pk, None, "thi", t, thi_v)
 
     def tick(self, now: float) -> list[Event]:
         """Clock rules: a node silent for its rule's intervals opens; a reading again closes it."""

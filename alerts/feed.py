@@ -17,9 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import psycopg
 
-from alerts.engine import Row
+from alerts.engine import Block
 
 FeedRow = tuple[str, int, list[int], list[Any], list[Any], int]
 
@@ -86,8 +87,9 @@ def read_readings(
     conn: psycopg.Connection[Any],
     feed: list[FeedRow],
     part: Partition,
-) -> list[Row]:
-    """The readings the feed rows' transactions stored, of this partition's farms, by series then time.
+) -> list[Block]:
+    """The readings the feed rows' transactions stored, of this partition's farms: one block per
+    series (in series order), its readings in time order.
 
     Exact: within each node's time range only rows whose ``xmin`` is the feed row's own (the writer
     inserts both in the same subtransaction; a redelivered duplicate keeps the xmin of the batch that
@@ -104,34 +106,50 @@ def read_readings(
         xids += [xm] * len(n)
     if not nodes:
         return []
-    out: list[Row] = []
     with conn.cursor(binary=True) as cur:
         cur.execute(
-            # aggregate per series first, then look up each series' node once (joining them per
-            # reading and grouping by all six columns took 2.4x as long: 4.5 s vs 1.9 s for 620,000)
-            "SELECT x.sid, n.id, n.farm_id, n.node_id, s.metric, n.source, x.ts, x.vs"
-            " FROM (SELECT r.series_id AS sid,"
-            " array_agg(extract(epoch FROM r.time)::float8 ORDER BY r.time) AS ts,"
-            " array_agg(r.value ORDER BY r.time) AS vs"
+            # One index range scan per series of each node in the chunk: the node's time range over
+            # the chunk's batches, only rows of those batches' transactions (xmin). Times and values
+            # come as one bytea each per series (big-endian int8 microseconds since 2000, float8):
+            # numpy reads them as they are, with no Python object per reading. 620,000 readings took
+            # 1.9 s as a join sorted per series (a plan that read each series' whole history) and
+            # 0.4 s this way.
+            "WITH f AS (SELECT node, min(lo) AS lo, max(hi) AS hi, array_agg(x) AS xs"
             " FROM unnest(%b::int[], %b::timestamptz[], %b::timestamptz[], %b::bigint[])"
-            " AS f(node, lo, hi, x)"
+            " AS u(node, lo, hi, x) GROUP BY node)"
+            " SELECT s.id, n.id, n.farm_id, n.node_id, s.metric, n.source, a.ts, a.vs FROM f"
             " JOIN nodes n ON n.id = f.node AND (hashtext(n.farm_id)::bigint & 2147483647) %% %s = %s"
             " JOIN series s ON s.node_id = n.id"
-            " JOIN readings r ON r.series_id = s.id"
-            " AND r.time BETWEEN f.lo - interval '1 ms' AND f.hi + interval '1 ms'"
-            " AND r.xmin::text::bigint = f.x GROUP BY r.series_id) x"
-            " JOIN series s ON s.id = x.sid JOIN nodes n ON n.id = s.node_id ORDER BY 1",
+            " CROSS JOIN LATERAL (SELECT string_agg(timestamptz_send(r.time), ''::bytea) AS ts,"
+            " string_agg(float8send(r.value), ''::bytea) AS vs FROM readings r"
+            " WHERE r.series_id = s.id AND r.time BETWEEN f.lo - interval '1 ms' AND f.hi + interval '1 ms'"
+            " AND r.xmin::text::bigint = ANY(f.xs)) a WHERE a.ts IS NOT NULL",
             (nodes, lo, hi, xids, part.count, part.index),
         )
-        for sid, pk, farm, node, metric, source, ts, vs in cur:
-            sensor = source == "sensor"
-            # positional and a list comprehension: a quarter faster than keywords and a generator
-            # (score, qc, farm_score start as None)
-            out += [
-                Row(sid, pk, farm, node, metric, t, v, None, None, None, sensor)
-                for t, v in zip(ts, vs, strict=True)
-            ]
+        out = [
+            _block(sid, pk, farm, node, metric, source == "sensor", ts, vs)
+            for sid, pk, farm, node, metric, source, ts, vs in cur
+        ]
+    out.sort(key=_series_id)
     return out
+
+
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's timestamp origin) in Unix microseconds
+
+
+def _block(sid: int, pk: int, farm: str, node: str, metric: str, sensor: bool, ts: bytes, vs: bytes) -> Block:
+    """A series' readings from their send formats, in time order. Seconds are the exact microseconds
+    divided once (the nearest float, as ``extract(epoch ...)::float8`` gives)."""
+    t = (np.frombuffer(ts, dtype=">i8").astype(np.int64) + _PG_EPOCH_US) / 1e6
+    v = np.frombuffer(vs, dtype=">f8").astype(np.float64)
+    if len(t) > 1 and not bool((t[1:] > t[:-1]).all()):  # the scan's order is not promised
+        order = np.argsort(t, kind="stable")
+        t, v = t[order], v[order]
+    return Block(sid, pk, farm, node, metric, t, v, sensor)
+
+
+def _series_id(b: Block) -> int:
+    return b.series_id
 
 
 def purge(conn: psycopg.Connection[Any]) -> int:

@@ -32,7 +32,7 @@ from alerts import feed, lifecycle
 from alerts.analysis import CHECKPOINT_S, DEFAULT_FLOOR, Analyzer
 from alerts.config import RuleBook
 from alerts.dispatcher import Dispatcher, DispatchOptions
-from alerts.engine import Evaluator, Event, NodeSeen, Row, episode_key, subject
+from alerts.engine import Block, Evaluator, Event, NodeSeen, episode_key, subject
 from alerts.gateways import GatewayBoard
 from alerts.sites import Site, Sites
 from alerts.windows import Windows
@@ -235,7 +235,7 @@ class AlertService:
         now: float | None,
     ) -> None:
         """Evaluate feed rows and save the rule state and cursor (inside the step's transaction)."""
-        readings, behind = self.ev.split(feed.read_readings(conn, rows, self.part))
+        readings, behind = self.ev.split_blocks(feed.read_readings(conn, rows, self.part))
         clock("read")
         if self.pending_late:
             self._backlog_seen(readings + behind, time.time() if now is None else now)
@@ -244,7 +244,7 @@ class AlertService:
         clock("analyse")
         now = time.time() if now is None else now
         self.win.update(conn, readings, self.ev.window_span)
-        events = self.ev.feed(readings) + self.ev.feed(behind)
+        events = self.ev.feed_blocks(readings) + self.ev.feed_blocks(behind)
         events += self.ev.windowed(readings, self.win.of)
         events += self._imagery(conn, readings)
         clock("rules")
@@ -324,15 +324,15 @@ class AlertService:
                         self._outage_add(conn, e, now)
                 event(log, "alert_close", rule=e.rule.name, farm=e.farm, node=e.node, value=e.value)
 
-    def _imagery(self, conn: psycopg.Connection[Any], rows: list[Row]) -> list[Event]:
+    def _imagery(self, conn: psycopg.Connection[Any], blocks: list[Block]) -> list[Event]:
         """``ndvi_fall`` of every block on each new satellite date of a farm (all of a scene's blocks
         are stored in one transaction, so they arrive together): ``store.sky.farm_fusion``."""
         dates: dict[str, set[float]] = {}
         pks: dict[tuple[str, str], int] = {}
-        for r in rows:
-            if r.metric == IMAGERY_METRIC and r.node.startswith(SAT_PREFIX):
-                dates.setdefault(r.farm, set()).add(r.t)
-                pks[(r.farm, r.node)] = r.node_pk
+        for b in blocks:
+            if b.metric == IMAGERY_METRIC and b.node.startswith(SAT_PREFIX):
+                dates.setdefault(b.farm, set()).update(b.t.tolist())
+                pks[(b.farm, b.node)] = b.node_pk
         events: list[Event] = []
         for farm, ts in sorted(dates.items()):
             if not any(x.metric == "ndvi_fall" for x in self._rules_for(farm)):
@@ -343,12 +343,12 @@ class AlertService:
                     flags = store_sky.farm_fusion(conn, farm, metric=IMAGERY_METRIC, when=when)
                 except LookupError:  # no imagery of the farm by then (cannot happen for rows just read)
                     continue
-                for b in flags:
-                    node = store_sky.pseudo_node_id(b.block_id, "satellite")
-                    if b.z is None or (farm, node) not in pks:
+                for f in flags:
+                    node = store_sky.pseudo_node_id(f.block_id, "satellite")
+                    if f.z is None or (farm, node) not in pks:
                         continue
-                    note = f"{FUSION_LABEL.get(b.flag, b.flag)} ({b.reason})" if b.flag != "none" else None
-                    events += self.ev.derived(farm, node, pks[(farm, node)], "ndvi_fall", t, b.z, note)
+                    note = f"{FUSION_LABEL.get(f.flag, f.flag)} ({f.reason})" if f.flag != "none" else None
+                    events += self.ev.derived(farm, node, pks[(farm, node)], "ndvi_fall", t, f.z, note)
         return events
 
     def _drop_late(self, conn: psycopg.Connection[Any], key: str) -> None:
@@ -395,11 +395,13 @@ class AlertService:
         s["last"] = now
         self._save_summary(conn, e.farm)
 
-    def _backlog_seen(self, rows: list[Row], now: float) -> None:
+    def _backlog_seen(self, blocks: list[Block], now: float) -> None:
         """Readings taken during a pending outage (the gateway's spool) keep its summary waiting."""
-        for r in rows:
-            s = self.pending_late.get(r.farm)
-            if s is not None and any(o["from"] <= r.t <= o["to"] for o in s.get("outages", ())):
+        for b in blocks:
+            s = self.pending_late.get(b.farm)
+            if s is not None and any(
+                bool(((b.t >= o["from"]) & (b.t <= o["to"])).any()) for o in s.get("outages", ())
+            ):
                 s["last"] = now
 
     def _outage_lines(self, conn: psycopg.Connection[Any], farm: str, s: dict[str, Any]) -> list[str]:

@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import psycopg
 
-from alerts.engine import Row
+from alerts.engine import Block
 
 Arrays = tuple[np.ndarray, np.ndarray]
 
@@ -49,33 +49,21 @@ class Windows:
     by_node: dict[tuple[int, str], int] = field(default_factory=dict)  # (node pk, metric) -> series
 
     def update(
-        self, conn: psycopg.Connection[Any], rows: list[Row], span_for: Callable[[Row], float]
+        self, conn: psycopg.Connection[Any], blocks: list[Block], span_for: Callable[[Block], float]
     ) -> None:
-        """Extend the windows with ``rows`` (series by series, time order); ``span_for(row)`` is the
-        history its series needs (0: none)."""
-        blocks: list[tuple[int, int, float]] = []
-        start = 0
-        for i in range(1, len(rows) + 1):
-            if i == len(rows) or rows[i].series_id != rows[start].series_id:
-                span = span_for(rows[start])
-                if span > 0:
-                    blocks.append((start, i, span))
-                start = i
-        need = [
-            (rows[s].series_id, rows[s].t, span)
-            for s, _, span in blocks
-            if rows[s].series_id not in self.data
-        ]
+        """Extend the windows with ``blocks`` (one series each, time order); ``span_for(block)`` is
+        the history its series needs (0: none)."""
+        todo = [(b, span) for b in blocks if len(b) and (span := span_for(b)) > 0]
+        need = [(b.series_id, float(b.t[0]), span) for b, span in todo if b.series_id not in self.data]
         self.data.update(read_back(conn, need))
-        for s, e, span in blocks:
-            r0 = rows[s]
-            self.by_node[(r0.node_pk, r0.metric)] = r0.series_id
-            t, v = self.data[r0.series_id]
-            t = np.concatenate([t, [r.t for r in rows[s:e]]])
-            v = np.concatenate([v, [r.value for r in rows[s:e]]])
+        for b, span in todo:
+            self.by_node[(b.node_pk, b.metric)] = b.series_id
+            t, v = self.data[b.series_id]
+            t = np.concatenate([t, b.t])
+            v = np.concatenate([v, b.v])
             keep = t > t[-1] - span
-            keep[len(t) - (e - s) :] = True  # this step's readings stay (a backlog may span more)
-            self.data[r0.series_id] = (t[keep], v[keep])
+            keep[len(t) - len(b) :] = True  # this step's readings stay (a backlog may span more)
+            self.data[b.series_id] = (t[keep], v[keep])
 
     def of(self, node_pk: int, metric: str) -> Arrays | None:
         sid = self.by_node.get((node_pk, metric))

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from alerts.config import RuleBook, default_rules
-from alerts.engine import Evaluator, Event, Row, episode_key
+from alerts.engine import Evaluator, Event, Row, blocks_of, episode_key
+from analytics.agro import thi_nrc1971
 from analytics.anomaly.farm import ALERT_LEVEL
 from kernel.rules import RulesError, parse_rules
 
@@ -197,11 +198,11 @@ def test_day_scale_indices_of_many_series_in_one_step_equal_each_alone() -> None
     def key(e: object) -> tuple[object, ...]:
         return (e.kind, e.rule.name, e.node, e.t, round(e.value, 9))  # type: ignore[attr-defined]
 
-    together = sorted(map(key, fresh().windowed(rows, of)))
+    together = sorted(map(key, fresh().windowed(blocks_of(rows), of)))
     alone = sorted(
         key(e)
         for sid in sorted({r.series_id for r in rows})
-        for e in fresh().windowed([r for r in rows if r.series_id == sid], of)
+        for e in fresh().windowed(blocks_of([r for r in rows if r.series_id == sid]), of)
     )
     assert together == alone
     assert {k[1] for k in together} == {"leaf-wet-disease", "water-drop"}  # both kinds alert
@@ -274,7 +275,65 @@ above = 3.5
     want = [(x.kind, x.rule.name, x.series_id, x.t) for x in events]
     assert len(want) > 50  # the data open and close plenty of episodes
     assert got == want
-    assert fast.episodes.keys() == ref.episodes.keys()
+    assert fast.episodes == ref.episodes  # passing over readings leaves each episode as stepping did
+    assert fast.dirty == ref.dirty
+
+
+def test_thi_of_many_nodes_at_once_equals_each_time_in_turn() -> None:
+    """THI is computed per node with numpy over the times both inputs have; the transitions are
+    those of stepping each (node, time) pair in time order."""
+    rules = parse_rules(
+        '[[rules]]\nname = "thi"\nmetric = "thi"\nabove = 78\nclear = 76\nfor_s = 120\n', "toml"
+    ).rules
+    rng = np.random.default_rng(8)
+    rows: list[Row] = []
+    pairs: dict[tuple[int, float], dict[str, float]] = {}
+    for node in range(6):
+        temp = np.clip(26 + np.cumsum(rng.normal(0, 2.0, 150)), 10, 45)
+        for sid, metric in ((2 * node, "air_t"), (2 * node + 1, "air_rh")):
+            for k in range(150):
+                if rng.random() < 0.1:  # each input misses some times
+                    continue
+                v = float(temp[k]) if metric == "air_t" else float(60 + 30 * rng.random())
+                rows.append(Row(sid, node, "f", f"n-{node}", metric, T0 + 60 * k + node, v))
+                pairs.setdefault((node, T0 + 60 * k + node), {})[metric] = v
+    fast = Evaluator(lambda farm: list(rules))
+    got = [(x.kind, x.node, x.t, x.value) for x in fast.feed(rows)]
+
+    ref = Evaluator(lambda farm: list(rules))
+    events: list[Event] = []
+    for (node, t), got_in in sorted(pairs.items(), key=lambda kv: kv[0][1]):
+        if len(got_in) == 2:
+            thi = float(thi_nrc1971(got_in["air_t"], got_in["air_rh"]))
+            ref._step(events, rules[0], "f", f"n-{node}", node, None, "thi", t, thi)
+    want = [(x.kind, x.node, x.t, x.value) for x in events]
+    assert len(want) >= 6
+    assert got == want
+    assert fast.episodes == ref.episodes
+
+
+def test_block_split_equals_reading_by_reading() -> None:
+    """split_blocks cuts each block at its series' watermark; the same as checking each reading."""
+    rng = np.random.default_rng(4)
+    e = Evaluator(lambda farm: [])
+    wm: dict[int, float] = {}
+    for _ in range(5):  # steps whose readings partly fall behind earlier steps' newest
+        rows = [
+            Row(sid, sid, "f", f"n-{sid}", "air_t", float(t), 1.0)
+            for sid in range(1, 9)
+            for t in np.unique(rng.integers(0, 400, 30))
+        ]
+        want_ahead, want_behind = [], []
+        for r in rows:
+            if r.series_id in wm and r.t <= wm[r.series_id]:
+                want_behind.append((r.series_id, r.t))
+            else:
+                wm[r.series_id] = r.t
+                want_ahead.append((r.series_id, r.t))
+        ahead, behind = e.split_blocks(blocks_of(rows))
+        assert [(b.series_id, t) for b in ahead for t in b.t.tolist()] == want_ahead
+        assert [(b.series_id, t) for b in behind for t in b.t.tolist()] == want_behind
+        assert e.watermarks == wm
 
 
 @pytest.mark.parametrize("with_qc", [True, False])
@@ -291,7 +350,7 @@ def test_farm_score_without_farm_context_equals_the_farm_module(with_qc: bool) -
     ]
     rows = [row("air_t", T0 + 60 * k, 20.0, score=s) for k, s in enumerate(scores)]  # type: ignore[arg-type]
     alarm = rng.random(n) < 0.1 if with_qc else None
-    t = np.array([r.t for r in rows])
-    Analyzer()._decide(rows, t, np.full(n, 20.0), alarm)
+    (b,) = blocks_of(rows)
+    Analyzer()._decide(b, b.t, np.full(n, 20.0), alarm)
     want = farm.farm_scores(np.array([np.nan if s is None else s for s in scores]), alarm, np.zeros(n, bool))
-    assert [r.farm_score for r in rows] == want.tolist()
+    assert b.farm_score is not None and b.farm_score.tolist() == want.tolist()
