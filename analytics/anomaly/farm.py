@@ -160,6 +160,19 @@ def _carry_forward(x: np.ndarray) -> np.ndarray:
     return out
 
 
+#: :func:`stuck_update`'s state per series, one row each: the last value (carried over missing
+#: readings), the time its flat stretch began, the time of the last reading, the faded record
+#: (``log2(length) + t_end / memory_s`` of the longest finished stretch), the first reading's time
+STUCK_STATE = ("value", "start", "last", "record_key", "first")
+
+
+def stuck_state(n: int) -> np.ndarray:
+    """A fresh :func:`stuck_update` state for ``n`` series (nothing seen)."""
+    out = np.full((n, len(STUCK_STATE)), np.nan)
+    out[:, 3] = -np.inf
+    return out
+
+
 def stuck_alarms(
     times: np.ndarray,
     values: np.ndarray,
@@ -179,38 +192,76 @@ def stuck_alarms(
     after ``min_s``, a quantised or idle one only when it holds far longer than it used to.
     QC's flat-line test (fixed per metric, 24 h for soil moisture) remains for a series that has
     never moved. ``(T,)`` or ``(N, T)`` in, the same shape out; causal (state per series: the
-    stretch's start and the faded record).
+    stretch's start and the faded record; :func:`stuck_update` carries it from step to step).
     """
     t = np.atleast_2d(np.asarray(times, dtype=np.float64))
     raw = np.atleast_2d(np.asarray(values, dtype=np.float64))
-    x = _carry_forward(raw)
-    n, length = x.shape
-    prev = np.concatenate([np.full((n, 1), np.nan), x[:, :-1]], axis=1)
-    same = x == prev
-    cols = np.broadcast_to(np.arange(length), x.shape)
-    start = np.maximum.accumulate(np.where(same, 0, cols), axis=1)
-    dur = t - np.take_along_axis(t, start, axis=1)
-    # a stretch finishes where a different value arrives; its length faded by 2^(-age/memory_s)
-    # is kept as log2(length) + t_end/memory_s, so a running maximum gives the faded record
-    ended = np.concatenate([np.zeros((n, 1)), dur[:, :-1]], axis=1)
-    finished = ~same & (ended > 0)
-    key = np.full(x.shape, -np.inf)
-    key[finished] = np.log2(ended[finished]) + t[finished] / memory_s
-    record = np.exp2(np.maximum.accumulate(key, axis=1) - t / memory_s)
-    ok = np.isfinite(raw)
-    first = np.take_along_axis(t, np.argmax(ok, axis=1)[:, None], axis=1)
-    out: np.ndarray = ok & same & (dur >= np.maximum(factor * record, min_s)) & (t - first >= warmup_s)
+    out = stuck_update(stuck_state(t.shape[0]), t, raw, factor, min_s, memory_s, warmup_s)
     return out.reshape(np.shape(values))
 
 
-def _reading_before(t: np.ndarray, x: np.ndarray, lag_s: float, within_s: float) -> np.ndarray:
-    """``(N, T)``: the reading at or just before ``t - lag_s`` in each row, NaN when there is
-    none within ``within_s`` before that time (a gap)."""
-    out = np.full(x.shape, np.nan)
-    for i in range(x.shape[0]):
-        j = np.searchsorted(t[i], t[i] - lag_s, side="right") - 1
-        ok = (j >= 0) & (t[i, np.maximum(j, 0)] >= t[i] - lag_s - within_s)
-        out[i, ok] = x[i, j[ok]]
+def stuck_update(
+    state: np.ndarray,
+    times: np.ndarray,
+    values: np.ndarray,
+    factor: float = 3.0,
+    min_s: float = 3600.0,
+    memory_s: float = 7 * _DAY,
+    warmup_s: float = _DAY,
+) -> np.ndarray:
+    """:func:`stuck_alarms` of the next readings of ``N`` series, ``(N, T)``, after those
+    ``state`` (``(N, 5)``, :data:`STUCK_STATE`, updated in place) has seen: the alarms are those
+    of the whole history at once. A row shorter than ``T`` is padded at its end with its last time
+    and NaN values (they change nothing)."""
+    t = np.asarray(times, dtype=np.float64)
+    raw = np.asarray(values, dtype=np.float64)
+    n, length = raw.shape
+    x = _carry_forward(np.concatenate([state[:, :1], raw], axis=1))
+    prev, x = x[:, :-1], x[:, 1:]
+    same = x == prev  # NaN before the first reading: that reading starts a stretch
+    began = np.maximum.accumulate(np.where(same, -1, np.arange(length)), axis=1)
+    start = np.where(began >= 0, np.take_along_axis(t, np.maximum(began, 0), axis=1), state[:, 1:2])
+    dur = t - start
+    # a stretch finishes where a different value arrives; its length faded by 2^(-age/memory_s)
+    # is kept as log2(length) + t_end/memory_s, so a running maximum gives the faded record
+    with np.errstate(invalid="ignore"):
+        ended = np.concatenate([np.nan_to_num(state[:, 2:3] - state[:, 1:2]), dur[:, :-1]], axis=1)
+        finished = ~same & (ended > 0)
+    key = np.full((n, length + 1), -np.inf)
+    key[:, 0] = state[:, 3]
+    key[:, 1:][finished] = np.log2(ended[finished]) + t[finished] / memory_s
+    run = np.maximum.accumulate(key, axis=1)[:, 1:]
+    record = np.exp2(run - t / memory_s)
+    ok = np.isfinite(raw)
+    seen = np.isfinite(state[:, 4])
+    first = np.where(seen, state[:, 4], np.take_along_axis(t, np.argmax(ok, axis=1)[:, None], axis=1)[:, 0])
+    with np.errstate(invalid="ignore"):
+        out: np.ndarray = (
+            ok & same & (dur >= np.maximum(factor * record, min_s)) & (t - first[:, None] >= warmup_s)
+        )
+    if length:
+        state[:, 0] = x[:, -1]
+        state[:, 1] = start[:, -1]
+        state[:, 2] = t[:, -1]
+        state[:, 3] = run[:, -1]
+        state[:, 4] = np.where(seen | ok.any(axis=1), first, np.nan)
+    return out
+
+
+def _reading_before(
+    t: np.ndarray, hist_t: np.ndarray, hist_v: np.ndarray, lag_s: float, within_s: float
+) -> np.ndarray:
+    """``(N, T)``: for each time of ``t``, the reading of its row's history at or just before
+    ``t - lag_s``, NaN when there is none within ``within_s`` before that time (a gap)."""
+    out = np.full(t.shape, np.nan)
+    for i in range(t.shape[0]):
+        h = hist_t[i]
+        h = h[: np.count_nonzero(np.isfinite(h))]  # the history's NaN padding at its end
+        j = np.searchsorted(h, t[i] - lag_s, side="right") - 1
+        if not len(h):
+            continue
+        ok = (j >= 0) & (h[np.maximum(j, 0)] >= t[i] - lag_s - within_s)
+        out[i, ok] = hist_v[i, j[ok]]
     return out
 
 
@@ -242,18 +293,59 @@ def drift_alarms(
     """
     t = np.atleast_2d(np.asarray(times, dtype=np.float64))
     x = np.atleast_2d(np.asarray(values, dtype=np.float64))
-    refs = np.stack([_reading_before(t, x, d * _DAY, smooth_s) for d in range(1, days + 1)])
-    with np.errstate(invalid="ignore"):
-        r = x - np.median(refs, axis=0)  # NaN when any reference (or the reading) is missing
-    n, length = x.shape
-    out = np.zeros(x.shape, dtype=bool)
-    acc = np.zeros(n)
-    size = np.zeros(n)
-    seen = np.zeros(n)  # tested readings so far
-    t_first = np.full(n, np.nan)
-    t_prev = np.full(n, np.nan)
-    on = np.zeros(n, dtype=bool)
-    for j in range(length):
+    r = drift_residuals(t, x, t, x, smooth_s, days)
+    out = drift_update(drift_state(t.shape[0]), t, r, k, smooth_s, memory_s, warmup_s)
+    return out.reshape(np.shape(values))
+
+
+#: :func:`drift_update`'s state per series, one row each: the smoothed difference, its typical
+#: size, the count of tested readings, the first and the last tested reading's time, alarm on (1)
+DRIFT_STATE = ("smoothed", "size", "tested", "first", "last", "on")
+
+
+def drift_state(n: int) -> np.ndarray:
+    """A fresh :func:`drift_update` state for ``n`` series (nothing tested)."""
+    out = np.zeros((n, len(DRIFT_STATE)))
+    out[:, 3:5] = np.nan
+    return out
+
+
+def drift_residuals(
+    times: np.ndarray,
+    values: np.ndarray,
+    hist_t: np.ndarray,
+    hist_v: np.ndarray,
+    smooth_s: float = 3600.0,
+    days: int = 3,
+) -> np.ndarray:
+    """``(N, T)``: each reading less the median of the readings ``1 .. days`` days earlier in its
+    row's history ``hist_t``/``hist_v`` (``(N, H)``, time order, NaN-padded at the end; it may
+    include the readings themselves), each at most ``smooth_s`` older than that time; NaN where a
+    reference is missing."""
+    refs = np.stack([_reading_before(times, hist_t, hist_v, d * _DAY, smooth_s) for d in range(1, days + 1)])
+    with np.errstate(invalid="ignore"):  # NaN when any reference (or the reading) is missing
+        out: np.ndarray = values - np.median(refs, axis=0)
+    return out
+
+
+def drift_update(
+    state: np.ndarray,
+    times: np.ndarray,
+    resid: np.ndarray,
+    k: float = 8.0,
+    smooth_s: float = 3600.0,
+    memory_s: float = 7 * _DAY,
+    warmup_s: float = _DAY,
+) -> np.ndarray:
+    """:func:`drift_alarms` of the next readings of ``N`` series from their residuals
+    (:func:`drift_residuals`), after those ``state`` (``(N, 6)``, :data:`DRIFT_STATE`, updated in
+    place) has seen: the alarms are those of the whole history at once."""
+    t = np.asarray(times, dtype=np.float64)
+    r = np.asarray(resid, dtype=np.float64)
+    out = np.zeros(r.shape, dtype=bool)
+    acc, size, seen, t_first, t_prev = (state[:, i].copy() for i in range(5))
+    on = state[:, 5] > 0
+    for j in range(r.shape[1]):
         ok = np.isfinite(r[:, j])
         if not ok.any():
             continue
@@ -270,4 +362,6 @@ def drift_alarms(
         size = np.where(ok, size + b * (dev - size), size)
         seen = seen + ok
         t_prev = np.where(ok, tj, t_prev)
-    return out.reshape(np.shape(values))
+    state[:, :5] = np.stack([acc, size, seen, t_first, t_prev], axis=1)
+    state[:, 5] = on
+    return out

@@ -138,3 +138,55 @@ def test_drift_is_found_and_weather_and_yesterdays_event_are_not() -> None:
     bump[2000:2100] += 1.0  # one unusual afternoon: an alarm then, none a day later
     got = farm.drift_alarms(t, bump)
     assert got[2000:2100].any() and not got[2100 + 36 : 2400].any()
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_stuck_and_drift_step_by_step_equal_the_whole_history(seed: int) -> None:
+    """The alert service applies both rules a step at a time, with state per series
+    (``stuck_update``, ``drift_residuals`` + ``drift_update``): the alarms equal those of the whole
+    history at once, for steps of any length and rows of different lengths per step (padded at
+    their end with their last time and NaN)."""
+    rng = np.random.default_rng(seed)
+    n_series, n = 4, 2500
+    times = T0 + np.cumsum(rng.uniform(200, 400, (n_series, n)), axis=1)
+    values = np.round(np.cumsum(rng.normal(0, 0.05, (n_series, n)), axis=1), 1)
+    for i in range(n_series):
+        for _ in range(6):
+            a = int(rng.integers(0, n - 200))
+            values[i, a : a + int(rng.integers(5, 200))] = values[i, a]
+    values[rng.random((n_series, n)) < 0.03] = np.nan
+    short = {"min_s": 1800.0, "warmup_s": 6 * 3600.0}
+    hours = np.mod(times, 86_400) / 3600
+    daily = 7.5 + 0.2 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 0.03, (n_series, n))
+    daily[:, 2 * n // 3 :] += np.linspace(0, 0.8, n - 2 * n // 3)
+    dkw = {"days": 2, "warmup_s": 3600.0}
+    want_stuck = farm.stuck_alarms(times, values, **short)
+    want_drift = farm.drift_alarms(times, daily, **dkw)
+    assert want_stuck.any() and want_drift.any()
+
+    stuck, drift = farm.stuck_state(n_series), farm.drift_state(n_series)
+    got_stuck = np.zeros_like(want_stuck)
+    got_drift = np.zeros_like(want_drift)
+    pos = np.zeros(n_series, dtype=int)
+    while (pos < n).any():
+        take = np.minimum(rng.integers(0, 120, n_series), n - pos)  # ragged: 0 .. 119 new each
+        width = max(1, int(take.max()))
+        tt = np.empty((n_series, width))
+        vv = np.full((n_series, width), np.nan)
+        dd = np.full((n_series, width), np.nan)
+        for i in range(n_series):
+            a, m = pos[i], take[i]
+            last = times[i, a + m - 1] if m else (times[i, a - 1] if a else T0)
+            tt[i] = last
+            tt[i, :m], vv[i, :m], dd[i, :m] = times[i, a : a + m], values[i, a : a + m], daily[i, a : a + m]
+        s_out = farm.stuck_update(stuck, tt, vv, **short)
+        hist_t = np.where(np.arange(n) < (pos + take)[:, None], times, np.nan)  # history up to now
+        resid = farm.drift_residuals(tt, dd, hist_t, daily, days=2)
+        d_out = farm.drift_update(drift, tt, resid, warmup_s=3600.0)
+        for i in range(n_series):
+            a, m = pos[i], take[i]
+            got_stuck[i, a : a + m] = s_out[i, :m]
+            got_drift[i, a : a + m] = d_out[i, :m]
+        pos += take
+    np.testing.assert_array_equal(got_stuck, want_stuck)
+    np.testing.assert_array_equal(got_drift, want_drift)
