@@ -13,7 +13,14 @@ import numpy as np
 from analytics.anomaly.baseline import FAST, SEASONAL, forecast, learn, row_offsets
 from analytics.anomaly.config import DAY_S, DEFAULT_CONFIG, DetectorConfig
 from analytics.anomaly.state import PREDICTORS, AnomalyState
-from analytics.anomaly.tails import decay_due, edges, exceedance_log10, renormalise, update_tails
+from analytics.anomaly.tails import (
+    decay_due,
+    edges,
+    exceedance_at,
+    exceedance_log10,
+    renormalise,
+    update_tails,
+)
 
 _F32 = np.float32
 #: E|e| = sigma * sqrt(2/pi) for a normal error: converts a mean absolute error to a sigma
@@ -86,22 +93,22 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     tracked = fc.usable.reshape(-1)[i_best] & (st.scale > 0)
     seasonal_level = has_seas & _seasonal_is_best_slow(err_usable)
 
-    surv = st.tail_surv.reshape(n, 4, cfg.tail_bins)
-    pls_log10p = exceedance_log10(feats, surv, st.tail_total, cfg, cfg.tail_lo)
-    # no p-value from a histogram that has seen too little
-    enough = st.tail_total >= _F32(cfg.tail_min_count)
-    pls_log10p = np.where(enough[:, :3], pls_log10p, _F32(0.0))
-    level_log10p = np.where(seasonal_level, pls_log10p[:, 2], pls_log10p[:, 1])
-    point_log10p = pls_log10p[:, 0]
+    # all four histogram features of the step, (N, 4): the density is filled in below
+    allf = np.empty((n, 4), dtype=_F32)
+    allf[:, :3] = feats
+    pl_log10p = _point_level_log10(allf, st.tail_surv, st.tail_total, seasonal_level, cfg)
+    point_log10p = pl_log10p[:, 0]
+    level_log10p = pl_log10p[:, 1]
     # density: a short average of the point/level surprise (Numenta's anomaly likelihood averages
     # raw scores the same way), calibrated by its own history like the other features
     surprise = np.minimum(-np.minimum(point_log10p, level_log10p), _F32(cfg.density_cap))
     dens = st.density + _F32(cfg.density_rate) * (surprise - st.density)
     st.density = np.where(tracked, dens, st.density).astype(_F32, copy=False)
     dfeat = np.log2(st.density + _TINY)[:, None]
+    surv = st.tail_surv.reshape(n, 4, cfg.tail_bins)
     den_log10p = exceedance_log10(dfeat, surv, st.tail_total, cfg, cfg.density_lo, first=3)
-    den_log10p = np.where(enough[:, 3:], den_log10p, _F32(0.0))
-    allf = np.concatenate([feats, dfeat], axis=1)
+    den_log10p = np.where(st.tail_total[:, 3:] >= _F32(cfg.tail_min_count), den_log10p, _F32(0.0))
+    allf[:, 3] = dfeat[:, 0]
     active = np.stack([tracked, tracked, tracked & has_seas, tracked], axis=1)
     update_tails(allf, surv, st.tail_total, active, _lo_edges(cfg), cfg)
     due = decay_due(st.n)  # every histogram of a series decays at the same points
@@ -136,6 +143,49 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     st.t_last = t
     st.n = st.n + _F32(1.0)
     return np.clip(score, 0.0, 1.0).astype(_F32, copy=False)
+
+
+_PAIRS: dict[int, np.ndarray] = {}
+_SECOND = np.array([0, 1], dtype=np.intp)
+
+
+def _pair_hists(n: int, seasonal_level: np.ndarray) -> np.ndarray:
+    """(N, 2) flat indices into the (N, 4) histogram rows of the point test's histogram and the
+    level test's: the seasonal level's (2) where ``seasonal_level``, else the mean level's (1)."""
+    pairs = _PAIRS.get(n)
+    if pairs is None:
+        if len(_PAIRS) > 64:
+            _PAIRS.clear()
+        pairs = _PAIRS[n] = np.arange(n, dtype=np.intp)[:, None] * 4 + _SECOND
+        pairs.flags.writeable = False
+    if not seasonal_level.any():
+        return pairs
+    out: np.ndarray = pairs + seasonal_level[:, None] * _SECOND
+    return out
+
+
+def _point_level_log10(
+    allf: np.ndarray,
+    tail_surv: np.ndarray,
+    tail_total: np.ndarray,
+    seasonal_level: np.ndarray,
+    cfg: DetectorConfig,
+) -> np.ndarray:
+    """log10 p of the point test and the level test, (N, 2), from the (N, 4) histogram features
+    ``allf`` (the first three filled in), each against its own histogram: the level reads the
+    seasonal level's where ``seasonal_level`` (the series' best slow baseline), else the mean's.
+
+    Only the histogram each test uses is read (the seasonal level's p-value of every series was
+    computed before, and the mean's where the seasonal one was used: a third more lookups).
+    """
+    hist = _pair_hists(len(allf), seasonal_level)
+    tot = tail_total.reshape(-1)[hist]
+    log10p = exceedance_at(
+        allf.reshape(-1)[hist], tail_surv.reshape(-1), hist * cfg.tail_bins, tot, cfg, cfg.tail_lo
+    )
+    # no p-value from a histogram that has seen too little
+    out: np.ndarray = np.where(tot >= _F32(cfg.tail_min_count), log10p, _F32(0.0))
+    return out
 
 
 def _intervals(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> np.ndarray:
@@ -224,7 +274,10 @@ def _run_log10(
         (look,) = np.nonzero(on & (run >= _F32(min_run)))
         if len(look):
             cur = np.log2(run[look] + _F32(1.0))[:, None]
-            log10p[look] = exceedance_log10(cur, surv[look], total[look], cfg, 0.0, beyond)[:, 0]
+            at = (look * surv.shape[-1])[:, None]
+            log10p[look] = exceedance_at(cur, surv2.reshape(-1), at, total1[look][:, None], cfg, 0.0, beyond)[
+                :, 0
+            ]
     _count_finished_runs(run0, surv, total, counted & ~on, due, cfg)
     return run, log10p
 
@@ -240,8 +293,12 @@ def _count_finished_runs(
     """Count the runs that end at this point (previous lengths ``run0``) in the (N, 1, bins)
     survival histogram and (N, 1) totals, then decay the series that are ``due``."""
     # a finished run of length 0 (the usual case) only reaches the first edge
-    surv[:, 0, 0] += ended
-    total[:, 0] += ended
+    if ended.all():  # every series (no repeat, no excursion): a same-type add
+        surv[:, 0, 0] += _F32(1.0)
+        total[:, 0] += _F32(1.0)
+    else:
+        surv[:, 0, 0] += ended
+        total[:, 0] += ended
     longer = ended & (run0 > 0)
     if longer.any():
         rows = np.nonzero(longer)[0]

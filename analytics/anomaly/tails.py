@@ -74,15 +74,7 @@ def exceedance_log10(
     ``total`` (N, F_all) decayed totals.
     """
     k = cfg.tail_bins
-    if beyond_log10 is None:
-        beyond_log10 = cfg.tail_beyond_log10
     n, nf = logf.shape
-    half = _HALF
-    pos = (logf - _F32(lo_edge)) / _F32(cfg.tail_step)
-    lo_f = np.floor(np.clip(pos, 0, k - 1))  # float32, so the arithmetic below stays float32
-    lo = lo_f.astype(np.intp)
-    hi = np.minimum(lo + 1, k - 1)
-    flat = surv.reshape(-1)
     key = (n, nf, surv.shape[1], first, k)
     base = _BASES.get(key)
     if base is None:
@@ -91,6 +83,36 @@ def exceedance_log10(
         base = _BASES[key] = (
             np.arange(n, dtype=np.intp)[:, None] * surv.shape[1] + (first + np.arange(nf))
         ) * k
+        base.flags.writeable = False
+    return exceedance_at(
+        logf, surv.reshape(-1), base, total[:, first : first + nf], cfg, lo_edge, beyond_log10
+    )
+
+
+def exceedance_at(
+    logf: np.ndarray,
+    flat: np.ndarray,
+    base: np.ndarray,
+    tot: np.ndarray,
+    cfg: DetectorConfig,
+    lo_edge: float,
+    beyond_log10: float | None = None,
+) -> np.ndarray:
+    """:func:`exceedance_log10` of (N, F) log2 values ``logf``, each against the histogram
+    starting at ``flat[base]`` (``base``: (N, F) C-contiguous offsets, multiples of the bin count,
+    into the flat survival counts ``flat``) with the decayed total ``tot`` (N, F).
+
+    Any histogram per value: the level test reads one of two histograms per series, and a run
+    test only the series in a long enough run (no copy of their histograms).
+    """
+    k = cfg.tail_bins
+    if beyond_log10 is None:
+        beyond_log10 = cfg.tail_beyond_log10
+    half = _HALF
+    pos = (logf - _F32(lo_edge)) / _F32(cfg.tail_step)
+    lo_f = np.floor(np.clip(pos, 0, k - 1))  # float32, so the arithmetic below stays float32
+    lo = lo_f.astype(np.intp)
+    hi = np.minimum(lo + 1, k - 1)
     # conservative: every past value in this value's bin counts as at least as large
     s_lo = flat[base + lo]
     num = np.log10(s_lo + half)
@@ -106,37 +128,41 @@ def exceedance_log10(
     n_deep = np.count_nonzero(deep)
     if n_deep * 8 > deep.size:  # many (an empty histogram, a series' first days): all at once
         rec = np.zeros(deep.shape, dtype=np.intp)
-        filled = deep & (surv[:, first : first + nf, 0] >= half)
+        filled = (deep & (flat[base] >= half)).reshape(-1)
         if filled.any():
-            r, c = np.nonzero(filled)
-            rec[r, c] = np.maximum(_record(surv, r, first + c), 0)
+            (i,) = np.nonzero(filled)
+            rec.reshape(-1)[i] = np.maximum(_count_record(flat, base.reshape(-1)[i], k), 0)
         num -= np.where(deep, (lo - rec) * step, 0.0)
     elif n_deep:  # past a bin with no counts: the record is further down
         r, c = np.nonzero(deep)
-        num[r, c] -= (lo[r, c] - np.maximum(_record(surv, r, first + c), 0)) * step
-    tot = total[:, first : first + nf]
-    below = pos < 0  # below the lowest edge: every past value counts (few rows)
+        num[r, c] -= (lo[r, c] - np.maximum(_record(flat, base[r, c], k), 0)) * step
+    below = pos < 0  # below the lowest edge: every past value counts
     if below.any():
-        r, c = np.nonzero(below)
-        num[r, c] = np.log10(tot[r, c] + half)
+        np.copyto(num, np.log10(tot + half), where=below)
     out: np.ndarray = np.minimum(num - np.log10(tot + _F32(1.0)), _F32(0.0)).astype(_F32, copy=False)
     return out
 
 
-def _record(surv: np.ndarray, r: np.ndarray, f: np.ndarray) -> np.ndarray:
-    """Last edge with counts (-1: none) of the histograms ``surv[r, f]``.
+def _record(flat: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """Last edge with counts (-1: none) of the histograms at the flat offsets ``b`` of ``flat``.
 
     Survival counts never increase along the edges, so a histogram whose first edge has no
     counts is empty and only the others need their edges counted (a series' seasonal level
     histogram stays empty for its first two days: counting its 64 edges per step cost 1 ms for
     5,000 series).
     """
-    record = np.full(len(r), -1, dtype=np.intp)
-    filled = surv[r, f, 0] >= _HALF
+    record = np.full(len(b), -1, dtype=np.intp)
+    filled = flat[b] >= _HALF
     if filled.any():
-        rf, ff = r[filled], f[filled]
-        record[filled] = np.count_nonzero(surv[rf, ff] >= _HALF, axis=-1) - 1
+        record[filled] = _count_record(flat, b[filled], k)
     return record
+
+
+def _count_record(flat: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
+    """Last edge with counts of the histograms at the flat offsets ``b``, whose first edge has
+    counts."""
+    out: np.ndarray = np.count_nonzero(flat[b[:, None] + np.arange(k)] >= _HALF, axis=-1) - 1
+    return out
 
 
 def _ladder(k: int) -> np.ndarray:

@@ -13,7 +13,7 @@ from analytics.anomaly import AnomalyState, DetectorConfig
 from analytics.anomaly import detector as det
 from analytics.anomaly.baseline import SEASONAL, SLOW
 from analytics.anomaly.state import PREDICTORS
-from analytics.anomaly.tails import LAZY, decay_due, exceedance_log10
+from analytics.anomaly.tails import LAZY, decay_due, edges, exceedance_log10, renormalise
 
 F32 = np.float32
 HALF = F32(0.5)
@@ -111,24 +111,46 @@ def _old_run_log10(run0, surv2, total1, on, counted, n, cfg, min_run, beyond):  
         log10p = np.where(on & (run >= F32(min_run)), log10p, F32(0.0))
     else:
         log10p = np.zeros(len(run), dtype=F32)
-    det._count_finished_runs(run0, surv, total, counted & ~on, decay_due(n), cfg)  # unchanged
     return run, log10p.astype(F32)
 
 
+def _old_count_finished_runs(run0, surv, total, ended, due, cfg):  # type: ignore[no-untyped-def]
+    """detector._count_finished_runs before the seventh session (always a bool add)."""
+    surv[:, 0, 0] += ended
+    total[:, 0] += ended
+    longer = ended & (run0 > 0)
+    if longer.any():
+        rows = np.nonzero(longer)[0]
+        done = np.log2(run0[rows] + F32(1.0))[:, None]
+        mask = done[..., None] >= edges(cfg, 0.0)
+        mask[..., 0] = False
+        surv[rows] += mask
+    renormalise(surv, total, due, cfg)
+
+
+def _old_run_log10_counted(run0, surv2, total1, on, counted, n, cfg, min_run, beyond):  # type: ignore[no-untyped-def]
+    """:func:`_old_run_log10` and the previous count of finished runs."""
+    run, log10p = _old_run_log10(run0, surv2, total1, on, counted, n, cfg, min_run, beyond)
+    surv = surv2.reshape(len(run), 1, -1)
+    _old_count_finished_runs(run0, surv, total1.reshape(-1, 1), counted & ~on, decay_due(n), cfg)
+    return run, log10p
+
+
+@pytest.mark.parametrize("all_counted", [False, True])  # True: every run ends (a same-type add)
 @pytest.mark.parametrize("p_on", [0.0, 0.01, 0.5, 1.0])
-def test_run_test_equals_previous(p_on: float) -> None:
+def test_run_test_equals_previous(p_on: float, all_counted: bool) -> None:
     rng = np.random.default_rng(int(p_on * 100))
     n = 500
     surv, total = _survival(rng, n, 1, 0.2)
     surv, total = surv[:, 0], total[:, 0]
     run0 = rng.integers(0, 300, n).astype(F32) * (rng.random(n) < 0.5)
     on = rng.random(n) < p_on
-    counted = rng.random(n) < 0.9
+    counted = (rng.random(n) < 0.9) | all_counted
     npts = rng.integers(0, 1000, n).astype(F32)
     npts[:100] = 63  # due for the decay
     for min_run in (1, 5):
         s_old, t_old, s_new, t_new = surv.copy(), total.copy(), surv.copy(), total.copy()
-        want = _old_run_log10(run0, s_old, t_old, on, counted, npts, CFG, min_run, 0.375)
+        want = _old_run_log10_counted(run0, s_old, t_old, on, counted, npts, CFG, min_run, 0.375)
         got = det._run_log10(run0, s_new, t_new, on, counted, decay_due(npts), CFG, min_run, 0.375)
         for g, w in zip(got, want, strict=True):
             np.testing.assert_array_equal(g, w)
@@ -196,3 +218,31 @@ def test_bin_index_equals_previous(common: bool) -> None:
         b = np.floor(np.mod(t, period) * (bins / period)).astype(np.intp)
         want = np.clip(b, 0, width - 1) + row_offsets(n, width)
         np.testing.assert_array_equal(_bin_index(t, period, bins, width), want)
+
+
+@pytest.mark.parametrize("empty", [0.0, 0.3, 1.0])
+@pytest.mark.parametrize("p_seasonal", [0.0, 0.4, 1.0])
+def test_point_and_level_equal_all_three_histograms(empty: float, p_seasonal: float) -> None:
+    """The point and level p-values read from each test's own histogram equal the previous
+    step's: all three histograms (point, mean level, seasonal level) looked up, then the level
+    chosen per series, each zero where its histogram has counted too little."""
+    rng = np.random.default_rng(int(empty * 10 + p_seasonal * 100))
+    n = 600
+    surv, total = _survival(rng, n, 4, empty)
+    total[rng.random((n, 4)) < 0.2] = F32(CFG.tail_min_count) * rng.uniform(0.5, 1.5)
+    total[::13] = F32(CFG.tail_min_count)  # exactly enough
+    feats = rng.uniform(-12.0, 30.0, size=(n, 3)).astype(F32)
+    feats[::11] = F32(-40.0)  # below the grid
+    feats[::7, 1] = F32(np.inf)  # beyond it
+    feats[::5, 2] = F32(-np.inf)  # a zero residual
+    seasonal_level = rng.random(n) < p_seasonal
+    # previous step: every histogram looked up, then the level chosen
+    pls = _old_exceedance_log10(feats, surv, total, CFG, CFG.tail_lo)
+    pls = np.where(total[:, :3] >= F32(CFG.tail_min_count), pls, F32(0.0))
+    want_level = np.where(seasonal_level, pls[:, 2], pls[:, 1])
+    allf = np.full((n, 4), np.nan, dtype=F32)
+    allf[:, :3] = feats
+    got = det._point_level_log10(allf, surv.reshape(n, -1), total, seasonal_level, CFG)
+    np.testing.assert_array_equal(got[:, 0], pls[:, 0])
+    np.testing.assert_array_equal(got[:, 1], want_level)
+    assert got.dtype == pls.dtype
