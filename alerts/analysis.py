@@ -18,7 +18,12 @@ count as 1, readings explained by farm context as 0: soil moisture while or two 
 rains anywhere on the farm, a rain gauge, a daily counter's rollover at the farm's local midnight).
 Rules with ``source = "farm_anomaly"`` compare it with the documented level (``farm.ALERT_LEVEL``,
 0.38). The farm's last rain is kept per farm and read back from ``readings`` when a farm is first
-seen. ``farm.stuck_alarms`` and ``farm.drift_alarms`` (windows over days) are not applied here yet.
+seen. QC-like alarms also come from the farm rules over days, stepped with state per series (saved
+with the anomaly state in ``series.farm_state``): the stuck-probe rule (``farm.stuck_update``, every
+metric but rain, where context does not explain the reading) and the slow-trend test
+(``farm.drift_update`` on ``farm.DRIFT_METRICS``, from the days of history the service's windows
+keep for farms with a farm-anomaly rule on that metric). Their alarms are stored as suspect (3)
+flags with the test ``stuck_probe`` or ``slow_trend``, next to QC's own.
 """
 
 from __future__ import annotations
@@ -33,7 +38,7 @@ import psycopg
 
 from alerts.engine import Block
 from alerts.sites import Sites
-from alerts.windows import read_back
+from alerts.windows import Windows, read_back
 from analytics.anomaly import AnomalyState, farm, update
 from analytics.qc.run import history_needed_s
 from kernel.qc import qc_metric, thresholds_for
@@ -44,6 +49,13 @@ RAIN_METRIC = "rain_mm"
 RAIN_AFTER_S = 2 * 3600.0  # how far back a farm's last rain is read when the farm is first seen
 CHECKPOINT_S = 30.0  # anomaly states are saved at most this often (and when the service stops)
 
+
+def _fresh_rule_state(n: int) -> np.ndarray:
+    return np.concatenate([farm.stuck_state(n), farm.drift_state(n)], axis=1)
+
+
+_STUCK = slice(0, len(farm.STUCK_STATE))
+_DRIFT = slice(len(farm.STUCK_STATE), len(farm.STUCK_STATE) + len(farm.DRIFT_STATE))
 
 # metrics farm context can explain (farm.explained); any other reading's farm score is its
 # detector score, or 1 where QC alarms (farm.farm_scores with nothing explained)
@@ -57,6 +69,8 @@ class Analyzer:
     checkpoint_s: float = CHECKPOINT_S
     index: dict[int, int] = field(default_factory=dict)  # series id -> row of `state`
     state: AnomalyState | None = None
+    # the farm rules over days, per series (rows as `state`): stuck-probe, then slow-trend state
+    rule_state: np.ndarray = field(default_factory=lambda: _fresh_rule_state(0))
     tails: dict[int, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)
     dirty: set[int] = field(default_factory=set)
     # to store this step: (times, series id, scores) per series
@@ -71,9 +85,12 @@ class Analyzer:
     def checkpoint_due(self) -> bool:
         return bool(self.dirty) and time.monotonic() - self._saved_at >= self.checkpoint_s
 
-    def process(self, conn: psycopg.Connection[Any], blocks: list[Block]) -> None:
+    def process(
+        self, conn: psycopg.Connection[Any], blocks: list[Block], history: Windows | None = None
+    ) -> None:
         """Score and QC ``blocks`` (one series each, time order); sets their ``score``, ``qc`` and
-        ``farm_score``."""
+        ``farm_score``. ``history`` holds the days of readings the slow-trend test needs (of the
+        series whose farm has a farm-anomaly rule on a drifting metric), these blocks included."""
         blocks = [b for b in blocks if len(b)]
         if not blocks:
             return
@@ -81,7 +98,7 @@ class Analyzer:
         self._score(blocks)
         self._farm_context(conn, blocks)
         if self.qc:
-            self._qc(conn, blocks)
+            self._qc(conn, blocks, history or Windows())
         else:
             for b in blocks:
                 self._decide(b, b.t, b.v, None)
@@ -124,11 +141,21 @@ class Analyzer:
             order = np.argsort(t, kind="stable")  # several rain gauges: one time line
             self._rain[f] = (t[order], np.concatenate([b.v for b in bs])[order])
 
-    def _decide(self, b: Block, t: np.ndarray, v: np.ndarray, qc_alarm: np.ndarray | None) -> None:
+    def _decide(
+        self,
+        b: Block,
+        t: np.ndarray,
+        v: np.ndarray,
+        qc_alarm: np.ndarray | None,
+        stuck: np.ndarray | None = None,
+    ) -> None:
         """``b.farm_score``: ``b``'s readings are the last ``len(b)`` of ``t``/``v`` (its series,
-        earlier history first), through ``analytics.anomaly.farm``."""
+        earlier history first), through ``analytics.anomaly.farm``; ``stuck`` alarms count where
+        farm context does not explain the reading."""
         scores = b.score if b.score is not None else np.full(len(b), np.nan)
         if b.metric not in _CONTEXT_METRICS:  # nothing on the farm explains it: score, or 1 on QC alarm
+            if stuck is not None:
+                qc_alarm = stuck if qc_alarm is None else qc_alarm | stuck
             b.farm_score = farm.farm_scores(scores, qc_alarm)
             return
         rain_t, rain_v = self._rain.get(b.farm, (np.empty(0), np.empty(0)))
@@ -138,23 +165,27 @@ class Analyzer:
         ctx = farm.explained(
             b.metric, t, v, rain_times=rain_t, rain=rain_v, utc_offset_s=self.sites[b.farm].utc_offset_s
         )[len(t) - len(b) :]
+        if stuck is not None:
+            qc_alarm = (stuck & ~ctx) if qc_alarm is None else qc_alarm | (stuck & ~ctx)
         b.farm_score = farm.farm_scores(scores, qc_alarm, ctx)
 
     def _load_state(self, conn: psycopg.Connection[Any], sids: list[int]) -> None:
         if not sids:
             return
-        blobs = dict(
-            conn.execute(
-                "SELECT id, anomaly_state FROM series WHERE id = ANY(%s) AND anomaly_state IS NOT NULL",
+        got = {
+            int(sid): (blob, fs)
+            for sid, blob, fs in conn.execute(
+                "SELECT id, anomaly_state, farm_state FROM series WHERE id = ANY(%s)"
+                " AND (anomaly_state IS NOT NULL OR farm_state IS NOT NULL)",
                 (sids,),
             ).fetchall()
-        )
-        saved = [sid for sid in sids if sid in blobs]
+        }
+        saved = [sid for sid in sids if got.get(sid, (None, None))[0] is not None]
         parts = []
         order: list[int] = []
         if saved:
             try:
-                parts.append(AnomalyState.from_bytes([bytes(blobs[s]) for s in saved]))
+                parts.append(AnomalyState.from_bytes([bytes(got[s][0]) for s in saved]))
                 order += saved
             except ValueError:  # another detector version: those start afresh
                 saved = []
@@ -164,6 +195,12 @@ class Analyzer:
             order += fresh
         base = [self.state] if self.state is not None else []
         self.state = AnomalyState.concat([*base, *parts])
+        rules = _fresh_rule_state(len(order))
+        for k, sid in enumerate(order):
+            blob = got.get(sid, (None, None))[1]
+            if blob is not None and len(blob) == rules.shape[1] * 8:
+                rules[k] = np.frombuffer(bytes(blob), dtype="<f8")
+        self.rule_state = np.concatenate([self.rule_state, rules])
         n0 = len(self.index)
         for k, sid in enumerate(order):
             self.index[sid] = n0 + k
@@ -194,7 +231,7 @@ class Analyzer:
             if len(keep):
                 self.scores.append((b.t[keep], b.series_id, b.score[keep]))
 
-    def _qc(self, conn: psycopg.Connection[Any], blocks: list[Block]) -> None:
+    def _qc(self, conn: psycopg.Connection[Any], blocks: list[Block], history: Windows) -> None:
         need = [(b.series_id, float(b.t[0]), history_needed_s(thresholds_for(b.metric)))
                 for b in blocks if b.series_id not in self.tails]  # fmt: skip
         if need:
@@ -221,25 +258,68 @@ class Analyzer:
             res = qc_metric(metric, tt, vv, thresholds=th, causal=True)
             agg = np.asarray(res.aggregate)
             alarms = farm.qc_alarms(res)
-            # metrics no farm context explains: every series' farm score in one call
-            plain = farm.farm_scores(sc, alarms) if metric not in _CONTEXT_METRICS else None
-            bad = np.flatnonzero(((agg == 3) | (agg == 4)).any(axis=1))
-            tests = {name: np.asarray(fl) for name, fl in res.tests().items()} if len(bad) else {}
+            stuck, drift = self._day_rules(metric, group, history)
+            bad = ((agg == 3) | (agg == 4)).any()
+            tests = {name: np.asarray(fl) for name, fl in res.tests().items()} if bad else {}
+            plain = None
+            if metric not in _CONTEXT_METRICS:  # nothing explains a reading: one call for all series
+                extra = np.zeros_like(alarms)
+                for k, b in enumerate(group):
+                    extra[k, lens[k] - len(b) : lens[k]] = stuck[k, : len(b)] | drift[k, : len(b)]
+                plain = farm.farm_scores(sc, alarms | extra)
             for k, b in enumerate(group):
                 m, n = len(b), lens[k]
                 flags = agg[k, n - m : n]
                 b.qc = flags.astype(np.float64)
-                for j in np.flatnonzero((flags == 3) | (flags == 4)).tolist():
-                    names = ",".join(name for name, fl in tests.items() if int(fl[k, n - m + j]) >= 3)
-                    self.flags.append((float(b.t[j]), b.series_id, int(flags[j]), names))
+                st, dr = stuck[k, :m], drift[k, :m]
+                for j in np.flatnonzero((flags == 3) | (flags == 4) | st | dr).tolist():
+                    names = [name for name, fl in tests.items() if int(fl[k, n - m + j]) >= 3]
+                    names += ["stuck_probe"] * bool(st[j]) + ["slow_trend"] * bool(dr[j])
+                    f = int(flags[j]) if flags[j] in (3, 4) else 3  # the farm rules' alarms: suspect
+                    self.flags.append((float(b.t[j]), b.series_id, f, ",".join(names)))
                 t, v = tt[k, :n], vv[k, :n]
                 if plain is not None:
                     b.farm_score = plain[k, n - m : n]
                 else:
-                    self._decide(b, t, v, alarms[k, n - m : n])
+                    self._decide(b, t, v, alarms[k, n - m : n] | drift[k, :m], stuck[k, :m])
                 keep = t >= t[-1] - hist
                 keep[: max(0, n - MAX_TAIL)] = False
                 self.tails[b.series_id] = (t[keep], v[keep])
+
+    def _day_rules(self, metric: str, group: list[Block], history: Windows) -> tuple[np.ndarray, np.ndarray]:
+        """The stuck-probe and slow-trend alarms of the group's new readings, ``(G, W)`` each (W: the
+        longest block), from each series' saved state (``analytics.anomaly.farm``), as in
+        ``analytics.anomaly.synthetic.farm_masks``: stuck for every metric but rain; drift for
+        the drifting metrics, where ``history`` holds days of the series' readings."""
+        width = max(len(b) for b in group)
+        rows = np.array([self.index[b.series_id] for b in group], dtype=np.int64)
+        nt = np.empty((len(group), width))
+        nv = np.full((len(group), width), np.nan)
+        for k, b in enumerate(group):
+            nt[k] = b.t[-1]  # padding: the last time, no value (changes no state)
+            nt[k, : len(b)], nv[k, : len(b)] = b.t, b.v
+        stuck = np.zeros((len(group), width), dtype=bool)
+        if metric != RAIN_METRIC:  # a rain gauge's dry days are weather
+            st = self.rule_state[rows, _STUCK]
+            stuck = farm.stuck_update(st, nt, nv)
+            self.rule_state[rows, _STUCK] = st
+        drift = np.zeros((len(group), width), dtype=bool)
+        if metric in farm.DRIFT_METRICS:
+            resid = np.full((len(group), width), np.nan)
+            tested = []
+            for k, b in enumerate(group):
+                win = history.data.get(b.series_id)
+                # every reference lies 1-3 days back: none yet in a shorter history
+                if win is None or not len(win[0]) or win[0][0] > b.t[-1] - 3 * 86_400.0:
+                    continue
+                resid[k, : len(b)] = farm.drift_residuals(b.t[None], b.v[None], win[0][None], win[1][None])[0]
+                tested.append(k)
+            if tested:
+                sel = np.array(tested)
+                st = self.rule_state[rows[sel], _DRIFT]
+                drift[sel] = farm.drift_update(st, nt[sel], resid[sel])
+                self.rule_state[rows[sel], _DRIFT] = st
+        return stuck, drift
 
     def _load_tails(self, conn: psycopg.Connection[Any], need: list[tuple[int, float, float]]) -> None:
         """Recent history of series seen for the first time, from the stored readings."""
@@ -258,11 +338,13 @@ class Analyzer:
         if self._saving:
             assert self.state is not None
             sids = sorted(self.dirty)
-            blobs = self.state.select(np.array([self.index[s] for s in sids])).to_bytes()
+            rows = np.array([self.index[s] for s in sids])
+            blobs = self.state.select(rows).to_bytes()
+            rules = [r.astype("<f8").tobytes() for r in self.rule_state[rows]]
             conn.execute(
-                "UPDATE series s SET anomaly_state = u.b FROM unnest(%b::int[], %b::bytea[]) AS u(id, b)"
-                " WHERE s.id = u.id",
-                (sids, blobs),
+                "UPDATE series s SET anomaly_state = u.b, farm_state = u.f"
+                " FROM unnest(%b::int[], %b::bytea[], %b::bytea[]) AS u(id, b, f) WHERE s.id = u.id",
+                (sids, blobs, rules),
             )
         lap("write_anomaly_state")
         if self.scores:

@@ -30,6 +30,7 @@ from analytics.agro import (
     water_drop,
     wet_periods,
 )
+from analytics.anomaly import farm
 from kernel.rules import Episode, Rule, step
 from kernel.rules.model import DERIVED, WINDOWED
 
@@ -200,7 +201,7 @@ class Evaluator:
     _spans: dict[str, dict[str, float]] = field(default_factory=dict)  # farm -> input metric -> span
 
     def window_span(self, r: Row | Block) -> float:
-        """Seconds of history ``r``'s series needs for the farm's day-scale derived rules (0: none)."""
+        """Seconds of history ``r``'s series needs for the farm's day-scale rules (0: none)."""
         spans = self._spans.get(r.farm)
         if spans is None:
             spans = self._spans[r.farm] = {}
@@ -208,6 +209,9 @@ class Evaluator:
                 if rule.kind == "threshold" and rule.metric in WINDOWED:
                     for m in DERIVED[rule.metric][0]:
                         spans[m] = max(spans.get(m, 0.0), WINDOWED[rule.metric])
+                elif rule.source == "farm_anomaly" and rule.metric in farm.DRIFT_METRICS:
+                    # the farm score's slow-trend test compares with the same time of earlier days
+                    spans[rule.metric] = max(spans.get(rule.metric, 0.0), farm.DRIFT_HISTORY_S)
         return spans.get(r.metric, 0.0)
 
     def windowed(self, blocks: list[Block], windows: Callable[[int, str], Arrays | None]) -> list[Event]:

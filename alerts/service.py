@@ -239,11 +239,11 @@ class AlertService:
         clock("read")
         if self.pending_late:
             self._backlog_seen(readings + behind, time.time() if now is None else now)
+        self.win.update(conn, readings, self.ev.window_span)  # day-scale rules' history, these included
         if self.opts.analyse:
-            self.an.process(conn, readings)
+            self.an.process(conn, readings, self.win)
         clock("analyse")
         now = time.time() if now is None else now
-        self.win.update(conn, readings, self.ev.window_span)
         events = self.ev.feed_blocks(readings) + self.ev.feed_blocks(behind)
         events += self.ev.windowed(readings, self.win.of)
         events += self._imagery(conn, readings)

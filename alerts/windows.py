@@ -61,8 +61,9 @@ class Windows:
             t, v = self.data[b.series_id]
             t = np.concatenate([t, b.t])
             v = np.concatenate([v, b.v])
-            keep = t > t[-1] - span
-            keep[len(t) - len(b) :] = True  # this step's readings stay (a backlog may span more)
+            # the span before this step's first reading: each of its readings has its whole span
+            # (a backlog may cover more than the span); the next step trims the rest
+            keep = t > b.t[0] - span
             self.data[b.series_id] = (t[keep], v[keep])
 
     def of(self, node_pk: int, metric: str) -> Arrays | None:

@@ -265,6 +265,10 @@ def _reading_before(
     return out
 
 
+#: history the slow-trend test reads for each reading (the default ``days`` and ``smooth_s``)
+DRIFT_HISTORY_S = 3 * _DAY + 3600.0
+
+
 def drift_alarms(
     times: np.ndarray,
     values: np.ndarray,

@@ -128,3 +128,38 @@ def test_anomaly_states_are_a_checkpoint_saved_when_due_and_at_stop(db_url: str)
     assert _state_saved(db_url, farm2)
     assert svc.conn is not None
     svc.conn.close()
+
+
+def test_stuck_probe_and_slow_trend_carry_their_state_across_a_restart(db_url: str) -> None:
+    """The farm rules over days run in the service with state per series (saved at the checkpoint,
+    history read back at start): their alarms, stored as suspect flags, are those of the whole
+    series at once, though the service restarts inside the stuck stretch and inside the drift."""
+    from analytics.anomaly import farm as farm_rules
+
+    farm, node = "an-day", "p-9"
+    register(db_url, farm, [node], "pond")
+    n = 1440  # five days, every 5 min
+    t = float(int(time.time()) - 5 * 86400 - 3600) + np.arange(n) * 300.0
+    rng = np.random.default_rng(12)
+    v = 7.0 + np.sin(2 * np.pi * np.arange(n) / 288) + rng.normal(0, 0.05, n)
+    v[700:800] = v[700]  # stuck for 8 h 20 min
+    v[1200:] += np.linspace(0, 2.0, n - 1200)  # a slow rise over the last 20 h
+    samples = [(float(a), round(float(b), 2)) for a, b in zip(t, v, strict=True)]
+    stored = np.array([b for _, b in samples])
+    want_stuck = farm_rules.stuck_alarms(t, stored)
+    want_drift = farm_rules.drift_alarms(t, stored)
+    assert want_stuck[750:800].any() and want_drift[1300:].any() and not want_drift[:1200].any()
+    for a, b in ((0, 750), (750, 1300), (1300, n)):
+        write(db_url, farm, node, samples[a:b], a)
+        drain(db_url)  # a new instance each time: a stretch began, and a trend was learnt, before it
+    rows = q(
+        db_url,
+        "SELECT extract(epoch FROM f.time)::float8, f.flag, f.tests FROM qc_flags f"
+        " JOIN series s ON s.id = f.series_id JOIN nodes n ON n.id = s.node_id WHERE n.farm_id = %s",
+        farm,
+    )
+    got_stuck = sorted(a for a, _, x in rows if "stuck_probe" in x)
+    got_drift = sorted(a for a, _, x in rows if "slow_trend" in x)
+    assert got_stuck == t[want_stuck].tolist()
+    assert got_drift == t[want_drift].tolist()
+    assert all(f in (3, 4) for _, f, x in rows if "stuck_probe" in x or "slow_trend" in x)
