@@ -17,10 +17,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 import psycopg
 
 from alerts.engine import Block
+from alerts.windows import from_send
 
 FeedRow = tuple[str, int, list[int], list[Any], list[Any], int]
 
@@ -127,25 +127,11 @@ def read_readings(
             (nodes, lo, hi, xids, part.count, part.index),
         )
         out = [
-            _block(sid, pk, farm, node, metric, source == "sensor", ts, vs)
+            Block(sid, pk, farm, node, metric, *from_send(ts, vs), source == "sensor")
             for sid, pk, farm, node, metric, source, ts, vs in cur
         ]
     out.sort(key=_series_id)
     return out
-
-
-_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's timestamp origin) in Unix microseconds
-
-
-def _block(sid: int, pk: int, farm: str, node: str, metric: str, sensor: bool, ts: bytes, vs: bytes) -> Block:
-    """A series' readings from their send formats, in time order. Seconds are the exact microseconds
-    divided once (the nearest float, as ``extract(epoch ...)::float8`` gives)."""
-    t = (np.frombuffer(ts, dtype=">i8").astype(np.int64) + _PG_EPOCH_US) / 1e6
-    v = np.frombuffer(vs, dtype=">f8").astype(np.float64)
-    if len(t) > 1 and not bool((t[1:] > t[:-1]).all()):  # the scan's order is not promised
-        order = np.argsort(t, kind="stable")
-        t, v = t[order], v[order]
-    return Block(sid, pk, farm, node, metric, t, v, sensor)
 
 
 def _series_id(b: Block) -> int:

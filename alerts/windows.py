@@ -25,22 +25,37 @@ def read_back(
 ) -> dict[int, Arrays]:
     """Stored readings of each ``(series id, before, span)`` with ``before - span <= time < before``,
     oldest first (the newest ``limit`` when given); every series asked for gets an entry."""
-    got: dict[int, list[tuple[float, float]]] = {sid: [] for sid, _, _ in need}
+    out: dict[int, Arrays] = {sid: (np.empty(0), np.empty(0)) for sid, _, _ in need}
     if need:
-        for sid, tt, v in conn.execute(
-            "SELECT u.sid, extract(epoch FROM r.time)::float8, r.value"
-            " FROM unnest(%b::int[], %b::float8[], %b::float8[]) AS u(sid, first, span)"
-            " CROSS JOIN LATERAL (SELECT time, value FROM readings WHERE series_id = u.sid"
-            " AND time < to_timestamp(u.first) AND time >= to_timestamp(u.first - u.span)"
-            " ORDER BY time DESC LIMIT %s) r",
-            ([n[0] for n in need], [n[1] for n in need], [n[2] for n in need], limit),
-        ).fetchall():
-            got[int(sid)].append((float(tt), float(v)))
-    out: dict[int, Arrays] = {}
-    for sid, pairs in got.items():
-        pairs.reverse()
-        out[sid] = (np.array([p[0] for p in pairs]), np.array([p[1] for p in pairs]))
+        with conn.cursor(binary=True) as cur:
+            cur.execute(
+                "SELECT u.sid, a.ts, a.vs FROM unnest(%b::int[], %b::float8[], %b::float8[])"
+                " AS u(sid, first, span) CROSS JOIN LATERAL"
+                " (SELECT string_agg(timestamptz_send(time), ''::bytea ORDER BY time) AS ts,"
+                " string_agg(float8send(value), ''::bytea ORDER BY time) AS vs"
+                " FROM (SELECT time, value FROM readings WHERE series_id = u.sid"
+                " AND time < to_timestamp(u.first) AND time >= to_timestamp(u.first - u.span)"
+                " ORDER BY time DESC LIMIT %s) r) a WHERE a.ts IS NOT NULL",
+                ([n[0] for n in need], [n[1] for n in need], [n[2] for n in need], limit),
+            )
+            for sid, ts, vs in cur:
+                out[int(sid)] = from_send(ts, vs)
     return out
+
+
+_PG_EPOCH_US = 946_684_800_000_000  # 2000-01-01 (PostgreSQL's timestamp origin) in Unix microseconds
+
+
+def from_send(ts: bytes, vs: bytes) -> Arrays:
+    """Readings from ``string_agg`` of ``timestamptz_send(time)`` and ``float8send(value)`` (big-endian
+    int8 microseconds since 2000, float8) as float64 seconds and values, in time order. Seconds are
+    the exact microseconds divided once: the nearest float, as ``extract(epoch ...)::float8`` gives."""
+    t = (np.frombuffer(ts, dtype=">i8").astype(np.int64) + _PG_EPOCH_US) / 1e6
+    v = np.frombuffer(vs, dtype=">f8").astype(np.float64)
+    if len(t) > 1 and not bool((t[1:] > t[:-1]).all()):  # a scan's order is not promised
+        order = np.argsort(t, kind="stable")
+        t, v = t[order], v[order]
+    return t, v
 
 
 @dataclass
