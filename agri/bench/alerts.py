@@ -261,12 +261,73 @@ def _settle(db_url: str, farm: str, log: Any, timeout: float = 300.0) -> None:
     log(f"warning: only {opened} of {fleet} silent fleet nodes alerted after {timeout:.0f} s")
 
 
+LIVE_METRICS = ("air_t", "air_rh", "soil_vwc", "soil_t", "bat_v")
+
+
+def _live_writer(
+    db_url: str,
+    farm: str,
+    nodes: list[str],
+    rate: float,
+    triggers_per_s: float,
+    start_at: float,
+    seconds: float,
+    out: Any,
+) -> None:
+    """One process of live load: a transaction of current readings every half second (like one
+    ingest worker's batches), now and then a trigger (soil_t 45 on one reading of a node); puts
+    (readings written, seconds from the start to the last commit, [(node, reading time, commit
+    time) of each trigger]) on ``out``."""
+    w = Writer(db_url, app_name="bench-alerts-writer")
+    tick = 0.5
+    msgs_per_tick = max(1, round(rate * tick / len(LIVE_METRICS)))
+    trig_every = max(1, round(1 / (tick * triggers_per_s))) if triggers_per_s > 0 else 0
+    seq = dict.fromkeys(nodes, 0)
+    hot: dict[str, int] = {}  # trigger node -> ticks left above the threshold
+    commits: list[tuple[str, float, float]] = []
+    written = 0
+    k = cursor = 0
+    try:
+        time.sleep(max(0.0, start_at - time.time()))
+        while time.time() - start_at < seconds:
+            tick_t = time.time()
+            accepted = []
+            triggers = []
+            if trig_every and k % trig_every == 0:
+                hot.setdefault(nodes[(k // trig_every) % min(50, len(nodes))], 2)
+            for j in range(msgs_per_tick):
+                node = nodes[cursor % len(nodes)]
+                cursor += 1
+                t = round(tick_t + j * 1e-5, 5)
+                soil = 20.0
+                if node in hot:
+                    soil = 45.0 if hot[node] > 1 else 20.0
+                    hot[node] -= 1
+                    if soil > 40:
+                        triggers.append((node, t))
+                    if hot[node] <= 0:
+                        del hot[node]
+                vals = {"air_t": 22.0, "air_rh": 60.0, "soil_vwc": 30.0, "soil_t": soil, "bat_v": 3.9}
+                readings = [Reading(farm, node, m, t, v) for m, v in vals.items()]
+                accepted.append(Accepted("bench", NodeMessage(farm, node, seq[node], 0, readings), b"",
+                                         f"{node}:{seq[node] + 1}".encode()))  # fmt: skip
+                seq[node] += 1
+            res = w.write([Decoded("bench", accepted)])
+            done = time.time()
+            written += res.stored
+            commits += [(node, t, done) for node, t in triggers]
+            k += 1
+            time.sleep(max(0.0, tick_t + tick - time.time()))
+    finally:
+        w.close()
+    out.put((written, time.time() - start_at, commits))
+
+
 def latency(db_url: str, rate: float, cfg: AlertBenchConfig, root: Path) -> dict[str, Any]:
     """Live readings at ``rate`` while `agri alerts` runs; latencies of the triggered alerts."""
     log = cfg.log
     farm = "bench-latency"
     nodes = [f"l-{i:04d}" for i in range(cfg.latency_nodes)]
-    metrics = ["air_t", "air_rh", "soil_vwc", "soil_t", "bat_v"]
     recv = _Receiver()
     with psycopg.connect(db_url, autocommit=True) as conn:
         conn.execute("INSERT INTO farms (id, name, kind) VALUES (%s, %s, 'orchard')", (farm, farm))
@@ -284,55 +345,28 @@ def latency(db_url: str, rate: float, cfg: AlertBenchConfig, root: Path) -> dict
     with open(root / "alerts.log", "ab") as logf:
         proc = subprocess.Popen(argv, env=env, stdout=logf, stderr=subprocess.STDOUT)
     commits: dict[tuple[str, float], float] = {}  # (node, reading time) of a trigger -> commit time
-    w = Writer(db_url, app_name="bench-alerts-writer")
-    tick = 0.5  # one transaction per half second, like ingest's batches under load
-    per_tick = rate * tick
-    per_node = len(metrics)
-    msgs_per_tick = max(1, round(per_tick / per_node))
-    written = 0
-    seq = dict.fromkeys(nodes, 0)
-    hot: dict[str, int] = {}  # trigger node -> ticks left above the threshold
-    trig_every = max(1, round(1 / (tick * cfg.triggers_per_s)))
+    writers = max(1, cfg.workers)  # as many writing processes as ingest has workers
+    ctx = mp.get_context("spawn")
+    out = ctx.Queue()
+    procs = []
     try:
         _settle(db_url, farm, log)
-        start = time.time()
-        k = 0
-        cursor = 0
-        log(f"latency: {rate:.0f} readings/s for {cfg.latency_s:.0f} s, {cfg.triggers_per_s:g} alerts/s")
-        while time.time() - start < cfg.latency_s:
-            tick_t = time.time()
-            accepted = []
-            triggers = []
-            if k % trig_every == 0:
-                node = nodes[(k // trig_every) % 50]
-                if node not in hot:
-                    hot[node] = 2
-            for j in range(msgs_per_tick):
-                node = nodes[cursor % len(nodes)]
-                cursor += 1
-                t = round(tick_t + j * 1e-5, 5)
-                soil = 20.0
-                if node in hot:
-                    soil = 45.0 if hot[node] > 1 else 20.0
-                    hot[node] -= 1
-                    if soil > 40:
-                        triggers.append((node, t))
-                    if hot[node] <= 0:
-                        del hot[node]
-                vals = {"air_t": 22.0, "air_rh": 60.0, "soil_vwc": 30.0, "soil_t": soil, "bat_v": 3.9}
-                msg = NodeMessage(
-                    farm, node, seq[node], 0, [Reading(farm, node, m, t, v) for m, v in vals.items()]
-                )
-                seq[node] += 1
-                accepted.append(Accepted("bench", msg, b"", f"{node}:{seq[node]}".encode()))
-            res = w.write([Decoded("bench", accepted)])
-            done = time.time()
-            written += res.stored
-            for tr in triggers:
-                commits[tr] = done
-            k += 1
-            time.sleep(max(0.0, tick_t + tick - time.time()))
-        achieved = written / (time.time() - start)
+        start_at = time.time() + 2.0  # the writers' imports and connections: before the clock starts
+        log(
+            f"latency: {rate:.0f} readings/s for {cfg.latency_s:.0f} s by {writers} writers,"
+            f" {cfg.triggers_per_s:g} alerts/s"
+        )
+        for i in range(writers):
+            args = (db_url, farm, nodes[i::writers], rate / writers, cfg.triggers_per_s / writers,
+                    start_at, cfg.latency_s, out)  # fmt: skip
+            procs.append(ctx.Process(target=_live_writer, args=args))
+            procs[-1].start()
+        written, took = 0, 0.0
+        for _ in procs:
+            n, secs, got = out.get(timeout=cfg.latency_s + 120)
+            written, took = written + n, max(took, secs)
+            commits.update({(node, t): c for node, t, c in got})
+        achieved = written / took
         deadline = time.time() + 30
         while time.time() < deadline:
             with psycopg.connect(db_url, autocommit=True) as conn:
@@ -345,7 +379,10 @@ def latency(db_url: str, rate: float, cfg: AlertBenchConfig, root: Path) -> dict
             time.sleep(0.5)
         time.sleep(1.0)
     finally:
-        w.close()
+        for p in procs:
+            p.join(30)
+            if p.is_alive():
+                p.kill()
         proc.terminate()
         try:
             proc.wait(20)
