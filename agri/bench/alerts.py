@@ -151,8 +151,8 @@ def throughput(db_url: str, log: Any) -> dict[str, Any]:
 _EVALUATION_STATE = (
     "DELETE FROM alert_cursors",
     "DELETE FROM alert_state",
-    "UPDATE series SET alert_watermark = NULL, anomaly_state = NULL"
-    " WHERE alert_watermark IS NOT NULL OR anomaly_state IS NOT NULL",
+    "UPDATE series SET alert_watermark = NULL, anomaly_state = NULL, farm_state = NULL"
+    " WHERE alert_watermark IS NOT NULL OR anomaly_state IS NOT NULL OR farm_state IS NOT NULL",
     "DELETE FROM webhook_deliveries",
     "DELETE FROM alert_events",
     "DELETE FROM alerts",
