@@ -68,6 +68,7 @@ class Forecast:
     learning: np.ndarray
     ready_d: np.ndarray
     ready_w: np.ndarray
+    w: np.ndarray  # the weekly profile's bins at idx_w (pw = pd + w)
 
 
 def _bin_index(t: np.ndarray, period: float, bins: np.ndarray, width: int) -> np.ndarray:
@@ -76,7 +77,9 @@ def _bin_index(t: np.ndarray, period: float, bins: np.ndarray, width: int) -> np
     common = len(t) > 0 and t[0] == t[-1] and bool((t == t[0]).all())
     phase = np.mod(t[0], period) if common else np.mod(t, period)
     b = np.floor(phase * (bins / period)).astype(np.intp)
-    np.clip(b, 0, width - 1, out=b)
+    # np.clip of integers, without its slower integer loop
+    np.maximum(b, 0, out=b)
+    np.minimum(b, width - 1, out=b)
     out: np.ndarray = b + row_offsets(len(t), width)
     return out
 
@@ -115,18 +118,17 @@ def forecast(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> Forecast:
     idx_d = _bin_index(t, DAY_S, st.bins_d, cfg.daily_bins)
     idx_w = _bin_index(t, WEEK_S, st.bins_w, cfg.weekly_bins)
     pd = st.daily.reshape(-1)[idx_d]
-    pw = pd + st.weekly.reshape(-1)[idx_w]
-    preds = np.stack(
-        [
-            st.x_last,
-            st.mean,
-            pd + st.off_d,
-            pw + st.off_w,
-            st.x_last + (pd - st.prev_d),
-            st.x_last + (pw - st.prev_w),
-        ],
-        axis=1,
-    )
+    w = st.weekly.reshape(-1)[idx_w]
+    pw = pd + w
+    # the columns written in place (np.stack of six arrays cost twice as much)
+    n = len(t)
+    preds = np.empty((n, len(PREDICTORS)), dtype=_F32)
+    preds[:, 0] = st.x_last
+    preds[:, 1] = st.mean
+    np.add(pd, st.off_d, out=preds[:, 2])
+    np.add(pw, st.off_w, out=preds[:, 3])
+    np.add(st.x_last, pd - st.prev_d, out=preds[:, 4])
+    np.add(st.x_last, pw - st.prev_w, out=preds[:, 5])
     ready_d = since >= DAY_S
     ready_w = since >= WEEK_S
     ready = np.stack([has_prev, has_prev, ready_d, ready_w, ready_d, ready_w], axis=1)
@@ -135,7 +137,7 @@ def forecast(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> Forecast:
     trusted_w = since >= 2 * WEEK_S
     trusted = np.stack([has_prev, has_prev, trusted_d, trusted_w, trusted_d, trusted_w], axis=1)
     usable = trusted & (st.err_n >= _F32(cfg.min_error_points))
-    return Forecast(preds, ready, usable, idx_d, idx_w, pd, pw, learning, ready_d, ready_w)
+    return Forecast(preds, ready, usable, idx_d, idx_w, pd, pw, learning, ready_d, ready_w, w)
 
 
 def learn(st: AnomalyState, f: Forecast, xr: np.ndarray, abs_err: np.ndarray, k: np.ndarray) -> None:
@@ -145,35 +147,40 @@ def learn(st: AnomalyState, f: Forecast, xr: np.ndarray, abs_err: np.ndarray, k:
     a_err = np.maximum(_F32(cfg.error_rate), _F32(1.0) / np.maximum(st.err_n, _F32(1.0)))
     st.err = np.where(f.ready, st.err + a_err * (abs_err - st.err), st.err).astype(_F32, copy=False)
 
-    a_lvl = np.maximum(rate(k, cfg.level_rate), _F32(1.0) / (st.n + _F32(1.0))).astype(_F32, copy=False)
+    first = _F32(1.0) / (st.n + _F32(1.0))
+    a_lvl = np.maximum(rate(k, cfg.level_rate), first).astype(_F32, copy=False)
     st.mean = (st.mean + a_lvl * (xr - st.mean)).astype(_F32, copy=False)
-    a_off = np.maximum(rate(k, cfg.offset_rate), _F32(1.0) / (st.n + _F32(1.0))).astype(_F32, copy=False)
-    st.off_d = np.where(f.ready_d, st.off_d + a_off * ((xr - f.pd) - st.off_d), _F32(0.0)).astype(
-        _F32, copy=False
-    )
-    st.off_w = np.where(f.ready_w, st.off_w + a_off * ((xr - f.pw) - st.off_w), _F32(0.0)).astype(
-        _F32, copy=False
-    )
+    a_off = np.maximum(rate(k, cfg.offset_rate), first).astype(_F32, copy=False)
+    e_d = xr - f.pd
+    e_w = xr - f.pw
+    st.off_d = np.where(f.ready_d, st.off_d + a_off * (e_d - st.off_d), _F32(0.0)).astype(_F32, copy=False)
+    st.off_w = np.where(f.ready_w, st.off_w + a_off * (e_w - st.off_w), _F32(0.0)).astype(_F32, copy=False)
     st.prev_d = f.pd
     st.prev_w = f.pw
-    _learn_profile(st.daily, xr - f.pd, f.idx_d, f.learning, f.ready_d, st.bins_d, DAY_S, st.dt_typ, cfg)
-    _learn_profile(st.weekly, xr - f.pw, f.idx_w, f.learning, f.ready_w, st.bins_w, WEEK_S, st.dt_typ, cfg)
+    dt = np.maximum(st.dt_typ, _F32(1e-3))
+    _learn_profile(st.daily, f.pd, e_d, f.idx_d, f.learning, f.ready_d, st.bins_d, DAY_S, dt, cfg)
+    _learn_profile(st.weekly, f.w, e_w, f.idx_w, f.learning, f.ready_w, st.bins_w, WEEK_S, dt, cfg)
 
 
 def _learn_profile(
     table: np.ndarray,
+    cur: np.ndarray,
     err: np.ndarray,
     idx: np.ndarray,
     learning: np.ndarray,
     ready: np.ndarray,
     bins: np.ndarray,
     period: float,
-    dt_typ: np.ndarray,
+    dt: np.ndarray,
     cfg: DetectorConfig,
 ) -> None:
-    """Move this phase's bin towards the value (the whole way during the first cycle)."""
-    per_bin = np.maximum((period / np.maximum(bins, _F32(1.0))) / np.maximum(dt_typ, _F32(1e-3)), _F32(1.0))
+    """Move this phase's bin (flat index ``idx`` of ``table``, value ``cur``) towards the value
+    (the whole way during the first cycle); ``dt`` is the typical interval, at least 1 ms.
+
+    Every series has its own row of ``table``, so the flat indices are distinct and the bins'
+    values, read once by :func:`forecast`, are written back without a second read.
+    """
+    per_bin = np.maximum((period / np.maximum(bins, _F32(1.0))) / dt, _F32(1.0))
     a = np.where(ready, _F32(cfg.season_rate) / per_bin.astype(_F32, copy=False), _F32(1.0))
     a = np.where(learning, a, _F32(0.0)).astype(_F32, copy=False)
-    flat = table.reshape(-1)
-    flat[idx] += a * err
+    table.reshape(-1)[idx] = cur + a * err

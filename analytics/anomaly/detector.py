@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.anomaly.baseline import FAST, SEASONAL, forecast, learn, row_offsets
+from analytics.anomaly.baseline import FAST, forecast, learn, row_offsets
 from analytics.anomaly.config import DAY_S, DEFAULT_CONFIG, DetectorConfig
 from analytics.anomaly.state import PREDICTORS, AnomalyState
 from analytics.anomaly.tails import (
@@ -27,7 +27,7 @@ _F32 = np.float32
 _MAE_TO_SIGMA = _F32(np.sqrt(np.pi / 2.0))
 _TINY = _F32(1e-6)
 _I_MEAN = PREDICTORS.index("mean")
-#: the seasonal predictors (SEASONAL)
+#: the seasonal predictors (baseline.SEASONAL)
 _I_DAILY, _I_WEEKLY = PREDICTORS.index("daily"), PREDICTORS.index("weekly")
 #: time steps transposed at a time by :func:`update`
 _BLOCK = 64
@@ -68,7 +68,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     i_best = rows + np.argmin(err_usable, axis=1)
     # (an any() over the predictor axis loops per series: 0.07 ms for 5,000 series)
     has_seas = fc.usable[:, _I_DAILY] | fc.usable[:, _I_WEEKLY]
-    i_seas = rows + np.argmin(np.where(SEASONAL, err_usable, np.inf), axis=1)
+    i_seas = rows + _best_seasonal(err_usable)
     flat_abs, flat_err = abs_err.reshape(-1), st.err.reshape(-1)
     eps = (_F32(1e-7) * (np.abs(st.x_ref) + np.abs(st.mean)) + _F32(1e-30)).astype(_F32, copy=False)
 
@@ -79,13 +79,16 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     if fix.any():
         st.scale = np.where(fix, mean_err, st.scale).astype(_F32, copy=False)
     unit = st.scale * _MAE_TO_SIGMA + eps
-    gap = np.where(FAST[i_best - rows], np.sqrt(np.minimum(k, _F32(100.0))), _F32(1.0))
+    if k is _ones(n):  # one interval on for every series: no gap widens a fast prediction
+        unit_gap = unit
+    else:
+        unit_gap = unit * np.where(FAST[i_best - rows], np.sqrt(np.minimum(k, _F32(100.0))), _F32(1.0))
     # the level has two histograms: residuals from the plain mean and from the best seasonal
     # profile, each only of its own residuals (a diurnal series' first days against the mean must
     # not set the scale its profile's residuals are judged on for weeks after)
     feats = np.log2(
         np.stack(
-            [flat_abs[i_best] / (unit * gap), flat_abs[rows + _I_MEAN] / unit, flat_abs[i_seas] / unit],
+            [flat_abs[i_best] / unit_gap, flat_abs[rows + _I_MEAN] / unit, flat_abs[i_seas] / unit],
             axis=1,
         )
         + _TINY
@@ -204,8 +207,39 @@ def _intervals(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> np.ndar
         grown = st.dt_typ * np.exp(cfg.interval_rate * np.clip(np.log(ratio), -1.0, 1.0))
         st.dt_typ = np.where(moving, np.where(known, grown, dt), st.dt_typ).astype(_F32, copy=False)
         q = dt / np.where(st.dt_typ > 0, st.dt_typ, _F32(1.0))
+    elif (q == 1.0).all():  # every series one interval on: the clip below would give ones
+        return _ones(len(q))
     k: np.ndarray = np.clip(q, 1.0, cfg.max_gap_steps).astype(_F32, copy=False)
     return k
+
+
+_ONES: dict[int, np.ndarray] = {}
+
+
+def _ones(n: int) -> np.ndarray:
+    """``n`` float32 ones (read-only, kept per length): the interval count of regular sampling."""
+    out = _ONES.get(n)
+    if out is None:
+        if len(_ONES) > 64:
+            _ONES.clear()
+        out = _ONES[n] = np.ones(n, dtype=_F32)
+        out.flags.writeable = False
+    return out
+
+
+def _best_seasonal(err_usable: np.ndarray) -> np.ndarray:
+    """``argmin(np.where(SEASONAL, err_usable, inf), axis=1)`` from the two seasonal columns
+    (an argmin over six columns per series cost five times as much).
+
+    ``argmin`` picks the first NaN if any, else the first smallest value: the daily predictor
+    on a NaN or a tie, the weekly one when its error is smaller or NaN (and the daily one's is
+    not), and column 0 when both are inf (so is every other column).
+    """
+    e_d, e_w = err_usable[:, _I_DAILY], err_usable[:, _I_WEEKLY]
+    weekly = (e_w < e_d) | ((e_w != e_w) & (e_d == e_d))
+    out: np.ndarray = np.where(weekly, _I_WEEKLY, _I_DAILY)
+    out[(e_d == np.inf) & (e_w == np.inf)] = 0
+    return out
 
 
 def _seasonal_is_best_slow(err_usable: np.ndarray) -> np.ndarray:

@@ -246,3 +246,124 @@ def test_point_and_level_equal_all_three_histograms(empty: float, p_seasonal: fl
     np.testing.assert_array_equal(got[:, 0], pls[:, 0])
     np.testing.assert_array_equal(got[:, 1], want_level)
     assert got.dtype == pls.dtype
+
+
+def test_best_seasonal_equals_argmin() -> None:
+    rng = np.random.default_rng(13)
+    pool = F32([0.0, 0.5, 1.0, 2.0, np.inf, -np.inf, np.nan])
+    err = rng.choice(pool, size=(20_000, len(PREDICTORS)))  # every tie, NaN and inf pattern
+    err[:5000] = rng.random((5000, len(PREDICTORS))).astype(F32)
+    want = np.argmin(np.where(SEASONAL, err, np.inf), axis=1)
+    np.testing.assert_array_equal(det._best_seasonal(err), want)
+
+
+def test_intervals_of_regular_sampling_are_ones() -> None:
+    """Every series exactly one typical interval on: the kept ones, as the clip gave."""
+    rng = np.random.default_rng(15)
+    n = 300
+    old, new = AnomalyState.new(n), AnomalyState.new(n)
+    dt = rng.choice([60.0, 300.0, 3600.0], n)
+    t = 1.7e9 + rng.uniform(0, 1e5, n)
+    for i in range(6):
+        has_prev = np.full(n, i > 0)
+        for st in (old, new):
+            st.t_last = np.where(has_prev, t, np.nan)
+        t = t + dt
+        got, want = det._intervals(new, t, has_prev), _old_intervals(old, t, has_prev)
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype
+        np.testing.assert_array_equal(new.dt_typ, old.dt_typ)
+    assert got is det._ones(n)
+
+
+def _old_forecast_learn(st: AnomalyState, t: np.ndarray, x: np.ndarray):  # type: ignore[no-untyped-def]
+    """baseline.forecast's predictions and readiness and baseline.learn before the seventh
+    session (stacked predictions, each profile bin read twice)."""
+    from analytics.anomaly.baseline import _bin_index, rate
+    from analytics.anomaly.config import DAY_S, WEEK_S
+
+    cfg = st.cfg
+    has_prev = st.n > 0
+    learning = st.bins_d > 0
+    since = np.where(learning, t - st.season_t0, -1.0)
+    idx_d = _bin_index(t, DAY_S, st.bins_d, cfg.daily_bins)
+    idx_w = _bin_index(t, WEEK_S, st.bins_w, cfg.weekly_bins)
+    pd = st.daily.reshape(-1)[idx_d]
+    pw = pd + st.weekly.reshape(-1)[idx_w]
+    preds = np.stack(
+        [
+            st.x_last,
+            st.mean,
+            pd + st.off_d,
+            pw + st.off_w,
+            st.x_last + (pd - st.prev_d),
+            st.x_last + (pw - st.prev_w),
+        ],
+        axis=1,
+    )
+    ready_d = since >= DAY_S
+    ready_w = since >= WEEK_S
+    ready = np.stack([has_prev, has_prev, ready_d, ready_w, ready_d, ready_w], axis=1)
+    trusted_d = since >= 2 * DAY_S
+    trusted_w = since >= 2 * WEEK_S
+    trusted = np.stack([has_prev, has_prev, trusted_d, trusted_w, trusted_d, trusted_w], axis=1)
+    usable = trusted & (st.err_n >= F32(cfg.min_error_points))
+    xr = (x - st.x_ref).astype(F32)
+    abs_err = np.abs(xr[:, None] - preds)
+    k = np.clip(np.where(np.isfinite(st.t_last), t - st.t_last, 0.0) / 60.0, 1.0, 1000.0).astype(F32)
+    # learn
+    st.err_n = np.where(ready, st.err_n + F32(1.0), st.err_n).astype(F32)
+    a_err = np.maximum(F32(cfg.error_rate), F32(1.0) / np.maximum(st.err_n, F32(1.0)))
+    st.err = np.where(ready, st.err + a_err * (abs_err - st.err), st.err).astype(F32)
+    a_lvl = np.maximum(rate(k, cfg.level_rate), F32(1.0) / (st.n + F32(1.0))).astype(F32)
+    st.mean = (st.mean + a_lvl * (xr - st.mean)).astype(F32)
+    a_off = np.maximum(rate(k, cfg.offset_rate), F32(1.0) / (st.n + F32(1.0))).astype(F32)
+    st.off_d = np.where(ready_d, st.off_d + a_off * ((xr - pd) - st.off_d), F32(0.0)).astype(F32)
+    st.off_w = np.where(ready_w, st.off_w + a_off * ((xr - pw) - st.off_w), F32(0.0)).astype(F32)
+    st.prev_d = pd
+    st.prev_w = pw
+    for table, err, idx, ready_p, bins, period in (
+        (st.daily, xr - pd, idx_d, ready_d, st.bins_d, DAY_S),
+        (st.weekly, xr - pw, idx_w, ready_w, st.bins_w, WEEK_S),
+    ):
+        per_bin = np.maximum(
+            (period / np.maximum(bins, F32(1.0))) / np.maximum(st.dt_typ, F32(1e-3)), F32(1.0)
+        )
+        a = np.where(ready_p, F32(cfg.season_rate) / per_bin.astype(F32), F32(1.0))
+        a = np.where(learning, a, F32(0.0)).astype(F32)
+        table.reshape(-1)[idx] += a * err
+    return preds, ready, usable, abs_err, xr, k
+
+
+@pytest.mark.parametrize("lockstep", [True, False])
+def test_forecast_and_learn_equal_previous(lockstep: bool) -> None:
+    """Predictions (columns written in place), readiness and the learning step (each profile
+    bin read once) equal the previous ones on states of series with gaps, irregular sampling,
+    huge values and every age (before and after their profiles are ready)."""
+    from analytics.anomaly.baseline import forecast, learn
+
+    rng = np.random.default_rng(17 + lockstep)
+    n = 400
+    st = AnomalyState.new(n)
+    dt = rng.choice([60.0, 300.0, 900.0, 3600.0], n)
+    t = 1.7e9 + (0.0 if lockstep else 1.0) * rng.uniform(0, 1e5, n)
+    dt[:] = 300.0 if lockstep else dt
+    for i in range(1200):
+        t = t + dt * (1.0 if lockstep else rng.choice([1.0, 1.0, 1.0, 0.5, 7.0], n))
+        x = 10.0 ** rng.uniform(-2, 6, n) * (1 + 0.1 * np.sin(t / 13751.0)) + rng.standard_normal(n)
+        x[rng.random(n) < 0.01] = 1e30
+        if i % 97 == 0 or i > 1190:
+            old = st.copy()
+            has_prev = st.n > 0
+            fc = forecast(st, t, has_prev)
+            preds, ready, usable, abs_err, xr, k = _old_forecast_learn(old, t, x)
+            for got, want in ((fc.preds, preds), (fc.ready, ready), (fc.usable, usable)):
+                np.testing.assert_array_equal(got, want)
+                assert got.dtype == want.dtype
+            learn(st, fc, xr, abs_err, k)
+            # the rest of a step, as the previous code would do it (fields learn leaves alone)
+            for name in ("t_last", "n", "x_last"):
+                setattr(st, name, getattr(old, name))
+            for name, want_arr in old.arrays().items():
+                np.testing.assert_array_equal(getattr(st, name), want_arr, err_msg=name)
+        det.update(st, t, x)
