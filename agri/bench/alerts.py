@@ -367,14 +367,17 @@ def latency(db_url: str, rate: float, cfg: AlertBenchConfig, root: Path) -> dict
             written, took = written + n, max(took, secs)
             commits.update({(node, t): c for node, t, c in got})
         achieved = written / took
+        # every trigger's alert opened and none of their deliveries pending (the last readings are
+        # still being evaluated when the writers stop)
         deadline = time.time() + 30
         while time.time() < deadline:
             with psycopg.connect(db_url, autocommit=True) as conn:
                 row = conn.execute(
-                    "SELECT count(*) FROM webhook_deliveries WHERE farm_id = %s AND status = 'pending'",
-                    (farm,),
+                    "SELECT (SELECT count(*) FROM alerts WHERE farm_id = %s AND rule = 'bench-trigger'),"
+                    " (SELECT count(*) FROM webhook_deliveries WHERE farm_id = %s AND status = 'pending')",
+                    (farm, farm),
                 ).fetchone()
-            if row and row[0] == 0 and len(recv.got) > 0:
+            if row and row[0] >= len(commits) and row[1] == 0 and len(recv.got) > 0:
                 break
             time.sleep(0.5)
         time.sleep(1.0)
