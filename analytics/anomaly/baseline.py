@@ -13,6 +13,7 @@ time-of-week bins; a series gets as many bins as its sampling interval can fill 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -52,6 +53,16 @@ def _rate(k: np.ndarray, per_interval: float) -> np.ndarray:
 
 
 _RATE_ONE: dict[tuple[int, float], np.ndarray] = {}
+
+
+def select(mask: np.ndarray, a: np.ndarray, b: float | np.floating[Any] | np.ndarray) -> np.ndarray:
+    """``np.where(mask, a, b)`` where ``a`` already has the result's shape and dtype (and is
+    not changed afterwards): ``a`` itself when every ``mask`` entry is set, the usual case of a
+    series-wide condition (one reduction instead of a select and a copy)."""
+    if mask.all():
+        return a
+    out: np.ndarray = np.where(mask, a, b)
+    return out
 
 
 @dataclass
@@ -113,7 +124,7 @@ def forecast(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> Forecast:
             _F32, copy=False
         )
     learning = st.bins_d > 0
-    since = np.where(learning, t - st.season_t0, -1.0)
+    since = select(learning, t - st.season_t0, -1.0)
 
     idx_d = _bin_index(t, DAY_S, st.bins_d, cfg.daily_bins)
     idx_w = _bin_index(t, WEEK_S, st.bins_w, cfg.weekly_bins)
@@ -153,13 +164,22 @@ def learn(st: AnomalyState, f: Forecast, xr: np.ndarray, abs_err: np.ndarray, k:
     a_off = np.maximum(rate(k, cfg.offset_rate), first).astype(_F32, copy=False)
     e_d = xr - f.pd
     e_w = xr - f.pw
-    st.off_d = np.where(f.ready_d, st.off_d + a_off * (e_d - st.off_d), _F32(0.0)).astype(_F32, copy=False)
-    st.off_w = np.where(f.ready_w, st.off_w + a_off * (e_w - st.off_w), _F32(0.0)).astype(_F32, copy=False)
+    st.off_d = _offset(f.ready_d, st.off_d, a_off, e_d)
+    st.off_w = _offset(f.ready_w, st.off_w, a_off, e_w)
     st.prev_d = f.pd
     st.prev_w = f.pw
     dt = np.maximum(st.dt_typ, _F32(1e-3))
     _learn_profile(st.daily, f.pd, e_d, f.idx_d, f.learning, f.ready_d, st.bins_d, DAY_S, dt, cfg)
     _learn_profile(st.weekly, f.w, e_w, f.idx_w, f.learning, f.ready_w, st.bins_w, WEEK_S, dt, cfg)
+
+
+def _offset(ready: np.ndarray, off: np.ndarray, a_off: np.ndarray, err: np.ndarray) -> np.ndarray:
+    """The slow offset of a seasonal baseline after the residuals ``err``: 0 until its profile
+    is ready (no arithmetic when no series' profile is)."""
+    if not ready.any():
+        return np.zeros(len(off), dtype=_F32)
+    out: np.ndarray = select(ready, off + a_off * (err - off), _F32(0.0)).astype(_F32, copy=False)
+    return out
 
 
 def _learn_profile(
@@ -181,6 +201,6 @@ def _learn_profile(
     values, read once by :func:`forecast`, are written back without a second read.
     """
     per_bin = np.maximum((period / np.maximum(bins, _F32(1.0))) / dt, _F32(1.0))
-    a = np.where(ready, _F32(cfg.season_rate) / per_bin.astype(_F32, copy=False), _F32(1.0))
-    a = np.where(learning, a, _F32(0.0)).astype(_F32, copy=False)
+    a = select(ready, _F32(cfg.season_rate) / per_bin.astype(_F32, copy=False), _F32(1.0))
+    a = select(learning, a, _F32(0.0)).astype(_F32, copy=False)
     table.reshape(-1)[idx] = cur + a * err

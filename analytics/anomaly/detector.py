@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analytics.anomaly.baseline import FAST, forecast, learn, row_offsets
+from analytics.anomaly.baseline import FAST, forecast, learn, row_offsets, select
 from analytics.anomaly.config import DAY_S, DEFAULT_CONFIG, DetectorConfig
 from analytics.anomaly.state import PREDICTORS, AnomalyState
 from analytics.anomaly.tails import (
@@ -106,11 +106,11 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     # raw scores the same way), calibrated by its own history like the other features
     surprise = np.minimum(-np.minimum(point_log10p, level_log10p), _F32(cfg.density_cap))
     dens = st.density + _F32(cfg.density_rate) * (surprise - st.density)
-    st.density = np.where(tracked, dens, st.density).astype(_F32, copy=False)
+    st.density = select(tracked, dens, st.density).astype(_F32, copy=False)
     dfeat = np.log2(st.density + _TINY)[:, None]
     surv = st.tail_surv.reshape(n, 4, cfg.tail_bins)
     den_log10p = exceedance_log10(dfeat, surv, st.tail_total, cfg, cfg.density_lo, first=3)
-    den_log10p = np.where(st.tail_total[:, 3:] >= _F32(cfg.tail_min_count), den_log10p, _F32(0.0))
+    den_log10p = select(st.tail_total[:, 3:] >= _F32(cfg.tail_min_count), den_log10p, _F32(0.0))
     allf[:, 3] = dfeat[:, 0]
     active = np.stack([tracked, tracked, tracked & has_seas, tracked], axis=1)
     update_tails(allf, surv, st.tail_total, active, _lo_edges(cfg), cfg)
@@ -137,7 +137,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     per_day = np.maximum(_F32(DAY_S) / np.maximum(st.dt_typ, _F32(1.0)), _F32(1.0))
     log10p = log10p + _F32(cfg.day_power) * np.log10(per_day)
     raw = np.clip(-(log10p + _F32(np.log10(5.0))) / _F32(cfg.score_log10_full), 0.0, 1.0)
-    raw = np.where((st.n >= cfg.warmup_points) & tracked, raw, _F32(0.0)).astype(_F32, copy=False)
+    raw = select((st.n >= cfg.warmup_points) & tracked, raw, _F32(0.0)).astype(_F32, copy=False)
     score = np.where(raw > st.peak, raw, _F32(0.0))
     st.peak = np.maximum(st.peak * _F32(cfg.onset_decay), raw)
 
@@ -187,7 +187,7 @@ def _point_level_log10(
         allf.reshape(-1)[hist], tail_surv.reshape(-1), hist * cfg.tail_bins, tot, cfg, cfg.tail_lo
     )
     # no p-value from a histogram that has seen too little
-    out: np.ndarray = np.where(tot >= _F32(cfg.tail_min_count), log10p, _F32(0.0))
+    out: np.ndarray = select(tot >= _F32(cfg.tail_min_count), log10p, _F32(0.0))
     return out
 
 
@@ -195,10 +195,10 @@ def _intervals(st: AnomalyState, t: np.ndarray, has_prev: np.ndarray) -> np.ndar
     """Update the typical sampling interval; returns how many of them passed since the previous
     point (float32, 1 .. max_gap_steps)."""
     cfg = st.cfg
-    dt = np.where(has_prev, t - st.t_last, 0.0)
+    dt = select(has_prev, t - st.t_last, 0.0)
     known = st.dt_typ > 0
     moving = has_prev & (dt > 0)
-    safe_typ = np.where(known, st.dt_typ, _F32(1.0))
+    safe_typ = select(known, st.dt_typ, _F32(1.0))  # read only
     q = dt / safe_typ
     # a series sampled exactly at its typical interval keeps it (log(1) = 0: the update below
     # would return it unchanged), so regular sampling skips the log/exp over all series
@@ -300,11 +300,15 @@ def _run_log10(
     series in a run long enough are looked up (usually a few: every series was looked up
     before, 0.16 ms per test per step for 5,000 series; the values are the same).
     """
-    run = np.where(on, run0 + _F32(1.0), _F32(0.0)).astype(_F32, copy=False)
+    any_on = bool(on.any())
+    if any_on:
+        run = np.where(on, run0 + _F32(1.0), _F32(0.0)).astype(_F32, copy=False)
+    else:  # no series in a run (the usual case)
+        run = np.zeros(len(run0), dtype=_F32)
     surv = surv2.reshape(len(run), 1, -1)
     total = total1.reshape(-1, 1)
     log10p = np.zeros(len(run), dtype=_F32)
-    if on.any():
+    if any_on:
         (look,) = np.nonzero(on & (run >= _F32(min_run)))
         if len(look):
             cur = np.log2(run[look] + _F32(1.0))[:, None]

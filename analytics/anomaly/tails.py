@@ -123,7 +123,8 @@ def exceedance_at(
     # a bin with no counts needs the search for the record further down.
     past = (s_hi < half) | (pos > k - 1)
     step = _F32(beyond_log10)
-    num -= np.where(past, np.maximum(pos - lo_f, _F32(0.0)) * step, _F32(0.0))
+    if past.any():  # (usually none: num - 0 is num)
+        num -= np.where(past, np.maximum(pos - lo_f, _F32(0.0)) * step, _F32(0.0))
     deep = past & (s_lo < half)
     n_deep = np.count_nonzero(deep)
     if n_deep * 8 > deep.size:  # many (an empty histogram, a series' first days): all at once

@@ -367,3 +367,26 @@ def test_forecast_and_learn_equal_previous(lockstep: bool) -> None:
             for name, want_arr in old.arrays().items():
                 np.testing.assert_array_equal(getattr(st, name), want_arr, err_msg=name)
         det.update(st, t, x)
+
+
+@pytest.mark.parametrize("p_set", [0.0, 0.5, 1.0])
+def test_select_and_offset_equal_where(p_set: float) -> None:
+    """baseline.select (the array itself when every entry is set) and the seasonal offset update
+    (zeros when no profile is ready) equal the np.where they replace, NaN and inf included."""
+    from analytics.anomaly.baseline import _offset, select
+
+    rng = np.random.default_rng(int(p_set * 10) + 21)
+    n = 1000
+    mask = rng.random(n) < p_set
+    a = rng.choice(F32([0.0, -1.5, 2.0, np.inf, -np.inf, np.nan]), n)
+    b = rng.standard_normal(n).astype(F32)
+    for other in (b, F32(0.0), -1.0):
+        want = np.where(mask, a, other)
+        got = select(mask, a, other)
+        np.testing.assert_array_equal(got, want)
+        assert got.dtype == want.dtype and got.shape == want.shape
+    off, a_off, err = b, rng.random(n).astype(F32), a
+    want = np.where(mask, off + a_off * (err - off), F32(0.0)).astype(F32)
+    got = _offset(mask, off, a_off, err)
+    np.testing.assert_array_equal(got, want)
+    assert got.dtype == want.dtype
