@@ -390,3 +390,31 @@ def test_select_and_offset_equal_where(p_set: float) -> None:
     got = _offset(mask, off, a_off, err)
     np.testing.assert_array_equal(got, want)
     assert got.dtype == want.dtype
+
+
+def test_tail_update_in_blocks_equals_one_add(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The ladder rows added block by block of series equal the previous single add of all of
+    them (blocks of 7 series, and one block), with NaN features and inactive features."""
+    from analytics.anomaly import tails
+
+    rng = np.random.default_rng(23)
+    n, k = 100, CFG.tail_bins
+    lo = np.array([CFG.tail_lo, CFG.tail_lo, CFG.tail_lo, CFG.density_lo], dtype=F32)
+    logf = rng.uniform(-12.0, 30.0, size=(n, 4)).astype(F32)
+    logf[::17, 1] = np.nan
+    logf[::13, 0] = np.inf
+    logf[::11, 2] = -np.inf
+    active = rng.random((n, 4)) > 0.2
+    surv, total = _survival(rng, n, 4, 0.1)
+    # previous: one add of every series' ladder rows
+    pos = (logf - lo) / F32(CFG.tail_step)
+    reach = np.floor(np.clip(pos, -1.0, k - 1)) + F32(1.0)
+    reach = np.where(~np.isnan(reach) & active, reach, F32(0.0))
+    want_s = surv + np.tril(np.ones((k + 1, k), dtype=F32), -1).take(reach.astype(np.intp), axis=0)
+    want_t = total + active
+    for block_bytes in (7 * 4 * k * 4, 1 << 30):
+        monkeypatch.setattr(tails, "_TAIL_BLOCK_BYTES", block_bytes)
+        s, t = surv.copy(), total.copy()
+        tails.update_tails(logf, s, t, active, lo, CFG)
+        np.testing.assert_array_equal(s, want_s)
+        np.testing.assert_array_equal(t, want_t)
