@@ -275,12 +275,11 @@ def _live_writer(
     out: Any,
 ) -> None:
     """One process of live load: a transaction of current readings every half second (like one
-    ingest worker's batches), now and then a trigger (soil_t 45 on one reading of a node); puts
-    (readings written, seconds from the start to the last commit, [(node, reading time, commit
-    time) of each trigger]) on ``out``."""
+    ingest worker's batches; larger when a commit took longer), now and then a trigger (soil_t 45
+    on one reading of a node); puts (readings written, seconds from the start to the last commit,
+    [(node, reading time, commit time) of each trigger]) on ``out``."""
     w = Writer(db_url, app_name="bench-alerts-writer")
     tick = 0.5
-    msgs_per_tick = max(1, round(rate * tick / len(LIVE_METRICS)))
     trig_every = max(1, round(1 / (tick * triggers_per_s))) if triggers_per_s > 0 else 0
     seq = dict.fromkeys(nodes, 0)
     hot: dict[str, int] = {}  # trigger node -> ticks left above the threshold
@@ -295,7 +294,10 @@ def _live_writer(
             triggers = []
             if trig_every and k % trig_every == 0:
                 hot.setdefault(nodes[(k // trig_every) % min(50, len(nodes))], 2)
-            for j in range(msgs_per_tick):
+            # open loop: each transaction carries what is due by now, so a slow commit makes the next
+            # one larger instead of lowering the offered rate
+            due = round(rate * (tick_t - start_at + tick) / len(LIVE_METRICS)) - cursor
+            for j in range(max(1, due)):
                 node = nodes[cursor % len(nodes)]
                 cursor += 1
                 t = round(tick_t + j * 1e-5, 5)
