@@ -48,6 +48,9 @@ MAX_TAIL = 300  # readings of history per series for QC (memory: ~5 kB per serie
 RAIN_METRIC = "rain_mm"
 RAIN_AFTER_S = 2 * 3600.0  # how far back a farm's last rain is read when the farm is first seen
 CHECKPOINT_S = 30.0  # anomaly states are saved at most this often (and when the service stops)
+# states written per step: a checkpoint of 16,000 series (56 MB) is spread over four steps instead
+# of holding one step (and every alert found in it) for the whole write
+CHECKPOINT_BATCH = 4000
 
 
 def _fresh_rule_state(n: int) -> np.ndarray:
@@ -80,10 +83,17 @@ class Analyzer:
     sites: Sites = field(default_factory=Sites)  # farm -> its place and local time's offset
     _rain: dict[str, tuple[np.ndarray, np.ndarray]] = field(default_factory=dict)  # this step's rain
     _saved_at: float = field(default_factory=time.monotonic)  # the last checkpoint of the states
-    _saving: bool = False  # this transaction writes the states
+    # a checkpoint in progress: the series whose states are still to save, CHECKPOINT_BATCH a step
+    _pending: list[int] = field(default_factory=list)
+    # this step's (checkpoint's series, how many saved, whether the checkpoint began with it)
+    _saving: tuple[list[int], int, bool] | None = None
 
     def checkpoint_due(self) -> bool:
         return bool(self.dirty) and time.monotonic() - self._saved_at >= self.checkpoint_s
+
+    def save_due(self) -> bool:
+        """States to save in this step: a checkpoint in progress, or a new one due."""
+        return bool(self._pending) or self.checkpoint_due()
 
     def process(
         self, conn: psycopg.Connection[Any], blocks: list[Block], history: Windows | None = None
@@ -334,10 +344,13 @@ class Analyzer:
     ) -> None:
         """Save this step's scores and flags, and the changed states when a checkpoint is due (or
         ``force``), inside the step's transaction; ``lap(phase)`` after each part (timing)."""
-        self._saving = bool(self.dirty) and self.state is not None and (force or self.checkpoint_due())
-        if self._saving:
-            assert self.state is not None
-            sids = sorted(self.dirty)
+        self._saving = None
+        # force: everything not saved yet, at once; else a checkpoint in progress, or a new one of
+        # every state changed since the last
+        new = force or not self._pending
+        todo = sorted(self.dirty.union(self._pending)) if force else self._pending or sorted(self.dirty)
+        if self.state is not None and todo and (force or self.save_due()):
+            sids = todo if force else todo[:CHECKPOINT_BATCH]
             rows = np.array([self.index[s] for s in sids])
             blobs = self.state.select(rows).to_bytes()
             rules = [r.astype("<f8").tobytes() for r in self.rule_state[rows]]
@@ -346,6 +359,7 @@ class Analyzer:
                 " FROM unnest(%b::int[], %b::bytea[], %b::bytea[]) AS u(id, b, f) WHERE s.id = u.id",
                 (sids, blobs, rules),
             )
+            self._saving = (todo, len(sids), new)
         lap("write_anomaly_state")
         if self.scores:
             times = np.concatenate([x[0] for x in self.scores]).tolist()
@@ -368,9 +382,13 @@ class Analyzer:
         lap("write_qc_flags")
 
     def committed(self) -> None:
-        if self._saving:
-            self.dirty.clear()
-            self._saved_at = time.monotonic()
-            self._saving = False
+        if self._saving is not None:
+            todo, saved, new = self._saving
+            if new:  # a checkpoint began with this step: its states are no longer "changed since"
+                self.dirty.difference_update(todo)
+            self._pending = todo[saved:]
+            if not self._pending:
+                self._saved_at = time.monotonic()
+            self._saving = None
         self.scores.clear()
         self.flags.clear()

@@ -213,7 +213,7 @@ class AlertService:
                 cursor = feed.lock_cursor(conn, self.part)
                 rows = feed.next_rows(conn, cursor, hz)
                 if not rows:
-                    if not self.an.checkpoint_due():
+                    if not self.an.save_due():
                         return 0
                     self.an.persist(conn)  # quiet: save the anomaly states that changed
                 else:
@@ -258,7 +258,7 @@ class AlertService:
 
     def checkpoint(self) -> None:
         """Save every anomaly state changed since the last checkpoint (the service stops)."""
-        if self.conn is None or self.conn.closed or not self.an.dirty:
+        if self.conn is None or self.conn.closed or not (self.an.dirty or self.an._pending):
             return
         with self.conn.transaction():
             self.an.persist(self.conn, force=True)

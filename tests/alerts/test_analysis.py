@@ -163,3 +163,43 @@ def test_stuck_probe_and_slow_trend_carry_their_state_across_a_restart(db_url: s
     assert got_stuck == t[want_stuck].tolist()
     assert got_drift == t[want_drift].tolist()
     assert all(f in (3, 4) for _, f, x in rows if "stuck_probe" in x or "slow_trend" in x)
+
+
+def test_a_checkpoint_is_spread_over_steps(db_url: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A checkpoint writes at most CHECKPOINT_BATCH states per step (a large one does not hold a
+    step, and the alerts found in it, for its whole write); the rest follow in the next steps, and a
+    stop saves whatever is left."""
+    from alerts import analysis
+
+    monkeypatch.setattr(analysis, "CHECKPOINT_BATCH", 2)
+    farm = "an-spread"
+    nodes = [f"p-{i}" for i in range(5)]
+    register(db_url, farm, nodes, "pond")
+    t0 = float(int(time.time()) - 86400)
+    for node in nodes:
+        write(db_url, farm, node, [(t0 + 300.0 * k, 6.0 + 0.1 * k) for k in range(10)], 0)
+
+    def saved() -> int:
+        row = q(
+            db_url,
+            "SELECT count(*) FILTER (WHERE s.anomaly_state IS NOT NULL AND s.farm_state IS NOT NULL)"
+            " FROM series s JOIN nodes n ON n.id = s.node_id WHERE n.farm_id = %s",
+            farm,
+        )
+        return int(row[0][0])
+
+    svc = AlertService(
+        AlertOptions(database_url=db_url, dispatch=False, rules=book(), anomaly_checkpoint_s=0.0)
+    )
+    try:
+        assert svc.step() == 5  # every series evaluated; the checkpoint begins: two states
+        assert saved() == 2
+        assert svc.step() == 0 and saved() == 4  # quiet steps carry on with it
+        assert svc.step() == 0 and saved() == 5
+        for node in nodes[:3]:  # changed again: the next checkpoint, stopped half-way
+            write(db_url, farm, node, [(t0 + 3000.0, 7.0)], 10)
+        assert svc.step() == 3
+        assert len(svc.an._pending) == 1  # two of the three saved
+    finally:
+        svc.close()  # a stop saves the rest at once
+    assert not svc.an._pending and not svc.an.dirty and saved() == 5
