@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from typing import Any
 
 import numpy as np
 
@@ -83,22 +82,6 @@ class Block:
 
         return Block(self.series_id, self.node_pk, self.farm, self.node, self.metric, self.t[sl], self.v[sl],
                      self.sensor, cut(self.score), cut(self.qc), cut(self.farm_score))  # fmt: skip
-
-    def rows(self) -> list[Row]:
-        """The block as row objects (None where a column has no value)."""
-
-        def col(a: np.ndarray | None, cast: Callable[[float], Any] = float) -> list[Any]:
-            if a is None:
-                return [None] * len(self.t)
-            return [None if x != x else cast(x) for x in a.tolist()]
-
-        return [
-            Row(self.series_id, self.node_pk, self.farm, self.node, self.metric, t, v, s, q, f, self.sensor)
-            for t, v, s, q, f in zip(
-                self.t.tolist(), self.v.tolist(), col(self.score), col(self.qc, int), col(self.farm_score),
-                strict=True,
-            )
-        ]  # fmt: skip
 
 
 def blocks_of(rows: list[Row]) -> list[Block]:

@@ -173,14 +173,7 @@ def stuck_state(n: int) -> np.ndarray:
     return out
 
 
-def stuck_alarms(
-    times: np.ndarray,
-    values: np.ndarray,
-    factor: float = 3.0,
-    min_s: float = 3600.0,
-    memory_s: float = 7 * _DAY,
-    warmup_s: float = _DAY,
-) -> np.ndarray:
+def stuck_alarms(times: np.ndarray, values: np.ndarray, **params: float) -> np.ndarray:
     """Readings of a probe that has repeated one value for longer than it ever does when healthy.
 
     A *flat stretch* is a run of identical readings (a missing reading neither ends nor starts
@@ -193,10 +186,12 @@ def stuck_alarms(
     QC's flat-line test (fixed per metric, 24 h for soil moisture) remains for a series that has
     never moved. ``(T,)`` or ``(N, T)`` in, the same shape out; causal (state per series: the
     stretch's start and the faded record; :func:`stuck_update` carries it from step to step).
+    ``params``: :func:`stuck_update`'s ``factor`` (3), ``min_s`` (1 h), ``memory_s`` (7 days) and
+    ``warmup_s`` (1 day).
     """
     t = np.atleast_2d(np.asarray(times, dtype=np.float64))
     raw = np.atleast_2d(np.asarray(values, dtype=np.float64))
-    out = stuck_update(stuck_state(t.shape[0]), t, raw, factor, min_s, memory_s, warmup_s)
+    out = stuck_update(stuck_state(t.shape[0]), t, raw, **params)
     return out.reshape(np.shape(values))
 
 
@@ -270,13 +265,7 @@ DRIFT_HISTORY_S = 3 * _DAY + 3600.0
 
 
 def drift_alarms(
-    times: np.ndarray,
-    values: np.ndarray,
-    k: float = 8.0,
-    smooth_s: float = 3600.0,
-    memory_s: float = 7 * _DAY,
-    days: int = 3,
-    warmup_s: float = _DAY,
+    times: np.ndarray, values: np.ndarray, days: int = 3, smooth_s: float = 3600.0, **params: float
 ) -> np.ndarray:
     """A slow-trend test: readings that have moved away from the same time of the previous days.
 
@@ -294,11 +283,12 @@ def drift_alarms(
 
     ``(T,)`` or ``(N, T)`` in (non-decreasing times per row, NaN missing), the same shape out;
     causal: the state per series is the last ``days`` days of readings and four numbers.
+    ``params``: :func:`drift_update`'s ``k`` (8), ``memory_s`` (7 days) and ``warmup_s`` (1 day).
     """
     t = np.atleast_2d(np.asarray(times, dtype=np.float64))
     x = np.atleast_2d(np.asarray(values, dtype=np.float64))
     r = drift_residuals(t, x, t, x, smooth_s, days)
-    out = drift_update(drift_state(t.shape[0]), t, r, k, smooth_s, memory_s, warmup_s)
+    out = drift_update(drift_state(t.shape[0]), t, r, smooth_s=smooth_s, **params)
     return out.reshape(np.shape(values))
 
 

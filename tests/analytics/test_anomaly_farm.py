@@ -79,25 +79,33 @@ def test_generator_context_is_not_alerted_and_faults_are_kinds() -> None:
     assert alarm_precision_recall(data, alarms).faults == len(data.faults)
 
 
-@pytest.mark.parametrize("seed", [1, 2])
-def test_stuck_and_drift_rules_equal_slow_loops(seed: int) -> None:
+def _walks(
+    seed: int, n_series: int, n: int, daily_gaps: bool
+) -> tuple[np.random.Generator, np.ndarray, np.ndarray, np.ndarray]:
+    """(the generator, times, quantised random walks with flat stretches of every length and
+    missing readings, a daily cycle with noise and a slow drift in its last third)."""
     rng = np.random.default_rng(seed)
-    n_series, n = 3, 3000
     times = T0 + np.cumsum(rng.uniform(200, 400, (n_series, n)), axis=1)
-    # quantised random walks with flat stretches of every length, and missing readings
     values = np.round(np.cumsum(rng.normal(0, 0.05, (n_series, n)), axis=1), 1)
     for i in range(n_series):
         for _ in range(6):
             a = int(rng.integers(0, n - 200))
             values[i, a : a + int(rng.integers(5, 200))] = values[i, a]
     values[rng.random((n_series, n)) < 0.03] = np.nan
-    short = {"min_s": 1800.0, "warmup_s": 6 * 3600.0}
-    got = farm.stuck_alarms(times, values, **short)
-    # a daily cycle with noise and a slow drift in the second half
     hours = np.mod(times, 86_400) / 3600
     daily = 7.5 + 0.2 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 0.03, (n_series, n))
     daily[:, 2 * n // 3 :] += np.linspace(0, 0.8, n - 2 * n // 3)
-    daily[rng.random((n_series, n)) < 0.03] = np.nan
+    if daily_gaps:
+        daily[rng.random((n_series, n)) < 0.03] = np.nan
+    return rng, times, values, daily
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_stuck_and_drift_rules_equal_slow_loops(seed: int) -> None:
+    n_series, n = 3, 3000
+    _, times, values, daily = _walks(seed, n_series, n, daily_gaps=True)
+    short = {"min_s": 1800.0, "warmup_s": 6 * 3600.0}
+    got = farm.stuck_alarms(times, values, **short)
     got_drift = farm.drift_alarms(times, daily, days=2, warmup_s=3600.0)
     for i in range(n_series):
         t = times[i].tolist()
@@ -146,19 +154,9 @@ def test_stuck_and_drift_step_by_step_equal_the_whole_history(seed: int) -> None
     (``stuck_update``, ``drift_residuals`` + ``drift_update``): the alarms equal those of the whole
     history at once, for steps of any length and rows of different lengths per step (padded at
     their end with their last time and NaN)."""
-    rng = np.random.default_rng(seed)
     n_series, n = 4, 2500
-    times = T0 + np.cumsum(rng.uniform(200, 400, (n_series, n)), axis=1)
-    values = np.round(np.cumsum(rng.normal(0, 0.05, (n_series, n)), axis=1), 1)
-    for i in range(n_series):
-        for _ in range(6):
-            a = int(rng.integers(0, n - 200))
-            values[i, a : a + int(rng.integers(5, 200))] = values[i, a]
-    values[rng.random((n_series, n)) < 0.03] = np.nan
+    rng, times, values, daily = _walks(seed, n_series, n, daily_gaps=False)
     short = {"min_s": 1800.0, "warmup_s": 6 * 3600.0}
-    hours = np.mod(times, 86_400) / 3600
-    daily = 7.5 + 0.2 * np.sin(2 * np.pi * hours / 24) + rng.normal(0, 0.03, (n_series, n))
-    daily[:, 2 * n // 3 :] += np.linspace(0, 0.8, n - 2 * n // 3)
     dkw = {"days": 2, "warmup_s": 3600.0}
     want_stuck = farm.stuck_alarms(times, values, **short)
     want_drift = farm.drift_alarms(times, daily, **dkw)
