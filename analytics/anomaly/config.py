@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 #: Version byte written at the head of every serialised state; bump when the layout changes
 #: (2: 64 tail-histogram edges instead of 32, 2026-12-06; 3: the excursion test's run length and
-#: histogram, 2026-12-06).
-STATE_VERSION = 3
+#: histogram, 2026-12-06; 4: bin sums beside the survival counts, read over a window, 2026-12-07).
+STATE_VERSION = 4
 
 DAY_S = 86_400.0
 WEEK_S = 7 * DAY_S
@@ -47,25 +47,30 @@ class DetectorConfig:
     #: an error tracker needs this many points before its predictor can be chosen
     min_error_points: int = 16
 
-    # --- tail probabilities (decayed survival histogram per feature) ----------------------
+    # --- tail probabilities (decayed histogram with bin means per feature) ---------------
     #: points after which a series' unit of surprise (its slow mean's error) is fixed
     scale_after_points: int = 100
     #: log2 of the lowest edge (in units of surprise), edge spacing (log2) and number of edges:
-    #: 2^-3.8 .. 2^19.8 units, wide enough for a fixed unit on series that vary by decades. The
-    #: spacing is fine (0.375, a factor 1.30) because a p-value is conservative at the grid's
-    #: resolution and a coarse grid (0.75) made results depend on where the edges happen to fall
-    #: (docs/benchmarks.md, "Edge placement")
+    #: 2^-3.8 .. 2^19.8 units, wide enough for a fixed unit on series that vary by decades (the
+    #: top bin is open: values beyond it keep their mean). The spacing sets how many values share
+    #: a lump (a bin's values taken at their mean)
     tail_lo: float = -3.8125
     tail_step: float = 0.375
-    tail_bins: int = 64
+    tail_bins: int = 62
+    #: width (log2) of the window below a value within which past values count in part toward
+    #: its tail (a value must exceed past ones by about this much to be surprising about them);
+    #: at most ``tail_step``
+    tail_window: float = 0.3
     #: memory of the histograms in observations (decay 1 - 1/memory per observation)
     tail_memory: float = 5000.0
     #: a histogram gives no p-value before it has counted this many (decayed) observations
     tail_min_count: float = 30.0
-    #: log10 probability lost per edge step beyond the largest value on record
-    tail_beyond_log10: float = 0.375
-    #: the same for the length of a run of repeated values (0: a run longer than any on record
-    #: is as surprising as the first repeat of a series that never repeats, and no more)
+    #: log10 probability lost per log2 of distance beyond the largest value on record (per
+    #: ``tail_step`` in the run-length histograms)
+    tail_beyond_log10: float = 1.0
+    #: the same for the length of a run of repeated values, per edge step (0: a run longer than
+    #: any on record is as surprising as the first repeat of a series that never repeats, and no
+    #: more)
     stuck_beyond_log10: float = 0.0
 
     #: density feature: rate of the short average of -log10 p (point/level), its cap per point,
@@ -94,6 +99,12 @@ class DetectorConfig:
     onset_decay: float = 0.99
     #: points before a series is scored (score 0 while it learns)
     warmup_points: int = 100
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.tail_window <= self.tail_step:
+            raise ValueError(
+                f"tail_window must be > 0 and at most tail_step ({self.tail_step}), got {self.tail_window}"
+            )
 
 
 DEFAULT_CONFIG = DetectorConfig()

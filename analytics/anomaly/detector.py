@@ -14,11 +14,13 @@ from analytics.anomaly.baseline import FAST, forecast, learn, row_offsets, selec
 from analytics.anomaly.config import DAY_S, DEFAULT_CONFIG, DetectorConfig
 from analytics.anomaly.state import PREDICTORS, AnomalyState
 from analytics.anomaly.tails import (
+    row_bases,
     decay_due,
     edges,
     exceedance_at,
-    exceedance_log10,
     renormalise,
+    row_size,
+    survival_log10,
     update_tails,
 )
 
@@ -99,7 +101,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     # all four histogram features of the step, (N, 4): the density is filled in below
     allf = np.empty((n, 4), dtype=_F32)
     allf[:, :3] = feats
-    pl_log10p = _point_level_log10(allf, st.tail_surv, st.tail_total, seasonal_level, cfg)
+    pl_log10p = _point_level_log10(allf, st.tail_surv, st.tail_sums, st.tail_total, seasonal_level, cfg)
     point_log10p = pl_log10p[:, 0]
     level_log10p = pl_log10p[:, 1]
     # density: a short average of the point/level surprise (Numenta's anomaly likelihood averages
@@ -108,14 +110,18 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     dens = st.density + _F32(cfg.density_rate) * (surprise - st.density)
     st.density = select(tracked, dens, st.density).astype(_F32, copy=False)
     dfeat = np.log2(st.density + _TINY)[:, None]
-    surv = st.tail_surv.reshape(n, 4, cfg.tail_bins)
-    den_log10p = exceedance_log10(dfeat, surv, st.tail_total, cfg, cfg.density_lo, first=3)
+    row = row_size(cfg)
+    surv, sums = st.tail_surv.reshape(n, 4, row), st.tail_sums.reshape(n, 4, row)
+    den_base = row_bases(n, 1, 4, 3, row)
+    den_log10p = survival_log10(
+        dfeat, st.tail_surv.reshape(-1), st.tail_sums.reshape(-1), den_base, st.tail_total[:, 3:], cfg, cfg.density_lo
+    )
     den_log10p = select(st.tail_total[:, 3:] >= _F32(cfg.tail_min_count), den_log10p, _F32(0.0))
     allf[:, 3] = dfeat[:, 0]
     active = np.stack([tracked, tracked, tracked & has_seas, tracked], axis=1)
-    update_tails(allf, surv, st.tail_total, active, _lo_edges(cfg), cfg)
+    update_tails(allf, surv, sums, st.tail_total, active, _lo_edges(cfg), cfg)
     due = decay_due(st.n)  # every histogram of a series decays at the same points
-    renormalise(surv, st.tail_total, due, cfg)
+    renormalise(surv, st.tail_total, due, cfg, sums)
 
     same = has_prev & (np.abs(xr - st.x_last) <= eps)
     stuck_log10 = _stuck_log10(st, same, has_prev, due, cfg)
@@ -123,7 +129,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     # series' finished excursions (a drift, a sag, a slow leak last far longer than weather)
     away = tracked & (level_log10p <= _F32(-np.log10(cfg.excursion_odds)))
     st.ex_run, ex_log10 = _run_log10(
-        st.ex_run, st.ex_surv, st.ex_total, away, tracked, due, cfg, 1, cfg.tail_beyond_log10
+        st.ex_run, st.ex_surv, st.ex_total, away, tracked, due, cfg, 1, cfg.tail_beyond_log10 * cfg.tail_step
     )
 
     # Bonferroni over the five tests, -log10 p to [0, 1]; report only what exceeds recent surprise
@@ -170,6 +176,7 @@ def _pair_hists(n: int, seasonal_level: np.ndarray) -> np.ndarray:
 def _point_level_log10(
     allf: np.ndarray,
     tail_surv: np.ndarray,
+    tail_sums: np.ndarray,
     tail_total: np.ndarray,
     seasonal_level: np.ndarray,
     cfg: DetectorConfig,
@@ -183,8 +190,8 @@ def _point_level_log10(
     """
     hist = _pair_hists(len(allf), seasonal_level)
     tot = tail_total.reshape(-1)[hist]
-    log10p = exceedance_at(
-        allf.reshape(-1)[hist], tail_surv.reshape(-1), hist * cfg.tail_bins, tot, cfg, cfg.tail_lo
+    log10p = survival_log10(
+        allf.reshape(-1)[hist], tail_surv.reshape(-1), tail_sums.reshape(-1), hist * row_size(cfg), tot, cfg, cfg.tail_lo
     )
     # no p-value from a histogram that has seen too little
     out: np.ndarray = select(tot >= _F32(cfg.tail_min_count), log10p, _F32(0.0))

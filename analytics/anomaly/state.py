@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from analytics.anomaly.config import DEFAULT_CONFIG, STATE_VERSION, DetectorConfig
+from analytics.anomaly.tails import row_size
 
 #: predictors, in the column order of the error trackers
 PREDICTORS = ("persist", "mean", "daily", "weekly", "persist_daily", "persist_weekly")
@@ -58,7 +59,8 @@ def _fields(cfg: DetectorConfig) -> tuple[_Field, ...]:
         _Field("ex_total", 0, "<f4", 0.0),
         _Field("ex_surv", cfg.tail_bins, "<f4", 0.0),
         _Field("tail_total", nfeat, "<f4", 0.0),
-        _Field("tail_surv", nfeat * cfg.tail_bins, "<f4", 0.0),
+        _Field("tail_surv", nfeat * row_size(cfg), "<f4", 0.0),
+        _Field("tail_sums", nfeat * row_size(cfg), "<f4", 0.0),
         _Field("season_t0", 0, "<f8", nan),
         _Field("bins_d", 0, "<f4", 0.0),
         _Field("bins_w", 0, "<f4", 0.0),
@@ -94,6 +96,7 @@ class AnomalyState:
     ex_surv: np.ndarray
     tail_total: np.ndarray
     tail_surv: np.ndarray
+    tail_sums: np.ndarray
     season_t0: np.ndarray
     bins_d: np.ndarray
     bins_w: np.ndarray

@@ -43,10 +43,11 @@ class Cfg:
     scale_after_points: int = 100
     tail_lo: float = -3.8125
     tail_step: float = 0.375
-    tail_bins: int = 64
+    tail_bins: int = 62
+    tail_window: float = 0.3
     tail_memory: float = 5000.0
     tail_min_count: float = 30.0
-    tail_beyond_log10: float = 0.375
+    tail_beyond_log10: float = 1.0
     stuck_beyond_log10: float = 0.0
     density_rate: float = 0.1
     density_cap: float = 8.0
@@ -113,6 +114,75 @@ class Histogram:
         self.total = F(self.total * g)
 
 
+class LumpHistogram:
+    """Decayed histogram of one feature's values: per edge j the (decayed) number of values that
+    reached it, and per bin the (decayed) sum of its values' positions inside the bin, so each
+    bin's values can be taken to sit at their mean position (a lump)."""
+
+    def __init__(self, cfg: Cfg, lowest: float) -> None:
+        self.cfg = cfg
+        self.lowest = lowest
+        self.count = [F(0.0)] * cfg.tail_bins
+        self.sums = [F(0.0)] * cfg.tail_bins
+        self.total = F(0.0)
+
+    def position(self, v: np.float32) -> np.float32:
+        return F((v - F(self.lowest)) / F(self.cfg.tail_step))
+
+    def lumps(self) -> list[tuple[float, float]]:
+        """(weight, position) of each non-empty bin's lump; the top bin is open above."""
+        k = self.cfg.tail_bins
+        out = []
+        for j in range(k):
+            above = self.count[j + 1] if j + 1 < k else F(0.0)
+            c = F(self.count[j] - above)
+            if c > 0:
+                out.append((float(c), j + float(self.sums[j]) / float(c)))
+        return out
+
+    def log10_tail(self, v: np.float32) -> np.float32:
+        """log10 of (past values at least as large as v, each counted by the share of the window
+        [v - w, v] below its lump + 1/2) / (total + 1); beyond the record it keeps falling."""
+        c = self.cfg
+        w = c.tail_window / c.tail_step
+        y1 = float(self.position(v))
+        y0 = y1 - w
+        # below the lowest edge every past value counts; above it, each lump up to its position
+        covered = max(0.0, min(y1, 0.0) - y0) * float(self.total)
+        for weight, where in self.lumps():
+            covered += weight * max(0.0, min(where, max(y1, 0.0)) - max(y0, 0.0))
+        est = covered / w
+        out = math.log10((est + 0.5) / (float(self.total) + 1.0))
+        if est < 0.5:  # beyond the record: from the lump of the last edge still counted
+            k = c.tail_bins
+            record = 0
+            for j in range(k):
+                if self.count[j] >= 0.5:
+                    record = j
+            above = float(self.count[record + 1]) if record + 1 < k else 0.0
+            weight = float(self.count[record]) - above
+            lump = record + (float(self.sums[record]) / weight if weight > 0 else 0.0)
+            out -= max(y1 - w / 2 - lump, 0.0) * c.tail_step * c.tail_beyond_log10
+        return F(min(out, 0.0))
+
+    def add(self, v: np.float32) -> None:
+        k = self.cfg.tail_bins
+        pos = self.position(v)
+        reached = 0 if math.isnan(pos) else math.floor(min(max(pos, -1.0), k - 1)) + 1
+        for j in range(reached):
+            self.count[j] = F(self.count[j] + F(1.0))
+        if reached > 0:  # its place in its bin (in the open top bin: its distance from the top edge)
+            place = min(F(pos - F(reached - 1)), F(k))  # (k bins past the top at most)
+            self.sums[reached - 1] = F(self.sums[reached - 1] + place)
+        self.total = F(self.total + F(1.0))
+
+    def forget(self) -> None:
+        g = F((1.0 - 1.0 / self.cfg.tail_memory) ** LAZY)
+        self.count = [F(x * g) for x in self.count]
+        self.sums = [F(x * g) for x in self.sums]
+        self.total = F(self.total * g)
+
+
 class Series:
     """Everything the detector remembers about one series."""
 
@@ -146,7 +216,7 @@ class Series:
             cfg.tail_lo,
             cfg.density_lo,
         )  # point, level, seasonal level, density
-        self.hists = [Histogram(cfg, lo) for lo in lows]
+        self.hists = [LumpHistogram(cfg, lo) for lo in lows]
         self.runs = Histogram(cfg, 0.0)
         self.excursions = Histogram(cfg, 0.0)
 
@@ -232,8 +302,8 @@ def score_point(s: Series, t: float, x: float) -> float:
 
     h_point, h_plain, h_seas, h_dens = s.hists
 
-    def tail(h: Histogram, v: np.float32) -> np.float32:
-        return h.log10_tail(v, c.tail_beyond_log10) if h.total >= c.tail_min_count else F(0.0)
+    def tail(h: LumpHistogram, v: np.float32) -> np.float32:
+        return h.log10_tail(v) if h.total >= c.tail_min_count else F(0.0)
 
     lp = tail(h_point, f_point)
     ll = tail(h_seas, f_seas) if SEASONAL[p_base] and any_seasonal else tail(h_plain, f_plain)
@@ -270,7 +340,7 @@ def score_point(s: Series, t: float, x: float) -> float:
     away = tracked and ll <= F(-math.log10(c.excursion_odds))
     lx = F(0.0)
     if away:
-        lx = s.excursions.log10_tail(F(np.log2(F(s.ex_run + 1) + F(1.0))), c.tail_beyond_log10)
+        lx = s.excursions.log10_tail(F(np.log2(F(s.ex_run + 1) + F(1.0))), c.tail_beyond_log10 * c.tail_step)
     elif tracked:
         s.excursions.add_by_edges(F(np.log2(F(s.ex_run) + F(1.0))))
     if s.n % LAZY == LAZY - 1:

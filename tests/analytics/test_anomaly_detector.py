@@ -94,7 +94,7 @@ def test_state_round_trip_is_exact_and_small() -> None:
     update(st, times, values)
     blobs = st.to_bytes()
     assert len(blobs) == 3 and len({len(b) for b in blobs}) == 1
-    assert len(blobs[0]) == st.nbytes_per_series() < 4096
+    assert len(blobs[0]) == st.nbytes_per_series() < 5000  # 4,537 B (state version 4)
     back = AnomalyState.from_bytes(blobs)
     for name, arr in st.arrays().items():
         np.testing.assert_array_equal(getattr(back, name), arr, err_msg=name)
@@ -174,33 +174,47 @@ def test_bad_shapes_raise() -> None:
 
 def test_tail_update_counts_exactly_the_edges_each_value_reaches() -> None:
     """The ladder-table update equals comparing every value against every edge (slow loop),
-    for values below, inside and beyond the grid, NaN features and inactive series."""
-    from analytics.anomaly.tails import edges, update_tails
+    for values below, inside and beyond the grid, NaN features and inactive series; each value's
+    place in its bin (the bin of the last edge it reaches; in the open top bin its distance from
+    the top edge) goes to that bin's sum."""
+    from analytics.anomaly.tails import edges, row_size, update_tails
 
     cfg = DetectorConfig()
     rng = np.random.default_rng(7)
-    n, k = 300, cfg.tail_bins
+    n, k, row = 300, cfg.tail_bins, row_size(cfg)
     lo = np.array([cfg.tail_lo, cfg.tail_lo, cfg.density_lo], dtype=np.float32)
     # off-edge values (a value exactly on an edge may round either way in float32)
     logf = (rng.uniform(-12.0, 30.0, size=(n, 3)) + 1e-3).astype(np.float32)
     logf[::17, 1] = np.nan
     logf[::13, 0] = np.inf
+    logf[::5, 2] = 25.0  # beyond the top edge, finite
     active = rng.random(n) > 0.2
-    surv = rng.random((n, 3, k)).astype(np.float32)
+    surv = np.zeros((n, 3, row), dtype=np.float32)
+    surv[..., :k] = rng.random((n, 3, k))
+    sums = np.zeros((n, 3, row), dtype=np.float32)
+    sums[..., :k] = rng.random((n, 3, k))
     total = rng.random((n, 3)).astype(np.float32)
-    want_s, want_t = surv.copy(), total.copy()
+    want_s, want_g, want_t = surv.copy(), sums.astype(np.float64), total.copy()
     for i in range(n):
         if not active[i]:
             continue
         want_t[i] += 1.0
         for f in range(3):
             grid = edges(cfg, float(lo[f]))
+            last = -1
             for j in range(k):
                 if logf[i, f] >= grid[j]:  # False for NaN
                     want_s[i, f, j] += 1.0
-    update_tails(logf, surv, total, active, lo, cfg)
+                    last = j
+            if last >= 0:  # an infinite value counts k bins past the top edge
+                place = (float(logf[i, f]) - float(lo[f])) / cfg.tail_step - last
+                want_g[i, f, last] += min(place, k)
+    with np.errstate(invalid="ignore"):
+        update_tails(logf, surv, sums, total, active, lo, cfg)
     np.testing.assert_array_equal(surv, want_s)
     np.testing.assert_array_equal(total, want_t)
+    assert np.isfinite(sums).all()
+    np.testing.assert_allclose(sums, want_g, rtol=0, atol=2e-5)
 
 
 def test_series_blocks_give_the_same_scores_and_state(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -13,7 +13,7 @@ from analytics.anomaly import AnomalyState, DetectorConfig
 from analytics.anomaly import detector as det
 from analytics.anomaly.baseline import SEASONAL, SLOW
 from analytics.anomaly.state import PREDICTORS
-from analytics.anomaly.tails import LAZY, decay_due, edges, exceedance_log10, renormalise
+from analytics.anomaly.tails import LAZY, decay_due, edges, exceedance_at, renormalise, row_bases
 
 F32 = np.float32
 HALF = F32(0.5)
@@ -68,9 +68,17 @@ def _survival(rng: np.random.Generator, n: int, nf: int, empty: float) -> tuple[
     return surv, total
 
 
+def _exceedance_log10(logf, surv, total, cfg, lo_edge, beyond_log10, first=0):  # type: ignore[no-untyped-def]
+    """exceedance_at over features ``first ..`` of ``surv`` (N, F_all, bins)."""
+    n, nf = logf.shape
+    base = row_bases(n, nf, surv.shape[1], first, cfg.tail_bins)
+    return exceedance_at(logf, surv.reshape(-1), base, total[:, first : first + nf], cfg, lo_edge, beyond_log10)
+
+
 @pytest.mark.parametrize("empty", [0.0, 0.05, 0.6, 1.0])  # few or many empty histograms
 @pytest.mark.parametrize("first", [0, 1])
 def test_exceedance_equals_previous(empty: float, first: int) -> None:
+    """The plain survival read (the run-length tests') equals the read before the sixth session."""
     rng = np.random.default_rng(int(empty * 100) + first)
     n, nf_all = 400, 4
     surv, total = _survival(rng, n, nf_all, empty)
@@ -78,10 +86,10 @@ def test_exceedance_equals_previous(empty: float, first: int) -> None:
     logf = rng.uniform(-12.0, 30.0, size=(n, nf)).astype(F32)
     logf[::11] = F32(-40.0)  # below the grid
     logf[::7, 0] = F32(np.inf)  # beyond it
-    for lo_edge, beyond in ((CFG.tail_lo, None), (0.0, 0.0), (CFG.density_lo, 0.375)):
+    for lo_edge, beyond in ((CFG.tail_lo, 0.375), (0.0, 0.0), (CFG.density_lo, 0.5)):
         with np.errstate(invalid="ignore"):  # inf beyond the grid times a step of 0
             want = _old_exceedance_log10(logf, surv, total, CFG, lo_edge, beyond, first)
-            got = exceedance_log10(logf, surv, total, CFG, lo_edge, beyond, first)
+            got = _exceedance_log10(logf, surv, total, CFG, lo_edge, beyond, first)
         np.testing.assert_array_equal(got, want)
         assert got.dtype == want.dtype
 
@@ -223,12 +231,23 @@ def test_bin_index_equals_previous(common: bool) -> None:
 @pytest.mark.parametrize("empty", [0.0, 0.3, 1.0])
 @pytest.mark.parametrize("p_seasonal", [0.0, 0.4, 1.0])
 def test_point_and_level_equal_all_three_histograms(empty: float, p_seasonal: float) -> None:
-    """The point and level p-values read from each test's own histogram equal the previous
-    step's: all three histograms (point, mean level, seasonal level) looked up, then the level
-    chosen per series, each zero where its histogram has counted too little."""
+    """The point and level p-values read from each test's own histogram equal reading all three
+    histograms (point, mean level, seasonal level), then choosing the level per series, each zero
+    where its histogram has counted too little."""
+    from analytics.anomaly.tails import row_size, survival_log10, update_tails
+
     rng = np.random.default_rng(int(empty * 10 + p_seasonal * 100))
-    n = 600
-    surv, total = _survival(rng, n, 4, empty)
+    n, row = 600, row_size(CFG)
+    surv = np.zeros((n, 4, row), dtype=F32)
+    sums = np.zeros((n, 4, row), dtype=F32)
+    total = np.zeros((n, 4), dtype=F32)
+    lo = np.array([CFG.tail_lo] * 3 + [CFG.density_lo], dtype=F32)
+    for _ in range(60):
+        vals = rng.normal(rng.uniform(-2.0, 6.0, size=(n, 1)), 2.0, size=(n, 4)).astype(F32)
+        update_tails(vals, surv, sums, total, rng.random((n, 4)) < 0.8, lo, CFG)
+    gone = rng.random((n, 4)) < empty
+    surv[gone] = 0.0
+    sums[gone] = 0.0
     total[rng.random((n, 4)) < 0.2] = F32(CFG.tail_min_count) * rng.uniform(0.5, 1.5)
     total[::13] = F32(CFG.tail_min_count)  # exactly enough
     feats = rng.uniform(-12.0, 30.0, size=(n, 3)).astype(F32)
@@ -236,13 +255,16 @@ def test_point_and_level_equal_all_three_histograms(empty: float, p_seasonal: fl
     feats[::7, 1] = F32(np.inf)  # beyond it
     feats[::5, 2] = F32(-np.inf)  # a zero residual
     seasonal_level = rng.random(n) < p_seasonal
-    # previous step: every histogram looked up, then the level chosen
-    pls = _old_exceedance_log10(feats, surv, total, CFG, CFG.tail_lo)
+    with np.errstate(invalid="ignore"):
+        pls = survival_log10(
+            feats, surv.reshape(-1), sums.reshape(-1), row_bases(n, 3, 4, 0, row), total[:, :3], CFG, CFG.tail_lo
+        )
     pls = np.where(total[:, :3] >= F32(CFG.tail_min_count), pls, F32(0.0))
     want_level = np.where(seasonal_level, pls[:, 2], pls[:, 1])
     allf = np.full((n, 4), np.nan, dtype=F32)
     allf[:, :3] = feats
-    got = det._point_level_log10(allf, surv.reshape(n, -1), total, seasonal_level, CFG)
+    with np.errstate(invalid="ignore"):
+        got = det._point_level_log10(allf, surv.reshape(n, -1), sums.reshape(n, -1), total, seasonal_level, CFG)
     np.testing.assert_array_equal(got[:, 0], pls[:, 0])
     np.testing.assert_array_equal(got[:, 1], want_level)
     assert got.dtype == pls.dtype
@@ -399,22 +421,25 @@ def test_tail_update_in_blocks_equals_one_add(monkeypatch: pytest.MonkeyPatch) -
 
     rng = np.random.default_rng(23)
     n, k = 100, CFG.tail_bins
+    row = tails.row_size(CFG)
     lo = np.array([CFG.tail_lo, CFG.tail_lo, CFG.tail_lo, CFG.density_lo], dtype=F32)
     logf = rng.uniform(-12.0, 30.0, size=(n, 4)).astype(F32)
     logf[::17, 1] = np.nan
     logf[::13, 0] = np.inf
     logf[::11, 2] = -np.inf
     active = rng.random((n, 4)) > 0.2
-    surv, total = _survival(rng, n, 4, 0.1)
+    surv0, total = _survival(rng, n, 4, 0.1)
+    surv = np.zeros((n, 4, row), dtype=F32)
+    surv[..., :k] = surv0
     # previous: one add of every series' ladder rows
     pos = (logf - lo) / F32(CFG.tail_step)
     reach = np.floor(np.clip(pos, -1.0, k - 1)) + F32(1.0)
     reach = np.where(~np.isnan(reach) & active, reach, F32(0.0))
-    want_s = surv + np.tril(np.ones((k + 1, k), dtype=F32), -1).take(reach.astype(np.intp), axis=0)
+    want_s = surv + np.tril(np.ones((k + 1, row), dtype=F32), -1).take(reach.astype(np.intp), axis=0)
     want_t = total + active
-    for block_bytes in (7 * 4 * k * 4, 1 << 30):
+    for block_bytes in (7 * 4 * row * 4, 1 << 30):
         monkeypatch.setattr(tails, "_TAIL_BLOCK_BYTES", block_bytes)
-        s, t = surv.copy(), total.copy()
-        tails.update_tails(logf, s, t, active, lo, CFG)
+        s, t, g = surv.copy(), total.copy(), np.zeros_like(surv)
+        tails.update_tails(logf, s, g, t, active, lo, CFG)
         np.testing.assert_array_equal(s, want_s)
         np.testing.assert_array_equal(t, want_t)
