@@ -100,7 +100,7 @@ def nab(
     ] = False,
     robust: Annotated[
         bool,
-        typer.Option("--robustness", help="standard score, 8 edge placements and +-20 %% on each constant"),
+        typer.Option("--robustness", help="standard score, 8 edge placements and ±20 % on each constant"),
     ] = False,
 ) -> None:
     """Score a NAB corpus end to end with the default configuration; print the three profiles."""

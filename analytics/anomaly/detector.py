@@ -14,11 +14,11 @@ from analytics.anomaly.baseline import FAST, forecast, learn, row_offsets, selec
 from analytics.anomaly.config import DAY_S, DEFAULT_CONFIG, DetectorConfig
 from analytics.anomaly.state import PREDICTORS, AnomalyState
 from analytics.anomaly.tails import (
-    row_bases,
     decay_due,
     edges,
     exceedance_at,
     renormalise,
+    row_bases,
     row_size,
     survival_log10,
     update_tails,
@@ -114,7 +114,13 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     surv, sums = st.tail_surv.reshape(n, 4, row), st.tail_sums.reshape(n, 4, row)
     den_base = row_bases(n, 1, 4, 3, row)
     den_log10p = survival_log10(
-        dfeat, st.tail_surv.reshape(-1), st.tail_sums.reshape(-1), den_base, st.tail_total[:, 3:], cfg, cfg.density_lo
+        dfeat,
+        st.tail_surv.reshape(-1),
+        st.tail_sums.reshape(-1),
+        den_base,
+        st.tail_total[:, 3:],
+        cfg,
+        cfg.density_lo,
     )
     den_log10p = select(st.tail_total[:, 3:] >= _F32(cfg.tail_min_count), den_log10p, _F32(0.0))
     allf[:, 3] = dfeat[:, 0]
@@ -191,7 +197,13 @@ def _point_level_log10(
     hist = _pair_hists(len(allf), seasonal_level)
     tot = tail_total.reshape(-1)[hist]
     log10p = survival_log10(
-        allf.reshape(-1)[hist], tail_surv.reshape(-1), tail_sums.reshape(-1), hist * row_size(cfg), tot, cfg, cfg.tail_lo
+        allf.reshape(-1)[hist],
+        tail_surv.reshape(-1),
+        tail_sums.reshape(-1),
+        hist * row_size(cfg),
+        tot,
+        cfg,
+        cfg.tail_lo,
     )
     # no p-value from a histogram that has seen too little
     out: np.ndarray = select(tot >= _F32(cfg.tail_min_count), log10p, _F32(0.0))

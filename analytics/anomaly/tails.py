@@ -188,13 +188,13 @@ def update_tails(
     False are left alone.
 
     ``logf`` is (N, F) log2 values, ``surv`` and ``sums`` (N, F, :func:`row_size`) the survival
-    counts and bin sums (C-contiguous), ``lo_edges`` (F,) the lowest edge of each feature's grid. A value reaches the edges at or
-    below it: ``floor(pos) + 1`` of them, ``pos`` being its position on the grid. The survival
-    counts gain a prefix of ones, copied from a ladder table (a row copy and a same-type add took
-    0.55 ms per step for 10,000 series, comparing against every edge 0.93 ms); the value's bin
-    (the last edge it reaches) adds its position inside the bin, ``pos - floor(pos)``, to its sum.
-    The top bin is open: a value beyond the grid adds its whole distance from the top edge, so
-    its lump stays where its values are.
+    counts and bin sums (C-contiguous), ``lo_edges`` (F,) the lowest edge of each feature's grid.
+    A value reaches the edges at or below it: ``floor(pos) + 1`` of them, ``pos`` being its
+    position on the grid. The survival counts gain a prefix of ones, copied from a ladder table
+    (a row copy and a same-type add took 0.55 ms per step for 10,000 series, comparing against
+    every edge 0.93 ms); the value's bin (the last edge it reaches) adds its position inside the
+    bin, ``pos - floor(pos)``, to its sum. The top bin is open: a value beyond the grid adds its
+    whole distance from the top edge, so its lump stays where its values are.
     """
     k = cfg.tail_bins
     width = k + 2
@@ -281,7 +281,12 @@ def survival_log10(
     integral = (u1 - f0) * s1
     integral += np.minimum(c0 * u1, g0)
     integral -= np.minimum(c0 * f0, g0)
-    integral += np.minimum(g1 - c1 * np.maximum(u1 - _F32(1.0), _F32(0.0)), _F32(0.0))
+    v1 = np.maximum(u1 - _F32(1.0), _F32(0.0))
+    integral += np.minimum(g1 - c1 * v1, _F32(0.0))
+    top = b0f >= _F32(k - 2)  # the window reaches into the open top bin
+    if top.any():
+        r, c = np.nonzero(top)
+        integral[r, c] += _open_top(b0f[r, c], f0[r, c], u1[r, c], v1[r, c], c0[r, c], g0[r, c], c1[r, c], g1[r, c], k)
     if (y1 < w).any():  # part of the window is below the grid: every past value counts there
         integral += np.clip(w - y1, _F32(0.0), w) * tot
     est = integral * _F32(1.0 / w)
@@ -296,7 +301,47 @@ def survival_log10(
     return out
 
 
-def _beyond(flat: np.ndarray, gflat: np.ndarray, base: np.ndarray, y: np.ndarray, b0f: np.ndarray, cfg: DetectorConfig) -> np.ndarray:
+def _soft(c: np.ndarray, g: np.ndarray, u: np.ndarray) -> np.ndarray:
+    """Integral over the first ``u`` positions of the open top bin of its survival count, ``c``
+    values spread exponentially above its edge with mean distance ``g / c``:
+    ``g * (1 - exp(-c * u / g))`` (``min(c * u, g)`` for a lump at the mean)."""
+    gs = np.maximum(g, _F32(1e-30))
+    out: np.ndarray = gs * -np.expm1(-c * u / gs)
+    return out
+
+
+def _open_top(
+    b0f: np.ndarray,
+    f0: np.ndarray,
+    u1: np.ndarray,
+    v1: np.ndarray,
+    c0: np.ndarray,
+    g0: np.ndarray,
+    c1: np.ndarray,
+    g1: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """Correction to the lumped window integral for windows reaching into the open top bin.
+
+    Values above the top edge are not one lump at their mean but an exponential tail in log2
+    (a Pareto tail in the values) with the same count and mean: a value between their mean and
+    their largest still has past values at least as large, and how many falls smoothly (with
+    a lump, a grid that ends 2^14.5 units up instead of 2^19.4 cost 4.5 NAB points).
+    """
+    in_top = b0f >= _F32(k - 1)
+    lump = np.where(
+        in_top,
+        np.minimum(c0 * u1, g0) - np.minimum(c0 * f0, g0),
+        np.minimum(g1 - c1 * v1, _F32(0.0)) + c1 * v1,
+    )
+    soft = np.where(in_top, _soft(c0, g0, u1) - _soft(c0, g0, f0), _soft(c1, g1, v1))
+    out: np.ndarray = soft - lump
+    return out
+
+
+def _beyond(
+    flat: np.ndarray, gflat: np.ndarray, base: np.ndarray, y: np.ndarray, b0f: np.ndarray, cfg: DetectorConfig
+) -> np.ndarray:
     """log10 the tail falls beyond the record for values at positions ``y`` (window middles,
     lower window bin ``b0f``) against the histograms at ``flat[base]``: ``tail_beyond_log10``
     per log2 of distance from the record's lump (the largest bin with counts, at its mean).
@@ -315,7 +360,10 @@ def _beyond(flat: np.ndarray, gflat: np.ndarray, base: np.ndarray, y: np.ndarray
     s_r = flat[base + rec]
     c_r = s_r - flat[base + rec + 1]
     g_r = gflat[base + rec]
-    lump = rec + np.where(c_r > 0, g_r / np.maximum(c_r, _F32(1e-30)), _F32(0.0))
+    mean = np.where(c_r > 0, g_r / np.maximum(c_r, _F32(1e-30)), _F32(0.0))
+    # in the open top bin, where the exponential tail's survival count falls to 1/2
+    spread = np.where(rec == k - 1, np.log(np.maximum(_F32(2.0) * c_r, _F32(1.0))), _F32(1.0))
+    lump = rec + mean * spread
     dist = np.maximum(y - lump, _F32(0.0)) * _F32(cfg.tail_step)
     out: np.ndarray = (dist * _F32(cfg.tail_beyond_log10)).astype(_F32, copy=False)
     return out

@@ -149,8 +149,17 @@ class LumpHistogram:
         y0 = y1 - w
         # below the lowest edge every past value counts; above it, each lump up to its position
         covered = max(0.0, min(y1, 0.0) - y0) * float(self.total)
+        top = c.tail_bins - 1
         for weight, where in self.lumps():
-            covered += weight * max(0.0, min(where, max(y1, 0.0)) - max(y0, 0.0))
+            if where < top:
+                covered += weight * max(0.0, min(where, max(y1, 0.0)) - max(y0, 0.0))
+                continue
+            # the open top bin: an exponential tail above its edge with the values' mean distance
+            mean = where - top
+            covered += weight * max(0.0, min(float(top), max(y1, 0.0)) - max(y0, 0.0))
+            a, b = max(y0, top) - top, max(y1, top) - top
+            if mean > 0:
+                covered += weight * mean * (math.exp(-a / mean) - math.exp(-b / mean))
         est = covered / w
         out = math.log10((est + 0.5) / (float(self.total) + 1.0))
         if est < 0.5:  # beyond the record: from the lump of the last edge still counted
@@ -162,6 +171,8 @@ class LumpHistogram:
             above = float(self.count[record + 1]) if record + 1 < k else 0.0
             weight = float(self.count[record]) - above
             lump = record + (float(self.sums[record]) / weight if weight > 0 else 0.0)
+            if record == k - 1:  # where the top bin's exponential tail falls to 1/2 a value
+                lump = record + (lump - record) * math.log(max(2.0 * weight, 1.0))
             out -= max(y1 - w / 2 - lump, 0.0) * c.tail_step * c.tail_beyond_log10
         return F(min(out, 0.0))
 

@@ -72,7 +72,9 @@ def _exceedance_log10(logf, surv, total, cfg, lo_edge, beyond_log10, first=0):  
     """exceedance_at over features ``first ..`` of ``surv`` (N, F_all, bins)."""
     n, nf = logf.shape
     base = row_bases(n, nf, surv.shape[1], first, cfg.tail_bins)
-    return exceedance_at(logf, surv.reshape(-1), base, total[:, first : first + nf], cfg, lo_edge, beyond_log10)
+    return exceedance_at(
+        logf, surv.reshape(-1), base, total[:, first : first + nf], cfg, lo_edge, beyond_log10
+    )
 
 
 @pytest.mark.parametrize("empty", [0.0, 0.05, 0.6, 1.0])  # few or many empty histograms
@@ -257,14 +259,22 @@ def test_point_and_level_equal_all_three_histograms(empty: float, p_seasonal: fl
     seasonal_level = rng.random(n) < p_seasonal
     with np.errstate(invalid="ignore"):
         pls = survival_log10(
-            feats, surv.reshape(-1), sums.reshape(-1), row_bases(n, 3, 4, 0, row), total[:, :3], CFG, CFG.tail_lo
+            feats,
+            surv.reshape(-1),
+            sums.reshape(-1),
+            row_bases(n, 3, 4, 0, row),
+            total[:, :3],
+            CFG,
+            CFG.tail_lo,
         )
     pls = np.where(total[:, :3] >= F32(CFG.tail_min_count), pls, F32(0.0))
     want_level = np.where(seasonal_level, pls[:, 2], pls[:, 1])
     allf = np.full((n, 4), np.nan, dtype=F32)
     allf[:, :3] = feats
     with np.errstate(invalid="ignore"):
-        got = det._point_level_log10(allf, surv.reshape(n, -1), sums.reshape(n, -1), total, seasonal_level, CFG)
+        got = det._point_level_log10(
+            allf, surv.reshape(n, -1), sums.reshape(n, -1), total, seasonal_level, CFG
+        )
     np.testing.assert_array_equal(got[:, 0], pls[:, 0])
     np.testing.assert_array_equal(got[:, 1], want_level)
     assert got.dtype == pls.dtype
