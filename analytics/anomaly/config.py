@@ -51,9 +51,9 @@ class DetectorConfig:
     #: points after which a series' unit of surprise (its slow mean's error) is fixed
     scale_after_points: int = 100
     #: log2 of the lowest edge (in units of surprise), edge spacing (log2) and number of edges:
-    #: 2^-3.8 .. 2^19.8 units, wide enough for a fixed unit on series that vary by decades (the
-    #: top bin is open: values beyond it keep their mean). The spacing sets how many values share
-    #: a lump (a bin's values taken at their mean)
+    #: 2^-3.8 .. 2^19.1 units, wide enough for a fixed unit on series that vary by decades (the
+    #: top bin is open: values beyond it are an exponential tail with their count and mean). The
+    #: spacing sets how many values share a lump (a bin's values taken at their mean)
     tail_lo: float = -3.8125
     tail_step: float = 0.375
     tail_bins: int = 62

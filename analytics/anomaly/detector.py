@@ -17,6 +17,8 @@ from analytics.anomaly.tails import (
     decay_due,
     edges,
     exceedance_at,
+    log2,
+    log10,
     renormalise,
     row_bases,
     row_size,
@@ -88,7 +90,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     # the level has two histograms: residuals from the plain mean and from the best seasonal
     # profile, each only of its own residuals (a diurnal series' first days against the mean must
     # not set the scale its profile's residuals are judged on for weeks after)
-    feats = np.log2(
+    feats = log2(
         np.stack(
             [flat_abs[i_best] / unit_gap, flat_abs[rows + _I_MEAN] / unit, flat_abs[i_seas] / unit],
             axis=1,
@@ -109,7 +111,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     surprise = np.minimum(-np.minimum(point_log10p, level_log10p), _F32(cfg.density_cap))
     dens = st.density + _F32(cfg.density_rate) * (surprise - st.density)
     st.density = select(tracked, dens, st.density).astype(_F32, copy=False)
-    dfeat = np.log2(st.density + _TINY)[:, None]
+    dfeat = log2(st.density + _TINY)[:, None]
     row = row_size(cfg)
     surv, sums = st.tail_surv.reshape(n, 4, row), st.tail_sums.reshape(n, 4, row)
     den_base = row_bases(n, 1, 4, 3, row)
@@ -147,7 +149,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     # surprising, an hourly one 24 times; a partial multiplicity correction (points per day to the
     # power day_power) keeps fast series from raising more false alarms per day than slow ones
     per_day = np.maximum(_F32(DAY_S) / np.maximum(st.dt_typ, _F32(1.0)), _F32(1.0))
-    log10p = log10p + _F32(cfg.day_power) * np.log10(per_day)
+    log10p = log10p + _F32(cfg.day_power) * log10(per_day)
     raw = np.clip(-(log10p + _F32(np.log10(5.0))) / _F32(cfg.score_log10_full), 0.0, 1.0)
     raw = select((st.n >= cfg.warmup_points) & tracked, raw, _F32(0.0)).astype(_F32, copy=False)
     score = np.where(raw > st.peak, raw, _F32(0.0))

@@ -31,6 +31,25 @@ from analytics.anomaly.config import DetectorConfig
 
 _F32 = np.float32
 _HALF = _F32(0.5)
+_LOG10_E = _F32(1.0 / np.log(10.0))
+_LOG2_E = _F32(1.0 / np.log(2.0))
+
+
+def log10(x: np.ndarray) -> np.ndarray:
+    """float32 log10 as ``ln(x) / ln(10)``: numpy's float32 ``log`` is vectorised with SIMD, its
+    ``log10`` is not (10,000 values: 18 against 64 microseconds); within 2 float32 ulps."""
+    out: np.ndarray = np.log(x) * _LOG10_E
+    return out
+
+
+def log2(x: np.ndarray) -> np.ndarray:
+    """float32 log2 as ``ln(x) / ln(2)`` (10,000 values: 19 against 31 microseconds), for the
+    value features (their histogram reads are continuous in the value, so an ulp moves a
+    probability by as little); run lengths keep ``np.log2``, exact at their integer edges."""
+    out: np.ndarray = np.log(x) * _LOG2_E
+    return out
+
+
 #: flat offsets of (series, feature) rows, cached per shape (the step runs on the same shapes)
 _BASES: dict[tuple[int, ...], np.ndarray] = {}
 
@@ -286,11 +305,13 @@ def survival_log10(
     top = b0f >= _F32(k - 2)  # the window reaches into the open top bin
     if top.any():
         r, c = np.nonzero(top)
-        integral[r, c] += _open_top(b0f[r, c], f0[r, c], u1[r, c], v1[r, c], c0[r, c], g0[r, c], c1[r, c], g1[r, c], k)
+        integral[r, c] += _open_top(
+            b0f[r, c], f0[r, c], u1[r, c], v1[r, c], c0[r, c], g0[r, c], c1[r, c], g1[r, c], k
+        )
     if (y1 < w).any():  # part of the window is below the grid: every past value counts there
         integral += np.clip(w - y1, _F32(0.0), w) * tot
     est = integral * _F32(1.0 / w)
-    log10p = np.log10((est + half) / (tot + _F32(1.0)))
+    log10p = log10((est + half) / (tot + _F32(1.0)))
     # beyond the record (no past value reaches into the window): the tail keeps falling with the
     # distance of the window's middle from the record's lump
     past = est < half
