@@ -19,6 +19,7 @@ import numpy as np
 
 from analytics.anomaly.config import DAY_S, WEEK_S, DetectorConfig
 from analytics.anomaly.state import PREDICTORS, AnomalyState
+from analytics.anomaly.vec import vmax, vmin
 
 _F32 = np.float32
 #: predictors that extrapolate from the last value (their error grows across a gap)
@@ -89,8 +90,8 @@ def _bin_index(t: np.ndarray, period: float, bins: np.ndarray, width: int) -> np
     phase = np.mod(t[0], period) if common else np.mod(t, period)
     b = np.floor(phase * (bins / period)).astype(np.intp)
     # np.clip of integers, without its slower integer loop
-    np.maximum(b, 0, out=b)
-    np.minimum(b, width - 1, out=b)
+    vmax(b, 0, out=b)
+    vmin(b, width - 1, out=b)
     out: np.ndarray = b + row_offsets(len(t), width)
     return out
 
@@ -155,7 +156,7 @@ def learn(st: AnomalyState, f: Forecast, xr: np.ndarray, abs_err: np.ndarray, k:
     """Update error trackers, level, offsets and profiles with the points ``xr``."""
     cfg = st.cfg
     st.err_n = np.where(f.ready, st.err_n + _F32(1.0), st.err_n).astype(_F32, copy=False)
-    a_err = np.maximum(_F32(cfg.error_rate), _F32(1.0) / np.maximum(st.err_n, _F32(1.0)))
+    a_err = vmax(_F32(1.0) / vmax(st.err_n, 1.0), cfg.error_rate)
     st.err = np.where(f.ready, st.err + a_err * (abs_err - st.err), st.err).astype(_F32, copy=False)
 
     first = _F32(1.0) / (st.n + _F32(1.0))
@@ -168,7 +169,7 @@ def learn(st: AnomalyState, f: Forecast, xr: np.ndarray, abs_err: np.ndarray, k:
     st.off_w = _offset(f.ready_w, st.off_w, a_off, e_w)
     st.prev_d = f.pd
     st.prev_w = f.pw
-    dt = np.maximum(st.dt_typ, _F32(1e-3))
+    dt = vmax(st.dt_typ, 1e-3)
     _learn_profile(st.daily, f.pd, e_d, f.idx_d, f.learning, f.ready_d, st.bins_d, DAY_S, dt, cfg)
     _learn_profile(st.weekly, f.w, e_w, f.idx_w, f.learning, f.ready_w, st.bins_w, WEEK_S, dt, cfg)
 
@@ -200,7 +201,7 @@ def _learn_profile(
     Every series has its own row of ``table``, so the flat indices are distinct and the bins'
     values, read once by :func:`forecast`, are written back without a second read.
     """
-    per_bin = np.maximum((period / np.maximum(bins, _F32(1.0))) / dt, _F32(1.0))
+    per_bin = vmax((period / vmax(bins, 1.0)) / dt, 1.0)
     a = select(ready, _F32(cfg.season_rate) / per_bin.astype(_F32, copy=False), _F32(1.0))
     a = select(learning, a, _F32(0.0)).astype(_F32, copy=False)
     table.reshape(-1)[idx] = cur + a * err

@@ -25,6 +25,7 @@ from analytics.anomaly.tails import (
     survival_log10,
     update_tails,
 )
+from analytics.anomaly.vec import vmax, vmin
 
 _F32 = np.float32
 #: E|e| = sigma * sqrt(2/pi) for a normal error: converts a mean absolute error to a sigma
@@ -108,7 +109,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     level_log10p = pl_log10p[:, 1]
     # density: a short average of the point/level surprise (Numenta's anomaly likelihood averages
     # raw scores the same way), calibrated by its own history like the other features
-    surprise = np.minimum(-np.minimum(point_log10p, level_log10p), _F32(cfg.density_cap))
+    surprise = vmin(-np.minimum(point_log10p, level_log10p), cfg.density_cap)
     dens = st.density + _F32(cfg.density_rate) * (surprise - st.density)
     st.density = select(tracked, dens, st.density).astype(_F32, copy=False)
     dfeat = log2(st.density + _TINY)[:, None]
@@ -148,7 +149,7 @@ def step(st: AnomalyState, t: np.ndarray, x: np.ndarray) -> np.ndarray:
     # alarms per day, not per point: a series sampled every minute tries 1,440 times a day to look
     # surprising, an hourly one 24 times; a partial multiplicity correction (points per day to the
     # power day_power) keeps fast series from raising more false alarms per day than slow ones
-    per_day = np.maximum(_F32(DAY_S) / np.maximum(st.dt_typ, _F32(1.0)), _F32(1.0))
+    per_day = vmax(_F32(DAY_S) / vmax(st.dt_typ, 1.0), 1.0)
     log10p = log10p + _F32(cfg.day_power) * log10(per_day)
     raw = np.clip(-(log10p + _F32(np.log10(5.0))) / _F32(cfg.score_log10_full), 0.0, 1.0)
     raw = select((st.n >= cfg.warmup_points) & tracked, raw, _F32(0.0)).astype(_F32, copy=False)

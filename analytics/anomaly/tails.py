@@ -28,6 +28,7 @@ from __future__ import annotations
 import numpy as np
 
 from analytics.anomaly.config import DetectorConfig
+from analytics.anomaly.vec import vmax, vmin
 
 _F32 = np.float32
 _HALF = _F32(0.5)
@@ -230,9 +231,9 @@ def update_tails(
     counted = reach > _F32(0.0)
     # 0 <= . < 1, but in the open top bin (cut at k bins beyond it, so an infinite value cannot
     # make its sum infinite)
-    inside = np.where(counted, np.minimum(pos - (reach - _F32(1.0)), _F32(k)), _F32(0.0))
+    inside = np.where(counted, vmin(pos - (reach - _F32(1.0)), float(k)), _F32(0.0))
     n, nf = logf.shape
-    at = row_bases(n, nf, sums.shape[1], 0, width) + np.maximum(ri - 1, 0)
+    at = row_bases(n, nf, sums.shape[1], 0, width) + vmax(ri - 1, 0)
     flat = sums.reshape(-1)
     flat.put(at, flat.take(at) + inside)
     lad = _ladder(k, width)
@@ -282,10 +283,10 @@ def survival_log10(
     w = _F32(cfg.tail_window / cfg.tail_step)
     half = _HALF
     y1 = (logf - _F32(lo_edge)) * _F32(1.0 / cfg.tail_step)
-    y0c = np.maximum(y1 - w, _F32(0.0))
-    b0f = np.minimum(np.floor(y0c), _F32(k - 1))
+    y0c = vmax(y1 - w, 0.0)
+    b0f = vmin(np.floor(y0c), float(k - 1))
     f0 = y0c - b0f  # where the window starts in bin b0 (beyond 1 in the open top bin)
-    u1 = np.maximum(y1, _F32(0.0)) - b0f  # where it ends, from the start of bin b0 (<= f0 + w)
+    u1 = vmax(y1, 0.0) - b0f  # where it ends, from the start of bin b0 (<= f0 + w)
     at = base + b0f.astype(np.intp)
     s1 = flat.take(at + 1)
     c0 = flat.take(at) - s1
@@ -300,8 +301,8 @@ def survival_log10(
     integral = (u1 - f0) * s1
     integral += np.minimum(c0 * u1, g0)
     integral -= np.minimum(c0 * f0, g0)
-    v1 = np.maximum(u1 - _F32(1.0), _F32(0.0))
-    integral += np.minimum(g1 - c1 * v1, _F32(0.0))
+    v1 = vmax(u1 - _F32(1.0), 0.0)
+    integral += vmin(g1 - c1 * v1, 0.0)
     top = b0f >= _F32(k - 2)  # the window reaches into the open top bin
     if top.any():
         r, c = np.nonzero(top)
@@ -318,7 +319,7 @@ def survival_log10(
     if past.any():
         r, c = np.nonzero(past)
         log10p[r, c] -= _beyond(flat, gflat, base[r, c], y1[r, c] - w * _F32(0.5), b0f[r, c], cfg)
-    out: np.ndarray = np.minimum(log10p, _F32(0.0)).astype(_F32, copy=False)
+    out: np.ndarray = vmin(log10p, 0.0)
     return out
 
 
