@@ -203,3 +203,51 @@ def test_a_checkpoint_is_spread_over_steps(db_url: str, monkeypatch: pytest.Monk
     finally:
         svc.close()  # a stop saves the rest at once
     assert not svc.an._pending and not svc.an.dirty and saved() == 5
+
+
+def test_a_state_of_another_detector_version_starts_afresh_and_is_logged(db_url: str) -> None:
+    """After an upgrade that changes the detector's state layout (version 3 -> 4), stored states
+    cannot be read: those series start learning again (scores equal a run from this point on),
+    the service keeps evaluating, and one warning line says how many series lost their state."""
+    import logging
+
+    import psycopg
+
+    farm, node = "an-ver", "p-1"
+    register(db_url, farm, [node], "pond")
+    t0 = float(int(time.time()) - 86400)
+    samples = [(t0 + 300.0 * i, round(6 + 0.5 * math.sin(i / 20) + 0.01 * (i % 7), 3)) for i in range(260)]
+    write(db_url, farm, node, samples[:130], 0)
+    drain(db_url)
+    assert _state_saved(db_url, farm)
+    # the blob as an older detector wrote it: same bytes, version byte 3
+    with psycopg.connect(db_url, autocommit=True) as conn:
+        conn.execute(
+            "UPDATE series s SET anomaly_state = set_byte(anomaly_state, 0, 3) FROM nodes n"
+            " WHERE n.id = s.node_id AND n.farm_id = %s",
+            (farm,),
+        )
+    write(db_url, farm, node, samples[130:], 130)
+    seen: list[logging.LogRecord] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = seen.append  # type: ignore[method-assign]
+    logger = logging.getLogger("agri.alerts")
+    logger.addHandler(handler)
+    try:
+        drain(db_url)
+    finally:
+        logger.removeHandler(handler)
+    lost = [r for r in seen if r.getMessage() == "anomaly_state_discarded"]
+    assert len(lost) == 1
+    assert _scores(db_url, farm) == 260  # every reading still evaluated
+    got = dict(
+        q(
+            db_url,
+            "SELECT extract(epoch FROM a.time)::float8, a.score FROM anomaly_scores a"
+            " JOIN series s ON s.id = a.series_id JOIN nodes n ON n.id = s.node_id WHERE n.farm_id = %s",
+            farm,
+        )
+    )
+    t = np.array([a for a, _ in samples[130:]])
+    fresh = score_series(t, np.array([b for _, b in samples[130:]]))
+    assert max(abs(got[float(a)] - float(e)) for a, e in zip(t, fresh, strict=True)) < 1e-5
