@@ -4,7 +4,8 @@ Each feature of each series keeps, on a fixed grid of ``log2`` edges, exponentia
 counts of how many past values reached each edge (survival counts) and, per bin, the decayed sum
 of its values' positions inside the bin. Each bin's values are taken to sit at their mean
 position (a lump), which is exact for a bin holding one value and never depends on where an edge
-falls for an isolated value in a sparse tail.
+falls for an isolated value in a sparse tail. The top bin is open: its values are an exponential
+tail in log2 (a Pareto tail in the values) with their count and mean.
 
 The tail probability of a new value ``v`` is the share of past values at least as large as
 ``v``, each past value counted in part when it lies within a window of ``tail_window`` (log2)
@@ -12,7 +13,7 @@ below ``v`` (in full when at least ``v``, by the fraction of the window it cover
 (that count + 1/2) / (total + 1). The window makes a value barely above others not surprising,
 by a margin that is a constant of its own instead of "wherever the bin edge happened to be"
 (the previous read counted every value of ``v``'s bin as at least as large, so the margin was
-0 to 1 step depending on the edge placement, docs/benchmarks.md, "Edge placement"). Beyond the
+0 to 1 step depending on the edge placement, docs/benchmarks.md, "State version 4"). Beyond the
 largest value on record the probability keeps falling geometrically with the distance from it.
 
 This is a streaming, bounded-memory empirical p-value (a conformal p-value with forgetting), so
@@ -348,7 +349,7 @@ def _open_top(
     Values above the top edge are not one lump at their mean but an exponential tail in log2
     (a Pareto tail in the values) with the same count and mean: a value between their mean and
     their largest still has past values at least as large, and how many falls smoothly (with
-    a lump, a grid that ends 2^14.5 units up instead of 2^19.4 cost 4.5 NAB points).
+    a lump, a grid that ends 2^14.5 units up instead of 2^19.1 cost 4.5 NAB points).
     """
     in_top = b0f >= _F32(k - 1)
     lump = np.where(

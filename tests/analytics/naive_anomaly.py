@@ -114,20 +114,14 @@ class Histogram:
         self.total = F(self.total * g)
 
 
-class LumpHistogram:
+class LumpHistogram(Histogram):
     """Decayed histogram of one feature's values: per edge j the (decayed) number of values that
     reached it, and per bin the (decayed) sum of its values' positions inside the bin, so each
     bin's values can be taken to sit at their mean position (a lump)."""
 
     def __init__(self, cfg: Cfg, lowest: float) -> None:
-        self.cfg = cfg
-        self.lowest = lowest
-        self.count = [F(0.0)] * cfg.tail_bins
+        super().__init__(cfg, lowest)
         self.sums = [F(0.0)] * cfg.tail_bins
-        self.total = F(0.0)
-
-    def position(self, v: np.float32) -> np.float32:
-        return F((v - F(self.lowest)) / F(self.cfg.tail_step))
 
     def lumps(self) -> list[tuple[float, float]]:
         """(weight, position) of each non-empty bin's lump; the top bin is open above."""
@@ -140,7 +134,7 @@ class LumpHistogram:
                 out.append((float(c), j + float(self.sums[j]) / float(c)))
         return out
 
-    def log10_tail(self, v: np.float32) -> np.float32:
+    def lumped_log10_tail(self, v: np.float32) -> np.float32:
         """log10 of (past values at least as large as v, each counted by the share of the window
         [v - w, v] below its lump + 1/2) / (total + 1); beyond the record it keeps falling."""
         c = self.cfg
@@ -177,21 +171,18 @@ class LumpHistogram:
         return F(min(out, 0.0))
 
     def add(self, v: np.float32) -> None:
+        super().add(v)
         k = self.cfg.tail_bins
         pos = self.position(v)
         reached = 0 if math.isnan(pos) else math.floor(min(max(pos, -1.0), k - 1)) + 1
-        for j in range(reached):
-            self.count[j] = F(self.count[j] + F(1.0))
         if reached > 0:  # its place in its bin (in the open top bin: its distance from the top edge)
             place = min(F(pos - F(reached - 1)), F(k))  # (k bins past the top at most)
             self.sums[reached - 1] = F(self.sums[reached - 1] + place)
-        self.total = F(self.total + F(1.0))
 
     def forget(self) -> None:
+        super().forget()
         g = F((1.0 - 1.0 / self.cfg.tail_memory) ** LAZY)
-        self.count = [F(x * g) for x in self.count]
         self.sums = [F(x * g) for x in self.sums]
-        self.total = F(self.total * g)
 
 
 class Series:
@@ -314,7 +305,7 @@ def score_point(s: Series, t: float, x: float) -> float:
     h_point, h_plain, h_seas, h_dens = s.hists
 
     def tail(h: LumpHistogram, v: np.float32) -> np.float32:
-        return h.log10_tail(v) if h.total >= c.tail_min_count else F(0.0)
+        return h.lumped_log10_tail(v) if h.total >= c.tail_min_count else F(0.0)
 
     lp = tail(h_point, f_point)
     ll = tail(h_seas, f_seas) if SEASONAL[p_base] and any_seasonal else tail(h_plain, f_plain)
