@@ -13,6 +13,9 @@ UNIX = sys.platform in ("linux", "darwin")
 REMOTE_FILE = "remote.json"
 NEW_FILE = "remote.new"  # a config message received, checked at the next wake
 CRASHES = "crash.count"
+# The uplink's message buffer: net.uplink.MSG (1,024) plus room for the MQTT header and the
+# longest topic (ids of at most 32 characters: 7 + len("agri/v1/<32>/<32>/up") = 83).
+MSG_BUF = 1107
 SAFE_AFTER = 3  # crashes in a row before a cycle completed: boot in safe mode
 
 
@@ -59,6 +62,10 @@ class Node:
         self.rejected = None  # crc32 of the last config message refused (not retried)
         self.manifest = None
         self.seen = None  # crc32 of the last manifest handled this boot
+        # The one long-lived 1 KB block, allocated first, at the bottom of the heap, and kept for
+        # the node's life: it is never freed, so later config changes (which unload and reload
+        # code) cannot leave the heap without a hole for it (tests/firmware/test_memory.py).
+        self.msg = bytearray(MSG_BUF)
         setup("boot", self)  # version, safe mode, config, hal, spool, clock (agrinode.start)
         c = self.cfg
         self.sampler = Sampler(self.hal, c["sensors"], log)
@@ -75,7 +82,7 @@ class Node:
         if c["farm"] and c["node"] and c["broker"]:
             from agrinode.net.uplink import Uplink
 
-            self.up = Uplink(c, self.spool, self.hal, self.clock, log, self.on_config)
+            self.up = Uplink(c, self.spool, self.hal, self.clock, log, self.on_config, self.msg)
             self.up.on_ota = self.on_ota
             self.up.status = self.status()
             self.up.quiet = self.safe is not None
@@ -125,7 +132,8 @@ class Node:
 
     def apply(self):
         # A config message arrived: unload network and drivers, check it (agrinode.start), then
-        # build them again.
+        # build them again. The message buffer (self.msg) stays: allocated anew after the check
+        # it once found no contiguous 1 KB left on a 64 KiB heap with code in RAM.
         if self.up:
             self.up.flush()
             self.up.close(False)

@@ -34,7 +34,7 @@ def backoff_delay(failures, base, cap, rand):
 
 
 class Uplink:
-    def __init__(self, cfg, spool, hal, clock, log, on_config):
+    def __init__(self, cfg, spool, hal, clock, log, on_config, buf=None):
         self.cfg = cfg
         self.spool = spool
         self.hal = hal
@@ -44,7 +44,10 @@ class Uplink:
         base = "agri/v1/%s/%s/" % (cfg["farm"], cfg["node"])
         self.t_up = (base + "up").encode()
         self.off = len(self.t_up) + 7  # payload offset: MQTT fixed header, topic, packet id before it
-        self.buf = bytearray(MSG + self.off)
+        # buf: the node's long-lived message buffer (agrinode.app), used if large enough; a
+        # scratch area, nothing in it outlives a message.
+        n = MSG + self.off
+        self.buf = buf if buf is not None and len(buf) >= n else bytearray(n)
         self.cap = cfg["batch"]  # samples per message now (smaller after a failure)
         self.ok = 0
         self.took = False
