@@ -36,10 +36,12 @@ _I_MEAN = PREDICTORS.index("mean")
 _I_DAILY, _I_WEEKLY = PREDICTORS.index("daily"), PREDICTORS.index("weekly")
 #: time steps transposed at a time by :func:`update`
 _BLOCK = 64
-#: series advanced together through a long batch: about 15 MB of state, so a block of the state
-#: stays in the cache from one step to the next (10,000 series in two blocks: 3.2 -> 3.6 M
-#: points/s on the benchmark VM); short batches (a tick) advance all series at once
-_SERIES_BLOCK = 5000
+#: series advanced together through a long batch (45 MB of state): larger blocks spread each
+#: step's fixed cost (some 300 numpy calls) over more series, smaller ones keep more of the state
+#: in the cache. Process-time A/B on the benchmark VM (ninth session), points/s: 10,000 series in
+#: blocks of 2,500 / 5,000 / 10,000: 1.23 / 1.45 / 1.55 M; 20,000 series in blocks of 5,000 /
+#: 10,000 / 20,000: 1.50 / 1.55 / 1.31 M. Short batches (a tick) advance all series at once.
+_SERIES_BLOCK = 10000
 
 
 def _lo_edges(cfg: DetectorConfig) -> np.ndarray:
