@@ -34,7 +34,7 @@ def backoff_delay(failures, base, cap, rand):
 
 
 class Uplink:
-    def __init__(self, cfg, spool, hal, clock, log, on_config, buf=None):
+    def __init__(self, cfg, spool, hal, clock, log, on_config, buf):
         self.cfg = cfg
         self.spool = spool
         self.hal = hal
@@ -44,10 +44,9 @@ class Uplink:
         base = "agri/v1/%s/%s/" % (cfg["farm"], cfg["node"])
         self.t_up = (base + "up").encode()
         self.off = len(self.t_up) + 7  # payload offset: MQTT fixed header, topic, packet id before it
-        # buf: the node's long-lived message buffer (agrinode.app), used if large enough; a
-        # scratch area, nothing in it outlives a message.
-        n = MSG + self.off
-        self.buf = buf if buf is not None and len(buf) >= n else bytearray(n)
+        # buf: the node's long-lived message buffer (agrinode.app.MSG_BUF >= MSG + the largest
+        # offset); a scratch area, nothing in it outlives a message.
+        self.buf = buf
         self.cap = cfg["batch"]  # samples per message now (smaller after a failure)
         self.ok = 0
         self.took = False
