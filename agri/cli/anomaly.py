@@ -102,9 +102,15 @@ def nab(
         bool,
         typer.Option("--robustness", help="standard score, 8 edge placements and ±20 % on each constant"),
     ] = False,
+    constant: Annotated[
+        list[str] | None,
+        typer.Option("--constant", help="with --robustness: sweep only this constant (repeatable)"),
+    ] = None,
 ) -> None:
     """Score a NAB corpus end to end with the default configuration; print the three profiles."""
 
+    if constant and not robust:
+        fail("--constant only applies with --robustness")
     data_dir, labels = nab_dir / "data", nab_dir / "combined_windows.json"
     for p in (data_dir, labels, scorer_path):
         if not p.exists():
@@ -132,7 +138,12 @@ def nab(
     if cv:
         report["cv"] = nabrun.cross_validate(scorer, labels, data_dir, series, progress=note)
     if robust:
-        report["robustness"] = nabrun.robustness(scorer, labels, data_dir, series, progress=note)
+        try:
+            report["robustness"] = nabrun.robustness(
+                scorer, labels, data_dir, series, progress=note, only=constant or None
+            )
+        except ValueError as exc:
+            fail(str(exc))
     if results is not None:
         nabrun.write_results(results, series, scores)
     if json_out:
@@ -163,6 +174,11 @@ def nab(
         for name, (lo, hi) in rob["constants"].items():
             console.print(f"    {name:<22} -20 %: {lo:6.2f}  +20 %: {hi:6.2f}")
         console.print(f"  all: {rob['min']} .. {rob['max']} (spread {rob['constant_spread']})")
+        win = rob["windows"]
+        console.print(
+            f"  windows detected: default {win['default']} of {win['scored']}, "
+            f"{win['min']} .. {win['max']} over all runs (one window moves the score by 1-2 points)"
+        )
 
 
 @anomaly_app.command("synthetic")

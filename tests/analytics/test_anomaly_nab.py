@@ -129,3 +129,51 @@ def test_nab_command_needs_its_paths(tmp_path: Path) -> None:
     )
     assert res.exit_code == 1
     assert "not found (check --nab and --scorer)" in res.output
+
+
+def test_robustness_counts_the_windows_each_run_detects() -> None:
+    """Each run's score comes with the windows it detected at its own threshold: on 50 scored
+    windows one window found or missed moves the standard score by 1-2 points, which is what
+    separates the default from `tail_window` 1.2x (docs/benchmarks.md, "Tenth session")."""
+    data_dir = SHARED / "nab" / "data"
+    labels = SHARED / "nab" / "combined_windows.json"
+    series = nab.load_corpus(data_dir)
+    scorer = nab.load_scorer(SHARED / "tools" / "nabscore.py")
+    seen: list[str] = []
+    rob = nab.robustness(
+        scorer, labels, data_dir, series, placements=2, progress=seen.append, only=["tail_window"]
+    )
+    assert seen == ["edge placement 0/2", "edge placement 1/2", "tail_window x 0.80", "tail_window x 1.20"]
+    assert list(rob["constants"]) == ["tail_window"]
+    win = rob["windows"]
+    assert win["scored"] == 50
+    runs = rob["runs"]
+    assert list(runs) == seen
+    assert [runs[k]["score"] for k in seen[:2]] == rob["edge_placements"]
+    assert [runs[k]["score"] for k in seen[2:]] == rob["constants"]["tail_window"]
+    default = nab.evaluate(scorer, labels, data_dir, nab.score_corpus(series))["standard"]
+    assert win["default"] == default["counts"]["windows_detected"] == runs[seen[0]]["windows"]
+    assert win["min"] == min(r["windows"] for r in runs.values())
+    assert win["max"] == max(r["windows"] for r in runs.values()) <= win["scored"]
+    # the window 1.2x wide misses one window the default finds (art_increase_spike_density):
+    # 44 against 45, 72.15 against 73.65
+    wide = runs["tail_window x 1.20"]
+    assert wide["windows"] < win["default"] and wide["score"] < rob["default"], (wide, rob["default"])
+
+
+def test_robustness_refuses_an_unknown_constant() -> None:
+    with pytest.raises(ValueError, match="not a swept constant: tail_bins"):
+        nab.robustness(
+            nab.load_scorer(SHARED / "tools" / "nabscore.py"), Path("x"), Path("y"), [], only=["tail_bins"]
+        )
+
+
+def test_nab_command_constant_needs_robustness() -> None:
+    from typer.testing import CliRunner
+
+    from agri.cli.main import app
+
+    args = ["--nab", str(SHARED / "nab"), "--scorer", str(SHARED / "tools" / "nabscore.py")]
+    res = CliRunner().invoke(app, ["anomaly", "nab", *args, "--constant", "tail_window"])
+    assert res.exit_code != 0
+    assert "--constant only applies with --robustness" in res.output
