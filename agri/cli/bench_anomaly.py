@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
@@ -27,6 +28,7 @@ T0 = 1_717_200_000.0
 
 def register(bench_app: typer.Typer) -> None:
     bench_app.command("anomaly")(anomaly)
+    bench_app.command("anomaly-csv")(anomaly_csv)
 
 
 def _chunk(
@@ -189,3 +191,71 @@ def anomaly(
             f"  river HST        {b['river_hst_points_per_s']:>14,} points/s on {river_points} points"
             f"  (detector/HST = {r['detector_vs_river_hst']})"
         )
+
+
+def _write_csv_folder(folder: Path, files: int, rows_min: int, rows_max: int, seed: int) -> int:
+    """``files`` 5-minute series of ``rows_min``..``rows_max`` rows (a diurnal cycle and noise)."""
+    rng = np.random.default_rng(seed)
+    total = 0
+    for i in range(files):
+        n = int(rng.integers(rows_min, rows_max + 1))
+        t = 1_717_200_000 + 300 * np.arange(n)
+        x = 20.0 + 5.0 * np.sin(t * (2 * np.pi / 86_400.0)) + rng.standard_normal(n)
+        body = "\n".join(f"{a},{b:.3f}" for a, b in zip(t.tolist(), x.tolist(), strict=True))
+        (folder / f"s{i:04d}.csv").write_text("timestamp,value\n" + body + "\n")
+        total += n
+    return total
+
+
+def anomaly_csv(
+    files: Annotated[int, typer.Option(min=1, help="CSV files in the generated folder")] = 200,
+    rows_min: Annotated[int, typer.Option(min=1, help="fewest rows per file")] = 2_000,
+    rows_max: Annotated[int, typer.Option(min=1, help="most rows per file")] = 6_000,
+    baseline_files: Annotated[int, typer.Option(min=1, help="files scored one by one as the baseline")] = 10,
+    seed: Annotated[int, typer.Option(help="random seed of the generated data")] = 0,
+    json_out: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """`agri anomaly score` on a folder: files scored together in groups, against one by one."""
+    import tempfile
+
+    from agri.cli.anomaly import _score_file, score
+
+    if rows_max < rows_min:
+        raise typer.BadParameter(f"--rows-max ({rows_max}) is below --rows-min ({rows_min})")
+    with tempfile.TemporaryDirectory(prefix="agri-bench-csv-") as tmp:
+        src, out, one = Path(tmp) / "in", Path(tmp) / "out", Path(tmp) / "one"
+        src.mkdir()
+        rows = _write_csv_folder(src, files, rows_min, rows_max, seed)
+        a = time.perf_counter()
+        if json_out:  # the command's progress and summary would break the JSON on stdout
+            with console.capture():
+                score(src, out, strict=False)
+        else:
+            score(src, out, strict=False)
+        grouped_s = time.perf_counter() - a
+        sample = sorted(src.glob("*.csv"))[:baseline_files]
+        a = time.perf_counter()
+        base_rows = sum(_score_file(p, one / p.name) for p in sample)
+        base_s = time.perf_counter() - a
+        same = all((out / p.name).read_bytes() == (one / p.name).read_bytes() for p in sample)
+    res = {
+        "files": files,
+        "rows": rows,
+        "grouped_seconds": round(grouped_s, 3),
+        "grouped_rows_per_s": round(rows / grouped_s),
+        "one_by_one_files": len(sample),
+        "one_by_one_rows": base_rows,
+        "one_by_one_seconds": round(base_s, 3),
+        "one_by_one_rows_per_s": round(base_rows / base_s),
+        "ratio": round((rows / grouped_s) / (base_rows / base_s), 1),
+        "same_output": same,
+    }
+    if json_out:
+        print(json.dumps(res))
+        return
+    console.print(f"anomaly score on a folder: {files} files, {rows:,} rows (read, scored, written)")
+    console.print(f"  in groups     {res['grouped_rows_per_s']:>12,} rows/s ({res['grouped_seconds']} s)")
+    console.print(
+        f"  one by one    {res['one_by_one_rows_per_s']:>12,} rows/s ({len(sample)} files, {base_rows:,})"
+    )
+    console.print(f"  groups / one by one = {res['ratio']}; same output for those files: {same}")

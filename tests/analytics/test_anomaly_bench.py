@@ -65,3 +65,25 @@ def test_rolling_zscore_baseline_matches_a_slow_loop() -> None:
             mean, var = (past.mean(), past.var()) if len(past) else (0.0, 0.0)  # no history yet
             want[i, j] = abs(x[i, j] - mean) / np.sqrt(max(var, 1e-12))
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-6)
+
+
+def test_bench_anomaly_csv_reports_groups_against_one_by_one() -> None:
+    res = CliRunner().invoke(
+        app,
+        [
+            *("bench", "anomaly-csv", "--files", "6", "--rows-min", "150", "--rows-max", "400"),
+            *("--baseline-files", "2", "--json"),
+        ],
+    )
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["files"] == 6 and 6 * 150 <= out["rows"] <= 6 * 400
+    assert out["one_by_one_files"] == 2 and 2 * 150 <= out["one_by_one_rows"] <= 2 * 400
+    assert out["grouped_rows_per_s"] > 0 and out["one_by_one_rows_per_s"] > 0 and out["ratio"] > 0
+    assert out["same_output"] is True
+
+
+def test_bench_anomaly_csv_refuses_an_empty_row_range() -> None:
+    res = CliRunner().invoke(app, ["bench", "anomaly-csv", "--rows-min", "500", "--rows-max", "100"])
+    assert res.exit_code != 0
+    assert "--rows-max (100) is below --rows-min (500)" in res.output

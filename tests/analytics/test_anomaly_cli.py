@@ -102,6 +102,9 @@ def test_bad_file_in_folder_is_named(tmp_path: Path) -> None:
     res = runner.invoke(app, ["anomaly", "score", str(src), "--out", str(tmp_path / "out")])
     assert res.exit_code == 1
     assert "broken.csv, line 2" in res.output
+    # the file before it (sorted order) is scored and written, as when files were scored one by one
+    assert len(_read(tmp_path / "out" / "good.csv")) == 50
+    assert not (tmp_path / "out" / "sub" / "broken.csv").exists()
 
 
 def test_empty_and_missing_inputs(tmp_path: Path) -> None:
@@ -230,3 +233,67 @@ def test_malformed_value_still_stops_a_file_with_a_step_back(tmp_path: Path) -> 
     res = runner.invoke(app, ["anomaly", "score", str(src), "--out", str(tmp_path / "o.csv")])
     assert res.exit_code == 1
     assert "bad.csv, line 4" in res.output and "'x' is not a number" in res.output
+
+
+def _ragged_folder(src: Path) -> list[Path]:
+    """Files of different lengths, one with missing values, one stepping back an hour."""
+    rng = np.random.default_rng(5)
+    paths = []
+    for i, n in enumerate((700, 5, 260, 701, 130)):
+        path = src / ("deep" if i % 2 else "") / f"s{i}.csv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        x = 10 + np.sin(np.arange(n) / 20.0) + rng.normal(0, 0.3, n)
+        lines = ["timestamp,value"]
+        for j in range(n):
+            t = 1_717_200_000 + 300 * j - (3600 if i == 3 and j >= 400 else 0)
+            v = "" if i == 2 and j % 50 == 7 else f"{x[j]:.3f}"
+            lines.append(f"{t},{v}")
+        path.write_text("\n".join(lines) + "\n")
+        paths.append(path)
+    return paths
+
+
+def test_score_together_equals_each_series_alone() -> None:
+    """Several series advanced together (longest first, NaN-padded, fed in chunks) score exactly
+    as each alone, whatever the chunk; chunk boundaries fall inside and at the ends of series."""
+    import tempfile
+
+    from agri.anomaly_io import score_together
+    from analytics import score_series
+
+    with tempfile.TemporaryDirectory() as tmp:
+        datas = [read_series_csv(p) for p in _ragged_folder(Path(tmp))]
+    alone = [score_series(d.times, d.values) for d in datas]
+    assert any(np.isnan(a).any() for a in alone) and any(np.nanmax(a) > 0 for a in alone)
+    for chunk in (1, 37, 260, 4096):
+        got = score_together(datas, chunk=chunk)
+        assert [len(g) for g in got] == [len(d.values) for d in datas]
+        for g, a in zip(got, alone, strict=True):
+            assert g.dtype == np.float32
+            np.testing.assert_array_equal(g, a)
+    assert score_together([]) == []
+    with pytest.raises(ValueError, match="chunk must be at least 1"):
+        score_together(datas, chunk=0)
+
+
+def test_score_folder_in_groups_writes_what_each_file_alone_gets(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder is scored in groups of files advanced together: the output of every file is the
+    one the single-file command writes, byte for byte, with groups of two files or of all."""
+    import agri.cli.anomaly as cli
+
+    paths = _ragged_folder(tmp_path / "in")
+    for p in paths:
+        one = tmp_path / "one" / p.relative_to(tmp_path / "in")
+        res = runner.invoke(app, ["anomaly", "score", str(p), "--out", str(one)])
+        assert res.exit_code == 0, res.output
+    for files, name in ((2, "g2"), (256, "all")):
+        monkeypatch.setattr(cli, "GROUP_FILES", files)
+        res = runner.invoke(app, ["anomaly", "score", str(tmp_path / "in"), "--out", str(tmp_path / name)])
+        assert res.exit_code == 0, res.output
+        assert "1796 points in 5 files" in res.output
+        assert res.output.count("earlier than the previous") == 1  # the step-back warning, once
+        for p in paths:
+            rel = p.relative_to(tmp_path / "in")
+            assert (tmp_path / name / rel).read_bytes() == (tmp_path / "one" / rel).read_bytes(), rel
