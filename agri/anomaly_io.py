@@ -19,7 +19,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,7 +195,10 @@ SCORE_CHUNK = 4096
 
 
 def score_together(
-    series: Sequence[SeriesData], cfg: DetectorConfig = DEFAULT_CONFIG, chunk: int = SCORE_CHUNK
+    series: Sequence[SeriesData],
+    cfg: DetectorConfig = DEFAULT_CONFIG,
+    chunk: int = SCORE_CHUNK,
+    progress: Callable[[int], None] | None = None,
 ) -> list[np.ndarray]:
     """Anomaly scores (float32, NaN where a value is missing) of several series, in their order.
 
@@ -203,6 +206,7 @@ def score_together(
     time: one series alone runs some 300 numpy calls per point), longest first and NaN-padded
     after their end, fed ``chunk`` time steps at a time with only the series still running; each
     result equals the series scored alone (:func:`analytics.score_series`), bit for bit.
+    ``progress`` is called after each chunk with the time steps done (of the longest series).
     """
     if chunk < 1:
         raise ValueError(f"chunk must be at least 1, got {chunk}")
@@ -229,4 +233,6 @@ def score_together(
         for r in range(live):
             m = min(j1, lengths[r]) - j0
             out[order[r]][j0 : j0 + m] = scores[r, :m]
+        if progress is not None:
+            progress(j1)
     return out

@@ -46,6 +46,17 @@ def _score_file(src: Path, dst: Path, strict: bool = False) -> int:
     return len(scores)
 
 
+def _progress() -> Progress:
+    return Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    )
+
+
 @anomaly_app.command("score")
 def score(
     input: Annotated[Path, typer.Argument(help="CSV file 'timestamp,value', or a folder of them")],
@@ -61,10 +72,17 @@ def score(
         if out.is_dir():
             fail(f"{out}: is a folder; give an output file for a single input file")
         try:
-            rows = _score_file(input, out, strict)
+            data = _read(input, strict)
         except SeriesFileError as exc:
             fail(str(exc))
-        console.print(f"scored {rows} points -> {out}")
+        # one series runs some 4,000 points/s (the detector is vectorised over series): a long
+        # file shows its progress, chunk by chunk
+        with _progress() as bar:
+            task = bar.add_task(f"scoring {input.name}", total=len(data.values))
+            scores = score_together([data], progress=lambda done: bar.update(task, completed=done))[0]
+        out.parent.mkdir(parents=True, exist_ok=True)
+        write_scores_csv(out, data.stamps, data.raw_values, scores)
+        console.print(f"scored {len(scores)} points -> {out}")
         return
     files = sorted(p for p in input.rglob("*.csv") if p.is_file())
     if not files:
@@ -72,14 +90,7 @@ def score(
     if out.exists() and not out.is_dir():
         fail(f"{out}: exists and is not a folder")
     total = 0
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
+    with _progress() as bar:
         task = bar.add_task("scoring", total=len(files))
         group: list[tuple[Path, SeriesData]] = []
 

@@ -48,6 +48,7 @@ def test_score_one_file(tmp_path: Path) -> None:
     assert np.all((scores >= 0) & (scores <= 1))
     assert int(np.argmax(scores)) == 500
     assert rows[3]["timestamp"] == "2024-06-01 00:15:00"
+    assert "scoring in.csv" in res.output and "600/600" in res.output  # its progress, by rows
 
 
 def test_score_folder_is_mirrored(tmp_path: Path) -> None:
@@ -272,6 +273,9 @@ def test_score_together_equals_each_series_alone() -> None:
             assert g.dtype == np.float32
             np.testing.assert_array_equal(g, a)
     assert score_together([]) == []
+    done: list[int] = []
+    score_together(datas, chunk=300, progress=done.append)
+    assert done == [300, 600, 701]  # time steps of the longest series, after each chunk
     with pytest.raises(ValueError, match="chunk must be at least 1"):
         score_together(datas, chunk=0)
 
@@ -279,15 +283,24 @@ def test_score_together_equals_each_series_alone() -> None:
 def test_score_folder_in_groups_writes_what_each_file_alone_gets(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """A folder is scored in groups of files advanced together: the output of every file is the
-    one the single-file command writes, byte for byte, with groups of two files or of all."""
+    """A folder is scored in groups of files advanced together, a single file chunk by chunk:
+    the output of every file is the one its scores alone (`score_series`) give, byte for byte,
+    with groups of two files or of all, and from the single-file command."""
     import agri.cli.anomaly as cli
+    from agri.anomaly_io import write_scores_csv
+    from analytics import score_series
 
     paths = _ragged_folder(tmp_path / "in")
     for p in paths:
-        one = tmp_path / "one" / p.relative_to(tmp_path / "in")
-        res = runner.invoke(app, ["anomaly", "score", str(p), "--out", str(one)])
+        rel = p.relative_to(tmp_path / "in")
+        data = read_series_csv(p)
+        (tmp_path / "alone" / rel).parent.mkdir(parents=True, exist_ok=True)
+        write_scores_csv(
+            tmp_path / "alone" / rel, data.stamps, data.raw_values, score_series(data.times, data.values)
+        )
+        res = runner.invoke(app, ["anomaly", "score", str(p), "--out", str(tmp_path / "one" / rel)])
         assert res.exit_code == 0, res.output
+        assert (tmp_path / "one" / rel).read_bytes() == (tmp_path / "alone" / rel).read_bytes(), rel
     for files, name in ((2, "g2"), (256, "all")):
         monkeypatch.setattr(cli, "GROUP_FILES", files)
         res = runner.invoke(app, ["anomaly", "score", str(tmp_path / "in"), "--out", str(tmp_path / name)])
@@ -296,4 +309,4 @@ def test_score_folder_in_groups_writes_what_each_file_alone_gets(
         assert res.output.count("earlier than the previous") == 1  # the step-back warning, once
         for p in paths:
             rel = p.relative_to(tmp_path / "in")
-            assert (tmp_path / name / rel).read_bytes() == (tmp_path / "one" / rel).read_bytes(), rel
+            assert (tmp_path / name / rel).read_bytes() == (tmp_path / "alone" / rel).read_bytes(), rel
