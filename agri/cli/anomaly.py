@@ -93,13 +93,13 @@ def score(
     with _progress() as bar:
         task = bar.add_task("scoring", total=len(files))
         group: list[tuple[Path, SeriesData]] = []
+        rows = 0  # in the group
 
         def flush() -> None:
             """Score the files read so far together and write them."""
-            nonlocal total
+            nonlocal total, rows
             if not group:
                 return
-            rows = sum(len(d.values) for _, d in group)
             bar.update(task, description=f"scoring {len(group)} files, {rows:,} points")
             for (rel, data), scores in zip(group, score_together([d for _, d in group]), strict=True):
                 dst = out / rel
@@ -108,6 +108,7 @@ def score(
                 total += len(scores)
                 bar.advance(task)
             group.clear()
+            rows = 0
 
         for src in files:
             rel = src.relative_to(input)
@@ -119,7 +120,8 @@ def score(
                 bar.stop()
                 fail(str(exc))
             group.append((rel, data))
-            if len(group) >= GROUP_FILES or sum(len(d.values) for _, d in group) >= GROUP_POINTS:
+            rows += len(data.values)
+            if len(group) >= GROUP_FILES or rows >= GROUP_POINTS:
                 flush()
         flush()
     console.print(f"scored {total} points in {len(files)} files -> {out}")
