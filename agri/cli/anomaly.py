@@ -225,6 +225,15 @@ def nab(
             f"  windows detected: default {win['default']} of {win['scored']}, "
             f"{win['min']} .. {win['max']} over all runs (one window moves the score by 1-2 points)"
         )
+        for label, r in rob["runs"].items():
+            if r["gained"] or r["lost"]:
+                moved = [f"+{w}" for w in r["gained"]] + [f"-{w}" for w in r["lost"]]
+                console.print(f"    {label:<28} {r['score']:6.2f}  {' '.join(moved)}", highlight=False)
+        off = rob["start_offsets"]
+        console.print(
+            f"  the default with every file started 1..{len(off['scores']) - 1} points later: "
+            f"{off['scores']} (spread {off['spread']}: the score's own noise, not part of the band)"
+        )
 
 
 @anomaly_app.command("synthetic")

@@ -141,14 +141,28 @@ def test_robustness_counts_the_windows_each_run_detects() -> None:
     scorer = nab.load_scorer(SHARED / "tools" / "nabscore.py")
     seen: list[str] = []
     rob = nab.robustness(
-        scorer, labels, data_dir, series, placements=2, progress=seen.append, only=["tail_window"]
+        scorer,
+        labels,
+        data_dir,
+        series,
+        placements=2,
+        progress=seen.append,
+        only=["tail_window"],
+        start_offsets=1,
     )
-    assert seen == ["edge placement 0/2", "edge placement 1/2", "tail_window x 0.80", "tail_window x 1.20"]
+    assert seen == [
+        "edge placement 0/2",
+        "edge placement 1/2",
+        "tail_window x 0.80",
+        "tail_window x 1.20",
+        "start +1",
+    ]
     assert list(rob["constants"]) == ["tail_window"]
     win = rob["windows"]
     assert win["scored"] == 50
     runs = rob["runs"]
     assert list(runs) == seen
+    seen = seen[:4]  # the start offset is reported apart, not in the band
     assert [runs[k]["score"] for k in seen[:2]] == rob["edge_placements"]
     assert [runs[k]["score"] for k in seen[2:]] == rob["constants"]["tail_window"]
     default = nab.evaluate(scorer, labels, data_dir, nab.score_corpus(series))["standard"]
@@ -159,6 +173,18 @@ def test_robustness_counts_the_windows_each_run_detects() -> None:
     # 44 against 45, 72.15 against 73.65
     wide = runs["tail_window x 1.20"]
     assert wide["windows"] < win["default"] and wide["score"] < rob["default"], (wide, rob["default"])
+    # ... and names it, against the default's windows; no run differs from itself
+    assert wide["lost"] == ["artificialWithAnomaly/art_increase_spike_density.csv#0"], wide
+    assert wide["gained"] == []
+    assert runs[seen[0]]["gained"] == runs[seen[0]]["lost"] == []
+    for r in runs.values():
+        assert r["windows"] == win["default"] + len(r["gained"]) - len(r["lost"]), r
+    assert runs[seen[0]]["false_alarm_rows"] == default["counts"]["fp_rows"]
+    # every file started one row later (inside the probationary period): the same windows here
+    off = rob["start_offsets"]
+    assert off["scores"] == [rob["default"], runs["start +1"]["score"]]
+    assert off["spread"] == round(abs(off["scores"][1] - off["scores"][0]), 2)
+    assert runs["start +1"]["windows"] == win["default"]
 
 
 def test_robustness_refuses_an_unknown_constant() -> None:
