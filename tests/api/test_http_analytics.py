@@ -82,3 +82,26 @@ def test_qc_and_anomaly_of_a_series(client: httpx.Client, tok: Tokens, farm: dic
         client.get("/analytics/qc", params={**params, "series_id": 999999}, headers=tok.h("read")).status_code
         == 404
     )
+
+
+def test_anomaly_request_is_bounded(
+    client: httpx.Client, tok: Tokens, farm: dict[str, int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Scoring runs at a few thousand readings per second, so a request counts the readings of
+    its range and warm-up first and refuses more than ANOMALY_MAX_POINTS with a clear reason
+    (QC, which is far cheaper, keeps the general limit)."""
+    from api.queries import analytics
+
+    params = {"series_id": farm["air_t"], "start": "2026-01-11T00:00", "end": "2026-01-12T00:00"}
+    # 96 readings in the day, 96 more in the warm-up (the data start the day before)
+    monkeypatch.setattr(analytics, "ANOMALY_MAX_POINTS", 191)
+    r = client.get("/analytics/anomaly", params=params, headers=tok.h("read"))
+    assert r.status_code == 400, r.text
+    detail = r.text
+    assert "192 readings in the range and its 7-day warm-up" in detail and "at most 191" in detail, detail
+    assert "ask for a shorter range" in detail
+    assert client.get("/analytics/qc", params=params, headers=tok.h("read")).status_code == 200
+    monkeypatch.setattr(analytics, "ANOMALY_MAX_POINTS", 192)
+    r = client.get("/analytics/anomaly", params=params, headers=tok.h("read"))
+    assert r.status_code == 200, r.text
+    assert len(r.json()["score"]) == 96
