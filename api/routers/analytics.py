@@ -26,6 +26,9 @@ def qc(conn: Conn, who: Reader, series_id: int, start: StartQ, end: EndQ) -> QcS
     "/analytics/anomaly", response_model=AnomalySeries, summary="Anomaly scores of a series over a range"
 )
 def anomaly(conn: Conn, who: Reader, series_id: int, start: StartQ, end: EndQ) -> AnomalySeries:
+    """Causal anomaly scores of every reading in the range, computed on demand after a 7-day
+    warm-up (at a few thousand readings per second, so at most 100,000 readings with the warm-up
+    per request; 400 with the count otherwise)."""
     s = readings.get_series(conn, series_id, farms=who.farm_list())
     return analytics.anomaly(conn, s, localise(start, s.tz), localise(end, s.tz))
 
