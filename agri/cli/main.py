@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import faulthandler
+import signal
+
 import typer
 
 from agri.cli import stack
@@ -39,6 +42,9 @@ register_modules(app, _SUBCOMMAND_MODULES)
 
 
 def main() -> None:
+    # `kill -USR1 <pid>` writes every thread's stack to stderr (a service's log): where a process
+    # that does not stop or does not answer is waiting, without stopping it
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
     app()
 
 

@@ -98,6 +98,10 @@ def demo(
         fail(str(exc))  # before anything starts: the running demo's stack is left alone
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    # Ctrl-C is KeyboardInterrupt (it also interrupts the start-up), even when the demo was started
+    # with SIGINT ignored, as a shell's background job is: Python installs that handler only when it
+    # finds SIGINT not ignored, and then SIGINT did nothing (found by a CI run that hung)
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     opts = demo_mod.DemoOptions(
         fast=fast, scale=scale, history_days=history_days, firmware=firmware, sky=sky, quiesce=quiesce
     )
