@@ -263,7 +263,7 @@ def test_demo_end_to_end_counts_match_and_stops_cleanly(monkeypatch: pytest.Monk
     assert "stopping" in text and "database: stopped" in text, text[-3000:]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert str(home) not in ps
-    # Nor any process started with this home (service argv does not name it: look at environments).
+    # Nor any process started with this home (by environment or argv, see _processes_of).
     left = _processes_of(home)
     assert not left, f"processes left running: {left}"
     for key in ("AGRI_PG_PORT", "AGRI_MQTT_PORT", "AGRI_API_PORT", "AGRI_DASHBOARD_PORT"):
